@@ -1,17 +1,90 @@
-"""Lint one file: screen, parse once, build the semantic model, run every rule."""
+"""Lint one file: screen, build the semantic model once, run every rule.
+
+The analysis works on Python's ``ast`` -- the tree flake8 has already parsed and hands to
+plugins -- so the plugin adds no parse of its own. libcst is used where formatting must
+survive: the fixes.
+"""
 
 from __future__ import annotations
 
-from typing import List, Optional
+import ast
+import re
+import sys
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from .config import DEFAULT_CONFIG, Config
 from .findings import Finding
 
+# A file that never mentions one of these words cannot draw a finding.
+_SCREEN = re.compile(r"torch|lightning|transformers|diffusers|timm|\bnn\b|no_grad|backward|\.eval\b|\.train\b")
 
-def lint_source(source: str, filename: str = "<string>", config: Optional[Config] = None) -> List[Finding]:
-    """Findings for one module's source text, sorted by line and column. Never raises."""
-    raise NotImplementedError  # being written
+# What to do with an internal error in one rule: by default report it on stderr once per file.
+ErrorHook = Callable[[str, str, BaseException], None]
 
 
-def lint_file(path: str, config: Optional[Config] = None) -> List[Finding]:
-    raise NotImplementedError  # being written
+def _report_internal_error(filename: str, where: str, error: BaseException) -> None:
+    print(f"torchgradlint: internal error in {where} on {filename}: {type(error).__name__}: {error}"
+          " (please report it)", file=sys.stderr)
+
+
+def may_contain_findings(source: str) -> bool:
+    return _SCREEN.search(source) is not None
+
+
+def lint_tree(tree: ast.Module, source: str, filename: str = "<string>",
+              config: Optional[Config] = None, on_error: ErrorHook = _report_internal_error,
+              ) -> List[Finding]:
+    """Findings for an already parsed module. Never raises."""
+    from .rules import checkers
+    from .semantic import SemanticModel
+
+    config = config or DEFAULT_CONFIG
+    if not may_contain_findings(source):
+        return []
+    try:
+        model = SemanticModel(tree, filename, config)
+    except RecursionError as error:
+        on_error(filename, "the semantic model (nesting too deep)", error)
+        return []
+    except Exception as error:  # noqa: BLE001 -- a linter must never break the run
+        on_error(filename, "the semantic model", error)
+        return []
+    findings: List[Finding] = []
+    for info, check in checkers():
+        if not config.wants(info.code):
+            continue
+        try:
+            findings.extend(check(model))
+        except Exception as error:  # noqa: BLE001
+            on_error(filename, f"rule {info.code}", error)
+    return sorted(set(findings), key=lambda f: (f.line, f.col, f.code))
+
+
+def parse(source: str, filename: str = "<string>") -> Optional[ast.Module]:
+    try:
+        return ast.parse(source, filename)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def lint_source(source: str, filename: str = "<string>", config: Optional[Config] = None,
+                on_error: ErrorHook = _report_internal_error) -> List[Finding]:
+    """Findings for one module's source text, sorted by line and column. Never raises; a
+    source that does not parse has no findings."""
+    if not may_contain_findings(source):
+        return []
+    tree = parse(source, filename)
+    if tree is None:
+        return []
+    return lint_tree(tree, source, filename, config, on_error)
+
+
+def lint_file(path: str, config: Optional[Config] = None,
+              on_error: ErrorHook = _report_internal_error) -> List[Finding]:
+    from .sourcefile import SourceError, read_source
+
+    try:
+        source = read_source(path)
+    except SourceError:
+        return []
+    return lint_source(source, path, config, on_error)

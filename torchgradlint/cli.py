@@ -1,0 +1,412 @@
+"""The standalone command line: ``torchgradlint check | rules | explain``.
+
+``check`` reports exactly what the flake8 plugin reports: both run ``engine.lint_source`` on the
+file's text, and the CLI then applies the selection and ``# noqa`` comments the way flake8 does.
+Exit status: 0 no findings, 1 findings, 2 usage error, configuration error, missing path or
+internal error (and, with ``--strict``, a file that could not be read, decoded or parsed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import concurrent.futures
+import json
+import os
+import sys
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from itertools import repeat
+from pathlib import Path
+from typing import List, Optional, Sequence, TextIO
+
+from . import __version__
+from .config import Config
+from .discovery import discover, is_excluded, path_sort_key, sorted_paths
+from .findings import Finding, RuleInfo
+from .noqa import NoqaIndex
+from .output import FORMATS, FORMATTERS, Problem, Report, format_sarif, rule_url
+from .pyproject_config import ConfigError, Options, settings_for, split_list
+from .rules import RULES, RULES_BY_CODE
+from .sourcefile import SourceError, decode_source, read_source
+
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+
+STDIN = "-"
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+@dataclass
+class FileResult:
+    path: str
+    findings: List[Finding] = field(default_factory=list)
+    problem: Optional[Problem] = None
+    traceback: Optional[str] = None
+
+
+def syntax_problem(source: str, path: str) -> Optional[str]:
+    """Why Python itself would refuse to compile ``source``, or None.
+
+    flake8 runs no plugin on such a file (it reports E999 instead); the CLI says why on stderr.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarnings are not ours to print
+            ast.parse(source, filename=path)
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}" if exc.lineno else "unknown line"
+        if exc.lineno and exc.offset:
+            where += f", column {exc.offset}"
+        return f"syntax error at {where}: {exc.msg}"
+    except ValueError as exc:  # null bytes, before Python 3.12
+        return f"syntax error: {exc}"
+    except (RecursionError, MemoryError):
+        return "syntax error: too deeply nested for the Python parser"
+    return None
+
+
+def analyse_source(source: str, path: str, config: Config) -> FileResult:
+    """Findings for one file's text, after selection and ``# noqa``; never raises."""
+    result = FileResult(path)
+    try:
+        noqa = NoqaIndex(source)
+        if noqa.file_skipped():
+            return result
+        reason = syntax_problem(source, path)
+        if reason is not None:
+            result.problem = Problem(path, reason)
+            return result
+        from .engine import lint_source  # imported here: the engine is heavy, `rules` needs none
+
+        findings = lint_source(source, path, config)
+        result.findings = noqa.filter(f for f in findings if config.wants(f.code))
+    except Exception as exc:  # the engine promises not to raise; say so loudly if it does
+        result.findings = []
+        result.problem = Problem(path, f"{type(exc).__name__}: {exc}".rstrip(": "), internal=True)
+        result.traceback = traceback.format_exc()
+    return result
+
+
+def analyse_path(path: str, config: Config) -> FileResult:
+    try:
+        source = read_source(path)
+    except SourceError as exc:
+        return FileResult(path, problem=Problem(path, exc.reason))
+    return analyse_source(source, path, config)
+
+
+def _analyse_task(path: str, config: Config) -> FileResult:
+    return analyse_path(path, config)
+
+
+def analyse_all(paths: Sequence[str], config: Config, jobs: int) -> List[FileResult]:
+    """Analyse files, in worker processes when there are several files and jobs."""
+    if jobs > 1 and len(paths) > 1:
+        from concurrent.futures.process import BrokenProcessPool
+
+        workers = min(jobs, len(paths))
+        chunksize = max(1, len(paths) // (workers * 4))
+        try:
+            with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+                return list(pool.map(_analyse_task, paths, repeat(config), chunksize=chunksize))
+        except (OSError, NotImplementedError, BrokenProcessPool):
+            pass  # no process support here (or a worker died): analyse in this process
+    return [analyse_path(path, config) for path in paths]
+
+
+# --------------------------------------------------------------------------- rule docs
+
+
+def _repository_docs() -> Path:
+    return Path(__file__).resolve().parent.parent / "docs" / "rules"
+
+
+def rule_doc(code: str) -> Optional[str]:
+    """The markdown page of a rule: shipped in the package (``torchgradlint/docs/rules``) or,
+    in a source checkout, the repository's ``docs/rules``."""
+    name = f"{code}.md"
+    try:
+        from importlib import resources
+
+        page = resources.files("torchgradlint") / "docs" / "rules" / name
+        if page.is_file():
+            return page.read_text(encoding="utf-8")
+    except (ImportError, AttributeError, OSError, TypeError):  # pragma: no cover
+        pass
+    page_path = _repository_docs() / name
+    try:
+        return page_path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+class _ListAction(argparse.Action):
+    """Comma-separated values; repeating the option adds to the list."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest, None) or []
+        setattr(namespace, self.dest, current + (split_list(values) or []))
+
+
+def _jobs(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be 0 (one per CPU) or more")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="torchgradlint",
+        description="Static linter for PyTorch: autograd left on in evaluation, models left in "
+        "training mode, gradients leaking across model boundaries.",
+    )
+    parser.add_argument("--version", action="version", version=f"torchgradlint {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    check = commands.add_parser(
+        "check", help="lint files and directories",
+        description="Lint Python files; directories are searched recursively for *.py files.",
+    )
+    check.add_argument("paths", nargs="*", metavar="PATH", default=None,
+                       help="files or directories (default: the current directory; - reads "
+                       "standard input)")
+    check.add_argument("--format", choices=FORMATS, default="text",
+                       help="report format (default: text)")
+    check.add_argument("-o", "--output-file", metavar="FILE",
+                       help="write the report to FILE instead of standard output")
+    selection = check.add_argument_group("rule selection (codes or prefixes, comma separated)")
+    selection.add_argument("--select", action=_ListAction, metavar="CODES",
+                           help="report only these (replaces the configured select)")
+    selection.add_argument("--extend-select", action=_ListAction, metavar="CODES", default=[],
+                           help="report these too")
+    selection.add_argument("--ignore", action=_ListAction, metavar="CODES",
+                           help="do not report these (replaces the configured ignore)")
+    selection.add_argument("--extend-ignore", action=_ListAction, metavar="CODES", default=[],
+                           help="do not report these either")
+    files = check.add_argument_group("files")
+    files.add_argument("--exclude", action=_ListAction, metavar="GLOBS",
+                       help="skip files and folders matching these globs (replaces the "
+                       "configured exclude)")
+    files.add_argument("--extend-exclude", action=_ListAction, metavar="GLOBS", default=[],
+                       help="skip these too")
+    files.add_argument("--force-exclude", action="store_true",
+                       help="apply exclusions to paths named on the command line as well")
+    files.add_argument("--stdin-filename", metavar="NAME",
+                       help="the name to report for source read from standard input")
+    files.add_argument("--show-files", action="store_true",
+                       help="list the files that would be linted and exit")
+    analysis = check.add_argument_group("analysis")
+    analysis.add_argument("--no-grad-decorators", action=_ListAction, metavar="NAMES",
+                          default=[], help="project helpers that disable autograd (added to the "
+                          "configured ones)")
+    analysis.add_argument("--model-constructors", action=_ListAction, metavar="NAMES",
+                          default=[], help="project functions that return an nn.Module (added "
+                          "to the configured ones)")
+    config = check.add_argument_group("configuration")
+    config.add_argument("--config", metavar="FILE",
+                        help="read [tool.torchgradlint] from FILE instead of searching for "
+                        "pyproject.toml")
+    config.add_argument("--isolated", action="store_true",
+                        help="ignore every configuration file")
+    run = check.add_argument_group("run")
+    run.add_argument("-j", "--jobs", type=_jobs, default=0, metavar="N",
+                     help="worker processes (default 0: one per CPU)")
+    run.add_argument("--strict", action="store_true",
+                     help="exit 2 when a file cannot be read, decoded or parsed")
+    run.add_argument("--exit-zero", action="store_true",
+                     help="exit 0 even when there are findings (errors still exit 2)")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="say which configuration file is used; print tracebacks of internal "
+                     "errors")
+
+    rules = commands.add_parser("rules", help="list the rules",
+                                description="List every rule: code, name, fix safety, summary.")
+    rules.add_argument("--format", choices=("text", "json"), default="text")
+
+    explain = commands.add_parser("explain", help="show a rule's documentation",
+                                  description="Print the documentation page of a rule.")
+    explain.add_argument("rule", metavar="CODE", help="a rule code (TGL101) or name")
+    return parser
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _error(message: str) -> None:
+    print(f"torchgradlint: error: {message}", file=sys.stderr)
+
+
+def _options(args: argparse.Namespace) -> Options:
+    return Options(
+        select=args.select,
+        extend_select=args.extend_select,
+        ignore=args.ignore,
+        extend_ignore=args.extend_ignore,
+        exclude=args.exclude,
+        extend_exclude=args.extend_exclude,
+        no_grad_decorators=args.no_grad_decorators,
+        model_constructors=args.model_constructors,
+    )
+
+
+def _write(text: str, output_file: Optional[str], stream: TextIO) -> None:
+    if output_file:
+        with open(output_file, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+    else:
+        stream.write(text)
+        stream.flush()
+
+
+def command_check(args: argparse.Namespace) -> int:
+    paths = args.paths or ["."]
+    if paths.count(STDIN) > 1 or (STDIN in paths and len(paths) > 1):
+        _error("'-' (standard input) cannot be combined with other paths")
+        return EXIT_ERROR
+    try:
+        settings = settings_for(
+            [args.stdin_filename or os.getcwd()] if paths == [STDIN] else paths,
+            _options(args),
+            config_file=args.config,
+            isolated=args.isolated,
+        )
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    config = settings.config
+    if args.verbose:
+        print(f"torchgradlint: configuration: {settings.source or 'none (defaults)'}",
+              file=sys.stderr)
+
+    status = EXIT_CLEAN
+    if paths == [STDIN]:
+        name = args.stdin_filename or STDIN
+        if args.show_files:
+            print(name)
+            return EXIT_CLEAN
+        if args.force_exclude and args.stdin_filename and is_excluded(name, settings.exclude):
+            return EXIT_CLEAN
+        try:
+            source = decode_source(sys.stdin.buffer.read(), name)
+        except SourceError as exc:
+            results = [FileResult(name, problem=Problem(name, exc.reason))]
+        else:
+            results = [analyse_source(source, name, config)]
+    else:
+        found = discover(paths, settings.exclude, force_exclude=args.force_exclude)
+        for missing in found.missing:
+            print(f"{missing}: cannot analyse: no such file or directory", file=sys.stderr)
+            status = EXIT_ERROR
+        files = sorted_paths(found.files)
+        if args.show_files:
+            _write("".join(f"{path}\n" for path in files), args.output_file, sys.stdout)
+            return status
+        if not files and not found.missing:
+            print("torchgradlint: warning: no Python files found", file=sys.stderr)
+        jobs = args.jobs or os.cpu_count() or 1
+        results = analyse_all(files, config, jobs)
+
+    reports: List[Report] = []
+    problems: List[Problem] = []
+    for result in results:
+        reports.extend(Report(result.path, finding) for finding in result.findings)
+        if result.problem is not None:
+            problems.append(result.problem)
+            print(f"{result.path}: {result.problem.describe()}", file=sys.stderr)
+            if result.traceback and args.verbose:
+                print(result.traceback, file=sys.stderr, end="")
+    reports.sort(key=lambda r: (path_sort_key(r.path), r.line, r.column, r.finding.code,
+                                r.finding.message))
+
+    if args.format == "sarif":
+        text = format_sarif(reports, problems, root=os.getcwd(), doc_loader=rule_doc)
+    else:
+        text = FORMATTERS[args.format](reports, problems)
+    _write(text, args.output_file, sys.stdout)
+
+    if reports and not args.exit_zero:
+        status = max(status, EXIT_FINDINGS)
+    if any(problem.internal for problem in problems):
+        status = EXIT_ERROR
+    if problems and args.strict:
+        status = EXIT_ERROR
+    return status
+
+
+def _fix_label(rule: RuleInfo) -> str:
+    return {"safe": "safe fix", "unsafe": "unsafe fix"}.get(rule.fix_safety, "no fix")
+
+
+def command_rules(args: argparse.Namespace) -> int:
+    if args.format == "json":
+        items = [
+            {"code": r.code, "name": r.name, "fix_safety": r.fix_safety, "summary": r.summary,
+             "url": rule_url(r.code)}
+            for r in RULES
+        ]
+        sys.stdout.write(json.dumps(items, indent=2) + "\n")
+        return EXIT_CLEAN
+    name_width = max(len(rule.name) for rule in RULES)
+    fix_width = max(len(_fix_label(rule)) for rule in RULES)
+    for rule in RULES:
+        sys.stdout.write(
+            f"{rule.code}  {rule.name:<{name_width}}  {_fix_label(rule):<{fix_width}}  "
+            f"{rule.summary}\n"
+        )
+    return EXIT_CLEAN
+
+
+def command_explain(args: argparse.Namespace) -> int:
+    wanted = args.rule.strip()
+    rule = RULES_BY_CODE.get(wanted.upper())
+    if rule is None:
+        rule = next((r for r in RULES if r.name == wanted.lower()), None)
+    if rule is None:
+        _error(f"unknown rule '{wanted}' (run `torchgradlint rules` for the list)")
+        return EXIT_ERROR
+    page = rule_doc(rule.code)
+    if page is None:
+        page = (
+            f"# {rule.code}: {rule.name}\n\n{rule.summary[:1].upper()}{rule.summary[1:]}.\n\n"
+            f"Fix: {_fix_label(rule)}.\n\nFull documentation: {rule_url(rule.code)}\n"
+        )
+    sys.stdout.write(page if page.endswith("\n") else page + "\n")
+    return EXIT_CLEAN
+
+
+COMMANDS = {"check": command_check, "rules": command_rules, "explain": command_explain}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, without a second error at exit.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:  # pragma: no cover
+            pass
+        return EXIT_FINDINGS
+    except KeyboardInterrupt:
+        print("torchgradlint: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

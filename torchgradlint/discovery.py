@@ -1,0 +1,140 @@
+"""Find the Python files to lint under the paths given on the command line.
+
+- A file named on the command line is always linted, whatever its name, unless ``force_exclude``
+  is set and an exclude pattern matches it (pre-commit passes every changed file by name).
+- Directories are walked recursively for ``*.py`` files. Symbolic links to directories are not
+  followed. Sub-directories that are version-control metadata, caches, virtual environments,
+  build output or installed packages are skipped (``SKIPPED_DIRS``, ``*.egg-info`` and any folder
+  holding a ``pyvenv.cfg``), and so is every file or folder an exclude pattern matches.
+- Exclude patterns are shell globs (``fnmatch``) matched, as flake8 does, against the entry's
+  base name and against its path relative to the pattern's base directory (the directory of the
+  configuration file that declared it, or the current directory for command-line patterns);
+  an absolute pattern is matched against the absolute path.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator, List, Sequence, Tuple
+
+SKIPPED_DIRS = frozenset({
+    ".git", ".hg", ".svn", ".bzr", "_darcs",
+    "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis",
+    ".tox", ".nox", ".venv", ".eggs",
+    "build", "dist", "node_modules", "site-packages", "__pypackages__",
+})
+SKIPPED_DIR_GLOBS = ("*.egg-info",)
+VENV_MARKER = "pyvenv.cfg"
+
+
+@dataclass(frozen=True)
+class ExcludePattern:
+    pattern: str
+    base: str  # absolute directory that relative patterns are relative to
+
+    @classmethod
+    def make(cls, pattern: str, base: str) -> "ExcludePattern":
+        pattern = pattern.strip()
+        if len(pattern) > 1:
+            pattern = pattern.rstrip("/\\") or pattern
+        return cls(pattern.replace("\\", "/"), os.path.abspath(base))
+
+    def matches(self, path: str) -> bool:
+        """``path`` is absolute."""
+        name = os.path.basename(path)
+        if fnmatch.fnmatch(name, self.pattern):
+            return True
+        posix_path = path.replace(os.sep, "/")
+        if os.path.isabs(self.pattern) or self.pattern.startswith("/"):
+            return fnmatch.fnmatch(posix_path, self.pattern)
+        relative = os.path.relpath(path, self.base).replace(os.sep, "/")
+        if relative.startswith("../") or relative == "..":
+            return False
+        if self.pattern.startswith("./"):
+            return fnmatch.fnmatch("./" + relative, self.pattern)
+        return fnmatch.fnmatch(relative, self.pattern)
+
+
+def is_excluded(path: str, patterns: Sequence[ExcludePattern]) -> bool:
+    absolute = os.path.abspath(path)
+    return any(pattern.matches(absolute) for pattern in patterns)
+
+
+def is_skipped_dir(path: str, name: str) -> bool:
+    """A directory met while walking that holds no project source."""
+    if name in SKIPPED_DIRS:
+        return True
+    if any(fnmatch.fnmatch(name, glob) for glob in SKIPPED_DIR_GLOBS):
+        return True
+    return os.path.isfile(os.path.join(path, VENV_MARKER))
+
+
+@dataclass
+class Discovery:
+    files: List[str]
+    missing: List[str]  # command-line paths that do not exist
+
+
+def _walk(root: str, patterns: Sequence[ExcludePattern]) -> Iterator[str]:
+    for directory, subdirs, files in os.walk(root):
+        kept = []
+        for name in subdirs:
+            path = os.path.join(directory, name)
+            if is_skipped_dir(path, name) or is_excluded(path, patterns):
+                continue
+            kept.append(name)
+        subdirs[:] = sorted(kept)
+        for name in sorted(files):
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(directory, name)
+            if is_excluded(path, patterns):
+                continue
+            yield path
+
+
+def display_path(path: str) -> str:
+    """How a discovered path is shown: normalised, without a leading ``./``."""
+    return os.path.normpath(path)
+
+
+def discover(
+    paths: Iterable[str],
+    exclude: Sequence[ExcludePattern] = (),
+    force_exclude: bool = False,
+) -> Discovery:
+    """The files to lint (display paths, deduplicated, in a stable order) and missing paths."""
+    seen = set()
+    files: List[str] = []
+    missing: List[str] = []
+
+    def add(path: str) -> None:
+        key = os.path.normcase(os.path.realpath(path))
+        if key not in seen:
+            seen.add(key)
+            files.append(display_path(path))
+
+    for path in paths:
+        if os.path.isdir(path):
+            if force_exclude and is_excluded(path, exclude):
+                continue
+            for found in _walk(path, exclude):
+                add(found)
+        elif os.path.exists(path):
+            if force_exclude and is_excluded(path, exclude):
+                continue
+            add(path)
+        else:
+            missing.append(path)
+    return Discovery(files, missing)
+
+
+def path_sort_key(path: str) -> Tuple[str, ...]:
+    """Paths sort folder by folder, so ``a/b.py`` and ``a/c/d.py`` keep their folder order."""
+    return tuple(path.replace(os.sep, "/").split("/"))
+
+
+def sorted_paths(files: Iterable[str]) -> List[str]:
+    return sorted(files, key=path_sort_key)

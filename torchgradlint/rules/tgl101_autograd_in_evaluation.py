@@ -1,0 +1,27 @@
+"""TGL101: an evaluation or inference forward pass runs with autograd enabled.
+
+Evaluation code runs a model, its results reach no backward pass, and something says it
+evaluates (the model is in eval mode, the function is called ``evaluate``, the loop walks
+``val_loader``, or in-file evaluation code calls it). Code that asks for input gradients
+(adversarial examples, saliency, gradient penalties) trains in this sense and stays silent.
+"""
+
+from ..findings import Finding
+from ..rules import RULES_BY_CODE
+
+INFO = RULES_BY_CODE["TGL101"]
+
+
+def check(model):
+    for site in model.forwards():
+        if not model.grad_may_be_on(site) or model.is_frozen(site.model):
+            continue
+        if model.is_training_context(site):
+            continue
+        evidence = model.evaluation_evidence(site)
+        if evidence is None:
+            continue
+        yield Finding(
+            INFO.code, site.line, site.col,
+            f"forward pass of `{site.model}` in evaluation code ({evidence}) builds an autograd "
+            f"graph: run it under `with torch.no_grad():` (or `torch.inference_mode()`)")

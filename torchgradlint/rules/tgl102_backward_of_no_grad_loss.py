@@ -1,0 +1,26 @@
+"""TGL102: a backward pass or autograd.grad on a loss computed with autograd off."""
+
+import ast
+
+from ..findings import Finding
+from ..rules import RULES_BY_CODE
+
+INFO = RULES_BY_CODE["TGL102"]
+
+
+def check(model):
+    for site in model.sites():
+        if site.method == "backward" and site.receiver is not None or (
+                site.method == "backward" and isinstance(site.node.func, ast.Attribute)):
+            loss = site.node.func.value
+        elif site.qualified == "torch.autograd.grad" and site.node.args:
+            loss = site.node.args[0]
+        else:
+            continue
+        producers = model.producers_in_function(site, loss)
+        if producers and all(model.grad_is_off(producer) for producer in producers):
+            yield Finding(
+                INFO.code, site.line, site.col,
+                f"`{ast.unparse(loss)}` was computed under no_grad / inference_mode (line "
+                f"{producers[0].line}), so this backward fails or trains nothing: compute the loss "
+                f"with autograd enabled")

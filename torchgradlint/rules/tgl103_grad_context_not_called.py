@@ -1,0 +1,21 @@
+"""TGL103: ``with torch.no_grad:`` -- the context manager class used without calling it."""
+
+import ast
+
+from ..findings import Finding
+from ..rules import RULES_BY_CODE
+from ..semantic import torch_api as api
+
+INFO = RULES_BY_CODE["TGL103"]
+
+
+def check(model):
+    for item, _function in model.structure.with_items:
+        if not isinstance(item, (ast.Name, ast.Attribute)):
+            continue
+        qualified = model.imports.resolve(item)
+        if qualified in api.GRAD_CONTEXTS:
+            written = ast.unparse(item)
+            yield Finding(INFO.code, item.lineno, item.col_offset,
+                          f"`{written}` is used without being called (a TypeError at run time): "
+                          f"write `with {written}():`")

@@ -1,0 +1,33 @@
+"""TGL201: an evaluation forward pass while the model is (or may be) in training mode.
+
+The mode comes from the flow analysis: a fresh module is in training mode, ``.train()`` puts it
+there, helpers that switch it carry their effect to the caller. Unknown modes stay silent, and so
+do models whose class is in the file and holds neither Dropout nor BatchNorm.
+"""
+
+from ..findings import Finding
+from ..rules import RULES_BY_CODE
+from ..semantic.flow import TRAIN
+
+INFO = RULES_BY_CODE["TGL201"]
+
+
+def check(model):
+    for site in model.forwards():
+        mode = model.mode_of(site, site.model)
+        if not mode or not any(value == TRAIN for value, _ in mode):
+            continue
+        if not model.may_have_dropout_or_batchnorm(site, site.model):
+            continue
+        if model.is_training_context(site):
+            continue
+        evidence = "under no_grad" if model.grad_is_off(site) else model.evaluation_evidence(
+            site, include_mode=False)
+        if evidence is None:
+            continue
+        lines = sorted(line for value, line in mode if value == TRAIN and line)
+        since = f", set by the call at line {lines[0]}" if lines else ""
+        yield Finding(
+            INFO.code, site.line, site.col,
+            f"evaluation forward of `{site.model}` ({evidence}) runs in training mode{since}: "
+            f"Dropout/BatchNorm behave as in training; call `{site.model}.eval()` before evaluating")

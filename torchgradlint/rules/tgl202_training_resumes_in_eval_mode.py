@@ -1,0 +1,33 @@
+"""TGL202: training resumes while an evaluation left the model in eval mode.
+
+A training forward (its value reaches a backward pass) whose model may be in eval mode because
+of an ``eval()`` -- inline or in a helper -- that the flow analysis carries around the loop.
+"""
+
+from ..findings import Finding
+from ..rules import RULES_BY_CODE
+from ..semantic.flow import EVAL, TRAIN
+
+INFO = RULES_BY_CODE["TGL202"]
+
+
+def check(model):
+    for site in model.forwards():
+        mode = model.mode_of(site, site.model)
+        if not mode:
+            continue
+        eval_lines = sorted(line for value, line in mode if value == EVAL and line)
+        if not eval_lines or not model.reaches_training(site):
+            continue
+        if not model.may_have_dropout_or_batchnorm(site, site.model):
+            continue
+        # Trained in training mode on another path (an earlier iteration), or switched to eval
+        # inside the training loop itself: a model kept in eval on purpose has neither.
+        resumed = any(value == TRAIN for value, _ in mode) or any(
+            loop.node.lineno <= line <= loop.node.end_lineno for loop in site.loops for line in eval_lines)
+        if not resumed:
+            continue
+        yield Finding(
+            INFO.code, site.line, site.col,
+            f"training forward of `{site.model}` may run in eval mode left by line "
+            f"{eval_lines[0]}: call `{site.model}.train()` before training resumes")

@@ -1,0 +1,786 @@
+"""The runtime monitor: observes forwards, backward passes and optimizer steps of real PyTorch code.
+
+Everything here is installed on entry of :class:`Watch` and removed on exit:
+
+* global module forward pre/post hooks (``torch.nn.modules.module``) that see every *top-level*
+  module call (a call made while no other module forward is running);
+* global optimizer step pre-hooks (``torch.optim.optimizer``);
+* wrappers around ``torch.autograd.backward`` (used by ``Tensor.backward``) and
+  ``torch.autograd.grad``;
+* ``register_post_accumulate_grad_hook`` on the parameters of every model seen in a forward and of
+  every optimizer seen stepping;
+* a ``TorchFunctionMode`` that labels autograd nodes created by user-level tensor operations with
+  the user line that created them (only used to find where a graph is kept alive, TGL302).
+
+Nothing keeps a tensor or a graph alive: forward records hold ids, class names and lines; a
+forward's output nodes carry a tiny tag object in ``grad_fn.metadata`` that the monitor watches
+through a weak reference (tag freed => graph freed); tensor hooks on outputs live in the graph
+and hold only a weak reference to the monitor.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import sys
+import sysconfig
+import weakref
+from typing import Dict, List, Optional, Set, Tuple
+
+import torch
+import torch.nn.modules.module as _module_mod
+import torch.optim.optimizer as _optim_mod
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.dropout import _DropoutNd
+from torch.overrides import TorchFunctionMode
+
+from .findings import RuntimeFinding, RuntimeReport
+
+_TAG = "torchgradlint.forward"  # metadata key: _NodeTag of a recorded forward's output node
+_LINE = "torchgradlint.line"  # metadata key: (filename, line) of the user op that made the node
+_WALK_LIMIT = 5000  # bound of every graph walk
+_EVENT_MEMORY = 256  # backward events remembered for TGL301 "second time" attribution
+
+Site = Tuple[str, int]
+
+_active_monitor: Optional["Monitor"] = None
+
+
+def _excluded_roots() -> List[str]:
+    roots = [os.path.dirname(torch.__file__), os.path.dirname(os.path.dirname(__file__))]
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            roots.append(path)
+    for path in sys.path:
+        if path.endswith(("site-packages", "dist-packages")):
+            roots.append(path)
+    return [os.path.realpath(r) + os.sep for r in roots]
+
+
+class _NodeTag:
+    """Stored in ``grad_fn.metadata`` of a forward's output: alive exactly as long as the node."""
+
+    __slots__ = ("rec_ids", "__weakref__")
+
+    def __init__(self, rec_id: int):
+        self.rec_ids = [rec_id]
+
+
+class _ForwardRecord:
+    """One top-level forward of a module that owns parameters."""
+
+    __slots__ = (
+        "id", "module_key", "cls", "site", "grad_enabled", "has_graph", "stoch_train",
+        "stoch_eval", "stoch_kind", "upstream", "reached_at", "reached_events", "alive_nodes",
+        "surv_total", "surv_after", "trained", "clock",
+    )
+
+    def __init__(self, rid, module_key, cls, site, clock):
+        self.id = rid
+        self.module_key = module_key
+        self.cls = cls
+        self.site = site
+        self.clock = clock
+        self.grad_enabled = torch.is_grad_enabled()
+        self.has_graph = False
+        self.stoch_train: frozenset = frozenset()
+        self.stoch_eval: frozenset = frozenset()
+        self.stoch_kind = ""
+        self.upstream: Set[int] = set()
+        self.reached_at: Optional[int] = None
+        self.reached_events: List[int] = []
+        self.alive_nodes = 0
+        self.surv_total = 0
+        self.surv_after = 0
+        self.trained = False
+
+
+class _BackwardEvent:
+    __slots__ = ("id", "kind", "site", "graphless", "written_modules", "reached", "wrote_any")
+
+    def __init__(self, eid, kind, site, graphless):
+        self.id = eid
+        self.kind = kind
+        self.site = site
+        self.graphless = graphless
+        self.written_modules: Set[int] = set()
+        self.reached: Set[int] = set()
+        self.wrote_any = False
+
+
+class _OptimizerState:
+    __slots__ = ("last_step_clock",)
+
+    def __init__(self):
+        self.last_step_clock = 0
+
+
+def _tensors_in(obj, depth=0, out=None):
+    """Tensors inside nested tuples/lists/dicts/dataclass-like outputs (bounded)."""
+    if out is None:
+        out = []
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif depth < 4 and len(out) < 64:
+        if isinstance(obj, (tuple, list)):
+            for item in obj[:64]:
+                _tensors_in(item, depth + 1, out)
+        elif isinstance(obj, dict):
+            for item in list(obj.values())[:64]:
+                _tensors_in(item, depth + 1, out)
+    return out
+
+
+def _is_stochastic(sub) -> bool:
+    if isinstance(sub, _DropoutNd):
+        return sub.p > 0
+    return isinstance(sub, _BatchNorm)
+
+
+class _LabelMode(TorchFunctionMode):
+    """Labels autograd nodes made by user-level tensor operations with their user line."""
+
+    def __init__(self, monitor: "Monitor"):
+        super().__init__()
+        self._mon = weakref.ref(monitor)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        mon = self._mon()
+        if mon is not None and mon._active and not mon._busy and not mon._fwd_stack:
+            try:
+                mon._label_result(result)
+            except Exception:  # the monitor must never break user code
+                pass
+        return result
+
+
+class Monitor:
+    """Collects the events of one watch and turns them into findings. Use :class:`Watch`."""
+
+    def __init__(self, paths=None):
+        self._paths = None if paths is None else {os.path.realpath(str(p)) for p in paths}
+        self._excluded = _excluded_roots() if paths is None else []
+        self._code_cache: Dict[object, Optional[str]] = {}
+        self._active = False
+        self._busy = False
+        self._clock = 0
+        self._fwd_stack: List[Tuple[object, Optional[_ForwardRecord]]] = []
+        self._records: Dict[int, _ForwardRecord] = {}
+        self._module_names: Dict[int, str] = {}
+        self._module_refs: Dict[int, weakref.ref] = {}
+        self._param_owners: Dict[int, Set[int]] = {}
+        self._param_last_grad: Dict[int, int] = {}
+        self._hooked_params: Set[int] = set()
+        self._handles: list = []
+        self._tag_refs: Dict[int, weakref.ref] = {}
+        self._site_alive: Dict[Tuple[Site, int], List[_ForwardRecord]] = {}
+        self._leak_sites: Dict[Tuple[Site, int], List[Site]] = {}
+        self._bw_stack: List[_BackwardEvent] = []
+        self._events: Dict[int, _BackwardEvent] = {}
+        self._pending: List[_BackwardEvent] = []
+        self._steps_since_bw: List[Set[int]] = []
+        self._bw_history: List[Tuple[int, bool, bool]] = []  # (clock, graphless, wrote_any)
+        self._optimizers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+        self._findings: List[RuntimeFinding] = []
+        self._orig_backward = None
+        self._orig_grad = None
+        self._mode: Optional[_LabelMode] = None
+
+    # ------------------------------------------------------------------ install / uninstall
+    def start(self) -> None:
+        global _active_monitor
+        if _active_monitor is not None:
+            raise RuntimeError("torchgradlint.runtime.watch() cannot be nested")
+        _active_monitor = self
+        self._active = True
+        ref = weakref.ref(self)
+
+        def pre(module, args):
+            mon = ref()
+            if mon is not None and mon._active:
+                mon._on_forward_pre(module)
+
+        def post(module, args, kwargs, output):
+            mon = ref()
+            if mon is not None and mon._active:
+                mon._on_forward_post(module, args, kwargs, output)
+
+        def step_pre(optimizer, args, kwargs):
+            mon = ref()
+            if mon is not None and mon._active:
+                mon._on_step(optimizer)
+
+        self._handles.append(_module_mod.register_module_forward_pre_hook(pre))
+        self._handles.append(
+            _module_mod.register_module_forward_hook(post, with_kwargs=True, always_call=True)
+        )
+        self._handles.append(_optim_mod.register_optimizer_step_pre_hook(step_pre))
+        self._patch_autograd()
+        self._mode = _LabelMode(self)
+        self._mode.__enter__()
+
+    def stop(self, report: RuntimeReport) -> None:
+        global _active_monitor
+        if not self._active:
+            return
+        try:
+            if self._mode is not None:
+                self._mode.__exit__(None, None, None)
+        finally:
+            self._mode = None
+            self._active = False
+            _active_monitor = None
+            torch.autograd.backward = self._orig_backward
+            torch.autograd.grad = self._orig_grad
+            for handle in self._handles:
+                try:
+                    handle.remove()
+                except Exception:
+                    pass
+            self._handles.clear()
+        self._evaluate_pending()
+        self._final_findings()
+        self._tag_refs.clear()
+        self._site_alive.clear()
+        self._module_refs.clear()
+        report._set(report.findings + self._findings)
+
+    def _patch_autograd(self) -> None:
+        self._orig_backward = torch.autograd.backward
+        self._orig_grad = torch.autograd.grad
+        orig_backward, orig_grad = self._orig_backward, self._orig_grad
+        ref = weakref.ref(self)
+
+        def backward(tensors, *args, **kwargs):
+            mon = ref()
+            if mon is None or not mon._active:
+                return orig_backward(tensors, *args, **kwargs)
+            return mon._run_backward("backward", orig_backward, tensors, args, kwargs)
+
+        def grad(outputs, *args, **kwargs):
+            mon = ref()
+            if mon is None or not mon._active:
+                return orig_grad(outputs, *args, **kwargs)
+            return mon._run_backward("grad", orig_grad, outputs, args, kwargs)
+
+        backward.__wrapped__ = orig_backward
+        backward.__doc__ = orig_backward.__doc__
+        grad.__wrapped__ = orig_grad
+        grad.__doc__ = orig_grad.__doc__
+        torch.autograd.backward = backward
+        torch.autograd.grad = grad
+
+    # ------------------------------------------------------------------ helpers
+    def _watched(self, code) -> Optional[str]:
+        try:
+            return self._code_cache[code]
+        except KeyError:
+            pass
+        filename = code.co_filename
+        result = None
+        if not filename.startswith("<"):
+            real = os.path.realpath(filename)
+            if self._paths is not None:
+                result = real if real in self._paths else None
+            elif not any(real.startswith(root) for root in self._excluded):
+                result = real
+        self._code_cache[code] = result
+        return result
+
+    def _user_site(self) -> Optional[Site]:
+        frame = sys._getframe(1)
+        while frame is not None:
+            filename = self._watched(frame.f_code)
+            if filename is not None:
+                return (filename, frame.f_lineno)
+            frame = frame.f_back
+        return None
+
+    def _user_frames(self):
+        frame = sys._getframe(1)
+        while frame is not None:
+            if self._watched(frame.f_code) is not None:
+                yield frame
+            frame = frame.f_back
+
+    def _add(self, code: str, site: Site, message: str) -> None:
+        self._findings.append(RuntimeFinding(code, site[0], site[1], message))
+
+    def _label_result(self, result) -> None:
+        if not torch.is_grad_enabled():
+            return
+        tensors = _tensors_in(result)
+        nodes = [t.grad_fn for t in tensors if t.grad_fn is not None]
+        if not nodes:
+            return
+        site = self._user_site()
+        if site is None:
+            return
+        for node in nodes:
+            meta = node.metadata
+            if _LINE not in meta:
+                meta[_LINE] = site
+
+    def _walk(self, roots, visit) -> None:
+        """Depth-first walk of autograd nodes from ``roots``; ``visit(node)`` True = stop there."""
+        stack = [r for r in roots if r is not None]
+        seen = set()
+        count = 0
+        while stack and count < _WALK_LIMIT:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            count += 1
+            if visit(node):
+                continue
+            for child, _ in getattr(node, "next_functions", ()):
+                if child is not None and child not in seen:
+                    stack.append(child)
+
+    def _upstream_of(self, tensors) -> Set[int]:
+        found: Set[int] = set()
+
+        def visit(node):
+            tag = node.metadata.get(_TAG) if _has_metadata(node) else None
+            if tag is None:
+                return False
+            found.update(tag.rec_ids)
+            return True
+
+        self._walk([t.grad_fn for t in tensors], visit)
+        return found
+
+    def _transitive_upstream(self, rec: _ForwardRecord) -> Set[int]:
+        result: Set[int] = set()
+        stack = list(rec.upstream)
+        while stack:
+            rid = stack.pop()
+            if rid in result:
+                continue
+            result.add(rid)
+            up = self._records.get(rid)
+            if up is not None:
+                stack.extend(up.upstream)
+        return result
+
+    # ------------------------------------------------------------------ forwards
+    def _on_forward_pre(self, module) -> None:
+        if self._fwd_stack:
+            self._fwd_stack.append((module, None))
+            return
+        self._busy = True
+        try:
+            rec = None
+            site = self._user_site()
+            if site is not None and next(module.parameters(), None) is not None:
+                self._clock += 1
+                key = id(module)
+                if key not in self._module_refs:
+                    self._module_refs[key] = weakref.ref(module)
+                    self._module_names[key] = type(module).__name__
+                    self._hook_params(module.parameters(), key)
+                rec = _ForwardRecord(len(self._records) + 1, key, type(module).__name__, site,
+                                     self._clock)
+                train, evals, kinds = set(), set(), []
+                for sub in module.modules():
+                    if _is_stochastic(sub):
+                        (train if sub.training else evals).add(id(sub))
+                        if type(sub).__name__ not in kinds:
+                            kinds.append(type(sub).__name__)
+                rec.stoch_train, rec.stoch_eval = frozenset(train), frozenset(evals)
+                rec.stoch_kind = "/".join(kinds)
+                self._records[rec.id] = rec
+                self._note_survivors(rec)
+            self._fwd_stack.append((module, rec))
+        finally:
+            self._busy = False
+
+    def _on_forward_post(self, module, args, kwargs, output) -> None:
+        if not self._fwd_stack:
+            return
+        entry_module, rec = self._fwd_stack.pop()
+        if entry_module is not module:  # unbalanced (should not happen): resynchronise
+            while self._fwd_stack and self._fwd_stack[-1][0] is not module:
+                self._fwd_stack.pop()
+            if self._fwd_stack:
+                self._fwd_stack.pop()
+        if self._fwd_stack or output is None:
+            return
+        self._busy = True
+        try:
+            outs = _tensors_in(output)
+            if rec is None:  # a parameterless top-level module (a loss): label its output nodes
+                site = self._user_site()
+                if site is not None and torch.is_grad_enabled():
+                    for t in outs:
+                        if t.grad_fn is not None and _LINE not in t.grad_fn.metadata:
+                            t.grad_fn.metadata[_LINE] = site
+                return
+            rec.upstream = self._upstream_of(_tensors_in(args) + _tensors_in(kwargs))
+            ref = weakref.ref(self)
+            rid = rec.id
+            for t in outs:
+                node = t.grad_fn
+                if node is None or not t.requires_grad:
+                    continue
+                rec.has_graph = True
+                meta = node.metadata
+                meta.setdefault(_LINE, rec.site)
+                tag = meta.get(_TAG)
+                if tag is None:
+                    tag = _NodeTag(rid)
+                    meta[_TAG] = tag
+                    rec.alive_nodes += 1
+                    self._tag_refs[id(tag)] = weakref.ref(tag, _make_freed_callback(ref, rid))
+                elif rid not in tag.rec_ids:
+                    tag.rec_ids.append(rid)
+                self._handles.append(t.register_hook(_make_output_hook(ref, rid)))
+            if rec.has_graph:
+                key = (rec.site, rec.module_key)
+                alive = [r for r in self._site_alive.get(key, []) if r.alive_nodes > 0]
+                alive.append(rec)
+                self._site_alive[key] = alive
+        finally:
+            self._busy = False
+
+    def _on_node_freed(self, rid: int) -> None:
+        rec = self._records.get(rid)
+        if rec is not None:
+            rec.alive_nodes -= 1
+
+    def _on_output_grad(self, rid: int) -> None:
+        rec = self._records.get(rid)
+        if rec is None:
+            return
+        if rec.reached_at is None:
+            rec.reached_at = self._clock
+        if self._bw_stack:
+            event = self._bw_stack[-1]
+            event.reached.add(rid)
+            if event.id not in rec.reached_events:
+                rec.reached_events.append(event.id)
+
+    # ------------------------------------------------------------------ TGL302
+    def _note_survivors(self, rec: _ForwardRecord) -> None:
+        """A new forward at ``rec``'s site: count the earlier graphs of that site still alive."""
+        key = (rec.site, rec.module_key)
+        for old in self._site_alive.get(key, []):
+            if old.alive_nodes <= 0:
+                continue
+            old.surv_total += 1
+            if old.reached_at is not None:
+                old.surv_after += 1
+            suspicious = old.surv_after >= 2 or (old.reached_at is None and old.surv_total >= 2)
+            if suspicious and key not in self._leak_sites:
+                self._leak_sites[key] = self._find_keepers(old)
+
+    def _find_keepers(self, old: _ForwardRecord) -> List[Site]:
+        """User lines that keep ``old``'s graph alive; the forward line when none is found.
+
+        The live tensors whose graph reaches ``old``'s output are found with ``gc``; those not
+        derived from another such tensor are the keepers. A keeper held in a list/dict bound to
+        a name in user code is reported at the line that adds to that container
+        (``name.append(``, ``name[...] =``...); otherwise at the user line that created its
+        autograd node (``total += loss`` => that line).
+        """
+        target = old.id
+        memo: Dict[object, bool] = {}
+
+        def reaches(root) -> bool:
+            hit = [False]
+
+            def visit(node):
+                if hit[0]:
+                    return True
+                if node in memo:
+                    hit[0] = hit[0] or memo[node]
+                    return True
+                tag = node.metadata.get(_TAG) if _has_metadata(node) else None
+                if tag is not None and target in tag.rec_ids:
+                    hit[0] = True
+                    return True
+                return False
+
+            self._walk([root], visit)
+            memo[root] = hit[0]
+            return hit[0]
+
+        keepers = []
+        try:
+            for obj in gc.get_objects():
+                if isinstance(obj, torch.Tensor) and not isinstance(obj, torch.nn.Parameter):
+                    node = obj.grad_fn
+                    if node is not None and reaches(node):
+                        keepers.append(obj)
+        except Exception:
+            keepers = []
+        # keep the minimal keepers: drop those whose graph contains another keeper's node
+        nodes = [k.grad_fn for k in keepers]
+        minimal = []
+        for i, k in enumerate(keepers):
+            others = {n for j, n in enumerate(nodes) if j != i and n is not nodes[i]}
+            contains = [False]
+
+            def visit(node, others=others, contains=contains):
+                if node in others:
+                    contains[0] = True
+                    return True
+                return contains[0]
+
+            self._walk([nodes[i]], visit)
+            if not contains[0]:
+                minimal.append(k)
+        lines: List[Site] = []
+        for k in minimal:
+            site = self._container_line(k)
+            if site is None:
+                meta = k.grad_fn.metadata
+                site = meta.get(_LINE)
+            if site is not None and site not in lines:
+                lines.append(site)
+        del keepers, nodes, minimal, memo
+        return lines or [old.site]
+
+    def _container_line(self, tensor) -> Optional[Site]:
+        containers = [r for r in gc.get_referrers(tensor) if isinstance(r, (list, dict))]
+        if not containers:
+            return None
+        ids = {id(c) for c in containers}
+        for frame in self._user_frames():
+            names = [n for n, v in list(frame.f_locals.items()) + list(frame.f_globals.items())
+                     if id(v) in ids]
+            if not names:
+                continue
+            filename = self._watched(frame.f_code)
+            try:
+                with open(filename, encoding="utf-8") as fh:
+                    source = fh.read().splitlines()
+            except OSError:
+                continue
+            first = frame.f_code.co_firstlineno
+            if frame.f_code.co_name == "<module>":
+                first = 1
+            for name in names:
+                pattern = re.compile(
+                    r"\b%s\s*(\.\s*(append|extend|insert|add|setdefault|update)\s*\(|\[.*\]\s*=[^=]|\+=)"
+                    % re.escape(name)
+                )
+                for number in range(first, len(source) + 1):
+                    if pattern.search(source[number - 1]):
+                        return (filename, number)
+        return None
+
+    # ------------------------------------------------------------------ backward passes
+    def _hook_params(self, params, owner: Optional[int]) -> None:
+        ref = weakref.ref(self)
+        for p in params:
+            pid = id(p)
+            if owner is not None:
+                self._param_owners.setdefault(pid, set()).add(owner)
+            if pid in self._hooked_params or not p.requires_grad:
+                continue
+            self._hooked_params.add(pid)
+            self._handles.append(p.register_post_accumulate_grad_hook(_make_param_hook(ref, pid)))
+
+    def _on_param_grad(self, pid: int) -> None:
+        self._param_last_grad[pid] = self._clock
+        if self._bw_stack:
+            event = self._bw_stack[-1]
+            event.wrote_any = True
+            event.written_modules.update(self._param_owners.get(pid, ()))
+
+    def _run_backward(self, kind, func, roots, args, kwargs):
+        self._busy = True
+        try:
+            tensors = _tensors_in(roots)
+            site = self._user_site()
+            graphless = bool(tensors) and all(t.grad_fn is None for t in tensors)
+            self._clock += 1
+            event = _BackwardEvent(self._clock, kind, site, graphless)
+            no_grad = [t for t in tensors if not t.requires_grad]
+            if no_grad and site is not None:
+                how = ("made under torch.inference_mode()" if any(t.is_inference() for t in no_grad)
+                       else "computed with autograd disabled (torch.no_grad()?)")
+                call = ".backward()" if kind == "backward" else "torch.autograd.grad()"
+                self._add("TGL102", site, f"{call} of a tensor with no autograd graph: it was {how}")
+            if self._steps_since_bw:
+                self._evaluate_pending()
+            self._events[event.id] = event
+            if len(self._events) > _EVENT_MEMORY:
+                self._events.pop(next(iter(self._events)))
+            self._bw_stack.append(event)
+        finally:
+            self._busy = False
+        try:
+            return func(roots, *args, **kwargs)
+        except RuntimeError as exc:
+            if "backward through the graph a second time" in str(exc):
+                self._second_time(event)
+            raise
+        finally:
+            self._bw_stack.pop()
+            self._bw_history.append((event.id, event.graphless, event.wrote_any))
+            if kind == "backward":
+                self._pending.append(event)
+
+    def _second_time(self, event: _BackwardEvent) -> None:
+        """TGL301 for a graph freed by an earlier backward that should not have reached it."""
+        sites = []
+        for rid in event.reached:
+            rec = self._records[rid]
+            for eid in rec.reached_events:
+                earlier = self._events.get(eid)
+                if earlier is None or eid == event.id:
+                    continue
+                for gid in earlier.reached:
+                    g = self._records[gid]
+                    if rid in self._transitive_upstream(g):
+                        sites.append((g, rec))
+        if not sites and event.site is not None:
+            self._add("TGL301", event.site, "backward through a graph already freed by an "
+                      "earlier backward pass (a model's output was not detached?)")
+        for g, rec in sites:
+            self._add("TGL301", g.site, f"input of {g.cls} carries the graph of {rec.cls}, which "
+                      "an earlier backward pass already consumed (missing .detach()?)")
+
+    # ------------------------------------------------------------------ optimizer steps
+    def _on_step(self, optimizer) -> None:
+        self._busy = True
+        try:
+            self._clock += 1
+            site = self._user_site()
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            updated: Set[int] = set()
+            for p in params:
+                updated.update(self._param_owners.get(id(p), ()))
+            self._steps_since_bw.append(updated)
+            state = self._optimizers.get(optimizer)
+            if state is None:
+                state = self._optimizers[optimizer] = _OptimizerState()
+            received = False
+            for p in params:
+                pid = id(p)
+                if self._param_last_grad.get(pid, -1) > state.last_step_clock:
+                    received = True
+                    break
+                if pid not in self._hooked_params and p.grad is not None:
+                    # a parameter no hook watched before this step (never seen in a forward):
+                    # trust its .grad this once
+                    received = True
+                    break
+            if params and not received and site is not None:
+                since = [h for h in self._bw_history if h[0] > state.last_step_clock]
+                name = type(optimizer).__name__
+                if since and all(graphless for _, graphless, _ in since):
+                    self._add("TGL102", site, f"{name}.step() after a backward of a loss with no "
+                              "autograd graph: no parameter received a gradient")
+                else:
+                    self._add("TGL303", site, f"{name}.step() updates nothing: none of its "
+                              f"{len(params)} parameter tensors received a gradient since its "
+                              "previous step (output detached from the loss?)")
+            self._hook_params(params, None)
+            state.last_step_clock = self._clock
+        finally:
+            self._busy = False
+
+    # ------------------------------------------------------------------ TGL301
+    def _evaluate_pending(self) -> None:
+        if not self._steps_since_bw:
+            self._pending.clear()
+            return
+        updated: Set[int] = set().union(*self._steps_since_bw)
+        for event in self._pending:
+            for rid in event.reached:
+                rec = self._records[rid]
+                if rec.module_key in updated:
+                    rec.trained = True
+            for key in event.written_modules - updated:
+                own = [self._records[r] for r in event.reached
+                       if self._records[r].module_key == key]
+                if not own:
+                    continue
+                legit = False
+                for rec in own:
+                    ups = self._transitive_upstream(rec)
+                    if any(self._records[u].module_key in updated for u in ups):
+                        legit = True
+                if legit:
+                    continue
+                own_ids = {r.id for r in own}
+                name = self._module_names.get(key, "?")
+                downstream = [self._records[g] for g in event.reached
+                              if self._records[g].module_key in updated
+                              and own_ids & self._transitive_upstream(self._records[g])]
+                for g in downstream:
+                    self._add("TGL301", g.site, f"input of {g.cls} carries the graph of {name}: "
+                              f"the backward pass writes gradients into {name}, which the next "
+                              "optimizer step does not update (missing .detach()?)")
+                if not downstream:
+                    for rec in own:
+                        self._add("TGL301", rec.site, f"output of {name} entered a loss with "
+                                  f"autograd on: the backward pass writes gradients into {name}, "
+                                  "which the next optimizer step does not update")
+        self._pending.clear()
+        self._steps_since_bw.clear()
+
+    # ------------------------------------------------------------------ end of watch
+    def _final_findings(self) -> None:
+        trained_stoch: Dict[int, Set[int]] = {}
+        for rec in sorted(self._records.values(), key=lambda r: r.id):
+            reached = rec.reached_at is not None
+            if rec.grad_enabled and rec.has_graph and not reached:
+                self._add("TGL101", rec.site, f"forward of {rec.cls} ran with autograd enabled "
+                          "and its graph never reached a backward pass (missing torch.no_grad()?)")
+            if rec.stoch_train and not reached:
+                self._add("TGL201", rec.site, f"forward of {rec.cls} in training mode (has "
+                          f"{rec.stoch_kind}) whose output never reached a backward pass "
+                          "(missing .eval()?)")
+            if reached and rec.trained:
+                seen = trained_stoch.setdefault(rec.module_key, set())
+                if rec.stoch_eval & seen:
+                    self._add("TGL202", rec.site, f"forward of {rec.cls} in eval mode (has "
+                              f"{rec.stoch_kind}) used for training after earlier training in "
+                              "training mode (missing .train() after evaluation?)")
+                seen.update(rec.stoch_train)
+        for key, lines in self._leak_sites.items():
+            recs = [r for r in self._records.values() if (r.site, r.module_key) == key]
+            if any(r.surv_after >= 2 or (r.reached_at is None and r.surv_total >= 2)
+                   for r in recs):
+                cls = recs[0].cls if recs else "?"
+                where = f"line {key[0][1]}"
+                for site in lines:
+                    self._add("TGL302", site, f"keeps the autograd graph of {cls} (forward at "
+                              f"{where}) alive across iterations (accumulate .item() or "
+                              ".detach() instead)")
+
+
+def _has_metadata(node) -> bool:
+    return hasattr(node, "metadata")
+
+
+def _make_freed_callback(ref, rid):
+    def callback(_weak):
+        mon = ref()
+        if mon is not None:
+            mon._on_node_freed(rid)
+    return callback
+
+
+def _make_output_hook(ref, rid):
+    def hook(grad):
+        mon = ref()
+        if mon is not None and mon._active:
+            mon._on_output_grad(rid)
+    return hook
+
+
+def _make_param_hook(ref, pid):
+    def hook(param):
+        mon = ref()
+        if mon is not None and mon._active:
+            mon._on_param_grad(pid)
+    return hook

@@ -1,0 +1,257 @@
+"""Where values flow: a def-use graph over the whole file.
+
+Nodes are call sites (``("call", site)``), definitions of a name at a statement
+(``("def", function, index, key)``), parameters, return values, ``self.x`` attributes of a class,
+and one ``TRAINING`` sink. An edge ``a -> b`` means the value of ``b`` is computed from ``a``.
+``.detach()``, ``.item()``, ``float()`` and friends cut the flow (their results carry no
+autograd history). Uses of a name resolve to the definitions that may reach them: the latest
+definition in an enclosing block, any definition in a branch or loop passed on the way, and the
+definitions later in a loop that encloses the use (loop-carried values).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from typing import Dict, List, Optional, Set, Tuple
+
+from . import torch_api as api
+from .names import dotted
+from .structure import CallSite, FunctionInfo
+
+TRAINING = ("training",)
+MUTATING_METHODS = {"append", "extend", "insert", "add", "update", "add_", "copy_", "put",
+                    "appendleft", "__setitem__"}
+
+
+class Dataflow:
+    def __init__(self, facts, imports, functions: List[FunctionInfo]):
+        self.facts = facts
+        self.imports = imports
+        self.functions = functions
+        self.preds: Dict[tuple, Set[tuple]] = defaultdict(set)
+        self._defs: Dict[Tuple[int, str], List[int]] = {}
+        self._site_by_node: Dict[int, CallSite] = {}
+        self.reaches_training: Set[tuple] = set()
+
+    # -- build ----------------------------------------------------------------------------
+    def build(self) -> None:
+        for function in self.functions:
+            for site in function.sites:
+                self._site_by_node[id(site.node)] = site
+        for function in self.functions:
+            self._collect_definitions(function)
+        for function in self.functions:
+            self._link(function)
+        self._solve()
+
+    def _collect_definitions(self, function: FunctionInfo) -> None:
+        for index, statement in enumerate(function.statements):
+            for key in self._defined_keys(statement):
+                self._defs.setdefault((id(function), key), []).append(index)
+
+    def _defined_keys(self, statement: ast.stmt) -> List[str]:
+        keys: List[str] = []
+        targets: List[ast.AST] = []
+        if isinstance(statement, ast.Assign):
+            targets = list(statement.targets)
+        elif isinstance(statement, (ast.AugAssign, ast.AnnAssign)):
+            targets = [statement.target]
+        elif isinstance(statement, (ast.For, ast.AsyncFor)):
+            targets = [statement.target]
+        elif isinstance(statement, (ast.With, ast.AsyncWith)):
+            targets = [item.optional_vars for item in statement.items if item.optional_vars is not None]
+        elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+            func = statement.value.func
+            if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
+                key = dotted(func.value)
+                if key:
+                    keys.append(key)
+        for target in targets:
+            keys.extend(self._target_keys(target))
+        return keys
+
+    def _target_keys(self, target: ast.AST) -> List[str]:
+        if isinstance(target, (ast.Tuple, ast.List)):
+            keys = []
+            for element in target.elts:
+                keys.extend(self._target_keys(element))
+            return keys
+        if isinstance(target, ast.Starred):
+            return self._target_keys(target.value)
+        if isinstance(target, ast.Subscript):
+            key = dotted(target.value)
+            return [key] if key else []
+        key = dotted(target)
+        return [key] if key else []
+
+    def def_node(self, function: FunctionInfo, index: int, key: str) -> tuple:
+        if key.startswith("self.") and key.count(".") >= 1:
+            cls = self.facts.enclosing_class(function)
+            if cls is not None:
+                return ("attr", id(cls), key.split(".")[1])
+        return ("def", id(function), index, key)
+
+    def _link(self, function: FunctionInfo) -> None:
+        for index, statement in enumerate(function.statements):
+            for target, value in self._assignments(statement):
+                sources = self.sources(function, index, value) if value is not None else set()
+                for key in self._target_keys(target):
+                    node = self.def_node(function, index, key)
+                    self.preds[node] |= sources
+                    if isinstance(statement, ast.AugAssign) or isinstance(target, ast.Subscript):
+                        self.preds[node] |= self._uses(function, index, key)
+            if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+                func = statement.value.func
+                if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
+                    key = dotted(func.value)
+                    if key:
+                        node = self.def_node(function, index, key)
+                        self.preds[node] |= self._uses(function, index, key)
+                        for arg in statement.value.args:
+                            self.preds[node] |= self.sources(function, index, arg)
+            if isinstance(statement, ast.Return) and statement.value is not None:
+                self.preds[("return", id(function))] |= self.sources(function, index, statement.value)
+        for site in function.sites:
+            self._link_site(function, site)
+        if function.name in api.LIGHTNING_TRAIN_HOOKS:
+            self.preds[TRAINING].add(("return", id(function)))
+
+    def _assignments(self, statement: ast.stmt):
+        if isinstance(statement, ast.Assign):
+            for target in statement.targets:
+                yield target, statement.value
+        elif isinstance(statement, (ast.AugAssign, ast.AnnAssign)):
+            yield statement.target, statement.value
+        elif isinstance(statement, (ast.For, ast.AsyncFor)):
+            yield statement.target, statement.iter
+        elif isinstance(statement, (ast.With, ast.AsyncWith)):
+            for item in statement.items:
+                if item.optional_vars is not None:
+                    yield item.optional_vars, item.context_expr
+
+    def _link_site(self, function: FunctionInfo, site: CallSite) -> None:
+        node = ("call", id(site))
+        call = site.node
+        index = site.index
+        inputs: Set[tuple] = set()
+        stops = site.method in api.GRADIENT_STOPPING_METHODS or \
+            (site.qualified or "") in api.GRADIENT_STOPPING_FUNCTIONS
+        if not stops:
+            for arg in call.args:
+                inputs |= self.sources(function, index, arg)
+            for keyword in call.keywords:
+                inputs |= self.sources(function, index, keyword.value)
+            if isinstance(call.func, ast.Attribute) and site.model is None:
+                inputs |= self.sources(function, index, call.func.value)
+        self.preds[node] |= inputs
+        if site.method in ("backward", "manual_backward"):
+            self.preds[TRAINING] |= inputs
+            if isinstance(call.func, ast.Attribute):
+                self.preds[TRAINING] |= self.sources(function, index, call.func.value)
+        elif site.qualified in api.AUTOGRAD_GRAD or site.qualified in api.AUTOGRAD_BACKWARD:
+            first = call.args[0] if call.args else next(
+                (k.value for k in call.keywords if k.arg in ("outputs", "tensors")), None)
+            if first is not None:
+                self.preds[TRAINING] |= self.sources(function, index, first)
+        target = site.target
+        if target is not None:
+            for param, arg in self.facts.bind_arguments(site, target):
+                self.preds[("param", id(target), param)] |= self.sources(function, index, arg)
+            self.preds[node].add(("return", id(target)))
+
+    # -- uses -----------------------------------------------------------------------------
+    def sources(self, function: FunctionInfo, index: int, expr: ast.AST) -> Set[tuple]:
+        found: Set[tuple] = set()
+        stack = [expr]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.Call):
+                site = self._site_by_node.get(id(node))
+                if site is not None:
+                    found.add(("call", id(site)))
+                continue
+            if isinstance(node, (ast.Name, ast.Attribute)):
+                if isinstance(node, ast.Attribute) and node.attr in api.GRADIENT_STOPPING_ATTRIBUTES:
+                    continue
+                key = dotted(node)
+                if key is not None:
+                    found |= self._uses(function, index, key)
+                    continue
+            if isinstance(node, (ast.Lambda, ast.FunctionDef)):
+                continue
+            stack.extend(ast.iter_child_nodes(node))
+        return found
+
+    def _uses(self, function: FunctionInfo, index: int, key: str) -> Set[tuple]:
+        """The definitions of ``key`` (or of its shortest defined prefix) that may reach ``index``."""
+        parts = key.split(".")
+        for length in range(len(parts), 0, -1):
+            candidate = ".".join(parts[:length])
+            if candidate.startswith("self.") or candidate == "self":
+                cls = self.facts.enclosing_class(function)
+                if cls is not None and length >= 2:
+                    return {("attr", id(cls), parts[1])}
+            found = self._reaching(function, index, candidate)
+            if found:
+                return found
+        root = parts[0]
+        if root in function.params:
+            return {("param", id(function), root)}
+        return set()
+
+    def _reaching(self, function: FunctionInfo, index: int, key: str) -> Set[tuple]:
+        for scope in function.enclosing_functions():
+            indexes = self._defs.get((id(scope), key))
+            if not indexes:
+                if key in scope.params:
+                    return {("param", id(scope), key)}
+                continue
+            if scope is not function:
+                return {self.def_node(scope, i, key) for i in indexes}
+            found: Set[tuple] = set()
+            ancestors = set(function.blocks[index]) if index < len(function.blocks) else set()
+            dominated = False
+            for position in reversed(indexes):
+                if position >= index:
+                    continue
+                found.add(self.def_node(function, position, key))
+                if function.blocks[position][-1] in ancestors:
+                    dominated = True
+                    break
+            for loop in function.loops:
+                if loop.contains_index(index):
+                    for position in indexes:
+                        if index <= position <= loop.last_index:
+                            found.add(self.def_node(function, position, key))
+            if not dominated and key in function.params:
+                found.add(("param", id(function), key))
+            return found
+        return set()
+
+    # -- queries --------------------------------------------------------------------------
+    def _solve(self) -> None:
+        reached = {TRAINING}
+        stack = [TRAINING]
+        while stack:
+            node = stack.pop()
+            for pred in self.preds.get(node, ()):
+                if pred not in reached:
+                    reached.add(pred)
+                    stack.append(pred)
+        self.reaches_training = reached
+
+    def site_reaches_training(self, site: CallSite) -> bool:
+        return ("call", id(site)) in self.reaches_training
+
+    def upstream(self, node: tuple, limit: int = 100000) -> Set[tuple]:
+        """Every node whose value flows into ``node``."""
+        seen: Set[tuple] = set()
+        stack = [node]
+        while stack and len(seen) < limit:
+            current = stack.pop()
+            for pred in self.preds.get(current, ()):
+                if pred not in seen:
+                    seen.add(pred)
+                    stack.append(pred)
+        return seen

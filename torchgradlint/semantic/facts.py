@@ -1,0 +1,470 @@
+"""Facts about names: which calls reach which in-file functions, which names hold models and
+optimizers, which classes are nn.Modules, where training happens."""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+from . import torch_api as api
+from .names import ImportTable, dotted
+from .structure import CallSite, ClassInfo, FunctionInfo
+
+PRETRAINED_OWNER = re.compile(r"Model|Net|VAE|Encoder|Decoder|Transformer|For[A-Z]|Pipeline|GPT|Bert|"
+                              r"Llama|T5|CLIP|ViT|Whisper|Diffusion")
+
+# How a model comes to exist, which decides its mode when created.
+FRESH, PRETRAINED, UNKNOWN_ORIGIN = "fresh", "pretrained", "unknown"
+
+
+class Facts:
+    def __init__(self, imports: ImportTable, functions: List[FunctionInfo],
+                 classes: Dict[str, ClassInfo], module_function: FunctionInfo, config):
+        self.imports = imports
+        self.functions = functions
+        self.classes = classes
+        self.module = module_function
+        self.config = config
+        self.constructors = {name.split(".")[-1] for name in config.model_constructors} | set(
+            config.model_constructors)
+        # (function, key) -> origin of the model held by that name (FRESH / PRETRAINED / ...)
+        self.model_origin: Dict[Tuple[int, str], str] = {}
+        self.model_class: Dict[Tuple[int, str], ClassInfo] = {}
+        self.instance_class: Dict[Tuple[int, str], ClassInfo] = {}
+        self.class_attr_class: Dict[Tuple[int, str], ClassInfo] = {}
+        self.models: Dict[int, Set[str]] = {id(f): set() for f in functions}
+        self.frozen: Set[str] = set()
+        self.optimizers: Dict[Tuple[int, str], Set[str]] = {}
+        self.returns_model: Dict[int, str] = {}
+        self.training_sites: Set[int] = set()  # id(site) of backward / step / autograd.grad
+        self.gradient_wanted: Set[int] = set()  # id(function) asking for input gradients
+
+    # -- entry point ----------------------------------------------------------------------
+    def compute(self) -> None:
+        self._classify_classes()
+        for function in self.functions:
+            self._resolve_calls(function)
+        for _ in range(4):
+            changed = False
+            for function in self.functions:
+                changed |= self._find_models(function)
+            changed |= self._propagate_model_params()
+            if not changed:
+                break
+        for function in self.functions:
+            self._find_optimizers_and_training(function)
+        self._mark_forwards()
+        self._compute_training_closure()
+
+    # -- classes --------------------------------------------------------------------------
+    def _classify_classes(self) -> None:
+        for info in self.classes.values():
+            info.base_classes = [self.classes[b] for b in info.bases if b in self.classes]
+        changed = True
+        while changed:
+            changed = False
+            for info in self.classes.values():
+                if info.is_module:
+                    continue
+                if any(b in api.MODULE_BASES or b.endswith(("Module", "LightningModule"))
+                       and self.imports.is_imported(b) for b in info.bases) or any(
+                        base.is_module for base in info.base_classes):
+                    info.is_module = True
+                    changed = True
+        for info in self.classes.values():
+            if info.is_module:
+                info.has_dropout_or_batchnorm = self._class_has_dropout_or_batchnorm(info, set())
+
+    def _class_has_dropout_or_batchnorm(self, info: ClassInfo, seen: Set[int]) -> Optional[bool]:
+        """True/False when every submodule the class builds is visible, None when unsure."""
+        if id(info) in seen:
+            return False
+        seen.add(id(info))
+        verdict: Optional[bool] = False
+        if any(b not in api.MODULE_BASES and b not in self.classes for b in info.bases):
+            verdict = None  # inherits from something we cannot see
+        for base in info.base_classes:
+            inherited = self._class_has_dropout_or_batchnorm(base, seen)
+            if inherited:
+                return True
+            if inherited is None:
+                verdict = None
+        for node in ast.walk(info.node):
+            if not isinstance(node, ast.Call):
+                continue
+            qualified = self.imports.resolve(node.func) or ""
+            leaf = qualified.rsplit(".", 1)[-1]
+            if qualified.startswith("torch.nn."):
+                if api.DROPOUT_OR_BATCHNORM.fullmatch(leaf):
+                    return True
+                continue
+            if qualified.startswith("torch.nn.functional.") and leaf.startswith(("dropout", "batch_norm")):
+                return True
+            if leaf in self.classes and self.classes[leaf].is_module:
+                inner = self._class_has_dropout_or_batchnorm(self.classes[leaf], seen)
+                if inner:
+                    return True
+                if inner is None:
+                    verdict = None
+            elif api.is_fresh_model_call(qualified) or qualified.startswith(
+                    ("torchvision.", "timm.", "transformers.")) or qualified in self.constructors:
+                verdict = None
+        return verdict
+
+    # -- calls ----------------------------------------------------------------------------
+    def _resolve_calls(self, function: FunctionInfo) -> None:
+        for site in function.sites:
+            site.target = self.resolve_call(site)
+            if site.target is not None:
+                site.target.callers.append(site)
+
+    def enclosing_class(self, function: FunctionInfo) -> Optional[ClassInfo]:
+        for scope in function.enclosing_functions():
+            if scope.cls is not None:
+                return scope.cls
+        return None
+
+    def resolve_call(self, site: CallSite) -> Optional[FunctionInfo]:
+        if site.callee is None:
+            return None
+        function = site.function
+        if site.receiver is None:
+            name = site.callee
+            for scope in function.enclosing_functions():
+                if name in scope.nested:
+                    return scope.nested[name]
+            return None
+        if site.receiver in ("self", "cls"):
+            cls = self.enclosing_class(function)
+            return cls.find_method(site.method) if cls else None
+        cls = self.class_of_instance(function, site.receiver)
+        if cls is not None:
+            return cls.find_method(site.method)
+        return None
+
+    def class_of_instance(self, function: FunctionInfo, key: str) -> Optional[ClassInfo]:
+        for scope in function.enclosing_functions():
+            found = self.instance_class.get((id(scope), key))
+            if found is not None:
+                return found
+        if key.startswith("self."):
+            cls = self.enclosing_class(function)
+            if cls is not None:
+                return self.class_attr_class.get((id(cls), key[5:]))
+        return None
+
+    # -- models ---------------------------------------------------------------------------
+    def is_model(self, function: FunctionInfo, key: Optional[str]) -> bool:
+        if not key:
+            return False
+        if key in self.models[id(function)]:
+            return True
+        if key == "self":
+            cls = self.enclosing_class(function)
+            return bool(cls and cls.is_module)
+        if key.startswith("self.") and key.count(".") == 1:
+            cls = self.enclosing_class(function)
+            return bool(cls and key[5:] in cls.model_attributes)
+        if "." not in key and key not in function.local_names and key not in function.params:
+            # A module-level model used inside a function.
+            return function is not self.module and key in self.models[id(self.module)]
+        return False
+
+    def origin(self, function: FunctionInfo, key: str) -> Optional[str]:
+        return self.model_origin.get((id(function), key))
+
+    def model_class_of(self, function: FunctionInfo, key: str) -> Optional[ClassInfo]:
+        if key == "self":
+            cls = self.enclosing_class(function)
+            return cls if cls and cls.is_module else None
+        found = self.class_of_instance(function, key)
+        if found is not None and found.is_module:
+            return found
+        if function is not self.module and "." not in key and key not in function.local_names \
+                and key not in function.params:
+            return self.model_class.get((id(self.module), key))
+        return self.model_class.get((id(function), key))
+
+    def model_expression(self, function: FunctionInfo, expr: ast.AST):
+        """(origin, class, same_as_key) if ``expr`` evaluates to a model, else None."""
+        if isinstance(expr, ast.Call):
+            func = expr.func
+            qualified = self.imports.resolve(func) or ""
+            text = dotted(func) or ""
+            leaf = text.rsplit(".", 1)[-1]
+            if "." not in text and text in self.classes and self.classes[text].is_module:
+                return (FRESH, self.classes[text], None)
+            if isinstance(func, ast.Attribute):
+                receiver = dotted(func.value)
+                if func.attr in api.SELF_RETURNING_METHODS and self.is_model(function, receiver):
+                    return ("same", None, receiver)
+                if func.attr == "from_pretrained" and receiver:
+                    owner = receiver.rsplit(".", 1)[-1]
+                    if PRETRAINED_OWNER.search(owner):
+                        return (PRETRAINED, None, None)
+                    if owner in self.classes and self.classes[owner].is_module:
+                        return (PRETRAINED, self.classes[owner], None)
+            if qualified in self.constructors or leaf in self.constructors:
+                return (UNKNOWN_ORIGIN, None, None)
+            if api.is_fresh_model_call(qualified):
+                return (FRESH, None, None)
+            if qualified in api.WRAPPERS_KEEPING_MODEL and expr.args:
+                inner = dotted(expr.args[0])
+                if self.is_model(function, inner):
+                    return ("same", None, inner)
+            if "." not in text:
+                for scope in function.enclosing_functions():
+                    target = scope.nested.get(text)
+                    if target is not None:
+                        origin = self.returns_model.get(id(target))
+                        return (origin, None, None) if origin else None
+            return None
+        key = dotted(expr)
+        if key and self.is_model(function, key):
+            return ("same", None, key)
+        return None
+
+    def _record_model(self, function: FunctionInfo, key: str, origin: str,
+                      cls: Optional[ClassInfo]) -> bool:
+        scope_id = id(function)
+        changed = False
+        if key.startswith("self.") and key.count(".") == 1:
+            owner = self.enclosing_class(function)
+            if owner is not None and key[5:] not in owner.model_attributes:
+                owner.model_attributes.add(key[5:])
+                changed = True
+            if owner is not None and cls is not None:
+                self.class_attr_class.setdefault((id(owner), key[5:]), cls)
+        if key not in self.models[scope_id]:
+            self.models[scope_id].add(key)
+            changed = True
+        self.model_origin.setdefault((scope_id, key), origin)
+        if cls is not None:
+            self.model_class.setdefault((scope_id, key), cls)
+        return changed
+
+    def _find_models(self, function: FunctionInfo) -> bool:
+        changed = False
+        for statement in function.statements:
+            targets: List[ast.AST] = []
+            value = None
+            if isinstance(statement, ast.Assign):
+                targets, value = statement.targets, statement.value
+            elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+                targets, value = [statement.target], statement.value
+            for target in targets:
+                key = dotted(target)
+                if key and "." not in key:
+                    function.local_names.add(key)
+            if value is None:
+                continue
+            if isinstance(value, ast.Call):
+                callee = dotted(value.func)
+                if callee in self.classes:
+                    for target in targets:
+                        key = dotted(target)
+                        if key:
+                            self.instance_class.setdefault((id(function), key), self.classes[callee])
+                            if key.startswith("self."):
+                                owner = self.enclosing_class(function)
+                                if owner is not None:
+                                    self.class_attr_class.setdefault((id(owner), key[5:]),
+                                                                     self.classes[callee])
+            found = self.model_expression(function, value)
+            if found is None:
+                continue
+            origin, cls, same = found
+            if same is not None:
+                origin = self.origin(function, same) or UNKNOWN_ORIGIN
+                cls = cls or self.model_class_of(function, same)
+            for target in targets:
+                key = dotted(target)
+                if key:
+                    changed |= self._record_model(function, key, origin, cls)
+        for param, annotation in function.annotations.items():
+            leaf = annotation.rsplit(".", 1)[-1]
+            if annotation in api.MODULE_BASES or (leaf in self.classes and self.classes[leaf].is_module):
+                changed |= self._record_model(function, param, UNKNOWN_ORIGIN, self.classes.get(leaf))
+        called: Set[str] = set()
+        for site in function.sites:
+            receiver = site.receiver
+            if site.method in api.MODULE_ONLY_METHODS or (site.method == "train" and (
+                    site.node.args or site.node.keywords)):
+                if receiver and receiver not in ("self", "super") and not self.imports.is_imported(receiver):
+                    changed |= self._record_model(function, receiver, UNKNOWN_ORIGIN, None)
+            if site.receiver is None and site.callee:
+                called.add(site.callee)
+            elif site.callee and site.callee.startswith("self.") and site.callee.count(".") == 1:
+                called.add(site.callee)
+        for key in called:
+            if self.is_model(function, key) or self.imports.is_imported(key):
+                continue
+            if any(key in scope.nested for scope in function.enclosing_functions()):
+                continue
+            if key in self.classes:
+                continue
+            if api.looks_like_model_name(key):
+                changed |= self._record_model(function, key, UNKNOWN_ORIGIN, None)
+        returned = self._returned_model(function)
+        if returned and self.returns_model.get(id(function)) != returned:
+            self.returns_model[id(function)] = returned
+            changed = True
+        return changed
+
+    def _returned_model(self, function: FunctionInfo) -> Optional[str]:
+        if function.is_module_scope:
+            return None
+        for statement in function.statements:
+            if isinstance(statement, ast.Return) and statement.value is not None:
+                found = self.model_expression(function, statement.value)
+                if found:
+                    origin, _, same = found
+                    return self.origin(function, same) or UNKNOWN_ORIGIN if same else origin
+        return None
+
+    def _propagate_model_params(self) -> bool:
+        """A parameter that in-file callers pass a model to holds a model."""
+        changed = False
+        for function in self.functions:
+            if function.is_module_scope:
+                continue
+            for site in function.callers:
+                for param, arg in self.bind_arguments(site, function):
+                    key = dotted(arg)
+                    if key and self.is_model(site.function, key) and param not in self.models[id(function)]:
+                        cls = self.model_class_of(site.function, key)
+                        changed |= self._record_model(function, param, UNKNOWN_ORIGIN, cls)
+        return changed
+
+    def bind_arguments(self, site: CallSite, target: FunctionInfo) -> Iterable[Tuple[str, ast.AST]]:
+        params = list(target.params)
+        if target.cls is not None and params and site.receiver is not None:
+            params = params[1:]  # self / cls
+        node = site.node
+        for param, arg in zip(params, node.args):
+            if isinstance(arg, ast.Starred):
+                break
+            yield param, arg
+        for keyword in node.keywords:
+            if keyword.arg and keyword.arg in target.params:
+                yield keyword.arg, keyword.value
+
+    # -- optimizers and training evidence -------------------------------------------------
+    def _find_optimizers_and_training(self, function: FunctionInfo) -> None:
+        for statement in function.statements:
+            if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call):
+                qualified = self.imports.resolve(statement.value.func) or ""
+                if api.is_optimizer_class(qualified) or qualified.rsplit(".", 1)[-1] in api.OPTIMIZER_NAMES:
+                    models = self._parameter_owners(function, statement.value)
+                    for target in statement.targets:
+                        key = dotted(target)
+                        if key:
+                            self.optimizers[(id(function), key)] = models
+            if isinstance(statement, ast.Assign):
+                for target in statement.targets:
+                    if isinstance(target, ast.Attribute) and target.attr == "requires_grad" and \
+                            isinstance(statement.value, ast.Constant) and statement.value.value is True:
+                        self.gradient_wanted.add(id(function))
+                    if isinstance(target, ast.Attribute) and target.attr == "requires_grad" and \
+                            isinstance(statement.value, ast.Constant) and statement.value.value is False:
+                        self._freeze_from_loop(function, target)
+        for site in function.sites:
+            if site.method in ("backward", "manual_backward"):
+                self.training_sites.add(id(site))
+            elif site.qualified in api.AUTOGRAD_GRAD or site.qualified in api.AUTOGRAD_BACKWARD or (
+                    site.qualified or "").startswith("torch.autograd.functional."):
+                self.training_sites.add(id(site))
+                self.gradient_wanted.add(id(function))
+            elif site.method == "step" and site.receiver and (
+                    self.is_optimizer(function, site.receiver)):
+                self.training_sites.add(id(site))
+            elif site.method == "step" and site.receiver and "scaler" in site.receiver.lower():
+                self.training_sites.add(id(site))
+            elif site.method == "requires_grad_":
+                args = site.node.args
+                if not args or (isinstance(args[0], ast.Constant) and args[0].value is True):
+                    self.gradient_wanted.add(id(function))
+                elif isinstance(args[0], ast.Constant) and args[0].value is False and site.receiver:
+                    self.frozen.add(site.receiver)
+
+    def _freeze_from_loop(self, function: FunctionInfo, target: ast.Attribute) -> None:
+        """``for p in model.parameters(): p.requires_grad = False`` freezes ``model``."""
+        variable = dotted(target.value)
+        for loop in function.loops:
+            node = loop.node
+            if isinstance(node, ast.For) and dotted(node.target) == variable and \
+                    isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Attribute) and \
+                    node.iter.func.attr in ("parameters", "named_parameters"):
+                owner = dotted(node.iter.func.value)
+                if owner:
+                    self.frozen.add(owner)
+
+    def is_frozen(self, key: str) -> bool:
+        """Parameters frozen anywhere in the file (by name: a frozen backbone stays frozen)."""
+        return key in self.frozen
+
+    def _parameter_owners(self, function: FunctionInfo, call: ast.Call) -> Set[str]:
+        owners: Set[str] = set()
+        for node in ast.walk(call):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr in ("parameters", "named_parameters"):
+                owner = dotted(node.func.value)
+                if owner:
+                    owners.add(owner)
+        return owners
+
+    def is_optimizer(self, function: FunctionInfo, key: str) -> bool:
+        for scope in list(function.enclosing_functions()) + [self.module]:
+            if (id(scope), key) in self.optimizers:
+                return True
+        cls = self.enclosing_class(function)
+        if cls is not None and key.startswith("self."):
+            for method in cls.methods.values():
+                if (id(method), key) in self.optimizers:
+                    return True
+        return api.looks_like_optimizer_name(key)
+
+    def optimizer_models(self, function: FunctionInfo, key: str) -> Optional[Set[str]]:
+        for scope in list(function.enclosing_functions()) + [self.module]:
+            if (id(scope), key) in self.optimizers:
+                return self.optimizers[(id(scope), key)]
+        cls = self.enclosing_class(function)
+        if cls is not None and key.startswith("self."):
+            for method in cls.methods.values():
+                if (id(method), key) in self.optimizers:
+                    return self.optimizers[(id(method), key)]
+        return None
+
+    # -- forwards and the training closure ------------------------------------------------
+    def _mark_forwards(self) -> None:
+        for function in self.functions:
+            for site in function.sites:
+                if site.callee is None:
+                    continue
+                if self.is_model(function, site.callee):
+                    site.model = site.callee
+                elif site.method == "forward" and self.is_model(function, site.receiver):
+                    site.model = site.receiver
+
+    def _compute_training_closure(self) -> None:
+        trains: Set[int] = set()
+        for function in self.functions:
+            if any(id(site) in self.training_sites for site in function.sites) or \
+                    id(function) in self.gradient_wanted or function.name in api.LIGHTNING_TRAIN_HOOKS:
+                trains.add(id(function))
+        changed = True
+        while changed:
+            changed = False
+            for function in self.functions:
+                if id(function) in trains:
+                    continue
+                if any(site.target is not None and id(site.target) in trains for site in function.sites):
+                    trains.add(id(function))
+                    changed = True
+        self.training_functions = trains
+
+    def site_trains(self, site: CallSite) -> bool:
+        """The call is a backward/step itself, or runs one through in-file helpers."""
+        return id(site) in self.training_sites or (
+            site.target is not None and id(site.target) in self.training_functions)

@@ -1,0 +1,456 @@
+"""Grad mode and module mode at every call site: an abstract interpretation of the IR.
+
+State: the set of grad modes that may be in effect (``ON``, ``OFF``, ``DYNAMIC`` for
+``set_grad_enabled(flag)`` with a flag we cannot read), and for each model name the set of modes
+it may be in, each with the line that set it (``("eval", 42)``). A name missing from the mode map
+is in an unknown mode. Branches join by union; a name known on one path only becomes unknown.
+Loops join their entry state with the state at the end of an iteration.
+
+Across functions: a function is entered with the join of the states at its in-file call sites
+(or with autograd on and unknown modes when nothing in the file calls it); a call to an in-file
+function applies that function's effect on the modes of the models it is passed.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple
+
+from . import torch_api as api
+from .names import dotted
+from .structure import CallSite, FunctionInfo
+
+ON, OFF, DYNAMIC = "on", "off", "dynamic"
+TRAIN, EVAL = "train", "eval"
+GRAD_ON = frozenset({ON})
+GRAD_OFF = frozenset({OFF})
+
+Modes = Dict[str, FrozenSet[Tuple[str, Optional[int]]]]
+
+
+class State:
+    __slots__ = ("grad", "modes")
+
+    def __init__(self, grad: FrozenSet[str], modes: Modes):
+        self.grad = grad
+        self.modes = modes
+
+    def with_grad(self, grad) -> "State":
+        return State(grad, self.modes)
+
+    def set_mode(self, key: str, value) -> "State":
+        modes = {k: v for k, v in self.modes.items() if not k.startswith(key + ".")}
+        if value is None:
+            modes.pop(key, None)
+        else:
+            modes[key] = value
+            for other in self.modes:
+                if other.startswith(key + "."):
+                    modes[other] = value
+        return State(self.grad, modes)
+
+
+def join(a: Optional[State], b: Optional[State]) -> Optional[State]:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    modes = {key: a.modes[key] | b.modes[key] for key in a.modes.keys() & b.modes.keys()}
+    return State(a.grad | b.grad, modes)
+
+
+def join_modes(a: Optional[Modes], b: Modes) -> Modes:
+    if a is None:
+        return dict(b)
+    return {key: a[key] | b[key] for key in a.keys() & b.keys()}
+
+
+class FlowAnalysis:
+    MAX_VISITS = 6
+
+    def __init__(self, facts, imports, config, functions: List[FunctionInfo]):
+        self.facts = facts
+        self.imports = imports
+        self.config = config
+        self.functions = functions
+        self.no_grad_helpers: Set[int] = set()
+        self.site_grad: Dict[int, FrozenSet[str]] = {}
+        self.site_modes: Dict[int, Modes] = {}
+        self.entry_grad: Dict[int, FrozenSet[str]] = {}
+        self.entry_modes: Dict[int, Modes] = {}
+        self.effects: Dict[int, Dict[str, Optional[FrozenSet]]] = {}
+        self.touched: Dict[int, Set[str]] = {}
+        self._contributions: Dict[int, Dict[int, State]] = {}
+        self._summarizing = False
+        self._returns: List[State] = []
+        self._function: Optional[FunctionInfo] = None
+        self._changed_entries: Set[int] = set()
+
+    # -- driver ---------------------------------------------------------------------------
+    def run(self) -> None:
+        self._find_no_grad_helpers()
+        self._summarize_effects()
+        self._propagate_states()
+
+    def _summarize_effects(self) -> None:
+        self._summarizing = True
+        for _ in range(3):
+            changed = False
+            for function in self.functions:
+                before = (self.effects.get(id(function)), set(self.touched.get(id(function), ())))
+                self._analyze(function, State(GRAD_ON, {}))
+                after = (self.effects.get(id(function)), self.touched.get(id(function)))
+                changed |= before != after
+            if not changed:
+                break
+        self._summarizing = False
+
+    def _propagate_states(self) -> None:
+        visits: Dict[int, int] = {}
+        queue = list(self.functions)
+        queued = {id(f) for f in queue}
+        while queue:
+            function = queue.pop(0)
+            queued.discard(id(function))
+            visits[id(function)] = visits.get(id(function), 0) + 1
+            self._changed_entries = set()
+            self._analyze(function, self._entry_state(function))
+            for target in self._changed_entries:
+                callee = next(f for f in self.functions if id(f) == target)
+                if id(callee) not in queued and visits.get(target, 0) < self.MAX_VISITS:
+                    queue.append(callee)
+                    queued.add(target)
+
+    def _entry_state(self, function: FunctionInfo) -> State:
+        contributions = self._contributions.get(id(function), {})
+        decorated = self._decorator_grad(function)
+        if function.name in api.LIGHTNING_EVAL_HOOKS and function.cls is not None:
+            return State(GRAD_OFF, {"self": frozenset({(EVAL, None)})})
+        modes: Optional[Modes] = None
+        grad: FrozenSet[str] = frozenset()
+        for state in contributions.values():
+            modes = join_modes(modes, state.modes)
+            grad |= state.grad
+        if decorated is not None:
+            grad = decorated
+        elif not contributions:
+            grad = GRAD_ON
+        return State(grad, modes or {})
+
+    # -- one function ---------------------------------------------------------------------
+    def _analyze(self, function: FunctionInfo, entry: State) -> None:
+        self._function = function
+        self._returns = []
+        if not self._summarizing:
+            self.entry_grad[id(function)] = entry.grad
+            self.entry_modes[id(function)] = entry.modes
+            for site in function.sites:
+                self.site_grad.pop(id(site), None)
+                self.site_modes.pop(id(site), None)
+        end = self._block(function.ir, entry)
+        exit_state = end
+        for state in self._returns:
+            exit_state = join(exit_state, state)
+        if self._summarizing:
+            self._record_effects(function, exit_state)
+
+    def _record_effects(self, function: FunctionInfo, exit_state: Optional[State]) -> None:
+        touched = set()
+        roots = set(function.params) | {"self"}
+        for site in function.sites:
+            if site.method in ("eval", "train") and site.receiver:
+                touched.add(site.receiver)
+            if site.target is not None:
+                for key in self.touched.get(id(site.target), ()):
+                    mapped = self._map_key_to_caller(site, key)
+                    if mapped:
+                        touched.add(mapped)
+        touched = {key for key in touched if key.split(".")[0] in roots}
+        self.touched[id(function)] = touched
+        effects = {}
+        for key in touched:
+            effects[key] = exit_state.modes.get(key) if exit_state is not None else None
+        self.effects[id(function)] = effects
+
+    def _block(self, block, state: Optional[State]) -> Optional[State]:
+        for node in block:
+            if state is None:
+                return None
+            state = self._node(node, state)
+        return state
+
+    def _node(self, node, state: State) -> Optional[State]:
+        kind = node[0]
+        if kind == "simple":
+            state = self._sites(node[2], state)
+            return self._assign(node[1], state)
+        if kind == "exit":
+            state = self._sites(node[2], state)
+            if isinstance(node[1], ast.Return):
+                self._returns.append(state)
+            return None
+        if kind == "with":
+            outer_grad = state.grad
+            inner = state
+            for item, sites in node[2]:
+                inner = self._sites(sites, inner)
+                grad = self._context_grad(item)
+                if grad is not None:
+                    inner = inner.with_grad(grad)
+            after = self._block(node[3], inner)
+            return after.with_grad(outer_grad) if after is not None else None
+        if kind == "if":
+            state = self._sites(node[2], state)
+            return join(self._block(node[3], state), self._block(node[4], state))
+        if kind == "loop":
+            state = self._sites(node[3], state)
+            first = self._block(node[4], state)
+            top = join(state, first)
+            second = self._block(node[4], top)
+            after = join(top, second)
+            return self._block(node[5], after) if node[5] else after
+        if kind == "try":
+            body = self._block(node[2], state)
+            handled = body
+            for handler in node[3]:
+                handled = join(handled, self._block(handler, join(state, body)))
+            if node[4]:
+                handled = join(handled, self._block(node[4], body) if body else None)
+            if node[5]:
+                final = self._block(node[5], handled or state)
+                return final if handled is not None else None
+            return handled
+        if kind == "branches":
+            state = self._sites(node[2], state)
+            result = state
+            for case in node[3]:
+                result = join(result, self._block(case, state))
+            return result
+        return state
+
+    # -- effects of calls -----------------------------------------------------------------
+    def _sites(self, sites: List[CallSite], state: State) -> State:
+        for site in sites:
+            if not self._summarizing:
+                key = id(site)
+                previous = self.site_grad.get(key)
+                self.site_grad[key] = state.grad if previous is None else previous | state.grad
+                if site.model is not None or site.target is not None or site.method in ("eval", "train"):
+                    previous_modes = self.site_modes.get(key)
+                    self.site_modes[key] = join_modes(previous_modes, state.modes) \
+                        if previous_modes is not None else dict(state.modes)
+                if site.target is not None:
+                    self._contribute(site, state)
+            state = self._effect(site, state)
+        return state
+
+    def _effect(self, site: CallSite, state: State) -> State:
+        if site.is_statement and site.qualified == api.SET_GRAD_ENABLED:
+            grad = self._set_grad_enabled_value(site.node)
+            return state.with_grad(grad)
+        if site.method in ("eval", "train") and site.receiver:
+            mode = self._switch_mode(site)
+            value = frozenset({(mode, site.line)}) if mode else None
+            return state.set_mode(site.receiver, value)
+        if site.target is not None:
+            effects = self.effects.get(id(site.target))
+            if effects:
+                for key, value in effects.items():
+                    mapped = self._map_key_to_caller(site, key)
+                    if not mapped:
+                        continue
+                    if value is not None:
+                        value = frozenset((mode, site.line) for mode, _ in value)
+                    state = state.set_mode(mapped, value)
+        return state
+
+    @staticmethod
+    def _switch_mode(site: CallSite) -> Optional[str]:
+        node = site.node
+        if site.method == "eval":
+            return EVAL if not node.args and not node.keywords else None
+        argument = node.args[0] if node.args else next(
+            (k.value for k in node.keywords if k.arg == "mode"), None)
+        if argument is None:
+            return TRAIN
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, bool):
+            return TRAIN if argument.value else EVAL
+        return None
+
+    def _assign(self, statement: ast.stmt, state: State) -> State:
+        if isinstance(statement, ast.Assign):
+            targets, value = statement.targets, statement.value
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            targets, value = [statement.target], statement.value
+        else:
+            return state
+        function = self._function
+        found = self.facts.model_expression(function, value)
+        for target in targets:
+            key = dotted(target)
+            if not key:
+                continue
+            if found is None:
+                if key in state.modes:
+                    state = state.set_mode(key, None)
+                continue
+            origin, _, same = found
+            if same is not None:
+                state = state.set_mode(key, state.modes.get(same))
+            elif origin == "fresh":
+                state = state.set_mode(key, frozenset({(TRAIN, None)}))
+            elif origin == "pretrained":
+                state = state.set_mode(key, frozenset({(EVAL, None)}))
+            else:
+                state = state.set_mode(key, None)
+        return state
+
+    def _map_key_to_caller(self, site: CallSite, key: str) -> Optional[str]:
+        """The caller's name for ``key`` of the callee: ``model`` -> the argument passed."""
+        root, _, rest = key.partition(".")
+        target = site.target
+        if root == "self":
+            receiver = site.receiver if site.receiver is not None else None
+            if receiver is None:
+                return None
+            return f"{receiver}.{rest}" if rest else receiver
+        for param, arg in self.facts.bind_arguments(site, target):
+            if param == root:
+                text = dotted(arg)
+                if text is None:
+                    return None
+                return f"{text}.{rest}" if rest else text
+        return None
+
+    def _contribute(self, site: CallSite, state: State) -> None:
+        target = site.target
+        modes: Modes = {}
+        for caller_key, value in state.modes.items():
+            # Map the caller's names back onto the callee's parameters and ``self``.
+            for param, arg in self.facts.bind_arguments(site, target):
+                text = dotted(arg)
+                if text and (caller_key == text or caller_key.startswith(text + ".")):
+                    modes[param + caller_key[len(text):]] = value
+            if site.receiver and (caller_key == site.receiver or caller_key.startswith(site.receiver + ".")):
+                modes["self" + caller_key[len(site.receiver):]] = value
+        contribution = State(state.grad, modes)
+        bucket = self._contributions.setdefault(id(target), {})
+        previous = bucket.get(id(site))
+        merged = join(previous, contribution) if previous is not None else contribution
+        if previous is None or previous.grad != merged.grad or previous.modes != merged.modes:
+            bucket[id(site)] = merged
+            self._changed_entries.add(id(target))
+
+    # -- grad-mode contexts ---------------------------------------------------------------
+    def _set_grad_enabled_value(self, call: ast.Call) -> FrozenSet[str]:
+        argument = call.args[0] if call.args else next(
+            (k.value for k in call.keywords if k.arg == "mode"), None)
+        if isinstance(argument, ast.Constant):
+            return GRAD_ON if argument.value else GRAD_OFF
+        if isinstance(argument, ast.UnaryOp) and isinstance(argument.op, ast.Not) and \
+                isinstance(argument.operand, ast.Constant):
+            return GRAD_OFF if argument.operand.value else GRAD_ON
+        values = self._constant_argument_values(argument)
+        if values:
+            return frozenset(ON if value else OFF for value in values)
+        return frozenset({DYNAMIC})
+
+    def _constant_argument_values(self, argument) -> Optional[Set[bool]]:
+        """``set_grad_enabled(train)`` where every in-file caller passes a constant ``train``."""
+        function = self._function
+        if not isinstance(argument, ast.Name) or argument.id not in function.params or \
+                not function.callers:
+            return None
+        negate = False
+        values: Set[bool] = set()
+        for site in function.callers:
+            bound = dict(self.facts.bind_arguments(site, function))
+            value = bound.get(argument.id)
+            if value is None:
+                default = self._default(function, argument.id)
+                value = default
+            if not isinstance(value, ast.Constant) or not isinstance(value.value, bool):
+                return None
+            values.add(bool(value.value) != negate)
+        return values
+
+    @staticmethod
+    def _default(function: FunctionInfo, param: str):
+        args = function.node.args
+        positional = list(getattr(args, "posonlyargs", [])) + list(args.args)
+        defaults = dict(zip([a.arg for a in positional[len(positional) - len(args.defaults):]],
+                            args.defaults))
+        for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+            if default is not None:
+                defaults[arg.arg] = default
+        return defaults.get(param)
+
+    def _context_grad(self, expr: ast.AST) -> Optional[FrozenSet[str]]:
+        """The grad mode inside ``with expr:``, or None when it does not change it."""
+        if not isinstance(expr, ast.Call):
+            return None
+        qualified = self.imports.resolve(expr.func)
+        if qualified in (api.NO_GRAD,):
+            return GRAD_OFF
+        if qualified == api.INFERENCE_MODE:
+            argument = expr.args[0] if expr.args else next(
+                (k.value for k in expr.keywords if k.arg == "mode"), None)
+            if isinstance(argument, ast.Constant) and argument.value is False:
+                return GRAD_ON
+            return GRAD_OFF
+        if qualified == api.ENABLE_GRAD:
+            return GRAD_ON
+        if qualified == api.SET_GRAD_ENABLED:
+            return self._set_grad_enabled_value(expr)
+        if self._is_no_grad_helper(expr.func):
+            return GRAD_OFF
+        return None
+
+    def _decorator_grad(self, function: FunctionInfo) -> Optional[FrozenSet[str]]:
+        grad = None
+        for decorator in function.decorators:
+            target = decorator.func if isinstance(decorator, ast.Call) else decorator
+            qualified = self.imports.resolve(target)
+            if qualified in (api.NO_GRAD, api.INFERENCE_MODE):
+                grad = GRAD_OFF
+                if qualified == api.INFERENCE_MODE and isinstance(decorator, ast.Call):
+                    grad = self._context_grad(decorator) or GRAD_OFF
+            elif qualified == api.ENABLE_GRAD:
+                grad = GRAD_ON
+            elif qualified == api.SET_GRAD_ENABLED and isinstance(decorator, ast.Call):
+                grad = self._set_grad_enabled_value(decorator)
+            elif self._is_no_grad_helper(target):
+                grad = GRAD_OFF
+        return grad
+
+    def _is_no_grad_helper(self, expr: ast.AST) -> bool:
+        name = dotted(expr)
+        if name is None:
+            return False
+        configured = self.config.no_grad_decorators
+        if name in configured or name.rsplit(".", 1)[-1] in configured or \
+                (self.imports.qualify(name) or "") in configured:
+            return True
+        for function in self.functions:
+            if id(function) in self.no_grad_helpers and function.name == name.rsplit(".", 1)[-1] and (
+                    function.parent is not None and function.parent.is_module_scope or
+                    name.startswith(("self.", "cls."))):
+                return True
+        return False
+
+    def _find_no_grad_helpers(self) -> None:
+        """In-file decorators and context factories that wrap no_grad / inference_mode."""
+        for function in self.functions:
+            if function.is_module_scope:
+                continue
+            disables = enables = False
+            for node in ast.walk(function.node):
+                if isinstance(node, (ast.Name, ast.Attribute)):
+                    qualified = self.imports.resolve(node)
+                    if qualified in (api.NO_GRAD, api.INFERENCE_MODE):
+                        disables = True
+                    elif qualified == api.ENABLE_GRAD:
+                        enables = True
+            if disables and not enables and id(function) not in self.facts.training_functions \
+                    and not any(site.model for site in function.sites):
+                self.no_grad_helpers.add(id(function))

@@ -1,0 +1,219 @@
+"""The semantic model of one file: the one place where facts are derived.
+
+Rules ask it questions (``grad_at(site)``, ``mode_of(site, key)``, ``evaluation_evidence(site)``,
+``reaches_training(site)``) and never walk the tree themselves.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from typing import Dict, FrozenSet, Iterator, List, Optional, Set
+
+from ..config import DEFAULT_CONFIG, Config
+from . import torch_api as api
+from .dataflow import Dataflow
+from .facts import Facts
+from .flow import DYNAMIC, EVAL, OFF, ON, TRAIN, FlowAnalysis
+from .names import ImportTable, dotted
+from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
+
+
+class SemanticModel:
+    def __init__(self, tree: ast.Module, filename: str = "<string>", config: Config = DEFAULT_CONFIG):
+        self.tree = tree
+        self.filename = filename
+        self.config = config
+        self.imports = ImportTable.from_tree(tree)
+        structure = StructureBuilder(tree, self.imports).build()
+        self.structure = structure
+        self.functions: List[FunctionInfo] = structure.functions
+        self.classes: Dict[str, ClassInfo] = structure.classes
+        self.module_function = structure.module_function
+        self.facts = Facts(self.imports, self.functions, self.classes, self.module_function, config)
+        self.facts.compute()
+        self.flow = FlowAnalysis(self.facts, self.imports, config, self.functions)
+        self.flow.run()
+        self.dataflow = Dataflow(self.facts, self.imports, self.functions)
+        self.dataflow.build()
+        self._in_test_file = _is_test_file(filename)
+        self._evaluation_entries = self._find_evaluation_entries()
+
+    # -- iteration ------------------------------------------------------------------------
+    def sites(self) -> Iterator[CallSite]:
+        for function in self.functions:
+            yield from function.sites
+
+    def forwards(self) -> Iterator[CallSite]:
+        for site in self.sites():
+            if site.model is not None:
+                yield site
+
+    # -- grad and module mode -------------------------------------------------------------
+    def grad_at(self, site: CallSite) -> FrozenSet[str]:
+        return self.flow.site_grad.get(id(site), frozenset({ON}))
+
+    def grad_may_be_on(self, site: CallSite) -> bool:
+        return ON in self.grad_at(site)
+
+    def grad_is_off(self, site: CallSite) -> bool:
+        return self.grad_at(site) == frozenset({OFF})
+
+    def mode_of(self, site: CallSite, key: str):
+        """The set of (mode, line) the model ``key`` may be in at ``site``; None when unknown."""
+        return self.flow.site_modes.get(id(site), {}).get(key)
+
+    def may_have_dropout_or_batchnorm(self, site: CallSite, key: str) -> bool:
+        cls = self.facts.model_class_of(site.function, key)
+        if cls is None:
+            return True
+        return cls.has_dropout_or_batchnorm is not False
+
+    def is_frozen(self, key: str) -> bool:
+        return self.facts.is_frozen(key)
+
+    # -- training -------------------------------------------------------------------------
+    def reaches_training(self, site: CallSite) -> bool:
+        """The call's value flows into a backward pass or autograd.grad."""
+        return self.dataflow.site_reaches_training(site)
+
+    def site_trains(self, site: CallSite) -> bool:
+        return self.facts.site_trains(site)
+
+    def loop_trains(self, loop: Loop) -> bool:
+        return any(self.facts.site_trains(site) for site in loop.sites)
+
+    def function_trains(self, function: FunctionInfo) -> bool:
+        return id(function) in self.facts.training_functions
+
+    def wants_input_gradients(self, function: FunctionInfo) -> bool:
+        return any(id(scope) in self.facts.gradient_wanted for scope in function.enclosing_functions())
+
+    def producers_in_function(self, site: CallSite, expr: ast.AST) -> List[CallSite]:
+        """The forward passes and in-file calls in ``site``'s function whose results ``expr``
+        is computed from; empty when part of it comes from elsewhere (attributes, other calls)."""
+        function = site.function
+        sites_by_id = {id(s): s for s in function.sites}
+        stack = list(self.dataflow.sources(function, site.index, expr))
+        seen: Set[tuple] = set()
+        producers: List[CallSite] = []
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            kind = node[0]
+            if kind == "call":
+                producer = sites_by_id.get(node[1])
+                if producer is None:
+                    return []
+                if producer.model is not None or producer.target is not None:
+                    producers.append(producer)
+                    continue
+                stack.extend(self.dataflow.preds.get(node, ()))
+            elif kind == "def" and node[1] == id(function):
+                stack.extend(self.dataflow.preds.get(node, ()))
+            elif kind in ("attr", "return", "def"):
+                return []
+        producers.sort(key=lambda s: (s.line, s.col))
+        return producers
+
+    # -- evaluation context ---------------------------------------------------------------
+    def is_training_context(self, site: CallSite) -> bool:
+        """The call belongs to code that trains: its value reaches a backward pass, or it runs
+        in a loop (or, outside loops, a function) that trains or asks for input gradients."""
+        if self.reaches_training(site):
+            return True
+        if self.wants_input_gradients(site.function):
+            return True
+        loop = site.loop
+        if loop is not None:
+            return self.loop_trains(loop)
+        return self.function_trains(site.function)
+
+    def evaluation_evidence(self, site: CallSite, include_mode: bool = True) -> Optional[str]:
+        """Why the code around ``site`` evaluates (a short phrase), or None."""
+        if include_mode and site.model is not None:
+            mode = self.mode_of(site, site.model)
+            if mode and all(value == EVAL for value, _ in mode):
+                lines = sorted(line for _, line in mode if line)
+                where = f" at line {lines[0]}" if lines else ""
+                return f"`{site.model}` was put in eval mode{where}"
+        return self._context_evidence(site)
+
+    def _context_evidence(self, site: CallSite) -> Optional[str]:
+        function = site.function
+        for scope in function.enclosing_functions():
+            if scope.is_module_scope:
+                break
+            if self._has_evaluation_name(scope):
+                return f"in `{scope.name}()`"
+        for loop in reversed(site.loops):
+            data = loop.iterable_text
+            if data and set(api.words(data)) & api.EVAL_DATA_WORDS:
+                return f"in a loop over `{data}`"
+        for arg in list(site.node.args) + [k.value for k in site.node.keywords]:
+            text = dotted(arg)
+            if text and set(api.words(text)) & api.EVAL_DATA_WORDS:
+                return f"on `{text}`"
+        if id(function) in self._evaluation_entries:
+            return self._evaluation_entries[id(function)]
+        return None
+
+    def _has_evaluation_name(self, function: FunctionInfo) -> bool:
+        if function.is_module_scope:
+            return False
+        name_words = set(api.words(function.name))
+        if not name_words & api.EVAL_FUNCTION_WORDS:
+            return False
+        if function.name.startswith("test_") and (self._in_test_file or not function.params):
+            return False  # a pytest test, not an evaluation routine
+        if self._in_test_file and "test" in name_words:
+            return False
+        cls = self.facts.enclosing_class(function)
+        if cls is not None and cls.is_module and not function.loops:
+            return False  # an inference method of a model: its callers choose the grad mode
+        if function.name in ("__init__", "forward"):
+            return False
+        return True
+
+    def _find_evaluation_entries(self) -> Dict[int, str]:
+        """Functions that in-file evaluation code calls (and that do not train)."""
+        entries: Dict[int, str] = {}
+        changed = True
+        while changed:
+            changed = False
+            self._evaluation_entries = entries
+            for function in self.functions:
+                if id(function) in entries or function.is_module_scope:
+                    continue
+                if self.function_trains(function) or not function.callers:
+                    continue
+                for site in function.callers:
+                    if self.reaches_training(site):
+                        continue
+                    reason = self._call_evidence(site)
+                    if reason:
+                        entries[id(function)] = f"called from evaluation code at line {site.line}"
+                        changed = True
+                        break
+        return entries
+
+    def _call_evidence(self, site: CallSite) -> Optional[str]:
+        evidence = self._context_evidence(site)
+        if evidence:
+            return evidence
+        for param, arg in self.facts.bind_arguments(site, site.target):
+            key = dotted(arg)
+            if key and self.facts.is_model(site.function, key):
+                mode = self.mode_of(site, key)
+                if mode and all(value == EVAL for value, _ in mode):
+                    return f"`{key}` in eval mode"
+        return None
+
+
+def _is_test_file(filename: str) -> bool:
+    base = os.path.basename(filename)
+    parts = set(os.path.normpath(filename).split(os.sep))
+    return base.startswith("test_") or base.endswith("_test.py") or base == "conftest.py" or \
+        "tests" in parts or "test" in parts

@@ -1,0 +1,85 @@
+"""Name resolution: what a dotted expression means through the file's imports and aliases.
+
+``import torch as T`` makes ``T.no_grad`` mean ``torch.no_grad``; ``from torch import no_grad as
+ng`` makes ``ng`` mean it too. Names that no import binds stay as written (they are local
+variables, parameters or functions of the file).
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Dict, Optional
+
+# Different spellings of the same torch object, mapped to one canonical name.
+CANONICAL = {
+    "torch.autograd.no_grad": "torch.no_grad",
+    "torch.autograd.grad_mode.no_grad": "torch.no_grad",
+    "torch.autograd.enable_grad": "torch.enable_grad",
+    "torch.autograd.grad_mode.enable_grad": "torch.enable_grad",
+    "torch.autograd.set_grad_enabled": "torch.set_grad_enabled",
+    "torch.autograd.grad_mode.set_grad_enabled": "torch.set_grad_enabled",
+    "torch.autograd.inference_mode": "torch.inference_mode",
+    "torch.autograd.grad_mode.inference_mode": "torch.inference_mode",
+    "torch.nn.parallel.DistributedDataParallel": "torch.nn.DistributedDataParallel",
+    "torch.nn.parallel.DataParallel": "torch.nn.DataParallel",
+    "torch.optim.optimizer.Optimizer": "torch.optim.Optimizer",
+}
+
+
+def dotted(node: ast.AST) -> Optional[str]:
+    """``a.b.c`` for a chain of attributes on a name, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+class ImportTable:
+    """Local names bound by imports anywhere in the file, and what they refer to."""
+
+    def __init__(self) -> None:
+        self.aliases: Dict[str, str] = {}
+
+    @classmethod
+    def from_tree(cls, tree: ast.AST) -> "ImportTable":
+        table = cls()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        table.aliases[alias.asname] = alias.name
+                    else:
+                        head = alias.name.split(".")[0]
+                        table.aliases.setdefault(head, head)
+            elif isinstance(node, ast.ImportFrom):
+                base = "." * (node.level or 0) + (node.module or "")
+                for alias in node.names:
+                    if alias.name == "*":
+                        continue
+                    local = alias.asname or alias.name
+                    table.aliases[local] = f"{base}.{alias.name}" if base else alias.name
+        return table
+
+    def qualify(self, name: Optional[str]) -> Optional[str]:
+        """The canonical qualified name of a dotted name, or the name itself if unimported."""
+        if name is None:
+            return None
+        head, _, rest = name.partition(".")
+        target = self.aliases.get(head)
+        if target is None:
+            return name
+        full = f"{target}.{rest}" if rest else target
+        return CANONICAL.get(full, full)
+
+    def resolve(self, node: ast.AST) -> Optional[str]:
+        return self.qualify(dotted(node))
+
+    def is_imported(self, name: str) -> bool:
+        return name.split(".")[0] in self.aliases
+
+    def imports_any(self, *roots: str) -> bool:
+        return any(target.split(".")[0] in roots for target in self.aliases.values())

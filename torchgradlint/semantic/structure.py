@@ -1,0 +1,310 @@
+"""The file's structure: classes, functions, loops, statements and call sites.
+
+One walk over flake8's ``ast`` tree turns every function body (and the module body, as the
+pseudo-function ``<module>``) into a small control-flow IR whose leaves are the call sites in
+evaluation order. The analyses (grad mode, module mode, dataflow) run on this IR, never on the
+raw tree again.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, List, Optional, Tuple, Union
+
+from .names import ImportTable, dotted
+
+FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
+
+
+@dataclass(eq=False)
+class Loop:
+    node: ast.stmt
+    parent: Optional["Loop"]
+    first_index: int = 0  # statement indexes of the loop's header and last body statement
+    last_index: int = 0
+    sites: List["CallSite"] = field(default_factory=list)  # every call in header and body
+
+    @property
+    def line(self) -> int:
+        return self.node.lineno
+
+    @property
+    def iterable_text(self) -> Optional[str]:
+        if isinstance(self.node, (ast.For, ast.AsyncFor)):
+            return _iterable_name(self.node.iter)
+        return None
+
+    def contains_index(self, index: int) -> bool:
+        return self.first_index <= index <= self.last_index
+
+
+def _iterable_name(node: ast.AST) -> Optional[str]:
+    """The data a loop walks: ``val_loader`` in ``for x in tqdm(enumerate(val_loader))``."""
+    while isinstance(node, ast.Call) and node.args:
+        node = node.args[0]
+    return dotted(node)
+
+
+@dataclass(eq=False)
+class CallSite:
+    node: ast.Call
+    function: "FunctionInfo"
+    loops: Tuple[Loop, ...]
+    index: int  # index of the statement that holds the call, in the function's linear order
+    callee: Optional[str]  # dotted text as written: ``self.model``, ``torch.no_grad``
+    qualified: Optional[str]  # through the imports: ``torch.no_grad``
+    receiver: Optional[str]  # for ``a.b.m(...)``: ``a.b``
+    method: Optional[str]  # for ``a.b.m(...)``: ``m``
+    is_statement: bool  # the call is a whole expression statement
+    target: Optional["FunctionInfo"] = None  # the in-file function it calls
+    model: Optional[str] = None  # the model key it runs forward, if it is a forward pass
+
+    @property
+    def line(self) -> int:
+        return self.node.lineno
+
+    @property
+    def col(self) -> int:
+        return self.node.col_offset
+
+    @property
+    def loop(self) -> Optional[Loop]:
+        return self.loops[-1] if self.loops else None
+
+
+@dataclass(eq=False)
+class ClassInfo:
+    node: ast.ClassDef
+    name: str
+    bases: List[str]
+    methods: Dict[str, "FunctionInfo"] = field(default_factory=dict)
+    is_module: bool = False
+    base_classes: List["ClassInfo"] = field(default_factory=list)
+    model_attributes: set = field(default_factory=set)
+    # None: unknown (built from something we cannot see into).
+    has_dropout_or_batchnorm: Optional[bool] = None
+
+    def find_method(self, name: str, _seen=None) -> Optional["FunctionInfo"]:
+        if name in self.methods:
+            return self.methods[name]
+        seen = _seen or set()
+        seen.add(id(self))
+        for base in self.base_classes:
+            if id(base) not in seen:
+                found = base.find_method(name, seen)
+                if found is not None:
+                    return found
+        return None
+
+
+# IR node kinds (tuples, for speed):
+#   ("simple", stmt, sites)
+#   ("with", stmt, [(item_expr, sites)], body)
+#   ("if", stmt, sites, body, orelse)
+#   ("loop", stmt, loop, sites, body, orelse)
+#   ("try", stmt, body, [handler_body...], orelse, finalbody)
+#   ("exit", stmt, sites)                      -- return / raise
+#   ("branches", stmt, sites, [case_body...])  -- match
+Block = List[tuple]
+
+
+@dataclass(eq=False)
+class FunctionInfo:
+    node: FunctionNode
+    name: str
+    qualname: str
+    cls: Optional[ClassInfo]
+    parent: Optional["FunctionInfo"]
+    params: List[str] = field(default_factory=list)
+    annotations: Dict[str, str] = field(default_factory=dict)
+    decorators: List[ast.expr] = field(default_factory=list)
+    ir: Block = field(default_factory=list)
+    sites: List[CallSite] = field(default_factory=list)
+    loops: List[Loop] = field(default_factory=list)
+    statements: List[ast.stmt] = field(default_factory=list)  # linear order; index = position
+    blocks: List[Tuple[int, ...]] = field(default_factory=list)  # block chain per statement
+    nested: Dict[str, "FunctionInfo"] = field(default_factory=dict)
+    callers: List[CallSite] = field(default_factory=list)
+    local_names: set = field(default_factory=set)  # names bound by assignment in this function
+
+    @property
+    def is_module_scope(self) -> bool:
+        return isinstance(self.node, ast.Module)
+
+    @property
+    def line(self) -> int:
+        return getattr(self.node, "lineno", 1)
+
+    def enclosing_functions(self):
+        function = self
+        while function is not None:
+            yield function
+            function = function.parent
+
+
+class StructureBuilder:
+    """Builds FunctionInfo/ClassInfo objects for a module."""
+
+    def __init__(self, tree: ast.Module, imports: ImportTable):
+        self.tree = tree
+        self.imports = imports
+        self.functions: List[FunctionInfo] = []
+        self.classes: Dict[str, ClassInfo] = {}
+        self.module_function = FunctionInfo(tree, "<module>", "<module>", None, None)
+        self._block_counter = 0
+        # Syntactic facts some rules need, gathered on the same walk.
+        self.with_items: List[Tuple[ast.expr, FunctionInfo]] = []
+        self.expression_statements: List[Tuple[ast.Expr, FunctionInfo]] = []
+
+    def build(self) -> "StructureBuilder":
+        self._build_function(self.module_function, self.tree.body)
+        return self
+
+    # -- functions and classes -------------------------------------------------------------
+    def _new_function(self, node, cls: Optional[ClassInfo], parent: FunctionInfo) -> FunctionInfo:
+        if cls is not None:
+            qualname = f"{cls.name}.{node.name}"
+        elif parent.is_module_scope:
+            qualname = node.name
+        else:
+            qualname = f"{parent.qualname}.{node.name}"
+        function = FunctionInfo(node, node.name, qualname, cls, parent)
+        args = node.args
+        positional = list(getattr(args, "posonlyargs", [])) + list(args.args)
+        for arg in positional + list(args.kwonlyargs) + [a for a in (args.vararg, args.kwarg) if a]:
+            function.params.append(arg.arg)
+            if arg.annotation is not None:
+                annotation = arg.annotation
+                if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+                    try:
+                        annotation = ast.parse(annotation.value, mode="eval").body
+                    except SyntaxError:
+                        annotation = None
+                if annotation is not None:
+                    text = self.imports.resolve(annotation)
+                    if text is None and isinstance(annotation, ast.Subscript):
+                        text = self.imports.resolve(annotation.value)  # Optional[...] etc.
+                        inner = annotation.slice
+                        inner_text = self.imports.resolve(inner)
+                        if inner_text:
+                            text = inner_text
+                    if text:
+                        function.annotations[arg.arg] = text
+        function.decorators = list(node.decorator_list)
+        self._build_function(function, node.body)
+        return function
+
+    def _build_function(self, function: FunctionInfo, body: List[ast.stmt]) -> None:
+        self.functions.append(function)
+        function.ir = self._block(function, body, (), ())
+
+    def _class(self, node: ast.ClassDef, parent: FunctionInfo) -> None:
+        bases = [self.imports.resolve(base) or "" for base in node.bases]
+        info = ClassInfo(node, node.name, bases)
+        self.classes.setdefault(node.name, info)
+        for statement in node.body:
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                info.methods[statement.name] = self._new_function(statement, info, parent)
+            elif isinstance(statement, ast.ClassDef):
+                self._class(statement, parent)
+
+    # -- statements -----------------------------------------------------------------------
+    def _block(self, function: FunctionInfo, body, chain: Tuple[int, ...], loops: Tuple[Loop, ...]):
+        self._block_counter += 1
+        chain = chain + (self._block_counter,)
+        block: Block = []
+        for statement in body:
+            node = self._statement(function, statement, chain, loops)
+            if node is not None:
+                block.append(node)
+        return block
+
+    def _index(self, function: FunctionInfo, statement: ast.stmt, chain) -> int:
+        function.statements.append(statement)
+        function.blocks.append(chain)
+        return len(function.statements) - 1
+
+    def _statement(self, function: FunctionInfo, statement: ast.stmt, chain, loops):
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            nested = self._new_function(statement, None, function)
+            function.nested[statement.name] = nested
+            return None
+        if isinstance(statement, ast.ClassDef):
+            self._class(statement, function)
+            return None
+        index = self._index(function, statement, chain)
+        sites = lambda *exprs: self._sites(function, exprs, loops, index, statement)  # noqa: E731
+        if isinstance(statement, (ast.For, ast.AsyncFor, ast.While)):
+            loop = Loop(statement, loops[-1] if loops else None, first_index=index)
+            function.loops.append(loop)
+            header = sites(statement.iter) if not isinstance(statement, ast.While) else sites(statement.test)
+            inner = loops + (loop,)
+            for site in header:
+                site.loops = inner  # the iterable of a loop is evaluated once, but belongs to it
+            body = self._block(function, statement.body, chain, inner)
+            loop.last_index = len(function.statements) - 1
+            orelse = self._block(function, statement.orelse, chain, loops)
+            for enclosing in inner:
+                enclosing.sites.extend(header)
+            return ("loop", statement, loop, header, body, orelse)
+        if isinstance(statement, (ast.With, ast.AsyncWith)):
+            self.with_items.extend((item.context_expr, function) for item in statement.items)
+            items = [(item.context_expr, sites(item.context_expr)) for item in statement.items]
+            body = self._block(function, statement.body, chain, loops)
+            return ("with", statement, items, body)
+        if isinstance(statement, ast.If):
+            return ("if", statement, sites(statement.test),
+                    self._block(function, statement.body, chain, loops),
+                    self._block(function, statement.orelse, chain, loops))
+        if isinstance(statement, ast.Try) or type(statement).__name__ == "TryStar":
+            return ("try", statement, self._block(function, statement.body, chain, loops),
+                    [self._block(function, handler.body, chain, loops) for handler in statement.handlers],
+                    self._block(function, statement.orelse, chain, loops),
+                    self._block(function, statement.finalbody, chain, loops))
+        if type(statement).__name__ == "Match":
+            return ("branches", statement, sites(statement.subject),
+                    [self._block(function, case.body, chain, loops) for case in statement.cases])
+        if isinstance(statement, (ast.Return, ast.Raise)):
+            return ("exit", statement, sites(*[c for c in ast.iter_child_nodes(statement)]))
+        if isinstance(statement, ast.Expr):
+            self.expression_statements.append((statement, function))
+        return ("simple", statement, sites(statement))
+
+    # -- call sites -----------------------------------------------------------------------
+    def _sites(self, function: FunctionInfo, exprs, loops, index: int, statement) -> List[CallSite]:
+        found: List[CallSite] = []
+        statement_call = statement.value if isinstance(statement, ast.Expr) else None
+        for expr in exprs:
+            if expr is None:
+                continue
+            self._collect_calls(expr, found, function, loops, index, statement_call)
+        function.sites.extend(found)
+        for loop in loops:
+            loop.sites.extend(found)
+        return found
+
+    def _collect_calls(self, root, found, function, loops, index, statement_call) -> None:
+        # Post-order without recursion: arguments are evaluated before the call they feed.
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                found.append(self._site(node, function, loops, index, node is statement_call))
+                continue
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                continue
+            if isinstance(node, ast.Call):
+                stack.append((node, True))
+            children = list(ast.iter_child_nodes(node))
+            for child in reversed(children):
+                stack.append((child, False))
+
+    def _site(self, node: ast.Call, function, loops, index, is_statement) -> CallSite:
+        callee = dotted(node.func)
+        receiver = method = None
+        if isinstance(node.func, ast.Attribute):
+            method = node.func.attr
+            receiver = dotted(node.func.value)
+        return CallSite(node, function, loops, index, callee, self.imports.qualify(callee),
+                        receiver, method, is_statement)

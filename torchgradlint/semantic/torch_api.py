@@ -1,0 +1,150 @@
+"""What the linter knows about torch and the libraries around it, by qualified name."""
+
+from __future__ import annotations
+
+import re
+
+# Grad-mode contexts, canonical names (see names.CANONICAL).
+NO_GRAD = "torch.no_grad"
+INFERENCE_MODE = "torch.inference_mode"
+ENABLE_GRAD = "torch.enable_grad"
+SET_GRAD_ENABLED = "torch.set_grad_enabled"
+GRAD_CONTEXTS = {NO_GRAD, INFERENCE_MODE, ENABLE_GRAD, SET_GRAD_ENABLED}
+
+AUTOGRAD_GRAD = {"torch.autograd.grad"}
+AUTOGRAD_BACKWARD = {"torch.autograd.backward"}
+
+# Packages whose presence makes a file worth analysing.
+TORCH_ROOTS = ("torch", "torchvision", "timm", "lightning", "pytorch_lightning", "transformers",
+               "diffusers", "peft", "accelerate", "ignite", "detectron2", "torchaudio", "torchtext")
+
+# Calls that return a module in training mode (fresh) or eval mode (pretrained loaders).
+FRESH_MODEL_CALLS = {"timm.create_model", "torch.hub.load"}
+EVAL_MODE_SUFFIXES = (".from_pretrained",)
+UNKNOWN_MODE_CALLS = {"torch.load", "torch.jit.load", "torch.jit.script", "torch.jit.trace",
+                      "torch.export.load"}
+WRAPPERS_KEEPING_MODEL = {
+    "torch.nn.DataParallel", "torch.nn.DistributedDataParallel", "torch.compile",
+    "copy.deepcopy", "torch.nn.SyncBatchNorm.convert_sync_batchnorm",
+}
+# Methods that return the module itself.
+SELF_RETURNING_METHODS = {"to", "cuda", "cpu", "float", "half", "double", "bfloat16", "eval",
+                          "train", "requires_grad_", "to_empty", "type"}
+
+# torch.nn classes that hold no parameters: calling them never builds a graph of their own.
+PARAMETERLESS_NN = re.compile(
+    r"(.*Loss|ReLU\d*|LeakyReLU|GELU|SiLU|Mish|ELU|SELU|CELU|Sigmoid|Tanh|Softmax\d*d?|LogSoftmax|"
+    r"Softmin|Softplus|Softsign|Hardswish|Hardsigmoid|Hardtanh|Tanhshrink|Threshold|GLU|"
+    r"(Adaptive)?(Max|Avg|LP)Pool\dd|MaxUnpool\dd|FractionalMaxPool\dd|Dropout\d?d?|AlphaDropout|"
+    r"FeatureAlphaDropout|Flatten|Unflatten|Identity|Upsample.*|PixelShuffle|PixelUnshuffle|"
+    r"(Zero|Constant|Reflection|Replication|Circular)Pad\dd|ChannelShuffle|CosineSimilarity|"
+    r"PairwiseDistance|Fold|Unfold|Module|ModuleList|ModuleDict|ParameterList|ParameterDict|"
+    r"Parameter|functional(\..*)?|init(\..*)?|utils(\..*)?)"
+)
+DROPOUT_OR_BATCHNORM = re.compile(
+    r"(Dropout\d?d?|AlphaDropout|FeatureAlphaDropout|BatchNorm\dd|SyncBatchNorm|LazyBatchNorm\dd|"
+    r"InstanceNorm\dd)"
+)
+# Base classes that make a class an nn.Module.
+MODULE_BASES = {
+    "torch.nn.Module", "torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict",
+    "lightning.LightningModule", "pytorch_lightning.LightningModule",
+    "lightning.pytorch.LightningModule", "pytorch_lightning.core.LightningModule",
+    "transformers.PreTrainedModel", "diffusers.ModelMixin",
+}
+LIGHTNING_EVAL_HOOKS = {"validation_step", "test_step", "predict_step"}
+LIGHTNING_TRAIN_HOOKS = {"training_step"}
+
+# Methods that only nn.Modules have: calling one is evidence that the receiver is a model.
+MODULE_ONLY_METHODS = {"eval", "parameters", "named_parameters", "modules", "named_modules",
+                       "children", "named_children", "buffers", "named_buffers", "apply",
+                       "register_forward_hook", "register_forward_pre_hook"}
+
+OPTIMIZER_PREFIXES = ("torch.optim.",)
+OPTIMIZER_NAMES = {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam",
+                   "RAdam", "LBFGS", "Lion", "Adafactor", "LARS", "LAMB", "Lamb", "FusedAdam",
+                   "DeepSpeedCPUAdam", "AdamW8bit", "Adam8bit"}
+OPTIMIZER_NOT_CLASSES = re.compile(r"torch\.optim\.(lr_scheduler|swa_utils|Optimizer$).*")
+
+# Calls and attributes whose result carries no autograd history.
+GRADIENT_STOPPING_METHODS = {"detach", "item", "tolist", "numpy", "detach_", "argmax", "argmin",
+                             "long", "int", "bool", "size", "dim", "numel", "nelement", "eq", "ne",
+                             "__len__", "ge", "gt", "le", "lt", "sign"}
+GRADIENT_STOPPING_FUNCTIONS = {"float", "int", "bool", "len", "str", "round", "print", "isinstance",
+                               "torch.argmax", "torch.argmin", "torch.eq", "numpy.array",
+                               "np.array"}
+GRADIENT_STOPPING_ATTRIBUTES = {"data", "shape", "dtype", "device", "requires_grad", "grad_fn",
+                                "is_cuda", "ndim", "T_"}
+
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+def words(name: str) -> list:
+    """``evaluateModel_on_val`` -> ['evaluate', 'model', 'on', 'val']."""
+    return [w.lower() for w in _WORD.findall(name)]
+
+
+EVAL_FUNCTION_WORDS = {
+    "eval", "evaluate", "evaluation", "evaluator", "valid", "validate", "validation", "val",
+    "test", "testing", "predict", "prediction", "predictions", "infer", "inference", "sample",
+    "sampling", "generate", "generation", "translate", "decode", "beam", "greedy", "score",
+    "scoring", "benchmark", "accuracy", "demo", "visualize", "visualise", "visualization",
+    "inpaint", "reconstruct", "render", "detect", "classify", "caption", "embed", "extract",
+}
+EVAL_DATA_WORDS = {"val", "valid", "validation", "test", "testing", "eval", "evaluation", "dev",
+                   "holdout", "heldout"}
+
+MODEL_NAME_WORDS = {
+    "model", "models", "net", "network", "encoder", "decoder", "generator", "discriminator",
+    "classifier", "backbone", "critic", "actor", "policy", "teacher", "student", "unet", "vae",
+    "autoencoder", "transformer", "resnet", "vgg", "gan", "netg", "netd", "qnet", "dqn",
+    "detector", "segmenter", "regressor", "predictor", "denoiser", "module",
+}
+NOT_MODEL_NAME_WORDS = {
+    "fn", "func", "function", "cls", "class", "name", "names", "path", "dir", "file", "config",
+    "cfg", "conf", "builder", "factory", "type", "types", "args", "kwargs", "output", "outputs",
+    "out", "loss", "losses", "optimizer", "opt", "params", "state", "dict", "url", "id", "kind",
+    "registry", "zoo", "list", "dataset", "loader", "data", "info", "spec", "version", "hub",
+    "str", "mode", "flag", "size", "dim", "key", "keys", "arch", "trainer", "wrapper", "utils",
+    "util", "lib", "lr", "scheduler", "criterion", "tokenizer", "processor", "pipeline",
+    "callback", "callbacks", "get", "build", "create", "make", "load", "init", "ckpt",
+    "checkpoint", "features", "feature", "inputs", "input", "logits", "pred", "preds", "result",
+    "results", "batch", "step", "steps",
+}
+
+
+def looks_like_model_name(name: str) -> bool:
+    parts = words(name.split(".")[-1])
+    if not parts:
+        return False
+    if any(p in NOT_MODEL_NAME_WORDS for p in parts):
+        return False
+    return any(p in MODEL_NAME_WORDS for p in parts) or name.split(".")[-1] in {"G", "D", "E"}
+
+
+def looks_like_optimizer_name(name: str) -> bool:
+    last = name.split(".")[-1].lower()
+    return last.startswith("opt") or last.endswith("optimizer") or last.endswith("optim") or \
+        last.startswith("optimizer")
+
+
+NOT_MODEL_FACTORIES = re.compile(r".*(Weights|_weights|get_weight|list_models|get_model_builder|"
+                                 r"transforms.*|_utils.*|feature_extraction.*)")
+
+
+def is_fresh_model_call(qualified: str) -> bool:
+    """A call that builds a new module (in training mode) with parameters."""
+    if qualified in FRESH_MODEL_CALLS:
+        return True
+    if qualified.startswith("torch.nn."):
+        leaf = qualified[len("torch.nn."):]
+        return "." not in leaf and leaf[:1].isupper() and not PARAMETERLESS_NN.fullmatch(leaf)
+    for prefix in ("torchvision.models.", "timm.models."):
+        if qualified.startswith(prefix):
+            leaf = qualified[len(prefix):]
+            return bool(leaf) and not NOT_MODEL_FACTORIES.fullmatch(leaf)
+    return False
+
+
+def is_optimizer_class(qualified: str) -> bool:
+    return qualified.startswith(OPTIMIZER_PREFIXES) and not OPTIMIZER_NOT_CLASSES.match(qualified)
