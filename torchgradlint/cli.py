@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
-from typing import List, Optional, Sequence, TextIO
+from typing import List, Optional, Sequence, TextIO, Tuple
 
 from . import __version__
 from .config import Config
@@ -49,46 +49,60 @@ class FileResult:
     traceback: Optional[str] = None
 
 
-def syntax_problem(source: str, path: str) -> Optional[str]:
-    """Why Python itself would refuse to compile ``source``, or None.
+def parse_module(source: str, path: str) -> Tuple[Optional[ast.Module], Optional[str]]:
+    """Python's own tree of ``source``, or why Python would refuse to compile it.
 
     flake8 runs no plugin on such a file (it reports E999 instead); the CLI says why on stderr.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SyntaxWarnings are not ours to print
-            ast.parse(source, filename=path)
+            return ast.parse(source, filename=path), None
     except SyntaxError as exc:
         where = f"line {exc.lineno}" if exc.lineno else "unknown line"
         if exc.lineno and exc.offset:
             where += f", column {exc.offset}"
-        return f"syntax error at {where}: {exc.msg}"
+        return None, f"syntax error at {where}: {exc.msg}"
     except ValueError as exc:  # null bytes, before Python 3.12
-        return f"syntax error: {exc}"
+        return None, f"syntax error: {exc}"
     except (RecursionError, MemoryError):
-        return "syntax error: too deeply nested for the Python parser"
-    return None
+        return None, "syntax error: too deeply nested for the Python parser"
 
 
 def analyse_source(source: str, path: str, config: Config) -> FileResult:
-    """Findings for one file's text, after selection and ``# noqa``; never raises."""
+    """Findings for one file's text, after selection and ``# noqa``; never raises.
+
+    The findings come from ``engine.lint_tree`` on Python's ``ast`` of the file, the very call
+    the flake8 plugin makes on the tree flake8 hands it.
+    """
     result = FileResult(path)
+    errors: List[str] = []
+
+    def on_error(filename: str, where: str, error: BaseException) -> None:
+        errors.append(f"in {where}: {type(error).__name__}: {error}")
+        if result.traceback is None:
+            result.traceback = "".join(traceback.format_exception(
+                type(error), error, error.__traceback__))
+
     try:
         noqa = NoqaIndex(source)
         if noqa.file_skipped():
             return result
-        reason = syntax_problem(source, path)
-        if reason is not None:
-            result.problem = Problem(path, reason)
-            return result
-        from .engine import lint_source  # imported here: the engine is heavy, `rules` needs none
+        from .engine import lint_tree, may_contain_findings  # heavy: `rules` needs none of it
 
-        findings = lint_source(source, path, config)
+        if not may_contain_findings(source):
+            return result  # the engine's own screen: nothing it could report
+        tree, reason = parse_module(source, path)
+        if tree is None:
+            result.problem = Problem(path, reason or "cannot parse")
+            return result
+        findings = lint_tree(tree, source, path, config, on_error)
         result.findings = noqa.filter(f for f in findings if config.wants(f.code))
     except Exception as exc:  # the engine promises not to raise; say so loudly if it does
-        result.findings = []
-        result.problem = Problem(path, f"{type(exc).__name__}: {exc}".rstrip(": "), internal=True)
+        errors.append(f"{type(exc).__name__}: {exc}".rstrip(": "))
         result.traceback = traceback.format_exc()
+    if errors:
+        result.problem = Problem(path, "; ".join(errors) + " (please report it)", internal=True)
     return result
 
 

@@ -197,15 +197,13 @@ def resolve_codes(
     """The codes to report. ``select`` None means the default set (every rule that is on by
     default). A code matched by both a selecting and an ignoring entry follows the longer, more
     specific entry; on a tie it is ignored."""
-    if select is None:
-        selectors = [rule.code for rule in RULES if getattr(rule, "enabled_by_default", True)]
-    else:
-        selectors = list(select)
-    selectors += list(extend_select)
+    selectors = list(select or []) + list(extend_select)
     ignorers = list(ignore) + list(extend_ignore)
     chosen = []
     for rule in RULES:
         selected = _specificity(rule.code, selectors)
+        if select is None and getattr(rule, "enabled_by_default", True):
+            selected = max(selected, 0)  # the default set is the least specific selection
         if selected >= 0 and selected > _specificity(rule.code, ignorers):
             chosen.append(rule.code)
     return tuple(chosen)

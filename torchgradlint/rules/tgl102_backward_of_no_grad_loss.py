@@ -17,10 +17,9 @@ def check(model):
             loss = site.node.args[0]
         else:
             continue
-        producers = model.producers_in_function(site, loss)
-        if producers and all(model.grad_is_off(producer) for producer in producers):
+        line = model.computed_without_graph(site, loss)
+        if line is not None:
             yield Finding(
                 INFO.code, site.line, site.col,
-                f"`{ast.unparse(loss)}` was computed under no_grad / inference_mode (line "
-                f"{producers[0].line}), so this backward fails or trains nothing: compute the loss "
-                f"with autograd enabled")
+                f"`{ast.unparse(loss)}` was computed with autograd off (line {line}), so this "
+                f"backward fails or trains nothing: compute the loss with autograd enabled")

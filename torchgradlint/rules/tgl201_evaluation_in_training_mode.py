@@ -7,7 +7,7 @@ do models whose class is in the file and holds neither Dropout nor BatchNorm.
 
 from ..findings import Finding
 from ..rules import RULES_BY_CODE
-from ..semantic.flow import TRAIN
+from ..semantic.flow import EVAL, TRAIN
 
 INFO = RULES_BY_CODE["TGL201"]
 
@@ -21,8 +21,14 @@ def check(model):
             continue
         if model.is_training_context(site):
             continue
-        evidence = "under no_grad" if model.grad_is_off(site) else model.evaluation_evidence(
-            site, include_mode=False)
+        evidence = model.evaluation_evidence(site, include_mode=False)
+        if evidence is None and model.in_training_loop(site):
+            # Inside a training loop a no_grad forward may be part of training (GAN samples for
+            # a progress picture); switching to eval on another path shows evaluation intent.
+            if any(value == EVAL for value, _ in mode):
+                evidence = "evaluated in eval mode on another path"
+        elif evidence is None and model.grad_is_off(site):
+            evidence = "under no_grad"
         if evidence is None:
             continue
         lines = sorted(line for value, line in mode if value == TRAIN and line)

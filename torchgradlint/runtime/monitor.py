@@ -74,7 +74,7 @@ class _ForwardRecord:
     __slots__ = (
         "id", "module_key", "cls", "site", "grad_enabled", "has_graph", "stoch_train",
         "stoch_eval", "stoch_kind", "upstream", "reached_at", "reached_events", "alive_nodes",
-        "surv_total", "surv_after", "trained", "clock",
+        "surv_total", "surv_after", "trained", "clock", "loop_key",
     )
 
     def __init__(self, rid, module_key, cls, site, clock):
@@ -95,6 +95,7 @@ class _ForwardRecord:
         self.surv_total = 0
         self.surv_after = 0
         self.trained = False
+        self.loop_key: tuple = ()
 
 
 class _BackwardEvent:
@@ -176,7 +177,8 @@ class Monitor:
         self._hooked_params: Set[int] = set()
         self._handles: list = []
         self._tag_refs: Dict[int, weakref.ref] = {}
-        self._site_alive: Dict[Tuple[Site, int], List[_ForwardRecord]] = {}
+        self._site_alive: Dict[Tuple[tuple, int], List[_ForwardRecord]] = {}
+        self._starved_modules: Set[int] = set()
         self._leak_sites: Dict[Tuple[Site, int], List[Site]] = {}
         self._bw_stack: List[_BackwardEvent] = []
         self._events: Dict[int, _BackwardEvent] = {}
@@ -299,6 +301,20 @@ class Monitor:
             frame = frame.f_back
         return None
 
+    def _loop_key(self) -> tuple:
+        """The call path through user code: (code, bytecode offset) of every watched frame.
+
+        Two calls on one line (``netD(real) + netD(fake)``) or one helper called from two places
+        get different keys; the same call in the next loop iteration gets the same key.
+        """
+        key = []
+        frame = sys._getframe(1)
+        while frame is not None:
+            if self._watched(frame.f_code) is not None:
+                key.append((frame.f_code, frame.f_lasti))
+            frame = frame.f_back
+        return tuple(key)
+
     def _user_frames(self):
         frame = sys._getframe(1)
         while frame is not None:
@@ -393,6 +409,7 @@ class Monitor:
                             kinds.append(type(sub).__name__)
                 rec.stoch_train, rec.stoch_eval = frozenset(train), frozenset(evals)
                 rec.stoch_kind = "/".join(kinds)
+                rec.loop_key = self._loop_key()
                 self._records[rec.id] = rec
                 self._note_survivors(rec)
             self._fwd_stack.append((module, rec))
@@ -440,7 +457,7 @@ class Monitor:
                     tag.rec_ids.append(rid)
                 self._handles.append(t.register_hook(_make_output_hook(ref, rid)))
             if rec.has_graph:
-                key = (rec.site, rec.module_key)
+                key = (rec.loop_key, rec.module_key)
                 alive = [r for r in self._site_alive.get(key, []) if r.alive_nodes > 0]
                 alive.append(rec)
                 self._site_alive[key] = alive
@@ -467,14 +484,14 @@ class Monitor:
     # ------------------------------------------------------------------ TGL302
     def _note_survivors(self, rec: _ForwardRecord) -> None:
         """A new forward at ``rec``'s site: count the earlier graphs of that site still alive."""
-        key = (rec.site, rec.module_key)
-        for old in self._site_alive.get(key, []):
+        for old in self._site_alive.get((rec.loop_key, rec.module_key), []):
             if old.alive_nodes <= 0:
                 continue
             old.surv_total += 1
             if old.reached_at is not None:
                 old.surv_after += 1
             suspicious = old.surv_after >= 2 or (old.reached_at is None and old.surv_total >= 2)
+            key = (old.site, old.module_key)
             if suspicious and key not in self._leak_sites:
                 self._leak_sites[key] = self._find_keepers(old)
 
@@ -679,6 +696,8 @@ class Monitor:
                     self._add("TGL102", site, f"{name}.step() after a backward of a loss with no "
                               "autograd graph: no parameter received a gradient")
                 else:
+                    for p in params:
+                        self._starved_modules.update(self._param_owners.get(id(p), ()))
                     self._add("TGL303", site, f"{name}.step() updates nothing: none of its "
                               f"{len(params)} parameter tensors received a gradient since its "
                               "previous step (output detached from the loss?)")
@@ -698,6 +717,8 @@ class Monitor:
                 rec = self._records[rid]
                 if rec.module_key in updated:
                     rec.trained = True
+            if not event.written_modules & updated:
+                continue  # the backward trained nothing the steps update: TGL303's business
             for key in event.written_modules - updated:
                 own = [self._records[r] for r in event.reached
                        if self._records[r].module_key == key]
@@ -732,6 +753,10 @@ class Monitor:
         trained_stoch: Dict[int, Set[int]] = {}
         for rec in sorted(self._records.values(), key=lambda r: r.id):
             reached = rec.reached_at is not None
+            if rec.module_key in self._starved_modules:
+                # its optimizer stepped without gradients (TGL303): the unused graph is that
+                # bug's consequence, not an evaluation forward
+                reached = True
             if rec.grad_enabled and rec.has_graph and not reached:
                 self._add("TGL101", rec.site, f"forward of {rec.cls} ran with autograd enabled "
                           "and its graph never reached a backward pass (missing torch.no_grad()?)")

@@ -30,9 +30,13 @@ class Dataflow:
         self.imports = imports
         self.functions = functions
         self.preds: Dict[tuple, Set[tuple]] = defaultdict(set)
+        # Edges through calls that cut autograd history (``.detach()``, ``.item()``): the value
+        # still flows, its gradient does not.
+        self.value_preds: Dict[tuple, Set[tuple]] = defaultdict(set)
         self._defs: Dict[Tuple[int, str], List[int]] = {}
         self._site_by_node: Dict[int, CallSite] = {}
         self.reaches_training: Set[tuple] = set()
+        self.feeds_training: Set[tuple] = set()
 
     # -- build ----------------------------------------------------------------------------
     def build(self) -> None:
@@ -137,14 +141,16 @@ class Dataflow:
         inputs: Set[tuple] = set()
         stops = site.method in api.GRADIENT_STOPPING_METHODS or \
             (site.qualified or "") in api.GRADIENT_STOPPING_FUNCTIONS
-        if not stops:
-            for arg in call.args:
-                inputs |= self.sources(function, index, arg)
-            for keyword in call.keywords:
-                inputs |= self.sources(function, index, keyword.value)
-            if isinstance(call.func, ast.Attribute) and site.model is None:
-                inputs |= self.sources(function, index, call.func.value)
-        self.preds[node] |= inputs
+        for arg in call.args:
+            inputs |= self.sources(function, index, arg)
+        for keyword in call.keywords:
+            inputs |= self.sources(function, index, keyword.value)
+        if isinstance(call.func, ast.Attribute) and site.model is None:
+            inputs |= self.sources(function, index, call.func.value)
+        if stops:
+            self.value_preds[node] |= inputs
+        else:
+            self.preds[node] |= inputs
         if site.method in ("backward", "manual_backward"):
             self.preds[TRAINING] |= inputs
             if isinstance(call.func, ast.Attribute):
@@ -173,6 +179,10 @@ class Dataflow:
                 continue
             if isinstance(node, (ast.Name, ast.Attribute)):
                 if isinstance(node, ast.Attribute) and node.attr in api.GRADIENT_STOPPING_ATTRIBUTES:
+                    # ``x.data``: the value flows on, its autograd history does not.
+                    cut = ("cut", id(node))
+                    self.value_preds[cut] |= self.sources(function, index, node.value)
+                    found.add(cut)
                     continue
                 key = dotted(node)
                 if key is not None:
@@ -231,18 +241,29 @@ class Dataflow:
 
     # -- queries --------------------------------------------------------------------------
     def _solve(self) -> None:
-        reached = {TRAINING}
-        stack = [TRAINING]
+        self.reaches_training = self._reverse_reach(TRAINING, (self.preds,))
+        self.feeds_training = self._reverse_reach(TRAINING, (self.preds, self.value_preds))
+
+    @staticmethod
+    def _reverse_reach(start, edge_maps) -> Set[tuple]:
+        reached = {start}
+        stack = [start]
         while stack:
             node = stack.pop()
-            for pred in self.preds.get(node, ()):
-                if pred not in reached:
-                    reached.add(pred)
-                    stack.append(pred)
-        self.reaches_training = reached
+            for edges in edge_maps:
+                for pred in edges.get(node, ()):
+                    if pred not in reached:
+                        reached.add(pred)
+                        stack.append(pred)
+        return reached
 
     def site_reaches_training(self, site: CallSite) -> bool:
+        """The call's value carries autograd history into a backward pass."""
         return ("call", id(site)) in self.reaches_training
+
+    def site_feeds_training(self, site: CallSite) -> bool:
+        """The call's value is used by a backward pass, with or without its history."""
+        return ("call", id(site)) in self.feeds_training
 
     def upstream(self, node: tuple, limit: int = 100000) -> Set[tuple]:
         """Every node whose value flows into ``node``."""

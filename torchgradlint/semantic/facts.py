@@ -31,6 +31,9 @@ class Facts:
         # (function, key) -> origin of the model held by that name (FRESH / PRETRAINED / ...)
         self.model_origin: Dict[Tuple[int, str], str] = {}
         self.model_class: Dict[Tuple[int, str], ClassInfo] = {}
+        # Whether a model built inline (``nn.Sequential(nn.Linear(...), nn.Dropout())``) holds
+        # Dropout or BatchNorm; None when it cannot be seen.
+        self.composition: Dict[Tuple[int, str], Optional[bool]] = {}
         self.instance_class: Dict[Tuple[int, str], ClassInfo] = {}
         self.class_attr_class: Dict[Tuple[int, str], ClassInfo] = {}
         self.models: Dict[int, Set[str]] = {id(f): set() for f in functions}
@@ -43,6 +46,8 @@ class Facts:
     # -- entry point ----------------------------------------------------------------------
     def compute(self) -> None:
         self._classify_classes()
+        for function in self.functions:
+            self._find_instances(function)
         for function in self.functions:
             self._resolve_calls(function)
         for _ in range(4):
@@ -115,7 +120,11 @@ class Facts:
     # -- calls ----------------------------------------------------------------------------
     def _resolve_calls(self, function: FunctionInfo) -> None:
         for site in function.sites:
-            site.target = self.resolve_call(site)
+            if site.receiver is None and site.callee in self.classes:
+                site.constructs = self.classes[site.callee]
+                site.target = site.constructs.find_method("__init__")
+            else:
+                site.target = self.resolve_call(site)
             if site.target is not None:
                 site.target.callers.append(site)
 
@@ -170,6 +179,12 @@ class Facts:
             # A module-level model used inside a function.
             return function is not self.module and key in self.models[id(self.module)]
         return False
+
+    def composition_of(self, function: FunctionInfo, key: str) -> Optional[bool]:
+        for scope in function.enclosing_functions():
+            if (id(scope), key) in self.composition:
+                return self.composition[(id(scope), key)]
+        return self.composition.get((id(self.module), key))
 
     def origin(self, function: FunctionInfo, key: str) -> Optional[str]:
         return self.model_origin.get((id(function), key))
@@ -244,6 +259,26 @@ class Facts:
             self.model_class.setdefault((scope_id, key), cls)
         return changed
 
+    def _find_instances(self, function: FunctionInfo) -> None:
+        """``trainer = Trainer(...)``: names holding instances of the file's classes."""
+        for statement in function.statements:
+            if not isinstance(statement, (ast.Assign, ast.AnnAssign)) or \
+                    not isinstance(statement.value, ast.Call):
+                continue
+            callee = dotted(statement.value.func)
+            if callee not in self.classes:
+                continue
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            for target in targets:
+                key = dotted(target)
+                if not key:
+                    continue
+                self.instance_class.setdefault((id(function), key), self.classes[callee])
+                if key.startswith("self."):
+                    owner = self.enclosing_class(function)
+                    if owner is not None:
+                        self.class_attr_class.setdefault((id(owner), key[5:]), self.classes[callee])
+
     def _find_models(self, function: FunctionInfo) -> bool:
         changed = False
         for statement in function.statements:
@@ -259,18 +294,6 @@ class Facts:
                     function.local_names.add(key)
             if value is None:
                 continue
-            if isinstance(value, ast.Call):
-                callee = dotted(value.func)
-                if callee in self.classes:
-                    for target in targets:
-                        key = dotted(target)
-                        if key:
-                            self.instance_class.setdefault((id(function), key), self.classes[callee])
-                            if key.startswith("self."):
-                                owner = self.enclosing_class(function)
-                                if owner is not None:
-                                    self.class_attr_class.setdefault((id(owner), key[5:]),
-                                                                     self.classes[callee])
             found = self.model_expression(function, value)
             if found is None:
                 continue
@@ -282,6 +305,8 @@ class Facts:
                 key = dotted(target)
                 if key:
                     changed |= self._record_model(function, key, origin, cls)
+                    if same is None and isinstance(value, ast.Call):
+                        self.composition.setdefault((id(function), key), self.dropout_or_batchnorm_in(value))
         for param, annotation in function.annotations.items():
             leaf = annotation.rsplit(".", 1)[-1]
             if annotation in api.MODULE_BASES or (leaf in self.classes and self.classes[leaf].is_module):
@@ -312,6 +337,31 @@ class Facts:
             changed = True
         return changed
 
+    def dropout_or_batchnorm_in(self, call: ast.Call) -> Optional[bool]:
+        """Whether a torch.nn construction expression builds Dropout or BatchNorm layers."""
+        qualified = self.imports.resolve(call.func) or ""
+        if not qualified.startswith("torch.nn."):
+            return None
+        leaf = qualified[len("torch.nn."):]
+        if api.DROPOUT_OR_BATCHNORM.fullmatch(leaf) or leaf.startswith(("Transformer", "MultiheadAttention")):
+            return True
+        if leaf in ("LSTM", "GRU", "RNN"):
+            dropout = next((k.value for k in call.keywords if k.arg == "dropout"), None)
+            return dropout is not None and not (isinstance(dropout, ast.Constant) and not dropout.value)
+        if leaf in ("Sequential", "ModuleList"):
+            verdict: Optional[bool] = False
+            elements = list(call.args)
+            if len(elements) == 1 and isinstance(elements[0], (ast.List, ast.Tuple)):
+                elements = list(elements[0].elts)
+            for element in elements:
+                inner = self.dropout_or_batchnorm_in(element) if isinstance(element, ast.Call) else None
+                if inner:
+                    return True
+                if inner is None:
+                    verdict = None
+            return verdict
+        return False if leaf[:1].isupper() and "." not in leaf else None
+
     def _returned_model(self, function: FunctionInfo) -> Optional[str]:
         if function.is_module_scope:
             return None
@@ -339,7 +389,7 @@ class Facts:
 
     def bind_arguments(self, site: CallSite, target: FunctionInfo) -> Iterable[Tuple[str, ast.AST]]:
         params = list(target.params)
-        if target.cls is not None and params and site.receiver is not None:
+        if target.cls is not None and params and (site.receiver is not None or site.constructs):
             params = params[1:]  # self / cls
         node = site.node
         for param, arg in zip(params, node.args):

@@ -50,19 +50,39 @@ class State:
         return State(self.grad, modes)
 
 
+# In a function's summary, "the mode the caller passed in".
+UNCHANGED = ("=", None)
+UNCHANGED_MODE = frozenset({UNCHANGED})
+
+
+def lookup_mode(modes: Modes, key: str):
+    """A submodule is in its parent's mode unless it was switched on its own."""
+    while True:
+        value = modes.get(key)
+        if value is not None:
+            return value
+        if "." not in key:
+            return None
+        key = key.rsplit(".", 1)[0]
+
+
 def join(a: Optional[State], b: Optional[State]) -> Optional[State]:
     if a is None:
         return b
     if b is None:
         return a
-    modes = {key: a.modes[key] | b.modes[key] for key in a.modes.keys() & b.modes.keys()}
-    return State(a.grad | b.grad, modes)
+    return State(a.grad | b.grad, join_modes(a.modes, b.modes))
 
 
 def join_modes(a: Optional[Modes], b: Modes) -> Modes:
     if a is None:
         return dict(b)
-    return {key: a[key] | b[key] for key in a.keys() & b.keys()}
+    modes = {}
+    for key in a.keys() | b.keys():
+        left, right = lookup_mode(a, key), lookup_mode(b, key)
+        if left is not None and right is not None:
+            modes[key] = left | right
+    return modes
 
 
 class FlowAnalysis:
@@ -76,9 +96,12 @@ class FlowAnalysis:
         self.no_grad_helpers: Set[int] = set()
         self.site_grad: Dict[int, FrozenSet[str]] = {}
         self.site_modes: Dict[int, Modes] = {}
+        self.statement_grad: Dict[int, FrozenSet[str]] = {}  # by id of the ast statement
         self.entry_grad: Dict[int, FrozenSet[str]] = {}
         self.entry_modes: Dict[int, Modes] = {}
         self.effects: Dict[int, Dict[str, Optional[FrozenSet]]] = {}
+        self.return_modes: Dict[int, Optional[FrozenSet]] = {}
+        self._site_of_node = {id(site.node): site for f in functions for site in f.sites}
         self.touched: Dict[int, Set[str]] = {}
         self._contributions: Dict[int, Dict[int, State]] = {}
         self._summarizing = False
@@ -98,7 +121,9 @@ class FlowAnalysis:
             changed = False
             for function in self.functions:
                 before = (self.effects.get(id(function)), set(self.touched.get(id(function), ())))
-                self._analyze(function, State(GRAD_ON, {}))
+                roots = {param: UNCHANGED_MODE for param in function.params}
+                roots["self"] = UNCHANGED_MODE
+                self._analyze(function, State(GRAD_ON, roots))
                 after = (self.effects.get(id(function)), self.touched.get(id(function)))
                 changed |= before != after
             if not changed:
@@ -141,6 +166,8 @@ class FlowAnalysis:
     def _analyze(self, function: FunctionInfo, entry: State) -> None:
         self._function = function
         self._returns = []
+        self._return_mode = None
+        self._return_mode_known = True
         if not self._summarizing:
             self.entry_grad[id(function)] = entry.grad
             self.entry_modes[id(function)] = entry.modes
@@ -153,8 +180,13 @@ class FlowAnalysis:
             exit_state = join(exit_state, state)
         if self._summarizing:
             self._record_effects(function, exit_state)
+            known = self._return_mode_known and self._return_mode is not None and \
+                UNCHANGED not in self._return_mode
+            self.return_modes[id(function)] = self._return_mode if known else None
 
     def _record_effects(self, function: FunctionInfo, exit_state: Optional[State]) -> None:
+        """What the function leaves behind: the modes of the models it was passed (or of
+        ``self``'s attributes) that it switched, assigned or handed to a switching helper."""
         touched = set()
         roots = set(function.params) | {"self"}
         for site in function.sites:
@@ -165,11 +197,15 @@ class FlowAnalysis:
                     mapped = self._map_key_to_caller(site, key)
                     if mapped:
                         touched.add(mapped)
+        if exit_state is not None:
+            touched |= {key for key, value in exit_state.modes.items() if value != UNCHANGED_MODE}
         touched = {key for key in touched if key.split(".")[0] in roots}
         self.touched[id(function)] = touched
         effects = {}
         for key in touched:
-            effects[key] = exit_state.modes.get(key) if exit_state is not None else None
+            value = lookup_mode(exit_state.modes, key) if exit_state is not None else None
+            if value != UNCHANGED_MODE:
+                effects[key] = value
         self.effects[id(function)] = effects
 
     def _block(self, block, state: Optional[State]) -> Optional[State]:
@@ -183,11 +219,21 @@ class FlowAnalysis:
         kind = node[0]
         if kind == "simple":
             state = self._sites(node[2], state)
+            if not self._summarizing:
+                key = id(node[1])
+                previous = self.statement_grad.get(key)
+                self.statement_grad[key] = state.grad if previous is None else previous | state.grad
             return self._assign(node[1], state)
         if kind == "exit":
             state = self._sites(node[2], state)
             if isinstance(node[1], ast.Return):
                 self._returns.append(state)
+                returned = dotted(node[1].value) if node[1].value is not None else None
+                value = lookup_mode(state.modes, returned) if returned else None
+                if value is None:
+                    self._return_mode_known = False
+                else:
+                    self._return_mode = value | (self._return_mode or frozenset())
             return None
         if kind == "with":
             outer_grad = state.grad
@@ -260,7 +306,12 @@ class FlowAnalysis:
                     if not mapped:
                         continue
                     if value is not None:
-                        value = frozenset((mode, site.line) for mode, _ in value)
+                        changed = frozenset((mode, site.line) for mode, _ in value if mode != "=")
+                        if UNCHANGED in value:
+                            current = lookup_mode(state.modes, mapped)
+                            value = None if current is None else changed | current
+                        else:
+                            value = changed
                     state = state.set_mode(mapped, value)
         return state
 
@@ -286,23 +337,46 @@ class FlowAnalysis:
             return state
         function = self._function
         found = self.facts.model_expression(function, value)
+        site = self._site_of_node.get(id(value))
         for target in targets:
             key = dotted(target)
             if not key:
+                continue
+            if site is not None and site.constructs is not None:
+                state = self._apply_constructor(site, key, state)
                 continue
             if found is None:
                 if key in state.modes:
                     state = state.set_mode(key, None)
                 continue
             origin, _, same = found
-            if same is not None:
-                state = state.set_mode(key, state.modes.get(same))
+            returned = self.return_modes.get(id(site.target)) if site and site.target else None
+            if returned is not None:
+                state = state.set_mode(key, frozenset((mode, site.line) for mode, _ in returned))
+            elif same is not None:
+                state = state.set_mode(key, lookup_mode(state.modes, same))
             elif origin == "fresh":
                 state = state.set_mode(key, frozenset({(TRAIN, None)}))
             elif origin == "pretrained":
                 state = state.set_mode(key, frozenset({(EVAL, None)}))
             else:
                 state = state.set_mode(key, None)
+        return state
+
+    def _apply_constructor(self, site: CallSite, key: str, state: State) -> State:
+        """``obj = Trainer(...)``: a fresh module is in training mode; ``__init__`` may leave
+        ``self.model`` in some mode, which becomes ``obj.model``."""
+        cls = site.constructs
+        state = state.set_mode(key, frozenset({(TRAIN, None)}) if cls.is_module else None)
+        if site.target is None:
+            return state
+        for inner, value in self.effects.get(id(site.target), {}).items():
+            root, _, rest = inner.partition(".")
+            if root != "self" or not rest:
+                continue
+            if value is not None and UNCHANGED in value:
+                value = None
+            state = state.set_mode(f"{key}.{rest}", value)
         return state
 
     def _map_key_to_caller(self, site: CallSite, key: str) -> Optional[str]:

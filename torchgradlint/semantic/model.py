@@ -14,7 +14,7 @@ from ..config import DEFAULT_CONFIG, Config
 from . import torch_api as api
 from .dataflow import Dataflow
 from .facts import Facts
-from .flow import DYNAMIC, EVAL, OFF, ON, TRAIN, FlowAnalysis
+from .flow import DYNAMIC, EVAL, OFF, ON, TRAIN, FlowAnalysis, lookup_mode
 from .names import ImportTable, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 
@@ -61,12 +61,12 @@ class SemanticModel:
 
     def mode_of(self, site: CallSite, key: str):
         """The set of (mode, line) the model ``key`` may be in at ``site``; None when unknown."""
-        return self.flow.site_modes.get(id(site), {}).get(key)
+        return lookup_mode(self.flow.site_modes.get(id(site), {}), key)
 
     def may_have_dropout_or_batchnorm(self, site: CallSite, key: str) -> bool:
         cls = self.facts.model_class_of(site.function, key)
         if cls is None:
-            return True
+            return self.facts.composition_of(site.function, key) is not False
         return cls.has_dropout_or_batchnorm is not False
 
     def is_frozen(self, key: str) -> bool:
@@ -89,14 +89,15 @@ class SemanticModel:
     def wants_input_gradients(self, function: FunctionInfo) -> bool:
         return any(id(scope) in self.facts.gradient_wanted for scope in function.enclosing_functions())
 
-    def producers_in_function(self, site: CallSite, expr: ast.AST) -> List[CallSite]:
-        """The forward passes and in-file calls in ``site``'s function whose results ``expr``
-        is computed from; empty when part of it comes from elsewhere (attributes, other calls)."""
+    def computed_without_graph(self, site: CallSite, expr: ast.AST) -> Optional[int]:
+        """The line where ``expr`` (used at ``site``) was computed with autograd off, when every
+        way it could have carried a graph was cut that way; None otherwise."""
         function = site.function
         sites_by_id = {id(s): s for s in function.sites}
+        statements = function.statements
         stack = list(self.dataflow.sources(function, site.index, expr))
         seen: Set[tuple] = set()
-        producers: List[CallSite] = []
+        lines: List[int] = []
         while stack:
             node = stack.pop()
             if node in seen:
@@ -106,56 +107,75 @@ class SemanticModel:
             if kind == "call":
                 producer = sites_by_id.get(node[1])
                 if producer is None:
-                    return []
-                if producer.model is not None or producer.target is not None:
-                    producers.append(producer)
+                    return None
+                if producer.qualified == "torch.nn.Parameter" or any(
+                        k.arg == "requires_grad" for k in producer.node.keywords):
+                    return None  # a leaf that requires grad even under no_grad
+                if self.grad_is_off(producer):
+                    lines.append(producer.line)
                     continue
+                if producer.model is not None or producer.target is not None:
+                    return None
                 stack.extend(self.dataflow.preds.get(node, ()))
             elif kind == "def" and node[1] == id(function):
+                statement = statements[node[2]]
+                if self.flow.statement_grad.get(id(statement)) == frozenset({OFF}):
+                    lines.append(statement.lineno)
+                    continue
                 stack.extend(self.dataflow.preds.get(node, ()))
             elif kind in ("attr", "return", "def"):
-                return []
-        producers.sort(key=lambda s: (s.line, s.col))
-        return producers
+                return None
+        return min(lines) if lines else None
 
     # -- evaluation context ---------------------------------------------------------------
+    def feeds_training(self, site: CallSite) -> bool:
+        """The call's value is used by a training step, even through ``.detach()`` (a DQN
+        target, a teacher's soft labels)."""
+        return self.dataflow.site_feeds_training(site)
+
     def is_training_context(self, site: CallSite) -> bool:
-        """The call belongs to code that trains: its value reaches a backward pass, or it runs
-        in a loop (or, outside loops, a function) that trains or asks for input gradients."""
-        if self.reaches_training(site):
-            return True
-        if self.wants_input_gradients(site.function):
-            return True
+        """The call's value is used by a training step, or its function asks for input
+        gradients (adversarial examples, saliency, gradient penalties)."""
+        return self.feeds_training(site) or self.wants_input_gradients(site.function)
+
+    def in_training_loop(self, site: CallSite) -> bool:
         loop = site.loop
-        if loop is not None:
-            return self.loop_trains(loop)
-        return self.function_trains(site.function)
+        return loop is not None and self.loop_trains(loop)
 
     def evaluation_evidence(self, site: CallSite, include_mode: bool = True) -> Optional[str]:
-        """Why the code around ``site`` evaluates (a short phrase), or None."""
+        """Why the code around ``site`` evaluates (a short phrase), or None.
+
+        Inside a loop that trains, only evidence about this very call counts (the model was
+        switched to eval mode, it is fed validation data); elsewhere the enclosing function's
+        name, the data its loops walk and its in-file callers count too."""
         if include_mode and site.model is not None:
             mode = self.mode_of(site, site.model)
             if mode and all(value == EVAL for value, _ in mode):
                 lines = sorted(line for _, line in mode if line)
                 where = f" at line {lines[0]}" if lines else ""
                 return f"`{site.model}` was put in eval mode{where}"
-        return self._context_evidence(site)
+        return self._context_evidence(site, strong_only=self.in_training_loop(site))
 
-    def _context_evidence(self, site: CallSite) -> Optional[str]:
+    def _context_evidence(self, site: CallSite, strong_only: bool = False) -> Optional[str]:
         function = site.function
-        for scope in function.enclosing_functions():
-            if scope.is_module_scope:
-                break
-            if self._has_evaluation_name(scope):
-                return f"in `{scope.name}()`"
-        for loop in reversed(site.loops):
-            data = loop.iterable_text
-            if data and set(api.words(data)) & api.EVAL_DATA_WORDS:
-                return f"in a loop over `{data}`"
         for arg in list(site.node.args) + [k.value for k in site.node.keywords]:
             text = dotted(arg)
             if text and set(api.words(text)) & api.EVAL_DATA_WORDS:
                 return f"on `{text}`"
+        training_loop = site.loop if strong_only else None
+        for loop in reversed(site.loops):
+            if loop is training_loop:
+                break
+            for name in loop.iterable_identifiers:
+                if set(api.words(name)) & api.EVAL_DATA_WORDS:
+                    return f"in a loop over `{name}`"
+        if strong_only:
+            return None
+        for scope in function.enclosing_functions():
+            if scope.is_module_scope:
+                break
+            if self._has_evaluation_name(scope) and not self.function_trains(scope):
+                return f"in `{scope.name}()`"
         if id(function) in self._evaluation_entries:
             return self._evaluation_entries[id(function)]
         return None
@@ -190,7 +210,7 @@ class SemanticModel:
                 if self.function_trains(function) or not function.callers:
                     continue
                 for site in function.callers:
-                    if self.reaches_training(site):
+                    if self.feeds_training(site):
                         continue
                     reason = self._call_evidence(site)
                     if reason:

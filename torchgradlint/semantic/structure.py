@@ -35,6 +35,20 @@ class Loop:
             return _iterable_name(self.node.iter)
         return None
 
+    @property
+    def iterable_identifiers(self) -> List[str]:
+        """Every identifier in the loop's iterable: ``zip(x_val.split(8), y_val)`` gives
+        ``zip, x_val, split, y_val``."""
+        if not isinstance(self.node, (ast.For, ast.AsyncFor)):
+            return []
+        found = []
+        for node in ast.walk(self.node.iter):
+            if isinstance(node, ast.Name):
+                found.append(node.id)
+            elif isinstance(node, ast.Attribute):
+                found.append(node.attr)
+        return found
+
     def contains_index(self, index: int) -> bool:
         return self.first_index <= index <= self.last_index
 
@@ -58,6 +72,7 @@ class CallSite:
     method: Optional[str]  # for ``a.b.m(...)``: ``m``
     is_statement: bool  # the call is a whole expression statement
     target: Optional["FunctionInfo"] = None  # the in-file function it calls
+    constructs: Optional["ClassInfo"] = None  # the in-file class it instantiates
     model: Optional[str] = None  # the model key it runs forward, if it is a forward pass
 
     @property
