@@ -301,6 +301,8 @@ def command_check(args: argparse.Namespace) -> int:
         _error(str(exc))
         return EXIT_ERROR
     config = settings.config
+    if not config.select:
+        print("torchgradlint: warning: the selection leaves no rule to run", file=sys.stderr)
     if args.verbose:
         print(f"torchgradlint: configuration: {settings.source or 'none (defaults)'}",
               file=sys.stderr)

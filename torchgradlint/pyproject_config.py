@@ -255,7 +255,8 @@ def merge(file: FileSettings, options: Options, cwd: Optional[str] = None) -> Se
         no_grad_decorators=frozenset((file.get("no-grad-decorators") or []) + options.no_grad_decorators),
         model_constructors=frozenset((file.get("model-constructors") or []) + options.model_constructors),
         select=codes,
-        ignore=(),
+        # Config treats an empty select as "everything": an empty selection ignores every rule.
+        ignore=() if codes else tuple(rule.code for rule in RULES),
         exclude=tuple(pattern.pattern for pattern in patterns),
     )
     return Settings(config=config, exclude=patterns, source=file.path)

@@ -17,6 +17,8 @@ def check(model):
         mode = model.mode_of(site, site.model)
         if not mode or not any(value == TRAIN for value, _ in mode):
             continue
+        if not all(value in (TRAIN, EVAL) for value, _ in mode):
+            continue  # unknown on some path: stay silent
         if not model.may_have_dropout_or_batchnorm(site, site.model):
             continue
         if model.is_training_context(site):

@@ -39,24 +39,29 @@ class State:
         return State(grad, self.modes)
 
     def set_mode(self, key: str, value) -> "State":
+        """Switch ``key`` and every submodule of it (None: the mode becomes unknown)."""
+        value = UNKNOWN_MODE if value is None else value
         modes = {k: v for k, v in self.modes.items() if not k.startswith(key + ".")}
-        if value is None:
-            modes.pop(key, None)
-        else:
-            modes[key] = value
-            for other in self.modes:
-                if other.startswith(key + "."):
-                    modes[other] = value
+        modes[key] = value
         return State(self.grad, modes)
 
 
-# In a function's summary, "the mode the caller passed in".
-UNCHANGED = ("=", None)
-UNCHANGED_MODE = frozenset({UNCHANGED})
+# A mode value is a set of (mode, detail): (TRAIN | EVAL, line that set it or None),
+# (UNKNOWN, None) for a path where nothing is known, and in a function's summary
+# (PASSED_IN, root) for "whatever mode the caller's ``root`` was in".
+UNKNOWN_TAG, PASSED_IN = "?", "="
+UNKNOWN = (UNKNOWN_TAG, None)
+UNKNOWN_MODE = frozenset({UNKNOWN})
 
 
-def lookup_mode(modes: Modes, key: str):
+def passed_in(root: str):
+    return frozenset({(PASSED_IN, root)})
+
+
+def lookup_mode(modes: Modes, key: Optional[str]):
     """A submodule is in its parent's mode unless it was switched on its own."""
+    if key is None:
+        return None
     while True:
         value = modes.get(key)
         if value is not None:
@@ -64,6 +69,10 @@ def lookup_mode(modes: Modes, key: str):
         if "." not in key:
             return None
         key = key.rsplit(".", 1)[0]
+
+
+def is_known(value) -> bool:
+    return bool(value) and all(mode in (TRAIN, EVAL) for mode, _ in value)
 
 
 def join(a: Optional[State], b: Optional[State]) -> Optional[State]:
@@ -79,9 +88,9 @@ def join_modes(a: Optional[Modes], b: Modes) -> Modes:
         return dict(b)
     modes = {}
     for key in a.keys() | b.keys():
-        left, right = lookup_mode(a, key), lookup_mode(b, key)
-        if left is not None and right is not None:
-            modes[key] = left | right
+        left = lookup_mode(a, key) or UNKNOWN_MODE
+        right = lookup_mode(b, key) or UNKNOWN_MODE
+        modes[key] = left | right
     return modes
 
 
@@ -121,8 +130,8 @@ class FlowAnalysis:
             changed = False
             for function in self.functions:
                 before = (self.effects.get(id(function)), set(self.touched.get(id(function), ())))
-                roots = {param: UNCHANGED_MODE for param in function.params}
-                roots["self"] = UNCHANGED_MODE
+                roots = {param: passed_in(param) for param in function.params}
+                roots["self"] = passed_in("self")
                 self._analyze(function, State(GRAD_ON, roots))
                 after = (self.effects.get(id(function)), self.touched.get(id(function)))
                 changed |= before != after
@@ -167,7 +176,6 @@ class FlowAnalysis:
         self._function = function
         self._returns = []
         self._return_mode = None
-        self._return_mode_known = True
         if not self._summarizing:
             self.entry_grad[id(function)] = entry.grad
             self.entry_modes[id(function)] = entry.modes
@@ -180,9 +188,7 @@ class FlowAnalysis:
             exit_state = join(exit_state, state)
         if self._summarizing:
             self._record_effects(function, exit_state)
-            known = self._return_mode_known and self._return_mode is not None and \
-                UNCHANGED not in self._return_mode
-            self.return_modes[id(function)] = self._return_mode if known else None
+            self.return_modes[id(function)] = self._return_mode
 
     def _record_effects(self, function: FunctionInfo, exit_state: Optional[State]) -> None:
         """What the function leaves behind: the modes of the models it was passed (or of
@@ -198,14 +204,18 @@ class FlowAnalysis:
                     if mapped:
                         touched.add(mapped)
         if exit_state is not None:
-            touched |= {key for key, value in exit_state.modes.items() if value != UNCHANGED_MODE}
+            touched |= set(exit_state.modes)
         touched = {key for key in touched if key.split(".")[0] in roots}
-        self.touched[id(function)] = touched
         effects = {}
         for key in touched:
             value = lookup_mode(exit_state.modes, key) if exit_state is not None else None
-            if value != UNCHANGED_MODE:
+            if value is None:
+                value = UNKNOWN_MODE
+            unchanged = len(value) == 1 and next(iter(value))[0] == PASSED_IN and (
+                key == next(iter(value))[1] or key.startswith(next(iter(value))[1] + "."))
+            if not unchanged:
                 effects[key] = value
+        self.touched[id(function)] = set(effects)
         self.effects[id(function)] = effects
 
     def _block(self, block, state: Optional[State]) -> Optional[State]:
@@ -228,12 +238,9 @@ class FlowAnalysis:
             state = self._sites(node[2], state)
             if isinstance(node[1], ast.Return):
                 self._returns.append(state)
-                returned = dotted(node[1].value) if node[1].value is not None else None
-                value = lookup_mode(state.modes, returned) if returned else None
-                if value is None:
-                    self._return_mode_known = False
-                else:
-                    self._return_mode = value | (self._return_mode or frozenset())
+                returned = node[1].value
+                value = self._expression_mode(state, returned) if returned is not None else None
+                self._return_mode = (value or UNKNOWN_MODE) | (self._return_mode or frozenset())
             return None
         if kind == "with":
             outer_grad = state.grad
@@ -300,19 +307,11 @@ class FlowAnalysis:
             return state.set_mode(site.receiver, value)
         if site.target is not None:
             effects = self.effects.get(id(site.target))
-            if effects:
+            if effects and site.constructs is None:
                 for key, value in effects.items():
                     mapped = self._map_key_to_caller(site, key)
-                    if not mapped:
-                        continue
-                    if value is not None:
-                        changed = frozenset((mode, site.line) for mode, _ in value if mode != "=")
-                        if UNCHANGED in value:
-                            current = lookup_mode(state.modes, mapped)
-                            value = None if current is None else changed | current
-                        else:
-                            value = changed
-                    state = state.set_mode(mapped, value)
+                    if mapped:
+                        state = state.set_mode(mapped, self._resolve(site, value, state))
         return state
 
     @staticmethod
@@ -335,8 +334,6 @@ class FlowAnalysis:
             targets, value = [statement.target], statement.value
         else:
             return state
-        function = self._function
-        found = self.facts.model_expression(function, value)
         site = self._site_of_node.get(id(value))
         for target in targets:
             key = dotted(target)
@@ -345,27 +342,61 @@ class FlowAnalysis:
             if site is not None and site.constructs is not None:
                 state = self._apply_constructor(site, key, state)
                 continue
-            if found is None:
-                if key in state.modes:
-                    state = state.set_mode(key, None)
-                continue
-            origin, _, same = found
-            returned = self.return_modes.get(id(site.target)) if site and site.target else None
-            if returned is not None:
-                state = state.set_mode(key, frozenset((mode, site.line) for mode, _ in returned))
-            elif same is not None:
-                state = state.set_mode(key, lookup_mode(state.modes, same))
-            elif origin == "fresh":
-                state = state.set_mode(key, frozenset({(TRAIN, None)}))
-            elif origin == "pretrained":
-                state = state.set_mode(key, frozenset({(EVAL, None)}))
-            else:
-                state = state.set_mode(key, None)
+            mode = self._expression_mode(state, value)
+            if mode is not None or key in state.modes or lookup_mode(state.modes, key) is not None:
+                state = state.set_mode(key, mode)
         return state
 
+    def _expression_mode(self, state: State, expr: ast.AST):
+        """The mode of the model an expression evaluates to, or None when it is not one we
+        know: a fresh module trains, ``from_pretrained`` evaluates, ``m.to(dev)`` is ``m``."""
+        key = dotted(expr)
+        if key is not None:
+            return lookup_mode(state.modes, key)
+        site = self._site_of_node.get(id(expr))
+        if site is not None and site.target is not None and site.constructs is None:
+            returned = self.return_modes.get(id(site.target))
+            if returned is not None:
+                return self._resolve(site, returned, state)
+        found = self.facts.model_expression(self._function, expr)
+        if found is None:
+            return None
+        origin, _, same = found
+        if same is not None:
+            if site is not None and site.method in ("eval", "train"):
+                mode = self._switch_mode(site)
+                return frozenset({(mode, site.line)}) if mode else UNKNOWN_MODE
+            return lookup_mode(state.modes, same)
+        if origin == "fresh" or (site is not None and site.constructs is not None):
+            return frozenset({(TRAIN, None)})
+        if origin == "pretrained":
+            return frozenset({(EVAL, None)})
+        return UNKNOWN_MODE
+
+    def _resolve(self, site: CallSite, value, state: State):
+        """A callee's summary value seen from the caller: its switches happen at the call's
+        line, and "passed in" becomes the mode of the argument the caller passed."""
+        resolved = set()
+        for mode, detail in value:
+            if mode == PASSED_IN:
+                resolved |= self._argument_mode(site, detail, state) or UNKNOWN_MODE
+            elif mode == UNKNOWN_TAG:
+                resolved.add(UNKNOWN)
+            else:
+                resolved.add((mode, site.line))
+        return frozenset(resolved)
+
+    def _argument_mode(self, site: CallSite, root: str, state: State):
+        if root == "self":
+            return lookup_mode(state.modes, site.receiver) if site.receiver else None
+        for param, arg in self.facts.bind_arguments(site, site.target):
+            if param == root:
+                return self._expression_mode(state, arg)
+        return None
+
     def _apply_constructor(self, site: CallSite, key: str, state: State) -> State:
-        """``obj = Trainer(...)``: a fresh module is in training mode; ``__init__`` may leave
-        ``self.model`` in some mode, which becomes ``obj.model``."""
+        """``obj = Trainer(model)``: a fresh module is in training mode; ``__init__`` may
+        leave ``self.model`` in some mode, which becomes ``obj.model``."""
         cls = site.constructs
         state = state.set_mode(key, frozenset({(TRAIN, None)}) if cls.is_module else None)
         if site.target is None:
@@ -374,9 +405,17 @@ class FlowAnalysis:
             root, _, rest = inner.partition(".")
             if root != "self" or not rest:
                 continue
-            if value is not None and UNCHANGED in value:
-                value = None
-            state = state.set_mode(f"{key}.{rest}", value)
+            resolved = set()
+            for mode, detail in value:
+                if mode == PASSED_IN and detail == "self":
+                    resolved |= lookup_mode(state.modes, key) or UNKNOWN_MODE
+                elif mode == PASSED_IN:
+                    resolved |= self._argument_mode(site, detail, state) or UNKNOWN_MODE
+                elif mode == UNKNOWN_TAG:
+                    resolved.add(UNKNOWN)
+                else:
+                    resolved.add((mode, site.line))
+            state = state.set_mode(f"{key}.{rest}", frozenset(resolved))
         return state
 
     def _map_key_to_caller(self, site: CallSite, key: str) -> Optional[str]:
@@ -399,6 +438,11 @@ class FlowAnalysis:
     def _contribute(self, site: CallSite, state: State) -> None:
         target = site.target
         modes: Modes = {}
+        for param, arg in self.facts.bind_arguments(site, target):
+            if dotted(arg) is None:
+                mode = self._expression_mode(state, arg)
+                if mode is not None:
+                    modes[param] = mode
         for caller_key, value in state.modes.items():
             # Map the caller's names back onto the callee's parameters and ``self``.
             for param, arg in self.facts.bind_arguments(site, target):
@@ -462,7 +506,12 @@ class FlowAnalysis:
     def _context_grad(self, expr: ast.AST) -> Optional[FrozenSet[str]]:
         """The grad mode inside ``with expr:``, or None when it does not change it."""
         if not isinstance(expr, ast.Call):
-            return None
+            # ``with torch.no_grad:`` raises (TGL103); read it as the intent it shows, so that
+            # the body is not reported a second time.
+            qualified = self.imports.resolve(expr)
+            if qualified in (api.NO_GRAD, api.INFERENCE_MODE):
+                return GRAD_OFF
+            return GRAD_ON if qualified == api.ENABLE_GRAD else None
         qualified = self.imports.resolve(expr.func)
         if qualified in (api.NO_GRAD,):
             return GRAD_OFF
