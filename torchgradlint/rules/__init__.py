@@ -39,9 +39,8 @@ def checkers():
     modules = [tgl101_autograd_in_evaluation, tgl102_backward_of_no_grad_loss,
                tgl103_grad_context_not_called, tgl201_evaluation_in_training_mode,
                tgl202_training_resumes_in_eval_mode, tgl203_mode_switch_not_called]
-    try:
-        from . import graph_isolation
-        modules.extend(graph_isolation.MODULES)
-    except ImportError:
-        pass
+    from . import (tgl301_gradient_leaks_into_untrained_model, tgl302_graph_kept_alive_by_accumulation,
+                   tgl303_trained_model_cut_off)
+    modules += [tgl301_gradient_leaks_into_untrained_model, tgl302_graph_kept_alive_by_accumulation,
+                tgl303_trained_model_cut_off]
     return [(module.INFO, module.check) for module in modules]

@@ -37,6 +37,9 @@ class Dataflow:
         self._site_by_node: Dict[int, CallSite] = {}
         self.reaches_training: Set[tuple] = set()
         self.feeds_training: Set[tuple] = set()
+        self.cut_lines: Dict[tuple, Tuple[int, int]] = {}
+        # (id(function), param) -> id(call site) -> sources of the argument passed there
+        self.param_sources: Dict[Tuple[int, str], Dict[int, Set[tuple]]] = defaultdict(dict)
 
     # -- build ----------------------------------------------------------------------------
     def build(self) -> None:
@@ -141,11 +144,12 @@ class Dataflow:
         inputs: Set[tuple] = set()
         stops = site.method in api.GRADIENT_STOPPING_METHODS or \
             (site.qualified or "") in api.GRADIENT_STOPPING_FUNCTIONS
-        for arg in call.args:
-            inputs |= self.sources(function, index, arg)
-        for keyword in call.keywords:
-            inputs |= self.sources(function, index, keyword.value)
-        if isinstance(call.func, ast.Attribute) and site.model is None:
+        if site.target is None:  # an in-file function's value is what it returns
+            for arg in call.args:
+                inputs |= self.sources(function, index, arg)
+            for keyword in call.keywords:
+                inputs |= self.sources(function, index, keyword.value)
+        if isinstance(call.func, ast.Attribute) and site.model is None and site.target is None:
             inputs |= self.sources(function, index, call.func.value)
         if stops:
             self.value_preds[node] |= inputs
@@ -163,7 +167,9 @@ class Dataflow:
         target = site.target
         if target is not None:
             for param, arg in self.facts.bind_arguments(site, target):
-                self.preds[("param", id(target), param)] |= self.sources(function, index, arg)
+                passed = self.sources(function, index, arg)
+                self.preds[("param", id(target), param)] |= passed
+                self.param_sources[(id(target), param)].setdefault(id(site), set()).update(passed)
             self.preds[node].add(("return", id(target)))
 
     # -- uses -----------------------------------------------------------------------------
@@ -181,6 +187,7 @@ class Dataflow:
                 if isinstance(node, ast.Attribute) and node.attr in api.GRADIENT_STOPPING_ATTRIBUTES:
                     # ``x.data``: the value flows on, its autograd history does not.
                     cut = ("cut", id(node))
+                    self.cut_lines[cut] = (node.lineno, node.col_offset)
                     self.value_preds[cut] |= self.sources(function, index, node.value)
                     found.add(cut)
                     continue
@@ -188,8 +195,8 @@ class Dataflow:
                 if key is not None:
                     found |= self._uses(function, index, key)
                     continue
-            if isinstance(node, (ast.Lambda, ast.FunctionDef)):
-                continue
+            if isinstance(node, (ast.Lambda, ast.FunctionDef, ast.Compare)):
+                continue  # comparisons give booleans: no autograd history
             stack.extend(ast.iter_child_nodes(node))
         return found
 
@@ -221,16 +228,19 @@ class Dataflow:
                 return {self.def_node(scope, i, key) for i in indexes}
             found: Set[tuple] = set()
             ancestors = set(function.blocks[index]) if index < len(function.blocks) else set()
-            dominated = False
+            dominator = None
             for position in reversed(indexes):
                 if position >= index:
                     continue
                 found.add(self.def_node(function, position, key))
                 if function.blocks[position][-1] in ancestors:
-                    dominated = True
+                    dominator = position
                     break
+            dominated = dominator is not None
             for loop in function.loops:
-                if loop.contains_index(index):
+                # A value from the previous iteration reaches the use unless this iteration
+                # redefined it first.
+                if loop.contains_index(index) and (dominator is None or dominator < loop.first_index):
                     for position in indexes:
                         if index <= position <= loop.last_index:
                             found.add(self.def_node(function, position, key))
@@ -265,14 +275,39 @@ class Dataflow:
         """The call's value is used by a backward pass, with or without its history."""
         return ("call", id(site)) in self.feeds_training
 
-    def upstream(self, node: tuple, limit: int = 100000) -> Set[tuple]:
-        """Every node whose value flows into ``node``."""
-        seen: Set[tuple] = set()
-        stack = [node]
-        while stack and len(seen) < limit:
-            current = stack.pop()
-            for pred in self.preds.get(current, ()):
-                if pred not in seen:
-                    seen.add(pred)
-                    stack.append(pred)
-        return seen
+    def upstream_values(self, start) -> Set[tuple]:
+        """Every node whose value flows into one of ``start``, with or without its history."""
+        return self._walk_up(start, (self.preds, self.value_preds))
+
+    def upstream(self, node: tuple) -> Set[tuple]:
+        """Every node whose autograd history flows into ``node``."""
+        return self._walk_up([node], (self.preds,)) - {node}
+
+    def _walk_up(self, start, edge_maps, depth: int = 3) -> Set[tuple]:
+        """Backwards over the graph, matching calls with returns: entering a helper through
+        its return at one call site, only that call's arguments flow into its parameters (a
+        loss helper shared by the generator and discriminator updates keeps them apart)."""
+        seen: Set[Tuple[tuple, tuple]] = set()
+        found: Set[tuple] = set()
+        stack = [(node, ()) for node in start]
+        while stack:
+            current, context = stack.pop()
+            if (current, context) in seen:
+                continue
+            seen.add((current, context))
+            found.add(current)
+            if current[0] == "param":
+                by_site = self.param_sources.get((current[1], current[2]), {})
+                if context and context[-1] in by_site:
+                    stack.extend((pred, context[:-1]) for pred in by_site[context[-1]])
+                    continue
+                stack.extend((pred, ()) for preds in by_site.values() for pred in preds)
+                continue
+            for edges in edge_maps:
+                for pred in edges.get(current, ()):
+                    if pred[0] == "return" and current[0] == "call":
+                        stack.append((pred, (context + (current[1],))[-depth:]))
+                    else:
+                        stack.append((pred, context))
+        return found
+

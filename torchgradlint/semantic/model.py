@@ -37,6 +37,8 @@ class SemanticModel:
         self.dataflow = Dataflow(self.facts, self.imports, self.functions)
         self.dataflow.build()
         self._in_test_file = _is_test_file(filename)
+        self._site_by_id = {id(site): site for site in self.sites()}
+        self._function_by_id = {id(function): function for function in self.functions}
         self._evaluation_entries = self._find_evaluation_entries()
 
     # -- iteration ------------------------------------------------------------------------
@@ -55,6 +57,9 @@ class SemanticModel:
 
     def grad_may_be_on(self, site: CallSite) -> bool:
         return ON in self.grad_at(site)
+
+    def grad_may_be_on_statement(self, statement: ast.stmt) -> bool:
+        return ON in self.flow.statement_grad.get(id(statement), frozenset({ON}))
 
     def grad_is_off(self, site: CallSite) -> bool:
         return self.grad_at(site) == frozenset({OFF})
@@ -126,6 +131,92 @@ class SemanticModel:
             elif kind in ("attr", "return", "def"):
                 return None
         return min(lines) if lines else None
+
+    # -- who trains what: bindings, optimizers, gradient paths ----------------------------
+    def binding(self, function: FunctionInfo, key: str, depth: int = 0) -> Set[tuple]:
+        """Where the object a name refers to lives, seen through parameters: ``netD`` in
+        ``d_loss(netD, ...)`` is the ``netD`` its callers pass; ``self.netD`` is the class's."""
+        root, _, rest = key.partition(".")
+        if root == "self" and rest:
+            cls = self.facts.enclosing_class(function)
+            if cls is not None:
+                return {("attr", id(cls), rest.split(".")[0])}
+        if root in function.params and function.callers and depth < 4:
+            found: Set[tuple] = set()
+            for site in function.callers:
+                for param, arg in self.facts.bind_arguments(site, function):
+                    text = dotted(arg)
+                    if param == root and text:
+                        found |= self.binding(site.function, text + (f".{rest}" if rest else ""), depth + 1)
+            if found:
+                return found
+        for scope in function.enclosing_functions():
+            if root in scope.local_names or root in scope.params or scope.is_module_scope:
+                return {("name", id(scope), key)}
+        return {("name", id(function), key)}
+
+    def optimizer_step_after(self, site: CallSite, depth: int = 0) -> Optional[CallSite]:
+        """The first optimizer step that runs after ``site`` (in its function, else after the
+        call that led to it in a caller)."""
+        function = site.function
+        for other in function.sites:
+            if other.index < site.index or other is site:
+                continue
+            if other.method == "step" and other.receiver and self.facts.is_optimizer(function, other.receiver):
+                return other
+        if depth < 2:
+            for caller in function.callers:
+                found = self.optimizer_step_after(caller, depth + 1)
+                if found is not None:
+                    return found
+        return None
+
+    def stepped_models(self, step: CallSite) -> Optional[Set[tuple]]:
+        """The bindings of the models whose parameters an optimizer step updates; None when
+        the optimizer's construction cannot be seen."""
+        found: Set[tuple] = set()
+        for kind, owner, key in self.binding(step.function, step.receiver):
+            created = []
+            if kind == "name":
+                models = self.facts.optimizers.get((owner, key))
+                if models is not None:
+                    created.append((self._function_by_id[owner], models))
+            else:
+                for function in self.functions:
+                    if function.cls is not None and id(function.cls) == owner:
+                        models = self.facts.optimizers.get((id(function), f"self.{key}"))
+                        if models is not None:
+                            created.append((function, models))
+            if not created:
+                return None
+            for function, models in created:
+                for model_key in models:
+                    found |= self.binding(function, model_key)
+        return found
+
+    def gradient_upstream(self, function: FunctionInfo, index: int, expr: ast.AST) -> Set[tuple]:
+        """Every dataflow node whose autograd history flows into ``expr``."""
+        start = self.dataflow.sources(function, index, expr)
+        found = set(start)
+        for node in start:
+            found |= self.dataflow.upstream(node)
+        return found
+
+    def value_upstream(self, function: FunctionInfo, index: int, expr: ast.AST) -> Set[tuple]:
+        """Every node whose value flows into ``expr``, through ``.detach()`` and ``.data`` too."""
+        start = self.dataflow.sources(function, index, expr)
+        return self.dataflow.upstream_values(start)
+
+    def site_of(self, node: tuple) -> Optional[CallSite]:
+        return self._site_by_id.get(node[1]) if node and node[0] == "call" else None
+
+    def forward_sites_in(self, nodes: Set[tuple]) -> List[CallSite]:
+        found = [self._site_by_id[node[1]] for node in nodes if node[0] == "call"
+                 and node[1] in self._site_by_id and self._site_by_id[node[1]].model is not None]
+        return sorted(found, key=lambda s: (s.line, s.col))
+
+    def model_binding(self, site: CallSite) -> Set[tuple]:
+        return self.binding(site.function, site.model)
 
     # -- evaluation context ---------------------------------------------------------------
     def feeds_training(self, site: CallSite) -> bool:

@@ -225,9 +225,13 @@ class StructureBuilder:
                 self._class(statement, parent)
 
     # -- statements -----------------------------------------------------------------------
-    def _block(self, function: FunctionInfo, body, chain: Tuple[int, ...], loops: Tuple[Loop, ...]):
-        self._block_counter += 1
-        chain = chain + (self._block_counter,)
+    def _block(self, function: FunctionInfo, body, chain: Tuple[int, ...], loops: Tuple[Loop, ...],
+               always_runs: bool = False):
+        # A block that always runs when its statement does (a ``with`` body) shares the chain
+        # of the enclosing block: a definition in it dominates what follows.
+        if not always_runs:
+            self._block_counter += 1
+            chain = chain + (self._block_counter,)
         block: Block = []
         for statement in body:
             node = self._statement(function, statement, chain, loops)
@@ -266,7 +270,7 @@ class StructureBuilder:
         if isinstance(statement, (ast.With, ast.AsyncWith)):
             self.with_items.extend((item.context_expr, function) for item in statement.items)
             items = [(item.context_expr, sites(item.context_expr)) for item in statement.items]
-            body = self._block(function, statement.body, chain, loops)
+            body = self._block(function, statement.body, chain, loops, always_runs=True)
             return ("with", statement, items, body)
         if isinstance(statement, ast.If):
             return ("if", statement, sites(statement.test),

@@ -1,0 +1,72 @@
+"""TGL301: a backward pass runs into a model that the following optimizer step does not train.
+
+For every backward, the forward passes whose autograd history reaches its loss are the models
+it sends gradients to. A model that the next step does not update, and whose own input does not
+come from a model that step updates (the discriminator in a generator update lies between the
+loss and the generator: its gradients are needed), receives gradients for nothing: the
+generator's output fed to the discriminator's update without ``.detach()``, a DQN target network
+or a distillation teacher run with autograd on.
+"""
+
+from ..findings import Finding
+from ..rules import RULES_BY_CODE
+from ..semantic.roles import role
+
+INFO = RULES_BY_CODE["TGL301"]
+
+
+def check(model):
+    reported = set()
+    for finding in _findings(model):
+        if (finding.line, finding.col) not in reported:
+            reported.add((finding.line, finding.col))
+            yield finding
+
+
+def _findings(model):
+    for backward in model.sites():
+        if backward.method != "backward" or backward.receiver is None:
+            continue
+        step = model.optimizer_step_after(backward)
+        if step is None:
+            continue
+        stepped = model.stepped_models(step)
+        loss = backward.node.func.value
+        upstream = model.gradient_upstream(backward.function, backward.index, loss)
+        forwards = model.forward_sites_in(upstream)
+        trained = [site for site in forwards if _is_stepped(model, site, stepped, step)]
+        if not trained:
+            continue  # the step trains nothing this loss reaches: TGL303's business
+        for site in forwards:
+            if site in trained or not model.grad_may_be_on(site) or model.is_frozen(site.model):
+                continue
+            if _is_stepped(model, site, stepped, step) is None:
+                continue
+            upstream_of_site = model.dataflow.upstream(("call", id(site)))
+            if any(("call", id(t)) in upstream_of_site for t in trained):
+                continue  # downstream of a trained model: its gradients are needed
+            consumers = [t for t in trained if ("call", id(site)) in model.dataflow.upstream(("call", id(t)))]
+            if consumers:
+                consumer = consumers[0]
+                yield Finding(
+                    INFO.code, consumer.line, consumer.col,
+                    f"`{consumer.model}` is trained by `{step.receiver}.step()` (line {step.line}) "
+                    f"on the output of `{site.model}` (line {site.line}) without `.detach()`: the "
+                    f"backward at line {backward.line} also runs through `{site.model}`; "
+                    f"pass `.detach()` of it")
+            else:
+                yield Finding(
+                    INFO.code, site.line, site.col,
+                    f"the backward at line {backward.line} sends gradients into `{site.model}`, "
+                    f"which `{step.receiver}.step()` (line {step.line}) does not train: run it "
+                    f"under `torch.no_grad()` or `.detach()` its output")
+
+
+def _is_stepped(model, site, stepped, step):
+    """True/False when the step updates the site's model; None when we cannot tell."""
+    if stepped is not None:
+        return bool(model.model_binding(site) & stepped)
+    optimizer_role, model_role = role(step.receiver), role(site.model)
+    if optimizer_role is None or model_role is None:
+        return None
+    return optimizer_role == model_role

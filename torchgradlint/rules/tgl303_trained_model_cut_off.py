@@ -1,0 +1,71 @@
+"""TGL303: the model an optimizer step trains reaches the loss only through a cut.
+
+The generator's loss computed from ``netD(fake.detach())`` (or ``fake.data``, or a fake made under
+``no_grad``): the backward never reaches the generator, and its step trains nothing.
+"""
+
+from ..findings import Finding
+from ..rules import RULES_BY_CODE
+
+INFO = RULES_BY_CODE["TGL303"]
+
+
+def check(model):
+    reported = set()
+    for backward in model.sites():
+        if backward.method != "backward" or backward.receiver is None:
+            continue
+        step = model.optimizer_step_after(backward)
+        if step is None:
+            continue
+        stepped = model.stepped_models(step)
+        if not stepped:
+            continue
+        loss = backward.node.func.value
+        function, index = backward.function, backward.index
+        if model.computed_without_graph(backward, loss) is not None:
+            continue  # no graph at all: TGL102
+        with_history = model.gradient_upstream(function, index, loss)
+        trained = [site for site in model.forward_sites_in(with_history)
+                   if model.model_binding(site) & stepped]
+        if any(model.grad_may_be_on(site) for site in trained):
+            continue
+        cut = _no_grad_forward(model, trained)
+        if cut is None:
+            cut = _detach_on_the_way(model, with_history, stepped)
+        if cut is None or cut in reported:
+            continue
+        reported.add(cut)
+        line, col, what = cut
+        yield Finding(
+            INFO.code, line, col,
+            f"{what} cuts the loss of the backward at line {backward.line} off from the model "
+            f"that `{step.receiver}.step()` (line {step.line}) trains: that step trains nothing; "
+            f"keep the graph (no `.detach()` / `.data` / `no_grad` here)")
+
+
+def _no_grad_forward(model, trained):
+    for site in trained:
+        if model.grad_is_off(site):
+            return site.line, site.col, f"`{site.model}(...)` under no_grad"
+    return None
+
+
+def _detach_on_the_way(model, with_history, stepped):
+    """A ``.detach()`` / ``.item()`` call or ``.data`` attribute that the loss's history
+    reaches and behind which a forward of a stepped model lies."""
+    dataflow = model.dataflow
+    for node in sorted(with_history, key=str):
+        if node[0] not in ("call", "cut"):
+            continue
+        cut_inputs = dataflow.value_preds.get(node)
+        if not cut_inputs:
+            continue
+        behind = dataflow.upstream_values(cut_inputs)
+        if any(model.model_binding(site) & stepped for site in model.forward_sites_in(behind)):
+            if node[0] == "cut":
+                line, col = dataflow.cut_lines[node]
+                return line, col, "`.data`"
+            site = model.site_of(node)
+            return site.line, site.col, f"`.{site.method or site.callee}()`"
+    return None
