@@ -135,7 +135,10 @@ def row_key(row: Dict[str, str]) -> Key:
     return (row["repo"], row["path"], int(row["line"]), row["code"])
 
 
-def run_linter(jobs: List[Tuple[str, str, str]], workers: int) -> Iterable[Tuple[Tuple[str, str, str], Outcome]]:
+Job = Tuple[str, str, str]  # repo, repo folder, path inside it
+
+
+def run_linter(jobs: List[Job], workers: int) -> Iterable[Tuple[Job, Outcome]]:
     if workers <= 1:
         for job in jobs:
             yield job, lint_one(job)

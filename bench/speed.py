@@ -138,8 +138,14 @@ def run_chunked(prefix: Sequence[str], files: Sequence[str], cwd: str,
     return Run(cpu, wall, status, "".join(stdout), "".join(stderr))
 
 
-def median_of(runs: int, measure) -> List[Run]:
+def repeat(runs: int, measure) -> List[Run]:
     return [measure() for _ in range(runs)]
+
+
+def flake8_runs(runs: int, select: str, files: Sequence[str], cwd: str,
+                hide_tgl: bool) -> List[Run]:
+    return repeat(runs, lambda: run_chunked(flake8_cmd(select), files, cwd,
+                                            flake8_env(hide_tgl)))
 
 
 def med(results: List[Run]):
@@ -286,12 +292,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with tempfile.TemporaryDirectory() as empty_dir:
         open(os.path.join(empty_dir, "empty.py"), "w").close()
         progress("flake8 start-up")
-        startup = median_of(runs, lambda: run_child(
+        startup = repeat(runs, lambda: run_child(
             [*flake8_cmd("E,F,W"), "empty.py"], empty_dir, flake8_env(True)))
+        plug_startup = None if problem else repeat(runs, lambda: run_child(
+            [*flake8_cmd("E,F,W,TGL"), "empty.py"], empty_dir, flake8_env(False)))
 
     progress("baseline flake8")
-    base_runs = median_of(runs, lambda: run_chunked(flake8_cmd("E,F,W"), files, root,
-                                                     flake8_env(True)))
+    base_runs = flake8_runs(runs, "E,F,W", files, root, True)
     if any(flake8_failed(r) for r in base_runs):
         print("baseline flake8 failed:\n" + base_runs[0].stderr[-3000:])
         return 1
@@ -307,8 +314,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         notes.append(problem)
     else:
         progress("flake8 with the TGL plugin")
-        plug_runs = median_of(runs, lambda: run_chunked(flake8_cmd("E,F,W,TGL"), files, root,
-                                                         flake8_env(False)))
+        plug_runs = flake8_runs(runs, "E,F,W,TGL", files, root, False)
         if any(flake8_failed(r) for r in plug_runs):
             rows.append(Row("flake8 E,F,W,TGL (plugin)", None, None, base_cpu, "FAILED"))
             notes.append("flake8 with the plugin failed:\n" + plug_runs[0].stderr[-3000:])
@@ -319,6 +325,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rows.append(Row("flake8 E,F,W,TGL (plugin)", cpu, wall, base_cpu,
                             f"{tgl_lines} TGL lines; E/F/W output "
                             + ("identical" if same else "DIFFERS")))
+            if plug_startup and not any(flake8_failed(r) for r in plug_startup):
+                cpu, wall = med(plug_startup)
+                rows.append(Row("  plugin start-up, 1 empty file", cpu, wall, base_cpu,
+                                "fixed cost"))
             if not same:
                 a = set(efw_lines(base_runs[0].stdout))
                 b = set(efw_lines(plug_runs[0].stdout))
@@ -332,7 +342,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         for kind in ("libcst", "ast"):
             progress(f"{kind} parse")
-            parse_runs = median_of(runs, lambda: run_child(
+            parse_runs = repeat(runs, lambda: run_child(
                 [sys.executable, "-c", PARSE_SCRIPT, kind, listing.name], root))
             if parse_runs[0].status != 0:
                 rows.append(Row(f"{kind} parse only", None, None, base_cpu, "FAILED"))
@@ -350,7 +360,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         notes.append(cli_problem)
     else:
         progress("torchgradlint check")
-        cli_runs = median_of(runs, lambda: run_chunked(["torchgradlint", "check"], files, root))
+        cli_runs = repeat(runs, lambda: run_chunked(["torchgradlint", "check"], files, root))
         if any(r.status not in (0, 1) or "Traceback" in r.stderr for r in cli_runs):
             rows.append(Row("torchgradlint check (CLI)", None, None, base_cpu, "FAILED"))
             notes.append("torchgradlint check failed:\n" + cli_runs[0].stderr[-3000:])
@@ -363,8 +373,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         pass
     else:
         progress("files without 'torch': baseline")
-        sub_base = median_of(runs, lambda: run_chunked(flake8_cmd("E,F,W"), no_torch, root,
-                                                        flake8_env(True)))
+        sub_base = flake8_runs(runs, "E,F,W", no_torch, root, True)
         sub_cpu, sub_wall = med(sub_base)
         rows.append(Row(f"no-'torch' subset ({len(no_torch)} files): baseline", sub_cpu,
                         sub_wall, sub_cpu, "ratio to the subset's baseline"))
@@ -372,8 +381,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rows.append(Row("no-'torch' subset: plugin", None, None, sub_cpu, "skipped"))
         else:
             progress("files without 'torch': plugin")
-            sub_plug = median_of(runs, lambda: run_chunked(flake8_cmd("E,F,W,TGL"), no_torch,
-                                                            root, flake8_env(False)))
+            sub_plug = flake8_runs(runs, "E,F,W,TGL", no_torch, root, False)
             if any(flake8_failed(r) for r in sub_plug):
                 rows.append(Row("no-'torch' subset: plugin", None, None, sub_cpu, "FAILED"))
             else:

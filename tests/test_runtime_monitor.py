@@ -153,7 +153,18 @@ for epoch in range(2):
     model(x).sum().backward()
     opt.step()
     evaluate()
+# LBFGS: the backward runs in the closure, inside step()
+lbfgs = torch.optim.LBFGS(model.parameters(), max_iter=2)
+def closure():
+    lbfgs.zero_grad()
+    loss = model(x).pow(2).mean()
+    loss.backward()
+    return loss
+model.train()
+lbfgs.step(closure)
+lbfgs.step(closure)
 # adversarial example after training: eval-mode backward, but no step trains the model
+model.eval()
 x_adv = x.clone().requires_grad_(True)
 model(x_adv).sum().backward()
 """,
@@ -296,7 +307,7 @@ def test_exception_still_reaches_user_code():
         loss = model(torch.randn(3, 4)).sum()
     with watch() as report:
         with pytest.raises(RuntimeError, match="does not require grad"):
-            loss.backward()
+            loss.backward()  # noqa: TGL102
     assert [f.code for f in report.findings] == ["TGL102"]
 
 
@@ -304,7 +315,7 @@ def test_watch_reports_call_site_in_user_code_and_only_top_level_forwards():
     model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
     with watch() as report:
         with torch.no_grad():
-            model(torch.randn(3, 4)); line = _lineno()  # noqa: E702
+            model(torch.randn(3, 4)); line = _lineno()  # noqa: E702, TGL201
     assert report.findings == [RuntimeFinding(
         "TGL201", __file__, line, report.findings[0].message)]
     assert "Sequential" in report.findings[0].message
@@ -321,7 +332,7 @@ def test_nothing_kept_alive_and_hooks_removed():
     from torch.optim import optimizer as optim_mod
 
     before = (len(module_mod._global_forward_pre_hooks), len(module_mod._global_forward_hooks),
-              len(optim_mod._global_optimizer_pre_hooks))
+              len(optim_mod._global_optimizer_post_hooks))
     backward, grad = torch.autograd.backward, torch.autograd.grad
 
     class Holder:
@@ -342,7 +353,7 @@ def test_nothing_kept_alive_and_hooks_removed():
     assert alive() is None, "the monitor kept a graph alive"
     assert report.findings == []
     after = (len(module_mod._global_forward_pre_hooks), len(module_mod._global_forward_hooks),
-             len(optim_mod._global_optimizer_pre_hooks))
+             len(optim_mod._global_optimizer_post_hooks))
     assert after == before
     assert torch.autograd.backward is backward and torch.autograd.grad is grad
     assert not model.weight._post_accumulate_grad_hooks

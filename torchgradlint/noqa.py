@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 import tokenize
 from typing import Dict, Iterable, List, Optional, Sequence

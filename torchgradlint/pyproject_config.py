@@ -234,15 +234,18 @@ def merge(file: FileSettings, options: Options, cwd: Optional[str] = None) -> Se
     """Command-line ``--select``/``--ignore``/``--exclude`` replace the file's lists; the
     ``--extend-*`` options and the name lists add to them."""
     cwd = cwd or os.getcwd()
-    where = "command line"
-    cli_select = normalise_codes(options.select, f"{where}: --select") if options.select is not None else None
-    cli_ignore = normalise_codes(options.ignore, f"{where}: --ignore") if options.ignore is not None else None
+
+    def cli_codes(values: Optional[List[str]], option: str) -> Optional[List[str]]:
+        return None if values is None else normalise_codes(values, f"command line: {option}")
+
+    cli_select = cli_codes(options.select, "--select")
+    cli_ignore = cli_codes(options.ignore, "--ignore")
     select = cli_select if cli_select is not None else file.get("select")
     ignore = cli_ignore if cli_ignore is not None else (file.get("ignore") or [])
-    extend_select = (file.get("extend-select") or []) + normalise_codes(
-        options.extend_select, f"{where}: --extend-select")
-    extend_ignore = (file.get("extend-ignore") or []) + normalise_codes(
-        options.extend_ignore, f"{where}: --extend-ignore")
+    extend_select = (file.get("extend-select") or []) + (
+        cli_codes(options.extend_select, "--extend-select") or [])
+    extend_ignore = (file.get("extend-ignore") or []) + (
+        cli_codes(options.extend_ignore, "--extend-ignore") or [])
     codes = resolve_codes(select, extend_select, ignore, extend_ignore)
 
     if options.exclude is not None:
@@ -251,9 +254,11 @@ def merge(file: FileSettings, options: Options, cwd: Optional[str] = None) -> Se
         patterns = [ExcludePattern.make(p, file.directory) for p in file.get("exclude") or []]
     patterns += [ExcludePattern.make(p, cwd) for p in options.extend_exclude]
 
+    no_grad = (file.get("no-grad-decorators") or []) + list(options.no_grad_decorators)
+    constructors = (file.get("model-constructors") or []) + list(options.model_constructors)
     config = Config(
-        no_grad_decorators=frozenset((file.get("no-grad-decorators") or []) + options.no_grad_decorators),
-        model_constructors=frozenset((file.get("model-constructors") or []) + options.model_constructors),
+        no_grad_decorators=frozenset(no_grad),
+        model_constructors=frozenset(constructors),
         select=codes,
         # Config treats an empty select as "everything": an empty selection ignores every rule.
         ignore=() if codes else tuple(rule.code for rule in RULES),

@@ -34,7 +34,9 @@ def decode_source(data: bytes, path: PathLike = "<bytes>") -> str:
             # No cookie and the first two lines are not UTF-8: say where, as for later lines.
             encoding = "utf-8"
         elif message.startswith("encoding problem"):
-            raise SourceError(path, "the UTF-8 byte order mark contradicts the coding declaration") from None
+            raise SourceError(
+                path, "the UTF-8 byte order mark contradicts the coding declaration"
+            ) from None
         else:  # an unknown codec named in the cookie
             raise SourceError(path, message) from None
     try:

@@ -13,12 +13,14 @@ INFO = RULES_BY_CODE["TGL202"]
 
 def check(model):
     for site in model.forwards():
-        mode = model.mode_of(site, site.model)
+        mode = model.mode_when_training(site, site.model)
         if not mode:
             continue
         eval_lines = sorted(line for value, line in mode if value == EVAL and line)
         if not eval_lines or not model.reaches_training(site):
             continue
+        if model.wants_input_gradients(site.function):
+            continue  # input gradients of a model kept in eval on purpose (saliency, FGSM)
         if not model.may_have_dropout_or_batchnorm(site, site.model):
             continue
         # Trained in training mode on another path (an earlier iteration), or switched to eval

@@ -1,7 +1,10 @@
-"""TGL302: a tensor with autograd history accumulated across loop iterations.
+"""TGL302: a tensor with autograd history accumulated into something that outlives the step.
 
-``total += loss`` (or ``total = total + loss * n``, ``history.append(loss)``) into a name that
-outlives the iteration keeps every iteration's graph alive. Silent where autograd is off.
+``total += loss`` (``total = total + loss * n``, ``history.append(loss)``,
+``all = torch.cat([all, loss])``) into a name defined before the loop, or into ``self.total``,
+keeps every iteration's graph alive. When the value comes in through a parameter (an
+``AverageMeter.update(val)``), the finding goes to the call that passes the tensor. Silent where
+autograd is off, and where the accumulated value feeds a backward pass (accumulated on purpose).
 """
 
 import ast
@@ -12,50 +15,82 @@ from ..semantic.names import dotted
 
 INFO = RULES_BY_CODE["TGL302"]
 APPENDING = {"append", "extend", "insert", "appendleft"}
+CONCATENATING = {"torch.cat", "torch.stack", "torch.hstack", "torch.vstack", "torch.concat",
+                 "torch.concatenate"}
 
 
 def check(model):
+    reported = set()
     for function in model.functions:
-        for loop in function.loops:
-            for index in range(loop.first_index + 1, loop.last_index + 1):
-                statement = function.statements[index]
-                if _innermost_loop(function, index) is not loop:
+        for index, statement in enumerate(function.statements):
+            accumulated = _accumulation(model, statement)
+            if accumulated is None:
+                continue
+            key, value = accumulated
+            if not _outlives_the_step(model, function, index, key):
+                continue
+            if not model.grad_may_be_on_statement(statement):
+                continue
+            if model.dataflow.def_node(function, index, key) in model.dataflow.reaches_training:
+                continue  # accumulated on purpose, for a backward after the loop
+            start = model.dataflow.sources(function, index, value)
+            local = _graph_forwards(model, model.dataflow.upstream_within(start, function))
+            written = ast.unparse(value)
+            if local:
+                if (statement.lineno, statement.col_offset) in reported:
                     continue
-                accumulated = _accumulation(statement)
-                if accumulated is None:
-                    continue
-                key, value = accumulated
-                if not model.grad_may_be_on_statement(statement):
-                    continue
-                if _reset_inside(function, loop, index, key) or not _lives_outside(function, loop, key):
-                    continue
-                if model.dataflow.def_node(function, index, key) in model.dataflow.reaches_training:
-                    continue  # accumulated on purpose, for one backward after the loop
-                forwards = [site for site in model.forward_sites_in(
-                    model.gradient_upstream(function, index, value))
-                    if model.grad_may_be_on(site) and not model.is_frozen(site.model)]
-                if not forwards:
-                    continue
-                written = ast.unparse(value)
-                yield Finding(
-                    INFO.code, statement.lineno, statement.col_offset,
-                    f"`{key}` accumulates `{written}`, which carries the autograd graph of "
-                    f"`{forwards[0].model}` (line {forwards[0].line}): every iteration's graph stays "
-                    f"alive; accumulate `{written}.item()` (or `.detach()`)")
+                reported.add((statement.lineno, statement.col_offset))
+                yield _finding(statement.lineno, statement.col_offset, key, written, local[0])
+                continue
+            params = {node[2] for node in model.dataflow.upstream_within(start, function)
+                      if node[0] == "param" and node[1] == id(function)}
+            for caller in function.callers:
+                for param, arg in model.facts.bind_arguments(caller, function):
+                    if param not in params or caller.loop is None:
+                        continue
+                    forwards = _graph_forwards(model, model.gradient_upstream(
+                        caller.function, caller.index, arg))
+                    if forwards and (caller.line, caller.col) not in reported:
+                        reported.add((caller.line, caller.col))
+                        yield _finding(caller.line, caller.col, f"{function.name}()'s `{key}`",
+                                       ast.unparse(arg), forwards[0])
 
 
-def _accumulation(statement):
-    """(accumulating name, added value) for ``x += v``, ``x = x + v``, ``x.append(v)``."""
+def _finding(line, col, key, written, forward):
+    return Finding(
+        INFO.code, line, col,
+        f"{key if key.endswith('`') else '`' + key + '`'} accumulates `{written}`, which carries "
+        f"the autograd graph of `{forward.model}` (line {forward.line}): every step's graph stays "
+        f"alive; accumulate `{written}.item()` (or `.detach()`)")
+
+
+def _graph_forwards(model, nodes):
+    return [site for site in model.forward_sites_in(nodes)
+            if model.grad_may_be_on(site) and not model.is_frozen(site.model)]
+
+
+def _accumulation(model, statement):
+    """(accumulating name, added value) for ``x += v``, ``x = x + v``, ``x.append(v)``,
+    ``x = torch.cat([x, v])``."""
     if isinstance(statement, ast.AugAssign) and isinstance(statement.op, (ast.Add, ast.Sub)):
         key = dotted(statement.target)
         return (key, statement.value) if key else None
-    if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and \
-            isinstance(statement.value, ast.BinOp) and isinstance(statement.value.op, (ast.Add, ast.Sub)):
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
         key = dotted(statement.targets[0])
-        if key and dotted(statement.value.left) == key:
-            return key, statement.value.right
-        if key and dotted(statement.value.right) == key:
-            return key, statement.value.left
+        value = statement.value
+        if not key:
+            return None
+        if isinstance(value, ast.BinOp) and isinstance(value.op, (ast.Add, ast.Sub)):
+            if dotted(value.left) == key:
+                return key, value.right
+            if dotted(value.right) == key:
+                return key, value.left
+        if isinstance(value, ast.Call) and value.args and \
+                model.imports.resolve(value.func) in CONCATENATING and \
+                isinstance(value.args[0], (ast.List, ast.Tuple)):
+            others = [e for e in value.args[0].elts if dotted(e) != key]
+            if len(others) < len(value.args[0].elts) and len(others) == 1:
+                return key, others[0]
         return None
     if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
         func = statement.value.func
@@ -63,6 +98,22 @@ def _accumulation(statement):
             key = dotted(func.value)
             return (key, statement.value.args[-1]) if key else None
     return None
+
+
+def _outlives_the_step(model, function, index, key):
+    """Defined before the innermost loop around the statement (and not reset in it), or state
+    of ``self`` that outlives the method call."""
+    root = key.split(".")[0]
+    loop = _innermost_loop(function, index)
+    if loop is None:
+        return root == "self" and function.cls is not None
+    if root == "self" or root in function.params:
+        return True
+    definitions = model.dataflow.definitions(function, key) or model.dataflow.definitions(function, root)
+    if any(loop.first_index < other < index and _assigns_fresh(model, function.statements[other], key)
+           for other in definitions):
+        return False  # reset earlier in the same iteration
+    return not definitions or any(other < loop.first_index for other in definitions)
 
 
 def _innermost_loop(function, index):
@@ -74,21 +125,6 @@ def _innermost_loop(function, index):
     return innermost
 
 
-def _assigns_fresh(statement, key):
-    return isinstance(statement, (ast.Assign, ast.AnnAssign)) and _accumulation(statement) is None and \
-        any(dotted(t) == key for t in (statement.targets if isinstance(statement, ast.Assign)
-                                       else [statement.target]))
-
-
-def _reset_inside(function, loop, index, key):
-    """``total = 0`` earlier in the same iteration: the sum does not outlive it."""
-    return any(_assigns_fresh(function.statements[i], key) for i in range(loop.first_index + 1, index))
-
-
-def _lives_outside(function, loop, key):
-    root = key.split(".")[0]
-    if root == "self" or root in function.params:
-        return True
-    return any(_assigns_fresh(function.statements[i], key) or
-               isinstance(function.statements[i], (ast.AugAssign,))
-               for i in range(0, loop.first_index)) or root not in function.local_names
+def _assigns_fresh(model, statement, key):
+    return isinstance(statement, (ast.Assign, ast.AnnAssign)) and \
+        _accumulation(model, statement) is None

@@ -46,7 +46,6 @@ TGL303  an optimizer step none of whose parameters received a gradient (observed
 from __future__ import annotations
 
 import builtins
-import gc
 import os
 import sys
 import traceback
@@ -135,7 +134,6 @@ def run_path(path: PathLike, argv: Optional[list] = None) -> RuntimeReport:
         sys.argv, sys.path[:] = saved[1], saved[2]
         torch.set_grad_enabled(saved[3])
         module.__dict__.clear()
-        gc.collect()
     return context.report
 
 

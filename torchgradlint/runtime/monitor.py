@@ -4,7 +4,8 @@ Everything here is installed on entry of :class:`Watch` and removed on exit:
 
 * global module forward pre/post hooks (``torch.nn.modules.module``) that see every *top-level*
   module call (a call made while no other module forward is running);
-* global optimizer step pre-hooks (``torch.optim.optimizer``);
+* global optimizer step post-hooks (``torch.optim.optimizer``; post, so that the backward passes
+  of an LBFGS-style closure run inside ``step()`` count for that step);
 * wrappers around ``torch.autograd.backward`` (used by ``Tensor.backward``) and
   ``torch.autograd.grad``;
 * ``register_post_accumulate_grad_hook`` on the parameters of every model seen in a forward and of
@@ -43,6 +44,7 @@ _WALK_LIMIT = 5000  # bound of every graph walk
 _EVENT_MEMORY = 256  # backward events remembered for TGL301 "second time" attribution
 
 Site = Tuple[str, int]
+_ADD_TO_CONTAINER = r"\.\s*(append|extend|insert|add|setdefault|update)\s*\(|\[.*\]\s*=[^=]|\+="
 
 _active_monitor: Optional["Monitor"] = None
 
@@ -210,7 +212,7 @@ class Monitor:
             if mon is not None and mon._active:
                 mon._on_forward_post(module, args, kwargs, output)
 
-        def step_pre(optimizer, args, kwargs):
+        def step_post(optimizer, args, kwargs):
             mon = ref()
             if mon is not None and mon._active:
                 mon._on_step(optimizer)
@@ -219,7 +221,7 @@ class Monitor:
         self._handles.append(
             _module_mod.register_module_forward_hook(post, with_kwargs=True, always_call=True)
         )
-        self._handles.append(_optim_mod.register_optimizer_step_pre_hook(step_pre))
+        self._handles.append(_optim_mod.register_optimizer_step_post_hook(step_post))
         self._patch_autograd()
         self._mode = _LabelMode(self)
         self._mode.__enter__()
@@ -559,7 +561,8 @@ class Monitor:
                 site = meta.get(_LINE)
             if site is not None and site not in lines:
                 lines.append(site)
-        del keepers, nodes, minimal, memo
+        memo.clear()
+        del keepers, nodes, minimal
         return lines or [old.site]
 
     def _container_line(self, tensor) -> Optional[Site]:
@@ -582,10 +585,7 @@ class Monitor:
             if frame.f_code.co_name == "<module>":
                 first = 1
             for name in names:
-                pattern = re.compile(
-                    r"\b%s\s*(\.\s*(append|extend|insert|add|setdefault|update)\s*\(|\[.*\]\s*=[^=]|\+=)"
-                    % re.escape(name)
-                )
+                pattern = re.compile(r"\b%s\s*(%s)" % (re.escape(name), _ADD_TO_CONTAINER))
                 for number in range(first, len(source) + 1):
                     if pattern.search(source[number - 1]):
                         return (filename, number)
@@ -623,7 +623,8 @@ class Monitor:
                 how = ("made under torch.inference_mode()" if any(t.is_inference() for t in no_grad)
                        else "computed with autograd disabled (torch.no_grad()?)")
                 call = ".backward()" if kind == "backward" else "torch.autograd.grad()"
-                self._add("TGL102", site, f"{call} of a tensor with no autograd graph: it was {how}")
+                self._add("TGL102", site,
+                          f"{call} of a tensor with no autograd graph: it was {how}")
             if self._steps_since_bw:
                 self._evaluate_pending()
             self._events[event.id] = event
@@ -666,6 +667,7 @@ class Monitor:
 
     # ------------------------------------------------------------------ optimizer steps
     def _on_step(self, optimizer) -> None:
+        """After ``optimizer.step()``: TGL303/TGL102 checks; note what the step updated."""
         self._busy = True
         try:
             self._clock += 1

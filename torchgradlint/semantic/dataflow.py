@@ -92,6 +92,10 @@ class Dataflow:
         key = dotted(target)
         return [key] if key else []
 
+    def definitions(self, function: FunctionInfo, key: str) -> List[int]:
+        """Statement indexes where ``function`` assigns ``key``."""
+        return self._defs.get((id(function), key), [])
+
     def def_node(self, function: FunctionInfo, index: int, key: str) -> tuple:
         if key.startswith("self.") and key.count(".") >= 1:
             cls = self.facts.enclosing_class(function)
@@ -283,7 +287,11 @@ class Dataflow:
         """Every node whose autograd history flows into ``node``."""
         return self._walk_up([node], (self.preds,)) - {node}
 
-    def _walk_up(self, start, edge_maps, depth: int = 3) -> Set[tuple]:
+    def upstream_within(self, start, function: FunctionInfo) -> Set[tuple]:
+        """Like ``upstream``, without going out through ``function``'s parameters."""
+        return self._walk_up(start, (self.preds,), stop_at=id(function))
+
+    def _walk_up(self, start, edge_maps, depth: int = 3, stop_at: Optional[int] = None) -> Set[tuple]:
         """Backwards over the graph, matching calls with returns: entering a helper through
         its return at one call site, only that call's arguments flow into its parameters (a
         loss helper shared by the generator and discriminator updates keeps them apart)."""
@@ -297,6 +305,8 @@ class Dataflow:
             seen.add((current, context))
             found.add(current)
             if current[0] == "param":
+                if current[1] == stop_at and not context:
+                    continue
                 by_site = self.param_sources.get((current[1], current[2]), {})
                 if context and context[-1] in by_site:
                     stack.extend((pred, context[:-1]) for pred in by_site[context[-1]])

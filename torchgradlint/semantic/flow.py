@@ -155,6 +155,10 @@ class FlowAnalysis:
                     queue.append(callee)
                     queued.add(target)
 
+    def contributions(self, function: FunctionInfo) -> Dict[int, State]:
+        """The state each in-file call site passes to ``function``, by id of the call site."""
+        return self._contributions.get(id(function), {})
+
     def _entry_state(self, function: FunctionInfo) -> State:
         contributions = self._contributions.get(id(function), {})
         decorated = self._decorator_grad(function)

@@ -68,6 +68,25 @@ class SemanticModel:
         """The set of (mode, line) the model ``key`` may be in at ``site``; None when unknown."""
         return lookup_mode(self.flow.site_modes.get(id(site), {}), key)
 
+    def mode_when_training(self, site: CallSite, key: str):
+        """The mode of ``key`` at a training forward, counting only the in-file callers whose
+        call trains (a helper that evaluation calls too is not training in eval mode)."""
+        mode = self.mode_of(site, key)
+        function = site.function
+        if not mode or function.is_module_scope:
+            return mode
+        first, last = function.node.lineno, function.node.end_lineno or function.node.lineno
+        if any(line and first <= line <= last for _, line in mode):
+            return mode  # set inside this function
+        joined = None
+        for caller_id, state in self.flow.contributions(function).items():
+            caller = self._site_by_id.get(caller_id)
+            if caller is None or not self.reaches_training(caller):
+                continue
+            value = lookup_mode(state.modes, key) or frozenset({("?", None)})
+            joined = value if joined is None else joined | value
+        return joined if joined is not None else mode
+
     def may_have_dropout_or_batchnorm(self, site: CallSite, key: str) -> bool:
         cls = self.facts.model_class_of(site.function, key)
         if cls is None:

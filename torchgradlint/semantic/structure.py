@@ -17,7 +17,7 @@ from .names import ImportTable, dotted
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Loop:
     node: ast.stmt
     parent: Optional["Loop"]
@@ -62,17 +62,17 @@ def _iterable_name(node: ast.AST) -> Optional[str]:
 
 @dataclass(eq=False)
 class CallSite:
-    node: ast.Call
-    function: "FunctionInfo"
-    loops: Tuple[Loop, ...]
+    node: ast.Call = field(repr=False)
+    function: "FunctionInfo" = field(repr=False)
+    loops: Tuple[Loop, ...] = field(repr=False)
     index: int  # index of the statement that holds the call, in the function's linear order
     callee: Optional[str]  # dotted text as written: ``self.model``, ``torch.no_grad``
     qualified: Optional[str]  # through the imports: ``torch.no_grad``
     receiver: Optional[str]  # for ``a.b.m(...)``: ``a.b``
     method: Optional[str]  # for ``a.b.m(...)``: ``m``
     is_statement: bool  # the call is a whole expression statement
-    target: Optional["FunctionInfo"] = None  # the in-file function it calls
-    constructs: Optional["ClassInfo"] = None  # the in-file class it instantiates
+    target: Optional["FunctionInfo"] = field(default=None, repr=False)  # in-file function called
+    constructs: Optional["ClassInfo"] = field(default=None, repr=False)  # in-file class built
     model: Optional[str] = None  # the model key it runs forward, if it is a forward pass
 
     @property
@@ -88,7 +88,7 @@ class CallSite:
         return self.loops[-1] if self.loops else None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class ClassInfo:
     node: ast.ClassDef
     name: str
@@ -124,7 +124,7 @@ class ClassInfo:
 Block = List[tuple]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class FunctionInfo:
     node: FunctionNode
     name: str
@@ -142,6 +142,9 @@ class FunctionInfo:
     nested: Dict[str, "FunctionInfo"] = field(default_factory=dict)
     callers: List[CallSite] = field(default_factory=list)
     local_names: set = field(default_factory=set)  # names bound by assignment in this function
+
+    def __repr__(self) -> str:
+        return f"<function {self.qualname} line {self.line}>"
 
     @property
     def is_module_scope(self) -> bool:

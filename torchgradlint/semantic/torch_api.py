@@ -72,7 +72,9 @@ GRADIENT_STOPPING_METHODS = {"detach", "item", "tolist", "numpy", "detach_", "ar
                              "__len__", "ge", "gt", "le", "lt", "sign"}
 GRADIENT_STOPPING_FUNCTIONS = {"float", "int", "bool", "len", "str", "round", "print", "isinstance",
                                "torch.argmax", "torch.argmin", "torch.eq", "numpy.array",
-                               "np.array"}
+                               "np.array", "torch.multinomial", "torch.argsort", "torch.bernoulli",
+                               "torch.randint", "torch.randperm", "torch.nonzero", "torch.bucketize",
+                               "torch.searchsorted", "torch.isnan", "torch.isinf", "torch.isfinite"}
 GRADIENT_STOPPING_ATTRIBUTES = {"data", "shape", "dtype", "device", "requires_grad", "grad_fn",
                                 "is_cuda", "ndim", "T_"}
 
