@@ -286,6 +286,7 @@ def test_script_findings_match_marks(tmp_path, name):
     source, report = _run(tmp_path, name)
     expected = FixtureMarks.parse(source).runtime
     assert report.codes() == expected, (report.findings, report.error)
+    assert report.monitor_errors == []
     for finding in report.findings:
         assert finding.filename == str((tmp_path / f"{name}.py").resolve())
         assert "\n" not in finding.message and finding.message

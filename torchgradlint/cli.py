@@ -313,7 +313,8 @@ def command_check(args: argparse.Namespace) -> int:
         if args.show_files:
             print(name)
             return EXIT_CLEAN
-        if args.force_exclude and args.stdin_filename and is_excluded(name, settings.exclude):
+        excluded = args.stdin_filename and is_excluded(name, settings.exclude, folders=True)
+        if args.force_exclude and excluded:
             return EXIT_CLEAN
         try:
             source = decode_source(sys.stdin.buffer.read(), name)

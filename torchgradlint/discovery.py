@@ -56,9 +56,38 @@ class ExcludePattern:
             return fnmatch.fnmatch("./" + relative, self.pattern)
         return fnmatch.fnmatch(relative, self.pattern)
 
+    def matches_within(self, path: str) -> bool:
+        """``path`` or one of its folders matches. For a relative pattern only the folders
+        inside the base directory count, as if the walk had started there."""
+        if self.matches(path):
+            return True
+        absolute_pattern = os.path.isabs(self.pattern) or self.pattern.startswith("/")
+        folder = os.path.dirname(path)
+        while True:
+            if not absolute_pattern and not _is_within(folder, self.base):
+                return False
+            if absolute_pattern or folder != self.base:
+                if self.matches(folder):
+                    return True
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                return False
+            folder = parent
 
-def is_excluded(path: str, patterns: Sequence[ExcludePattern]) -> bool:
+
+def _is_within(path: str, base: str) -> bool:
+    try:
+        return os.path.commonpath([path, base]) == base
+    except ValueError:  # different drives
+        return False
+
+
+def is_excluded(path: str, patterns: Sequence[ExcludePattern], folders: bool = False) -> bool:
+    """``path`` matches a pattern; with ``folders``, a path inside a matching folder too (for
+    paths named on the command line under ``--force-exclude``)."""
     absolute = os.path.abspath(path)
+    if folders:
+        return any(pattern.matches_within(absolute) for pattern in patterns)
     return any(pattern.matches(absolute) for pattern in patterns)
 
 
@@ -118,12 +147,12 @@ def discover(
 
     for path in paths:
         if os.path.isdir(path):
-            if force_exclude and is_excluded(path, exclude):
+            if force_exclude and is_excluded(path, exclude, folders=True):
                 continue
             for found in _walk(path, exclude):
                 add(found)
         elif os.path.exists(path):
-            if force_exclude and is_excluded(path, exclude):
+            if force_exclude and is_excluded(path, exclude, folders=True):
                 continue
             add(path)
         else:

@@ -41,6 +41,11 @@ def lint_tree(tree: ast.Module, source: str, filename: str = "<string>",
     config = config or DEFAULT_CONFIG
     if not may_contain_findings(source):
         return []
+    from .semantic.names import ImportTable
+    from .semantic.torch_api import TORCH_ROOTS
+
+    if not _imports_torch(tree, TORCH_ROOTS):
+        return []
     try:
         model = SemanticModel(tree, filename, config)
     except RecursionError as error:
@@ -58,6 +63,18 @@ def lint_tree(tree: ast.Module, source: str, filename: str = "<string>",
         except Exception as error:  # noqa: BLE001
             on_error(filename, f"rule {info.code}", error)
     return sorted(set(findings), key=lambda f: (f.line, f.col, f.code))
+
+
+def _imports_torch(tree: ast.Module, roots) -> bool:
+    """Only files that import torch (or a library built on it) can hold these bugs."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            if any(alias.name.split(".")[0] in roots for alias in node.names):
+                return True
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module and node.module.split(".")[0] in roots:
+                return True
+    return False
 
 
 def parse(source: str, filename: str = "<string>") -> Optional[ast.Module]:

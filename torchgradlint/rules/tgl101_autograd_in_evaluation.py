@@ -14,7 +14,7 @@ INFO = RULES_BY_CODE["TGL101"]
 
 def check(model):
     for site in model.forwards():
-        if not model.grad_may_be_on(site) or model.is_frozen(site.model):
+        if not model.grad_may_be_on(site) or model.is_frozen(site):
             continue
         if model.is_training_context(site):
             continue

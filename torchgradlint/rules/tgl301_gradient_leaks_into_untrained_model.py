@@ -38,13 +38,15 @@ def _findings(model):
         if not trained:
             continue  # the step trains nothing this loss reaches: TGL303's business
         for site in forwards:
-            if site in trained or not model.grad_may_be_on(site) or model.is_frozen(site.model):
+            if site in trained or not model.grad_may_be_on(site) or model.is_frozen(site):
                 continue
             if _is_stepped(model, site, stepped, step) is None:
                 continue
             upstream_of_site = model.dataflow.upstream(("call", id(site)))
             if any(("call", id(t)) in upstream_of_site for t in trained):
                 continue  # downstream of a trained model: its gradients are needed
+            if model.gradients_used_later(backward, model.model_binding(site)):
+                continue  # a later step (with no zero_grad before it) uses these gradients
             consumers = [t for t in trained if ("call", id(site)) in model.dataflow.upstream(("call", id(t)))]
             if consumers:
                 consumer = consumers[0]

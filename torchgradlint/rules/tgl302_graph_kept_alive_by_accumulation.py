@@ -37,6 +37,8 @@ def check(model):
             local = _graph_forwards(model, model.dataflow.upstream_within(start, function))
             written = ast.unparse(value)
             if local:
+                if not model.is_loss_like(function, index, value):
+                    continue  # lists of outputs or features are TGL101's business
                 if (statement.lineno, statement.col_offset) in reported:
                     continue
                 reported.add((statement.lineno, statement.col_offset))
@@ -47,6 +49,8 @@ def check(model):
             for caller in function.callers:
                 for param, arg in model.facts.bind_arguments(caller, function):
                     if param not in params or caller.loop is None:
+                        continue
+                    if not model.is_loss_like(caller.function, caller.index, arg):
                         continue
                     forwards = _graph_forwards(model, model.gradient_upstream(
                         caller.function, caller.index, arg))
@@ -66,7 +70,7 @@ def _finding(line, col, key, written, forward):
 
 def _graph_forwards(model, nodes):
     return [site for site in model.forward_sites_in(nodes)
-            if model.grad_may_be_on(site) and not model.is_frozen(site.model)]
+            if model.grad_may_be_on(site) and not model.is_frozen(site)]
 
 
 def _accumulation(model, statement):

@@ -23,6 +23,8 @@ def main(argv=None) -> int:
         for finding in report.findings:
             found = True
             print(f"{path}:{finding.line}: {finding.code} {finding.message}")
+        for error in report.monitor_errors:
+            print(f"{path}: monitor error: {error.strip().splitlines()[-1]}", file=sys.stderr)
         if report.error is not None:
             last = report.error.strip().splitlines()[-1]
             print(f"{path}: uncaught {last}", file=sys.stderr)

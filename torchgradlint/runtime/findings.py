@@ -30,11 +30,14 @@ class RuntimeReport:
     on that triple (the first message wins). ``error`` holds the formatted traceback of an
     uncaught exception of a script run by :func:`~torchgradlint.runtime.run_path`, and
     ``error_type`` its class name; both are ``None`` when the script ran to its end.
+    ``monitor_errors`` holds tracebacks of the monitor's own failures (it never raises them into
+    the watched code); it should stay empty.
     """
 
     findings: List[RuntimeFinding] = field(default_factory=list)
     error: Optional[str] = None
     error_type: Optional[str] = None
+    monitor_errors: List[str] = field(default_factory=list)
 
     def codes(self):
         """``[(line, code), ...]`` in report order: what fixture tests compare with marks."""

@@ -189,6 +189,7 @@ class Monitor:
         self._bw_history: List[Tuple[int, bool, bool]] = []  # (clock, graphless, wrote_any)
         self._optimizers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
         self._findings: List[RuntimeFinding] = []
+        self._errors: List[str] = []
         self._orig_backward = None
         self._orig_grad = None
         self._mode: Optional[_LabelMode] = None
@@ -245,8 +246,12 @@ class Monitor:
                 except Exception:
                     pass
             self._handles.clear()
-        self._evaluate_pending()
-        self._final_findings()
+        try:
+            self._evaluate_pending()
+            self._final_findings()
+        except Exception as exc:
+            self._internal_error(exc)
+        report.monitor_errors.extend(self._errors)
         self._tag_refs.clear()
         self._site_alive.clear()
         self._module_refs.clear()
@@ -324,6 +329,14 @@ class Monitor:
                 yield frame
             frame = frame.f_back
 
+    def _internal_error(self, exc: BaseException) -> None:
+        """A bug of the monitor: never raised into user code, reported in ``monitor_errors``."""
+        import traceback
+
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if len(self._errors) < 20:
+            self._errors.append(text)
+
     def _add(self, code: str, site: Site, message: str) -> None:
         self._findings.append(RuntimeFinding(code, site[0], site[1], message))
 
@@ -390,33 +403,40 @@ class Monitor:
         if self._fwd_stack:
             self._fwd_stack.append((module, None))
             return
+        rec = None
         self._busy = True
         try:
-            rec = None
-            site = self._user_site()
-            if site is not None and next(module.parameters(), None) is not None:
-                self._clock += 1
-                key = id(module)
-                if key not in self._module_refs:
-                    self._module_refs[key] = weakref.ref(module)
-                    self._module_names[key] = type(module).__name__
-                    self._hook_params(module.parameters(), key)
-                rec = _ForwardRecord(len(self._records) + 1, key, type(module).__name__, site,
-                                     self._clock)
-                train, evals, kinds = set(), set(), []
-                for sub in module.modules():
-                    if _is_stochastic(sub):
-                        (train if sub.training else evals).add(id(sub))
-                        if type(sub).__name__ not in kinds:
-                            kinds.append(type(sub).__name__)
-                rec.stoch_train, rec.stoch_eval = frozenset(train), frozenset(evals)
-                rec.stoch_kind = "/".join(kinds)
-                rec.loop_key = self._loop_key()
-                self._records[rec.id] = rec
-                self._note_survivors(rec)
-            self._fwd_stack.append((module, rec))
+            rec = self._new_record(module)
+        except Exception as exc:
+            self._internal_error(exc)
         finally:
             self._busy = False
+            self._fwd_stack.append((module, rec))
+
+    def _new_record(self, module) -> Optional[_ForwardRecord]:
+        rec = None
+        site = self._user_site()
+        if site is not None and next(module.parameters(), None) is not None:
+            self._clock += 1
+            key = id(module)
+            if key not in self._module_refs:
+                self._module_refs[key] = weakref.ref(module)
+                self._module_names[key] = type(module).__name__
+                self._hook_params(module.parameters(), key)
+            rec = _ForwardRecord(len(self._records) + 1, key, type(module).__name__, site,
+                                 self._clock)
+            train, evals, kinds = set(), set(), []
+            for sub in module.modules():
+                if _is_stochastic(sub):
+                    (train if sub.training else evals).add(id(sub))
+                    if type(sub).__name__ not in kinds:
+                        kinds.append(type(sub).__name__)
+            rec.stoch_train, rec.stoch_eval = frozenset(train), frozenset(evals)
+            rec.stoch_kind = "/".join(kinds)
+            rec.loop_key = self._loop_key()
+            self._records[rec.id] = rec
+            self._note_survivors(rec)
+        return rec
 
     def _on_forward_post(self, module, args, kwargs, output) -> None:
         if not self._fwd_stack:
@@ -431,40 +451,45 @@ class Monitor:
             return
         self._busy = True
         try:
-            outs = _tensors_in(output)
-            if rec is None:  # a parameterless top-level module (a loss): label its output nodes
-                site = self._user_site()
-                if site is not None and torch.is_grad_enabled():
-                    for t in outs:
-                        if t.grad_fn is not None and _LINE not in t.grad_fn.metadata:
-                            t.grad_fn.metadata[_LINE] = site
-                return
-            rec.upstream = self._upstream_of(_tensors_in(args) + _tensors_in(kwargs))
-            ref = weakref.ref(self)
-            rid = rec.id
-            for t in outs:
-                node = t.grad_fn
-                if node is None or not t.requires_grad:
-                    continue
-                rec.has_graph = True
-                meta = node.metadata
-                meta.setdefault(_LINE, rec.site)
-                tag = meta.get(_TAG)
-                if tag is None:
-                    tag = _NodeTag(rid)
-                    meta[_TAG] = tag
-                    rec.alive_nodes += 1
-                    self._tag_refs[id(tag)] = weakref.ref(tag, _make_freed_callback(ref, rid))
-                elif rid not in tag.rec_ids:
-                    tag.rec_ids.append(rid)
-                self._handles.append(t.register_hook(_make_output_hook(ref, rid)))
-            if rec.has_graph:
-                key = (rec.loop_key, rec.module_key)
-                alive = [r for r in self._site_alive.get(key, []) if r.alive_nodes > 0]
-                alive.append(rec)
-                self._site_alive[key] = alive
+            self._record_outputs(rec, args, kwargs, output)
+        except Exception as exc:
+            self._internal_error(exc)
         finally:
             self._busy = False
+
+    def _record_outputs(self, rec, args, kwargs, output) -> None:
+        outs = _tensors_in(output)
+        if rec is None:  # a parameterless top-level module (a loss): label its output nodes
+            site = self._user_site()
+            if site is not None and torch.is_grad_enabled():
+                for t in outs:
+                    if t.grad_fn is not None and _LINE not in t.grad_fn.metadata:
+                        t.grad_fn.metadata[_LINE] = site
+            return
+        rec.upstream = self._upstream_of(_tensors_in(args) + _tensors_in(kwargs))
+        ref = weakref.ref(self)
+        rid = rec.id
+        for t in outs:
+            node = t.grad_fn
+            if node is None or not t.requires_grad:
+                continue
+            rec.has_graph = True
+            meta = node.metadata
+            meta.setdefault(_LINE, rec.site)
+            tag = meta.get(_TAG)
+            if tag is None:
+                tag = _NodeTag(rid)
+                meta[_TAG] = tag
+                rec.alive_nodes += 1
+                self._tag_refs[id(tag)] = weakref.ref(tag, _make_freed_callback(ref, rid))
+            elif rid not in tag.rec_ids:
+                tag.rec_ids.append(rid)
+            self._handles.append(t.register_hook(_make_output_hook(ref, rid)))
+        if rec.has_graph:
+            key = (rec.loop_key, rec.module_key)
+            alive = [r for r in self._site_alive.get(key, []) if r.alive_nodes > 0]
+            alive.append(rec)
+            self._site_alive[key] = alive
 
     def _on_node_freed(self, rid: int) -> None:
         rec = self._records.get(rid)
@@ -601,7 +626,11 @@ class Monitor:
             if pid in self._hooked_params or not p.requires_grad:
                 continue
             self._hooked_params.add(pid)
-            self._handles.append(p.register_post_accumulate_grad_hook(_make_param_hook(ref, pid)))
+            try:
+                handle = p.register_post_accumulate_grad_hook(_make_param_hook(ref, pid))
+            except Exception:  # e.g. an uninitialized lazy parameter
+                continue
+            self._handles.append(handle)
 
     def _on_param_grad(self, pid: int) -> None:
         self._param_last_grad[pid] = self._clock
@@ -612,6 +641,7 @@ class Monitor:
 
     def _run_backward(self, kind, func, roots, args, kwargs):
         self._busy = True
+        event = None
         try:
             tensors = _tensors_in(roots)
             site = self._user_site()
@@ -631,13 +661,21 @@ class Monitor:
             if len(self._events) > _EVENT_MEMORY:
                 self._events.pop(next(iter(self._events)))
             self._bw_stack.append(event)
+        except Exception as exc:
+            self._internal_error(exc)
+            event = None
         finally:
             self._busy = False
+        if event is None:
+            return func(roots, *args, **kwargs)
         try:
             return func(roots, *args, **kwargs)
         except RuntimeError as exc:
             if "backward through the graph a second time" in str(exc):
-                self._second_time(event)
+                try:
+                    self._second_time(event)
+                except Exception as inner:
+                    self._internal_error(inner)
             raise
         finally:
             self._bw_stack.pop()
@@ -670,43 +708,48 @@ class Monitor:
         """After ``optimizer.step()``: TGL303/TGL102 checks; note what the step updated."""
         self._busy = True
         try:
-            self._clock += 1
-            site = self._user_site()
-            params = [p for group in optimizer.param_groups for p in group["params"]]
-            updated: Set[int] = set()
-            for p in params:
-                updated.update(self._param_owners.get(id(p), ()))
-            self._steps_since_bw.append(updated)
-            state = self._optimizers.get(optimizer)
-            if state is None:
-                state = self._optimizers[optimizer] = _OptimizerState()
-            received = False
-            for p in params:
-                pid = id(p)
-                if self._param_last_grad.get(pid, -1) > state.last_step_clock:
-                    received = True
-                    break
-                if pid not in self._hooked_params and p.grad is not None:
-                    # a parameter no hook watched before this step (never seen in a forward):
-                    # trust its .grad this once
-                    received = True
-                    break
-            if params and not received and site is not None:
-                since = [h for h in self._bw_history if h[0] > state.last_step_clock]
-                name = type(optimizer).__name__
-                if since and all(graphless for _, graphless, _ in since):
-                    self._add("TGL102", site, f"{name}.step() after a backward of a loss with no "
-                              "autograd graph: no parameter received a gradient")
-                else:
-                    for p in params:
-                        self._starved_modules.update(self._param_owners.get(id(p), ()))
-                    self._add("TGL303", site, f"{name}.step() updates nothing: none of its "
-                              f"{len(params)} parameter tensors received a gradient since its "
-                              "previous step (output detached from the loss?)")
-            self._hook_params(params, None)
-            state.last_step_clock = self._clock
+            self._check_step(optimizer)
+        except Exception as exc:
+            self._internal_error(exc)
         finally:
             self._busy = False
+
+    def _check_step(self, optimizer) -> None:
+        self._clock += 1
+        site = self._user_site()
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        updated: Set[int] = set()
+        for p in params:
+            updated.update(self._param_owners.get(id(p), ()))
+        self._steps_since_bw.append(updated)
+        state = self._optimizers.get(optimizer)
+        if state is None:
+            state = self._optimizers[optimizer] = _OptimizerState()
+        received = False
+        for p in params:
+            pid = id(p)
+            if self._param_last_grad.get(pid, -1) > state.last_step_clock:
+                received = True
+                break
+            if pid not in self._hooked_params and p.grad is not None:
+                # a parameter no hook watched before this step (never seen in a forward):
+                # trust its .grad this once
+                received = True
+                break
+        if params and not received and site is not None:
+            since = [h for h in self._bw_history if h[0] > state.last_step_clock]
+            name = type(optimizer).__name__
+            if since and all(graphless for _, graphless, _ in since):
+                self._add("TGL102", site, f"{name}.step() after a backward of a loss with no "
+                          "autograd graph: no parameter received a gradient")
+            else:
+                for p in params:
+                    self._starved_modules.update(self._param_owners.get(id(p), ()))
+                self._add("TGL303", site, f"{name}.step() updates nothing: none of its "
+                          f"{len(params)} parameter tensors received a gradient since its "
+                          "previous step (output detached from the loss?)")
+        self._hook_params(params, None)
+        state.last_step_clock = self._clock
 
     # ------------------------------------------------------------------ TGL301
     def _evaluate_pending(self) -> None:
@@ -801,7 +844,10 @@ def _make_output_hook(ref, rid):
     def hook(grad):
         mon = ref()
         if mon is not None and mon._active:
-            mon._on_output_grad(rid)
+            try:
+                mon._on_output_grad(rid)
+            except Exception as exc:
+                mon._internal_error(exc)
     return hook
 
 
@@ -809,5 +855,8 @@ def _make_param_hook(ref, pid):
     def hook(param):
         mon = ref()
         if mon is not None and mon._active:
-            mon._on_param_grad(pid)
+            try:
+                mon._on_param_grad(pid)
+            except Exception as exc:
+                mon._internal_error(exc)
     return hook

@@ -11,8 +11,8 @@ from . import torch_api as api
 from .names import ImportTable, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo
 
-PRETRAINED_OWNER = re.compile(r"Model|Net|VAE|Encoder|Decoder|Transformer|For[A-Z]|Pipeline|GPT|Bert|"
-                              r"Llama|T5|CLIP|ViT|Whisper|Diffusion")
+PRETRAINED_OWNER = re.compile(r"Model|Net|VAE|Encoder|Decoder|Transformer|For[A-Z]|GPT|Bert|"
+                              r"Llama|T5|CLIP|ViT|Whisper")
 
 # How a model comes to exist, which decides its mode when created.
 FRESH, PRETRAINED, UNKNOWN_ORIGIN = "fresh", "pretrained", "unknown"
@@ -38,6 +38,7 @@ class Facts:
         self.class_attr_class: Dict[Tuple[int, str], ClassInfo] = {}
         self.models: Dict[int, Set[str]] = {id(f): set() for f in functions}
         self.frozen: Set[str] = set()
+        self.frozen_by_function: Dict[int, Set[str]] = {}
         self.optimizers: Dict[Tuple[int, str], Set[str]] = {}
         self.returns_model: Dict[int, str] = {}
         self.training_sites: Set[int] = set()  # id(site) of backward / step / autograd.grad
@@ -180,7 +181,18 @@ class Facts:
             return function is not self.module and key in self.models[id(self.module)]
         return False
 
+    def _composition_key(self, function: FunctionInfo, key: str):
+        if key.startswith("self.") and key.count(".") == 1:
+            cls = self.enclosing_class(function)
+            if cls is not None:
+                return (id(cls), key)
+        return (id(function), key)
+
     def composition_of(self, function: FunctionInfo, key: str) -> Optional[bool]:
+        if key.startswith("self."):
+            cls = self.enclosing_class(function)
+            if cls is not None and (id(cls), key) in self.composition:
+                return self.composition[(id(cls), key)]
         for scope in function.enclosing_functions():
             if (id(scope), key) in self.composition:
                 return self.composition[(id(scope), key)]
@@ -216,6 +228,8 @@ class Facts:
                     return ("same", None, receiver)
                 if func.attr == "from_pretrained" and receiver:
                     owner = receiver.rsplit(".", 1)[-1]
+                    if "Pipeline" in owner or "Tokenizer" in owner or "Processor" in owner:
+                        return None  # pipelines run under no_grad themselves; tokenizers are no models
                     if PRETRAINED_OWNER.search(owner):
                         return (PRETRAINED, None, None)
                     if owner in self.classes and self.classes[owner].is_module:
@@ -224,6 +238,9 @@ class Facts:
                 return (UNKNOWN_ORIGIN, None, None)
             if api.is_fresh_model_call(qualified):
                 return (FRESH, None, None)
+            if isinstance(func, ast.Name) and api.is_class_like(text) and api.looks_like_model_class(text) \
+                    and not qualified.startswith("torch."):
+                return (FRESH, None, None)  # ``D_A = Discriminator(shape)`` from a star import
             if qualified in api.WRAPPERS_KEEPING_MODEL and expr.args:
                 inner = dotted(expr.args[0])
                 if self.is_model(function, inner):
@@ -306,7 +323,8 @@ class Facts:
                 if key:
                     changed |= self._record_model(function, key, origin, cls)
                     if same is None and isinstance(value, ast.Call):
-                        self.composition.setdefault((id(function), key), self.dropout_or_batchnorm_in(value))
+                        self.composition.setdefault(self._composition_key(function, key),
+                                                    self.dropout_or_batchnorm_in(value))
         for param, annotation in function.annotations.items():
             leaf = annotation.rsplit(".", 1)[-1]
             if annotation in api.MODULE_BASES or (leaf in self.classes and self.classes[leaf].is_module):
@@ -348,7 +366,7 @@ class Facts:
         if leaf in ("LSTM", "GRU", "RNN"):
             dropout = next((k.value for k in call.keywords if k.arg == "dropout"), None)
             return dropout is not None and not (isinstance(dropout, ast.Constant) and not dropout.value)
-        if leaf in ("Sequential", "ModuleList"):
+        if leaf in ("Sequential", "ModuleList") and not call.keywords:
             verdict: Optional[bool] = False
             elements = list(call.args)
             if len(elements) == 1 and isinstance(elements[0], (ast.List, ast.Tuple)):
@@ -413,11 +431,13 @@ class Facts:
                             self.optimizers[(id(function), key)] = models
             if isinstance(statement, ast.Assign):
                 for target in statement.targets:
-                    if isinstance(target, ast.Attribute) and target.attr == "requires_grad" and \
-                            isinstance(statement.value, ast.Constant) and statement.value.value is True:
+                    if not isinstance(target, ast.Attribute) or target.attr != "requires_grad":
+                        continue
+                    value = statement.value
+                    if isinstance(value, ast.Constant) and value.value is True:
                         self.gradient_wanted.add(id(function))
-                    if isinstance(target, ast.Attribute) and target.attr == "requires_grad" and \
-                            isinstance(statement.value, ast.Constant) and statement.value.value is False:
+                    elif not (isinstance(value, ast.Constant) and value.value):
+                        # ``= False`` or ``= requires_grad`` (a flag the caller sets False)
                         self._freeze_from_loop(function, target)
         for site in function.sites:
             if site.method in ("backward", "manual_backward"):
@@ -447,12 +467,24 @@ class Facts:
                     isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Attribute) and \
                     node.iter.func.attr in ("parameters", "named_parameters"):
                 owner = dotted(node.iter.func.value)
-                if owner:
+                if owner == "self":
+                    self.frozen_by_function.setdefault(id(function), set()).add(owner)
+                elif owner:
                     self.frozen.add(owner)
 
-    def is_frozen(self, key: str) -> bool:
-        """Parameters frozen anywhere in the file (by name: a frozen backbone stays frozen)."""
-        return key in self.frozen
+    def is_frozen(self, key: str, function: Optional[FunctionInfo] = None) -> bool:
+        """Parameters frozen anywhere in the file (by name: a frozen backbone stays frozen), or
+        a model whose class freezes its own parameters (``Vgg16(requires_grad=False)``)."""
+        if key in self.frozen:
+            return True
+        if function is not None:
+            cls = self.model_class_of(function, key)
+            if cls is not None and "self" in self._frozen_in_class(cls):
+                return True
+        return False
+
+    def _frozen_in_class(self, cls: ClassInfo) -> Set[str]:
+        return {key for method in cls.methods.values() for key in self.frozen_by_function.get(id(method), ())}
 
     def _parameter_owners(self, function: FunctionInfo, call: ast.Call) -> Set[str]:
         owners: Set[str] = set()

@@ -555,6 +555,9 @@ class FlowAnalysis:
         if name is None:
             return False
         configured = self.config.no_grad_decorators
+        name_words = set(api.words(name.rsplit(".", 1)[-1]))
+        if any(required <= name_words for required in api.NO_GRAD_HELPER_WORDS):
+            return True  # ``smart_inference_mode``, ``no_grad_if_eval``: imported project helpers
         if name in configured or name.rsplit(".", 1)[-1] in configured or \
                 (self.imports.qualify(name) or "") in configured:
             return True

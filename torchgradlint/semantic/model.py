@@ -93,8 +93,9 @@ class SemanticModel:
             return self.facts.composition_of(site.function, key) is not False
         return cls.has_dropout_or_batchnorm is not False
 
-    def is_frozen(self, key: str) -> bool:
-        return self.facts.is_frozen(key)
+    def is_frozen(self, site: CallSite) -> bool:
+        """The model a forward runs has its parameters frozen: it builds no graph of its own."""
+        return self.facts.is_frozen(site.model, site.function)
 
     # -- training -------------------------------------------------------------------------
     def reaches_training(self, site: CallSite) -> bool:
@@ -140,16 +141,53 @@ class SemanticModel:
                     continue
                 if producer.model is not None or producer.target is not None:
                     return None
+                if self._may_run_a_model(producer):
+                    return None
                 stack.extend(self.dataflow.preds.get(node, ()))
             elif kind == "def" and node[1] == id(function):
                 statement = statements[node[2]]
-                if self.flow.statement_grad.get(id(statement)) == frozenset({OFF}):
+                if self.flow.statement_grad.get(id(statement)) == frozenset({OFF}) and \
+                        _computes(statement):
                     lines.append(statement.lineno)
                     continue
                 stack.extend(self.dataflow.preds.get(node, ()))
             elif kind in ("attr", "return", "def"):
                 return None
         return min(lines) if lines else None
+
+    def is_loss_like(self, function: FunctionInfo, index: int, expr: ast.AST) -> bool:
+        """The value is a loss: computed by a loss function or criterion, reduced to a scalar,
+        or itself sent to a backward pass (not a feature map or a list of outputs)."""
+        stack = list(self.dataflow.sources(function, index, expr))
+        seen: Set[tuple] = set()
+        while stack and len(seen) < 64:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if node in self.dataflow.reaches_training:
+                return True
+            if node[0] == "call":
+                site = self._site_by_id.get(node[1])
+                if site is None:
+                    continue
+                if _is_loss_call(site, self.facts):
+                    return True
+                if site.model is not None:
+                    continue
+                stack.extend(self.dataflow.preds.get(node, ()))
+            elif node[0] in ("def", "attr"):
+                stack.extend(self.dataflow.preds.get(node, ()))
+        return False
+
+    def _may_run_a_model(self, site: CallSite) -> bool:
+        """A call into code we cannot see that is handed a model (``diffusion.training_losses(
+        model, x, t)``), or that is no torch operation at all."""
+        arguments = list(site.node.args) + [k.value for k in site.node.keywords]
+        if any(self.facts.is_model(site.function, dotted(arg)) for arg in arguments):
+            return True
+        qualified = site.qualified or ""
+        return site.method is None and not qualified.startswith("torch.")
 
     # -- who trains what: bindings, optimizers, gradient paths ----------------------------
     def binding(self, function: FunctionInfo, key: str, depth: int = 0) -> Set[tuple]:
@@ -189,6 +227,34 @@ class SemanticModel:
                 if found is not None:
                     return found
         return None
+
+    def later_steps(self, site: CallSite) -> List[CallSite]:
+        """Optimizer steps after ``site`` in its function, in order."""
+        return [other for other in site.function.sites if other.index > site.index and
+                other.method == "step" and other.receiver and
+                self.facts.is_optimizer(site.function, other.receiver)]
+
+    def gradients_used_later(self, backward: CallSite, binding: Set[tuple]) -> bool:
+        """A later step in the same function updates the model, and nothing zeroes its
+        gradients in between: the gradients this backward left are used, not wasted."""
+        zeroed_at = []
+        for other in backward.function.sites:
+            if other.index <= backward.index or other.method != "zero_grad" or not other.receiver:
+                continue
+            if self.binding(other.function, other.receiver) & binding:
+                zeroed_at.append(other.index)
+            elif self.facts.is_optimizer(other.function, other.receiver):
+                stepped = self.stepped_models_of_optimizer(other)
+                if stepped is None or stepped & binding:
+                    zeroed_at.append(other.index)
+        for step in self.later_steps(backward):
+            stepped = self.stepped_models(step)
+            if stepped and stepped & binding:
+                return not any(index < step.index for index in zeroed_at)
+        return False
+
+    def stepped_models_of_optimizer(self, site: CallSite) -> Optional[Set[tuple]]:
+        return self.stepped_models(site)
 
     def stepped_models(self, step: CallSite) -> Optional[Set[tuple]]:
         """The bindings of the models whose parameters an optimizer step updates; None when
@@ -257,7 +323,12 @@ class SemanticModel:
 
         Inside a loop that trains, only evidence about this very call counts (the model was
         switched to eval mode, it is fed validation data); elsewhere the enclosing function's
-        name, the data its loops walk and its in-file callers count too."""
+        name, the data its loops walk and its in-file callers count too, when the forward runs
+        repeatedly (in a loop, or in a function called from one): a single forward in a
+        ``test()`` that checks shapes is not an evaluation. Tests (pytest files) are not
+        evaluation code: they run models in whatever mode they test."""
+        if self._in_test_file:
+            return None
         if include_mode and site.model is not None:
             mode = self.mode_of(site, site.model)
             if mode and all(value == EVAL for value, _ in mode):
@@ -279,7 +350,7 @@ class SemanticModel:
             for name in loop.iterable_identifiers:
                 if set(api.words(name)) & api.EVAL_DATA_WORDS:
                     return f"in a loop over `{name}`"
-        if strong_only:
+        if strong_only or not self._runs_repeatedly(site):
             return None
         for scope in function.enclosing_functions():
             if scope.is_module_scope:
@@ -289,6 +360,13 @@ class SemanticModel:
         if id(function) in self._evaluation_entries:
             return self._evaluation_entries[id(function)]
         return None
+
+    def _runs_repeatedly(self, site: CallSite, depth: int = 0) -> bool:
+        if site.loops:
+            return True
+        if depth >= 3:
+            return False
+        return any(self._runs_repeatedly(caller, depth + 1) for caller in site.function.callers)
 
     def _has_evaluation_name(self, function: FunctionInfo) -> bool:
         if function.is_module_scope:
@@ -342,8 +420,30 @@ class SemanticModel:
         return None
 
 
+def _is_loss_call(site: CallSite, facts) -> bool:
+    qualified = site.qualified or ""
+    leaf = qualified.rsplit(".", 1)[-1]
+    if qualified.startswith("torch.nn.functional.") and (
+            "loss" in leaf or "entropy" in leaf or leaf == "kl_div"):
+        return True
+    if site.method in ("mean", "sum") and not site.node.args and not site.node.keywords:
+        return True  # reduced to the scalar a loss is
+    callee = site.callee or ""
+    if set(api.words(callee.rsplit(".", 1)[-1])) & api.LOSS_WORDS:
+        return True
+    return site.target is not None and bool(set(api.words(site.target.name)) & api.LOSS_WORDS)
+
+
+def _computes(statement: ast.stmt) -> bool:
+    """The statement computes a new value (a call or arithmetic), rather than naming one."""
+    value = getattr(statement, "value", None)
+    if value is None:
+        return False
+    return any(isinstance(node, (ast.Call, ast.BinOp, ast.UnaryOp)) for node in ast.walk(value))
+
+
 def _is_test_file(filename: str) -> bool:
     base = os.path.basename(filename)
-    parts = set(os.path.normpath(filename).split(os.sep))
-    return base.startswith("test_") or base.endswith("_test.py") or base == "conftest.py" or \
-        "tests" in parts or "test" in parts
+    parts = set(os.path.normpath(filename).split(os.sep)[:-1])
+    return base.startswith("test_") or base.endswith(("_test.py", "_tests.py")) or \
+        "unittest" in base or base == "conftest.py" or "tests" in parts or "test" in parts

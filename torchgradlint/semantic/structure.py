@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Optional, Tuple, Union
 
 from .names import ImportTable, dotted
+from .torch_api import SELF_RETURNING_METHODS as _SELF_RETURNING
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
 
@@ -327,6 +328,11 @@ class StructureBuilder:
         receiver = method = None
         if isinstance(node.func, ast.Attribute):
             method = node.func.attr
-            receiver = dotted(node.func.value)
+            receiver_node = node.func.value
+            # ``model.to(device).train()`` switches ``model``: those methods return the module.
+            while isinstance(receiver_node, ast.Call) and isinstance(receiver_node.func, ast.Attribute) \
+                    and receiver_node.func.attr in _SELF_RETURNING:
+                receiver_node = receiver_node.func.value
+            receiver = dotted(receiver_node)
         return CallSite(node, function, loops, index, callee, self.imports.qualify(callee),
                         receiver, method, is_statement)

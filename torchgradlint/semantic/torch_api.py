@@ -89,10 +89,12 @@ def words(name: str) -> list:
 EVAL_FUNCTION_WORDS = {
     "eval", "evaluate", "evaluation", "evaluator", "valid", "validate", "validation", "val",
     "test", "testing", "predict", "prediction", "predictions", "infer", "inference", "sample",
-    "sampling", "generate", "generation", "translate", "decode", "beam", "greedy", "score",
-    "scoring", "benchmark", "accuracy", "demo", "visualize", "visualise", "visualization",
-    "inpaint", "reconstruct", "render", "detect", "classify", "caption", "embed", "extract",
+    "sampling", "generate", "generation", "translate", "beam", "greedy", "benchmark", "accuracy",
+    "demo", "visualize", "visualise", "visualization", "inpaint",
 }
+# Words in a project helper's name that say it disables autograd (``smart_inference_mode``).
+NO_GRAD_HELPER_WORDS = ({"no", "grad"}, {"nograd"}, {"inference", "mode"})
+LOSS_WORDS = {"loss", "losses", "criterion", "crit", "nll", "entropy", "mse", "bce"}
 EVAL_DATA_WORDS = {"val", "valid", "validation", "test", "testing", "eval", "evaluation", "dev",
                    "holdout", "heldout"}
 
@@ -100,7 +102,7 @@ MODEL_NAME_WORDS = {
     "model", "models", "net", "network", "encoder", "decoder", "generator", "discriminator",
     "classifier", "backbone", "critic", "actor", "policy", "teacher", "student", "unet", "vae",
     "autoencoder", "transformer", "resnet", "vgg", "gan", "netg", "netd", "qnet", "dqn",
-    "detector", "segmenter", "regressor", "predictor", "denoiser", "module",
+    "detector", "segmenter", "regressor", "predictor", "denoiser",
 }
 NOT_MODEL_NAME_WORDS = {
     "fn", "func", "function", "cls", "class", "name", "names", "path", "dir", "file", "config",
@@ -111,11 +113,24 @@ NOT_MODEL_NAME_WORDS = {
     "util", "lib", "lr", "scheduler", "criterion", "tokenizer", "processor", "pipeline",
     "callback", "callbacks", "get", "build", "create", "make", "load", "init", "ckpt",
     "checkpoint", "features", "feature", "inputs", "input", "logits", "pred", "preds", "result",
-    "results", "batch", "step", "steps",
+    "results", "batch", "step", "steps", "pipe", "pipeline", "pipelines", "transform",
+    "transforms", "env", "envs", "hook", "hooks", "meter", "metric", "metrics", "fwd",
 }
 
 
+def is_class_like(name: str) -> bool:
+    """``Discriminator``, ``ResNet``: a CamelCase name is a class, not an instance."""
+    last = name.split(".")[-1]
+    return last[:1].isupper() and any(c.islower() for c in last)
+
+
 def looks_like_model_name(name: str) -> bool:
+    if is_class_like(name):
+        return False
+    return looks_like_model_class(name)
+
+
+def looks_like_model_class(name: str) -> bool:
     parts = words(name.split(".")[-1])
     if not parts:
         return False
