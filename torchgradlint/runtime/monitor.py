@@ -560,7 +560,8 @@ class Monitor:
                     node = obj.grad_fn
                     if node is not None and reaches(node):
                         keepers.append(obj)
-        except Exception:
+        except Exception as exc:
+            import traceback; traceback.print_exc()
             keepers = []
         # keep the minimal keepers: drop those whose graph contains another keeper's node
         nodes = [k.grad_fn for k in keepers]
@@ -579,6 +580,7 @@ class Monitor:
             if not contains[0]:
                 minimal.append(k)
         lines: List[Site] = []
+        print("DBG", [(k.grad_fn, k.grad_fn.metadata) for k in keepers], len(minimal))
         for k in minimal:
             site = self._container_line(k)
             if site is None:
