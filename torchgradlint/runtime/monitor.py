@@ -555,13 +555,21 @@ class Monitor:
 
         keepers = []
         try:
-            for obj in gc.get_objects():
+            everything = gc.get_objects()
+            for obj in everything:
                 if isinstance(obj, torch.Tensor) and not isinstance(obj, torch.nn.Parameter):
                     node = obj.grad_fn
                     if node is not None and reaches(node):
                         keepers.append(obj)
+            obj = None
+            # a tensor referenced only from C++ (a Python object preserved for an output saved
+            # by the next node) keeps nothing: only Python-held tensors are keepers
+            mine = {id(everything), id(keepers), id(sys._getframe())}
+            keepers = [k for k in keepers
+                       if any(id(r) not in mine for r in gc.get_referrers(k))]
+            del everything
         except Exception as exc:
-            import traceback; traceback.print_exc()
+            self._internal_error(exc)
             keepers = []
         # keep the minimal keepers: drop those whose graph contains another keeper's node
         nodes = [k.grad_fn for k in keepers]
@@ -580,7 +588,6 @@ class Monitor:
             if not contains[0]:
                 minimal.append(k)
         lines: List[Site] = []
-        print("DBG", [(k.grad_fn, k.grad_fn.metadata) for k in keepers], len(minimal))
         for k in minimal:
             site = self._container_line(k)
             if site is None:
