@@ -73,11 +73,19 @@ def _graph_forwards(model, nodes):
             if model.grad_may_be_on(site) and not model.is_frozen(site)]
 
 
+def _container(node):
+    """The name that holds an accumulator: ``total``, ``self.total``, ``history`` for
+    ``history["loss"]``."""
+    while isinstance(node, ast.Subscript):
+        node = node.value
+    return dotted(node)
+
+
 def _accumulation(model, statement):
     """(accumulating name, added value) for ``x += v``, ``x = x + v``, ``x.append(v)``,
-    ``x = torch.cat([x, v])``."""
+    ``x = torch.cat([x, v])``, ``stats["loss"] += v``, ``history["loss"].append(v)``."""
     if isinstance(statement, ast.AugAssign) and isinstance(statement.op, (ast.Add, ast.Sub)):
-        key = dotted(statement.target)
+        key = _container(statement.target)
         return (key, statement.value) if key else None
     if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
         key = dotted(statement.targets[0])
@@ -99,7 +107,7 @@ def _accumulation(model, statement):
     if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
         func = statement.value.func
         if isinstance(func, ast.Attribute) and func.attr in APPENDING and statement.value.args:
-            key = dotted(func.value)
+            key = _container(func.value)
             return (key, statement.value.args[-1]) if key else None
     return None
 

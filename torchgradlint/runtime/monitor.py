@@ -564,9 +564,15 @@ class Monitor:
             obj = None
             # a tensor referenced only from C++ (a Python object preserved for an output saved
             # by the next node) keeps nothing: only Python-held tensors are keepers
+            # (locals of running frames are not seen by gc.get_referrers: look at them directly)
             mine = {id(everything), id(keepers), id(sys._getframe())}
-            keepers = [k for k in keepers
-                       if any(id(r) not in mine for r in gc.get_referrers(k))]
+            in_frames = set()
+            frame = sys._getframe(1)
+            while frame is not None:
+                in_frames.update(id(v) for v in frame.f_locals.values())
+                frame = frame.f_back
+            keepers = [k for k in keepers if id(k) in in_frames
+                       or any(id(r) not in mine for r in gc.get_referrers(k))]
             del everything
         except Exception as exc:
             self._internal_error(exc)

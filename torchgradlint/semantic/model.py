@@ -350,7 +350,7 @@ class SemanticModel:
             for name in loop.iterable_identifiers:
                 if set(api.words(name)) & api.EVAL_DATA_WORDS:
                     return f"in a loop over `{name}`"
-        if strong_only or not self._runs_repeatedly(site):
+        if strong_only or self._is_smoke_test(site):
             return None
         for scope in function.enclosing_functions():
             if scope.is_module_scope:
@@ -360,6 +360,14 @@ class SemanticModel:
         if id(function) in self._evaluation_entries:
             return self._evaluation_entries[id(function)]
         return None
+
+    def _is_smoke_test(self, site: CallSite) -> bool:
+        """One forward of a model freshly built in the same function, run once: a shape check
+        of an architecture (``def test(): net = ResNet18(); print(net(x).size())``)."""
+        if site.model is None or self._runs_repeatedly(site):
+            return False
+        return (id(site.function), site.model) in self.facts.model_origin and \
+            self.facts.origin(site.function, site.model) == "fresh"
 
     def _runs_repeatedly(self, site: CallSite, depth: int = 0) -> bool:
         if site.loops:
