@@ -24,4 +24,5 @@ def check(model):
         yield Finding(
             INFO.code, site.line, site.col,
             f"forward pass of `{site.model}` in evaluation code ({evidence}) builds an autograd "
-            f"graph: run it under `with torch.no_grad():` (or `torch.inference_mode()`)")
+            f"graph: run it under `with torch.no_grad():` or decorate the function with "
+            f"`@torch.no_grad()` (or use `torch.inference_mode()`)")

@@ -58,6 +58,7 @@ class Facts:
             changed |= self._propagate_model_params()
             if not changed:
                 break
+        self._propagate_compositions()
         for function in self.functions:
             self._find_optimizers_and_training(function)
         self._mark_forwards()
@@ -400,10 +401,30 @@ class Facts:
             for site in function.callers:
                 for param, arg in self.bind_arguments(site, function):
                     key = dotted(arg)
-                    if key and self.is_model(site.function, key) and param not in self.models[id(function)]:
-                        cls = self.model_class_of(site.function, key)
+                    if not key or not self.is_model(site.function, key):
+                        continue
+                    cls = self.model_class_of(site.function, key)
+                    if param not in self.models[id(function)] or (
+                            cls is not None and (id(function), param) not in self.model_class):
                         changed |= self._record_model(function, param, UNKNOWN_ORIGIN, cls)
+                        changed = True
         return changed
+
+    def _propagate_compositions(self) -> None:
+        """A parameter holds Dropout/BatchNorm if any caller passes a model that does."""
+        for function in self.functions:
+            verdicts: Dict[str, List[Optional[bool]]] = {}
+            for site in function.callers:
+                for param, arg in self.bind_arguments(site, function):
+                    key = dotted(arg)
+                    if key and self.is_model(site.function, key):
+                        cls = self.model_class_of(site.function, key)
+                        verdict = cls.has_dropout_or_batchnorm if cls is not None else \
+                            self.composition_of(site.function, key)
+                        verdicts.setdefault(param, []).append(verdict)
+            for param, found in verdicts.items():
+                combined = True if any(v for v in found) else (False if all(v is False for v in found) else None)
+                self.composition.setdefault((id(function), param), combined)
 
     def bind_arguments(self, site: CallSite, target: FunctionInfo) -> Iterable[Tuple[str, ast.AST]]:
         params = list(target.params)
