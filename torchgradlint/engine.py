@@ -67,7 +67,9 @@ def lint_tree(tree: ast.Module, source: str, filename: str = "<string>",
 
 def _imports_torch(tree: ast.Module, roots) -> bool:
     """Only files that import torch (or a library built on it) can hold these bugs."""
-    for node in ast.walk(tree):
+    from .semantic.names import import_statements
+
+    for node in import_statements(tree):
         if isinstance(node, ast.Import):
             if any(alias.name.split(".")[0] in roots for alias in node.names):
                 return True

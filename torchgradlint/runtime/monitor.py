@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 import sys
 import sysconfig
 import weakref
@@ -39,12 +38,11 @@ from torch.overrides import TorchFunctionMode
 from .findings import RuntimeFinding, RuntimeReport
 
 _TAG = "torchgradlint.forward"  # metadata key: _NodeTag of a recorded forward's output node
-_LINE = "torchgradlint.line"  # metadata key: (filename, line) of the user op that made the node
+_LINE = "torchgradlint.line"  # metadata key: user stack (_user_stack) of the op that made it
 _WALK_LIMIT = 5000  # bound of every graph walk
 _EVENT_MEMORY = 256  # backward events remembered for TGL301 "second time" attribution
 
 Site = Tuple[str, int]
-_ADD_TO_CONTAINER = r"\.\s*(append|extend|insert|add|setdefault|update)\s*\(|\[.*\]\s*=[^=]|\+="
 
 _active_monitor: Optional["Monitor"] = None
 
@@ -76,7 +74,7 @@ class _ForwardRecord:
     __slots__ = (
         "id", "module_key", "cls", "site", "grad_enabled", "has_graph", "stoch_train",
         "stoch_eval", "stoch_kind", "upstream", "reached_at", "reached_events", "alive_nodes",
-        "surv_total", "surv_after", "trained", "clock", "loop_key",
+        "surv_total", "surv_after", "trained", "clock", "loop_key", "stack",
     )
 
     def __init__(self, rid, module_key, cls, site, clock):
@@ -98,6 +96,7 @@ class _ForwardRecord:
         self.surv_after = 0
         self.trained = False
         self.loop_key: tuple = ()
+        self.stack: tuple = ()
 
 
 class _BackwardEvent:
@@ -322,6 +321,17 @@ class Monitor:
             frame = frame.f_back
         return tuple(key)
 
+    def _user_stack(self) -> tuple:
+        """``((frame id, filename, line), ...)`` of the watched frames, innermost first."""
+        stack = []
+        frame = sys._getframe(1)
+        while frame is not None:
+            filename = self._watched(frame.f_code)
+            if filename is not None:
+                stack.append((id(frame), filename, frame.f_lineno))
+            frame = frame.f_back
+        return tuple(stack)
+
     def _user_frames(self):
         frame = sys._getframe(1)
         while frame is not None:
@@ -347,13 +357,13 @@ class Monitor:
         nodes = [t.grad_fn for t in tensors if t.grad_fn is not None]
         if not nodes:
             return
-        site = self._user_site()
-        if site is None:
+        stack = self._user_stack()
+        if not stack:
             return
         for node in nodes:
             meta = node.metadata
             if _LINE not in meta:
-                meta[_LINE] = site
+                meta[_LINE] = stack
 
     def _walk(self, roots, visit) -> None:
         """Depth-first walk of autograd nodes from ``roots``; ``visit(node)`` True = stop there."""
@@ -434,6 +444,7 @@ class Monitor:
             rec.stoch_train, rec.stoch_eval = frozenset(train), frozenset(evals)
             rec.stoch_kind = "/".join(kinds)
             rec.loop_key = self._loop_key()
+            rec.stack = self._user_stack()
             self._records[rec.id] = rec
             self._note_survivors(rec)
         return rec
@@ -460,11 +471,11 @@ class Monitor:
     def _record_outputs(self, rec, args, kwargs, output) -> None:
         outs = _tensors_in(output)
         if rec is None:  # a parameterless top-level module (a loss): label its output nodes
-            site = self._user_site()
-            if site is not None and torch.is_grad_enabled():
+            stack = self._user_stack()
+            if stack and torch.is_grad_enabled():
                 for t in outs:
                     if t.grad_fn is not None and _LINE not in t.grad_fn.metadata:
-                        t.grad_fn.metadata[_LINE] = site
+                        t.grad_fn.metadata[_LINE] = stack
             return
         rec.upstream = self._upstream_of(_tensors_in(args) + _tensors_in(kwargs))
         ref = weakref.ref(self)
@@ -475,7 +486,7 @@ class Monitor:
                 continue
             rec.has_graph = True
             meta = node.metadata
-            meta.setdefault(_LINE, rec.site)
+            meta.setdefault(_LINE, rec.stack)
             tag = meta.get(_TAG)
             if tag is None:
                 tag = _NodeTag(rid)
@@ -562,16 +573,13 @@ class Monitor:
                     if node is not None and reaches(node):
                         keepers.append(obj)
             obj = None
-            # a tensor referenced only from C++ (a Python object preserved for an output saved
-            # by the next node) keeps nothing: only Python-held tensors are keepers
-            # (locals of running frames are not seen by gc.get_referrers: look at them directly)
+            # A forward's output tensor (it carries the monitor's hook) has its Python object
+            # preserved by torch as long as the next node saves it: it keeps nothing itself.
+            # Count it only when a Python object (a list, an attribute dict) refers to it.
+            # (Frame locals are invisible to gc.get_referrers; such an output, e.g. the hidden
+            # state ``h = rnn(x, h)``, is then reported at its forward line.)
             mine = {id(everything), id(keepers), id(sys._getframe())}
-            in_frames = set()
-            frame = sys._getframe(1)
-            while frame is not None:
-                in_frames.update(id(v) for v in frame.f_locals.values())
-                frame = frame.f_back
-            keepers = [k for k in keepers if id(k) in in_frames
+            keepers = [k for k in keepers if _TAG not in k.grad_fn.metadata
                        or any(id(r) not in mine for r in gc.get_referrers(k))]
             del everything
         except Exception as exc:
@@ -594,11 +602,11 @@ class Monitor:
             if not contains[0]:
                 minimal.append(k)
         lines: List[Site] = []
+        forward_frames = {entry[0] for entry in old.stack}
         for k in minimal:
             site = self._container_line(k)
             if site is None:
-                meta = k.grad_fn.metadata
-                site = meta.get(_LINE)
+                site = _pick_line(k.grad_fn.metadata.get(_LINE), forward_frames)
             if site is not None and site not in lines:
                 lines.append(site)
         memo.clear()
@@ -606,29 +614,20 @@ class Monitor:
         return lines or [old.site]
 
     def _container_line(self, tensor) -> Optional[Site]:
+        """The line adding ``tensor`` to a list/dict bound to a name in a running user frame."""
         containers = [r for r in gc.get_referrers(tensor) if isinstance(r, (list, dict))]
         if not containers:
             return None
         ids = {id(c) for c in containers}
         for frame in self._user_frames():
-            names = [n for n, v in list(frame.f_locals.items()) + list(frame.f_globals.items())
-                     if id(v) in ids]
+            names = {n for n, v in frame.f_globals.items() if id(v) in ids}
+            names.update(n for n, v in _frame_locals(frame) if id(v) in ids)
             if not names:
                 continue
             filename = self._watched(frame.f_code)
-            try:
-                with open(filename, encoding="utf-8") as fh:
-                    source = fh.read().splitlines()
-            except OSError:
-                continue
-            first = frame.f_code.co_firstlineno
-            if frame.f_code.co_name == "<module>":
-                first = 1
-            for name in names:
-                pattern = re.compile(r"\b%s\s*(%s)" % (re.escape(name), _ADD_TO_CONTAINER))
-                for number in range(first, len(source) + 1):
-                    if pattern.search(source[number - 1]):
-                        return (filename, number)
+            line = _container_add_line(filename, names, frame.f_code, frame.f_lineno)
+            if line is not None:
+                return (filename, line)
         return None
 
     # ------------------------------------------------------------------ backward passes
@@ -841,6 +840,80 @@ class Monitor:
                     self._add("TGL302", site, f"keeps the autograd graph of {cls} (forward at "
                               f"{where}) alive across iterations (accumulate .item() or "
                               ".detach() instead)")
+
+
+def _frame_locals(frame):
+    """``frame.f_locals`` items without leaving tensors alive.
+
+    Before Python 3.13, ``f_locals`` of a function frame is a snapshot dict cached on the frame
+    until the frame ends; its strong references would keep the graphs of the moment alive. The
+    snapshot is refreshed from the real locals on every access, so its tensor entries are
+    dropped after reading (the frame's variables are untouched).
+    """
+    snapshot = frame.f_locals
+    items = list(snapshot.items())
+    if sys.version_info < (3, 13) and snapshot is not frame.f_globals:
+        for name, value in items:
+            if isinstance(value, torch.Tensor):
+                snapshot.pop(name, None)
+    return items
+
+
+def _pick_line(stack, forward_frames) -> Optional[Site]:
+    """From a node's creation stack, the line in the innermost frame shared with the forward
+    (so an accumulating helper is reported at its call in the loop), else the innermost line."""
+    if not stack:
+        return None
+    for frame_id, filename, line in stack:
+        if frame_id in forward_frames:
+            return (filename, line)
+    return (stack[0][1], stack[0][2])
+
+
+_ADD_METHODS = {"append", "extend", "insert", "add", "setdefault", "update", "appendleft"}
+
+
+def _container_add_line(filename, names, code, current) -> Optional[int]:
+    """Line of ``name.append(...)``/``name[k] = ...``/``name += ...`` for a name in ``names``
+    within ``code``: the innermost loop around ``current`` first, then anywhere in ``code``."""
+    import ast
+
+    try:
+        with open(filename, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    if code.co_name == "<module>":
+        low, high = 1, 10 ** 9
+    else:
+        numbers = [line for _, _, line in code.co_lines() if line is not None]
+        numbers.append(code.co_firstlineno)
+        low, high = min(numbers), max(numbers)
+    adds, loops = [], []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.While, ast.AsyncFor)):
+            loops.append(node)
+        target = None
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _ADD_METHODS):
+            target = node.func.value
+        elif isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Subscript):
+                    target = t.value
+        elif isinstance(node, ast.AugAssign):
+            target = node.target
+        if isinstance(target, ast.Name) and target.id in names and low <= node.lineno <= high:
+            adds.append(node.lineno)
+    if not adds:
+        return None
+    around = [n for n in loops if n.lineno <= current <= (n.end_lineno or n.lineno)]
+    if around:
+        inner = max(around, key=lambda n: n.lineno)
+        inside = [line for line in adds if inner.lineno <= line <= (inner.end_lineno or 0)]
+        if inside:
+            return min(inside)
+    return min(adds)
 
 
 def _has_metadata(node) -> bool:

@@ -97,9 +97,7 @@ class Facts:
                 return True
             if inherited is None:
                 verdict = None
-        for node in ast.walk(info.node):
-            if not isinstance(node, ast.Call):
-                continue
+        for node in (site.node for method in info.methods.values() for site in method.sites):
             qualified = self.imports.resolve(node.func) or ""
             leaf = qualified.rsplit(".", 1)[-1]
             if qualified.startswith("torch.nn."):

@@ -97,7 +97,7 @@ def join_modes(a: Optional[Modes], b: Modes) -> Modes:
 class FlowAnalysis:
     MAX_VISITS = 6
 
-    def __init__(self, facts, imports, config, functions: List[FunctionInfo]):
+    def __init__(self, facts, imports, config, functions: List[FunctionInfo], with_items=()):
         self.facts = facts
         self.imports = imports
         self.config = config
@@ -117,6 +117,7 @@ class FlowAnalysis:
         self._returns: List[State] = []
         self._function: Optional[FunctionInfo] = None
         self._changed_entries: Set[int] = set()
+        self._with_items = with_items
 
     # -- driver ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -569,9 +570,20 @@ class FlowAnalysis:
         return False
 
     def _find_no_grad_helpers(self) -> None:
-        """In-file decorators and context factories that wrap no_grad / inference_mode."""
+        """In-file decorators and context factories that wrap no_grad / inference_mode. Only
+        functions that the file uses as decorators or ``with`` items are looked into."""
+        used = set()
         for function in self.functions:
-            if function.is_module_scope:
+            for decorator in function.decorators:
+                name = dotted(decorator.func if isinstance(decorator, ast.Call) else decorator)
+                if name:
+                    used.add(name.rsplit(".", 1)[-1])
+        for item, _function in self._with_items:
+            name = dotted(item.func if isinstance(item, ast.Call) else item)
+            if name:
+                used.add(name.rsplit(".", 1)[-1])
+        for function in self.functions:
+            if function.is_module_scope or function.name not in used:
                 continue
             disables = enables = False
             for node in ast.walk(function.node):

@@ -32,7 +32,7 @@ class SemanticModel:
         self.module_function = structure.module_function
         self.facts = Facts(self.imports, self.functions, self.classes, self.module_function, config)
         self.facts.compute()
-        self.flow = FlowAnalysis(self.facts, self.imports, config, self.functions)
+        self.flow = FlowAnalysis(self.facts, self.imports, config, self.functions, structure.with_items)
         self.flow.run()
         self.dataflow = Dataflow(self.facts, self.imports, self.functions)
         self.dataflow.build()

@@ -38,6 +38,23 @@ def dotted(node: ast.AST) -> Optional[str]:
     return None
 
 
+_COMPOUND_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def import_statements(tree: ast.AST):
+    """Every import statement, at any depth of statements (expressions are never visited)."""
+    stack = list(getattr(tree, "body", ()))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+            continue
+        for field in _COMPOUND_BODIES:
+            children = getattr(node, field, None)
+            if children:
+                stack.extend(children)
+
+
 class ImportTable:
     """Local names bound by imports anywhere in the file, and what they refer to."""
 
@@ -47,7 +64,7 @@ class ImportTable:
     @classmethod
     def from_tree(cls, tree: ast.AST) -> "ImportTable":
         table = cls()
-        for node in ast.walk(tree):
+        for node in import_statements(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.asname:

@@ -319,7 +319,15 @@ class StructureBuilder:
                 continue
             if isinstance(node, ast.Call):
                 stack.append((node, True))
-            children = list(ast.iter_child_nodes(node))
+            children = []
+            for name in node._fields:
+                if name == "ctx":
+                    continue
+                value = getattr(node, name, None)
+                if isinstance(value, ast.AST):
+                    children.append(value)
+                elif isinstance(value, list):
+                    children.extend(v for v in value if isinstance(v, ast.AST))
             for child in reversed(children):
                 stack.append((child, False))
 
