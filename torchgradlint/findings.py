@@ -4,7 +4,37 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
+
+
+Position = Tuple[int, int]  # (line, column) as the ``ast`` module gives them: 1-based line,
+# 0-based column counted in UTF-8 bytes of the line
+
+
+@dataclass(frozen=True)
+class Fix:
+    """The edit that repairs a finding, described on source positions so that the fixer (libcst,
+    formatting-preserving) can apply it without re-running the analysis.
+
+    kinds:
+    - ``call``: ``target`` spans an expression that must be called: append ``()``
+      (``with torch.no_grad:`` -> ``with torch.no_grad():``, ``model.eval`` -> ``model.eval()``).
+    - ``method``: ``target`` spans an expression; append ``.{text}()`` to it, parenthesized when
+      needed (``fake`` -> ``fake.detach()``, ``loss * n`` -> ``(loss * n).item()``).
+    - ``wrap``: ``target`` spans one or more whole statements; wrap them in ``with {text}:``
+      (``with torch.no_grad():`` around an evaluation loop).
+    - ``decorate``: ``target`` spans a function definition; add the decorator ``@{text}``.
+    - ``insert-before``: ``target`` spans a statement; insert the statement ``{text}`` just
+      before it, at its indentation (``model.eval()`` before the evaluation loop).
+    ``imports``: modules the new code needs (``torch``); the fixer adds ``import torch`` when
+    the name is not bound.
+    """
+
+    kind: str
+    target: Tuple[Position, Position]
+    text: str = ""
+    safe: bool = True
+    imports: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -15,6 +45,7 @@ class Finding:
     line: int
     col: int
     message: str
+    fix: Optional[Fix] = field(default=None, compare=False, hash=False)
 
     def text(self) -> str:
         return f"{self.code} {self.message}"
@@ -61,6 +92,11 @@ class FixtureMarks:
         marks.static.sort()
         marks.runtime.sort()
         return marks
+
+
+def span(node) -> Tuple[Position, Position]:
+    """The ``ast`` positions of a node, as a Fix target."""
+    return ((node.lineno, node.col_offset), (node.end_lineno, node.end_col_offset))
 
 
 def by_line(findings) -> Dict[int, List[str]]:

@@ -6,7 +6,7 @@ evaluates (the model is in eval mode, the function is called ``evaluate``, the l
 (adversarial examples, saliency, gradient penalties) trains in this sense and stays silent.
 """
 
-from ..findings import Finding
+from ..findings import Finding, Fix, span
 from ..rules import RULES_BY_CODE
 
 INFO = RULES_BY_CODE["TGL101"]
@@ -25,4 +25,17 @@ def check(model):
             INFO.code, site.line, site.col,
             f"forward pass of `{site.model}` in evaluation code ({evidence}) builds an autograd "
             f"graph: run it under `with torch.no_grad():` or decorate the function with "
-            f"`@torch.no_grad()` (or use `torch.inference_mode()`)")
+            f"`@torch.no_grad()` (or use `torch.inference_mode()`)", no_grad_fix(model, site))
+
+
+def no_grad_fix(model, site):
+    """Wrap the evaluation loop (the outermost loop around the forward that does not train) in
+    ``with torch.no_grad():``; outside loops, wrap the statement. Unsafe: results computed there
+    can no longer be differentiated."""
+    context = f"{model.torch_name()}.no_grad()"
+    target = model.statement_of(site)
+    for loop in site.loops:
+        if not model.loop_trains(loop):
+            target = loop.node
+            break
+    return Fix("wrap", span(target), context, safe=False, imports=("torch",))

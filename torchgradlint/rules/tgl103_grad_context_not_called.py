@@ -2,7 +2,7 @@
 
 import ast
 
-from ..findings import Finding
+from ..findings import Finding, Fix, span
 from ..rules import RULES_BY_CODE
 from ..semantic import torch_api as api
 
@@ -18,4 +18,4 @@ def check(model):
             written = ast.unparse(item)
             yield Finding(INFO.code, item.lineno, item.col_offset,
                           f"`{written}` is used without being called (a TypeError at run time): "
-                          f"write `with {written}():`")
+                          f"write `with {written}():`", Fix("call", span(item)))

@@ -5,7 +5,7 @@ there, helpers that switch it carry their effect to the caller. Unknown modes st
 do models whose class is in the file and holds neither Dropout nor BatchNorm.
 """
 
-from ..findings import Finding
+from ..findings import Finding, Fix, span
 from ..rules import RULES_BY_CODE
 from ..semantic.flow import EVAL, TRAIN
 
@@ -38,4 +38,13 @@ def check(model):
         yield Finding(
             INFO.code, site.line, site.col,
             f"evaluation forward of `{site.model}` ({evidence}) runs in training mode{since}: "
-            f"Dropout/BatchNorm behave as in training; call `{site.model}.eval()` before evaluating")
+            f"Dropout/BatchNorm behave as in training; call `{site.model}.eval()` before evaluating",
+            Fix("insert-before", span(_evaluation_start(model, site)), f"{site.model}.eval()", safe=False))
+
+
+def _evaluation_start(model, site):
+    """The outermost loop around the forward that does not train, else its statement."""
+    for loop in site.loops:
+        if not model.loop_trains(loop):
+            return loop.node
+    return model.statement_of(site)

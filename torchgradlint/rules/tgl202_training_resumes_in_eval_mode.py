@@ -4,7 +4,7 @@ A training forward (its value reaches a backward pass) whose model may be in eva
 of an ``eval()`` -- inline or in a helper -- that the flow analysis carries around the loop.
 """
 
-from ..findings import Finding
+from ..findings import Finding, Fix, span
 from ..rules import RULES_BY_CODE
 from ..semantic.flow import EVAL, TRAIN
 
@@ -32,4 +32,5 @@ def check(model):
         yield Finding(
             INFO.code, site.line, site.col,
             f"training forward of `{site.model}` may run in eval mode left by line "
-            f"{eval_lines[0]}: call `{site.model}.train()` before training resumes")
+            f"{eval_lines[0]}: call `{site.model}.train()` before training resumes",
+            Fix("insert-before", span(model.statement_of(site)), f"{site.model}.train()"))

@@ -2,7 +2,7 @@
 
 import ast
 
-from ..findings import Finding
+from ..findings import Finding, Fix, span
 from ..rules import RULES_BY_CODE
 
 INFO = RULES_BY_CODE["TGL203"]
@@ -15,4 +15,4 @@ def check(model):
             written = ast.unparse(value)
             yield Finding(INFO.code, statement.lineno, statement.col_offset,
                           f"`{written}` is referenced but not called, so the mode does not "
-                          f"change: write `{written}()`")
+                          f"change: write `{written}()`", Fix("call", span(value)))

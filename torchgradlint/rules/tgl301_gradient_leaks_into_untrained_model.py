@@ -8,7 +8,7 @@ generator's output fed to the discriminator's update without ``.detach()``, a DQ
 or a distillation teacher run with autograd on.
 """
 
-from ..findings import Finding
+from ..findings import Finding, Fix, span, Fix, span
 from ..rules import RULES_BY_CODE
 from ..semantic.roles import role
 
@@ -55,13 +55,24 @@ def _findings(model):
                     f"`{consumer.model}` is trained by `{step.receiver}.step()` (line {step.line}) "
                     f"on the output of `{site.model}` (line {site.line}) without `.detach()`: the "
                     f"backward at line {backward.line} also runs through `{site.model}`; "
-                    f"pass `.detach()` of it")
+                    f"pass `.detach()` of it", _detach_argument(model, consumer, site))
             else:
                 yield Finding(
                     INFO.code, site.line, site.col,
                     f"the backward at line {backward.line} sends gradients into `{site.model}`, "
                     f"which `{step.receiver}.step()` (line {step.line}) does not train: run it "
-                    f"under `torch.no_grad()` or `.detach()` its output")
+                    f"under `torch.no_grad()` or `.detach()` its output",
+                    Fix("method", span(site.node), "detach", safe=False))
+
+
+def _detach_argument(model, consumer, leaking):
+    """``.detach()`` on the argument of the trained model's call that carries the leak."""
+    node = ("call", id(leaking))
+    for arg in consumer.node.args:
+        sources = model.dataflow.sources(consumer.function, consumer.index, arg)
+        if node in sources or any(node in model.dataflow.upstream(source) for source in sources):
+            return Fix("method", span(arg), "detach")
+    return None
 
 
 def _is_stepped(model, site, stepped, step):

@@ -9,7 +9,7 @@ autograd is off, and where the accumulated value feeds a backward pass (accumula
 
 import ast
 
-from ..findings import Finding
+from ..findings import Finding, Fix, span
 from ..rules import RULES_BY_CODE
 from ..semantic.names import dotted
 
@@ -42,7 +42,7 @@ def check(model):
                 if (statement.lineno, statement.col_offset) in reported:
                     continue
                 reported.add((statement.lineno, statement.col_offset))
-                yield _finding(statement.lineno, statement.col_offset, key, written, local[0])
+                yield _finding(statement.lineno, statement.col_offset, key, written, local[0], value)
                 continue
             params = {node[2] for node in model.dataflow.upstream_within(start, function)
                       if node[0] == "param" and node[1] == id(function)}
@@ -57,15 +57,16 @@ def check(model):
                     if forwards and (caller.line, caller.col) not in reported:
                         reported.add((caller.line, caller.col))
                         yield _finding(caller.line, caller.col, f"{function.name}()'s `{key}`",
-                                       ast.unparse(arg), forwards[0])
+                                       ast.unparse(arg), forwards[0], arg)
 
 
-def _finding(line, col, key, written, forward):
+def _finding(line, col, key, written, forward, value):
     return Finding(
         INFO.code, line, col,
         f"{key if key.endswith('`') else '`' + key + '`'} accumulates `{written}`, which carries "
         f"the autograd graph of `{forward.model}` (line {forward.line}): every step's graph stays "
-        f"alive; accumulate `{written}.item()` (or `.detach()`)")
+        f"alive; accumulate `{written}.item()` (or `.detach()`)",
+        Fix("method", span(value), "item", safe=False))
 
 
 def _graph_forwards(model, nodes):

@@ -189,6 +189,17 @@ class SemanticModel:
         qualified = site.qualified or ""
         return site.method is None and not qualified.startswith("torch.")
 
+    # -- for fixes -------------------------------------------------------------------------
+    def torch_name(self) -> str:
+        """How this file spells the torch module (``T`` after ``import torch as T``)."""
+        for local, target in self.imports.aliases.items():
+            if target == "torch":
+                return local
+        return "torch"
+
+    def statement_of(self, site: CallSite) -> ast.stmt:
+        return site.function.statements[site.index]
+
     # -- who trains what: bindings, optimizers, gradient paths ----------------------------
     def binding(self, function: FunctionInfo, key: str, depth: int = 0) -> Set[tuple]:
         """Where the object a name refers to lives, seen through parameters: ``netD`` in
