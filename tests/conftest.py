@@ -1,7 +1,9 @@
 import os
 import pathlib
+import tempfile
 
-import pytest
+# Project summaries are cached on disk; keep the tests' cache out of the source tree.
+os.environ.setdefault("TORCHGRADLINT_CACHE_DIR", tempfile.mkdtemp(prefix="tgl-cache-"))
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import fixture_files, fixture_id
+from conftest import FIXTURES, fixture_files, fixture_id
 from torchgradlint.engine import lint_file
 from torchgradlint.findings import FixtureMarks
 
@@ -20,7 +20,7 @@ def test_every_rule_has_bad_and_good_fixtures():
     from torchgradlint.rules import RULES
 
     for rule in RULES:
-        folder = FILES[0].parent.parent / rule.code
+        folder = FIXTURES / rule.code
         bad = sorted(folder.glob("bad_*.py"))
         good = sorted(folder.glob("good_*.py"))
         assert len(bad) >= 4 and len(good) >= 4, rule.code

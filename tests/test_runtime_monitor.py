@@ -59,6 +59,36 @@ with torch.inference_mode():
 x = torch.randn(3, 4, requires_grad=True)
 saliency, = torch.autograd.grad(model(x).sum(), x)
 """,
+    "tgl101_detached_eval_bad": HEADER + """\
+model = nn.Linear(4, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for _ in range(2):
+    opt.zero_grad()
+    model(torch.randn(3, 4)).sum().backward()
+    opt.step()
+preds = [model(torch.randn(3, 4)).detach() for _ in range(3)]  # expect: TGL101
+""",
+    "tgl101_detached_training_good": HEADER + """\
+policy, target = nn.Linear(4, 2), nn.Linear(4, 2)
+opt = torch.optim.SGD(policy.parameters(), lr=0.1)
+for _ in range(3):
+    next_q = target(torch.randn(5, 4)).detach().max(1).values
+    loss = (policy(torch.randn(5, 4)).max(1).values - next_q).pow(2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+""",
+    "tgl102_training_mode_bad": HEADER + """\
+model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+@torch.no_grad()
+def train_step(x):
+    loss = model(x).pow(2).mean()
+    opt.zero_grad()
+    loss.backward()  # expect: TGL102
+    opt.step()
+train_step(torch.randn(3, 4))
+""",
     "tgl102_bad": HEADER + """\
 model = nn.Linear(4, 2)
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -245,6 +275,31 @@ for _ in range(4):
     loss.backward()
     opt.step()
     history.append(loss)  # expect: TGL302
+""",
+    "tgl302_helper_bad": HEADER + """\
+class Meter:
+    def __init__(self):
+        self.sum = 0
+    def update(self, value):
+        self.sum += value
+model = nn.Linear(4, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+meter = Meter()
+for _ in range(4):
+    loss = model(torch.randn(3, 4)).pow(2).mean()
+    meter.update(loss)  # expect: TGL302
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+""",
+    "tgl302_hidden_state_bad": HEADER + """\
+cell = nn.RNNCell(3, 5)
+opt = torch.optim.SGD(cell.parameters(), lr=0.01)
+h = torch.zeros(2, 5)
+for _ in range(4):
+    h = cell(torch.randn(2, 3), h)  # expect: TGL302
+    opt.zero_grad()
+    h.pow(2).mean().backward(retain_graph=True)
 """,
     "tgl302_good": HEADER + """\
 model = nn.Linear(4, 2)

@@ -19,6 +19,8 @@ class Config:
     # ``mmdet.apis.init_detector``).
     model_constructors: FrozenSet[str] = frozenset()
     # Codes or prefixes; the CLI applies them (flake8 applies its own --select/--ignore).
+    # Read the other modules of the project (imports, callers) through the project index.
+    project: bool = True
     select: Tuple[str, ...] = ()
     ignore: Tuple[str, ...] = ()
     exclude: Tuple[str, ...] = ()

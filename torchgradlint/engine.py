@@ -47,7 +47,7 @@ def lint_tree(tree: ast.Module, source: str, filename: str = "<string>",
     if not _imports_torch(tree, TORCH_ROOTS):
         return []
     try:
-        model = SemanticModel(tree, filename, config)
+        model = SemanticModel(tree, filename, config, project=_project_for(filename, config))
     except RecursionError as error:
         on_error(filename, "the semantic model (nesting too deep)", error)
         return []
@@ -63,6 +63,18 @@ def lint_tree(tree: ast.Module, source: str, filename: str = "<string>",
         except Exception as error:  # noqa: BLE001
             on_error(filename, f"rule {info.code}", error)
     return sorted(set(findings), key=lambda f: (f.line, f.col, f.code))
+
+
+def _project_for(filename: str, config: Config):
+    """The project index of a file on disk (None for text that is not a file, or when the
+    project view is switched off)."""
+    import os
+
+    if not config.project or not filename or filename.startswith("<") or not os.path.isfile(filename):
+        return None
+    from .project import ProjectIndex
+
+    return ProjectIndex.for_file(filename, config)
 
 
 def _imports_torch(tree: ast.Module, roots) -> bool:

@@ -29,18 +29,26 @@ TGL202  a top-level forward whose output reached a backward pass followed by an 
         updating that model, with a Dropout/BatchNorm submodule in eval mode that an earlier
         trained forward of the same model ran in training mode. Line: the forward call.
 TGL301  a backward pass wrote gradients into a model that the optimizer steps following it (all
-        steps before the next backward) do not update, and that model's input did not derive
-        from a model those steps update. Line: the forward of the updated model that consumed
-        its output (``netD(fake)``), else the forward of that model itself (target network,
-        teacher). Also a "backward through the graph a second time" error caused by a graph an
-        earlier backward consumed (same lines).
-TGL302  the graph of a forward stayed alive while two more forwards ran at the same line after
-        it reached backward (or, never reaching backward, while two more forwards ran). Line:
-        the line that keeps it: ``name.append(...)``/``name[k] = ...`` when the keeping tensor
-        sits in a list/dict bound to a name of user code, else the user line whose tensor
-        operation created the keeping tensor's node (``total += loss``), else the forward.
+        steps before the next backward) do not update, while also writing into a model they do
+        update, and that model's input did not derive from a model those steps update. Line:
+        the forward of the updated model that consumed its output (``netD(fake)``), else the
+        forward of that model itself (target network, teacher). Also a "backward through the
+        graph a second time" error caused by a graph an earlier backward consumed (same lines).
+TGL302  the graph of a forward stayed alive while two more forwards ran at the same call (same
+        call path through user code) after it reached backward, or, never reaching backward,
+        while two more forwards ran there (so a loop needs three iterations). Line: where the
+        live tensor keeping it is held: ``name.append(...)``/``name[k] = ...``/``name += ...``
+        when it sits in a list/dict bound to a name of a running user frame; else the line whose
+        tensor operation created its autograd node (``total += loss``), taken in the frame of
+        the forward's loop (a helper ``meter.update(loss)`` is reported at its call); else the
+        forward call (e.g. a hidden state ``h = rnn(x, h)`` never detached).
 TGL303  an optimizer step none of whose parameters received a gradient (observed with
         post-accumulate-grad hooks) since its previous step. Line: the step call.
+
+Not reported as TGL101/TGL201 (the unused graph is another bug's symptom, or deliberate): the
+forwards of a model whose optimizer had a TGL303 step; graphless forwards followed by a TGL102
+backward; forwards whose output (or a value derived from it) user code ``.detach()``-ed, when an
+optimizer step ran before the next forward at the same call (a target network inside training).
 """
 
 from __future__ import annotations

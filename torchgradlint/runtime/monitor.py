@@ -74,7 +74,8 @@ class _ForwardRecord:
     __slots__ = (
         "id", "module_key", "cls", "site", "grad_enabled", "has_graph", "stoch_train",
         "stoch_eval", "stoch_kind", "upstream", "reached_at", "reached_events", "alive_nodes",
-        "surv_total", "surv_after", "trained", "clock", "loop_key", "stack",
+        "surv_total", "surv_after", "trained", "clock", "loop_key", "stack", "detached",
+        "next_clock", "fed_failed_backward",
     )
 
     def __init__(self, rid, module_key, cls, site, clock):
@@ -97,6 +98,9 @@ class _ForwardRecord:
         self.trained = False
         self.loop_key: tuple = ()
         self.stack: tuple = ()
+        self.detached = False  # user code called .detach() on its output or a value derived
+        self.next_clock: Optional[int] = None  # clock of the next forward at the same call
+        self.fed_failed_backward = False  # graphless output followed by a TGL102 backward
 
 
 class _BackwardEvent:
@@ -149,13 +153,19 @@ class _LabelMode(TorchFunctionMode):
         self._mon = weakref.ref(monitor)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        result = func(*args, **(kwargs or {}))
         mon = self._mon()
+        if (mon is not None and mon._active and not mon._busy and not mon._fwd_stack
+                and getattr(func, "__name__", None) in ("detach", "detach_") and args):
+            try:
+                mon._note_detach(args[0])
+            except Exception as exc:  # the monitor must never break user code
+                mon._internal_error(exc)
+        result = func(*args, **(kwargs or {}))
         if mon is not None and mon._active and not mon._busy and not mon._fwd_stack:
             try:
                 mon._label_result(result)
-            except Exception:  # the monitor must never break user code
-                pass
+            except Exception as exc:
+                mon._internal_error(exc)
         return result
 
 
@@ -180,6 +190,9 @@ class Monitor:
         self._tag_refs: Dict[int, weakref.ref] = {}
         self._site_alive: Dict[Tuple[tuple, int], List[_ForwardRecord]] = {}
         self._starved_modules: Set[int] = set()
+        self._last_at_call: Dict[Tuple[tuple, int], _ForwardRecord] = {}
+        self._step_clocks: List[int] = []
+        self._boundary_clock = 0  # clock of the last backward pass or optimizer step
         self._leak_sites: Dict[Tuple[Site, int], List[Site]] = {}
         self._bw_stack: List[_BackwardEvent] = []
         self._events: Dict[int, _BackwardEvent] = {}
@@ -350,6 +363,15 @@ class Monitor:
     def _add(self, code: str, site: Site, message: str) -> None:
         self._findings.append(RuntimeFinding(code, site[0], site[1], message))
 
+    def _note_detach(self, tensor) -> None:
+        if isinstance(tensor, torch.Tensor) and tensor.grad_fn is not None:
+            self._busy = True
+            try:
+                for rid in self._upstream_of([tensor]):
+                    self._records[rid].detached = True
+            finally:
+                self._busy = False
+
     def _label_result(self, result) -> None:
         if not torch.is_grad_enabled():
             return
@@ -444,6 +466,10 @@ class Monitor:
             rec.stoch_train, rec.stoch_eval = frozenset(train), frozenset(evals)
             rec.stoch_kind = "/".join(kinds)
             rec.loop_key = self._loop_key()
+            previous = self._last_at_call.get((rec.loop_key, key))
+            if previous is not None:
+                previous.next_clock = rec.clock
+            self._last_at_call[(rec.loop_key, key)] = rec
             rec.stack = self._user_stack()
             self._records[rec.id] = rec
             self._note_survivors(rec)
@@ -667,6 +693,9 @@ class Monitor:
                 how = ("made under torch.inference_mode()" if any(t.is_inference() for t in no_grad)
                        else "computed with autograd disabled (torch.no_grad()?)")
                 call = ".backward()" if kind == "backward" else "torch.autograd.grad()"
+                for rec in self._records.values():
+                    if rec.clock > self._boundary_clock and not rec.has_graph:
+                        rec.fed_failed_backward = True
                 self._add("TGL102", site,
                           f"{call} of a tensor with no autograd graph: it was {how}")
             if self._steps_since_bw:
@@ -694,6 +723,7 @@ class Monitor:
         finally:
             self._bw_stack.pop()
             self._bw_history.append((event.id, event.graphless, event.wrote_any))
+            self._boundary_clock = self._clock
             if kind == "backward":
                 self._pending.append(event)
 
@@ -764,6 +794,8 @@ class Monitor:
                           "previous step (output detached from the loss?)")
         self._hook_params(params, None)
         state.last_step_clock = self._clock
+        self._step_clocks.append(self._clock)
+        self._boundary_clock = self._clock
 
     # ------------------------------------------------------------------ TGL301
     def _evaluate_pending(self) -> None:
@@ -816,6 +848,11 @@ class Monitor:
                 # its optimizer stepped without gradients (TGL303): the unused graph is that
                 # bug's consequence, not an evaluation forward
                 reached = True
+            elif rec.fed_failed_backward:
+                reached = True  # its loss was built without graph: TGL102 reports it
+            elif rec.detached and any(
+                    rec.clock < c < (rec.next_clock or self._clock + 1) for c in self._step_clocks):
+                reached = True  # detached on purpose inside a training iteration (GAN, target)
             if rec.grad_enabled and rec.has_graph and not reached:
                 self._add("TGL101", rec.site, f"forward of {rec.cls} ran with autograd enabled "
                           "and its graph never reached a backward pass (missing torch.no_grad()?)")

@@ -25,7 +25,9 @@ MUTATING_METHODS = {"append", "extend", "insert", "add", "update", "add_", "copy
 
 
 class Dataflow:
-    def __init__(self, facts, imports, functions: List[FunctionInfo]):
+    def __init__(self, facts, imports, functions: List[FunctionInfo], linker=None, returns_training=()):
+        self.linker = linker
+        self.returns_training = returns_training
         self.facts = facts
         self.imports = imports
         self.functions = functions
@@ -50,6 +52,10 @@ class Dataflow:
             self._collect_definitions(function)
         for function in self.functions:
             self._link(function)
+        if self.linker is not None:
+            self.linker.preset_dataflow(self)
+        for function in self.returns_training:  # their results train, in another module
+            self.preds[TRAINING].add(("return", id(function)))
         self._solve()
 
     def _collect_definitions(self, function: FunctionInfo) -> None:
@@ -148,12 +154,15 @@ class Dataflow:
         inputs: Set[tuple] = set()
         stops = site.method in api.GRADIENT_STOPPING_METHODS or \
             (site.qualified or "") in api.GRADIENT_STOPPING_FUNCTIONS
-        if site.target is None:  # an in-file function's value is what it returns
+        target = site.target
+        if target is not None and target.external and target.external_facts is None:
+            target = None  # a project function we did not read: treat it as unknown code
+        if target is None:  # an in-file function's value is what it returns
             for arg in call.args:
                 inputs |= self.sources(function, index, arg)
             for keyword in call.keywords:
                 inputs |= self.sources(function, index, keyword.value)
-        if isinstance(call.func, ast.Attribute) and site.model is None and site.target is None:
+        if isinstance(call.func, ast.Attribute) and site.model is None and target is None:
             inputs |= self.sources(function, index, call.func.value)
         if stops:
             self.value_preds[node] |= inputs
@@ -168,7 +177,6 @@ class Dataflow:
                 (k.value for k in call.keywords if k.arg in ("outputs", "tensors")), None)
             if first is not None:
                 self.preds[TRAINING] |= self.sources(function, index, first)
-        target = site.target
         if target is not None:
             for param, arg in self.facts.bind_arguments(site, target):
                 passed = self.sources(function, index, arg)

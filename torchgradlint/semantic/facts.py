@@ -20,7 +20,8 @@ FRESH, PRETRAINED, UNKNOWN_ORIGIN = "fresh", "pretrained", "unknown"
 
 class Facts:
     def __init__(self, imports: ImportTable, functions: List[FunctionInfo],
-                 classes: Dict[str, ClassInfo], module_function: FunctionInfo, config):
+                 classes: Dict[str, ClassInfo], module_function: FunctionInfo, config, linker=None):
+        self.linker = linker
         self.imports = imports
         self.functions = functions
         self.classes = classes
@@ -68,6 +69,10 @@ class Facts:
     def _classify_classes(self) -> None:
         for info in self.classes.values():
             info.base_classes = [self.classes[b] for b in info.bases if b in self.classes]
+            for base in info.bases:  # ``class Net(BaseNet)`` with BaseNet imported from the project
+                local = base.rsplit(".", 1)[-1]
+                if local in self.classes and self.classes[local].external and self.classes[local].is_module:
+                    info.is_module = True
         changed = True
         while changed:
             changed = False
@@ -80,7 +85,7 @@ class Facts:
                     info.is_module = True
                     changed = True
         for info in self.classes.values():
-            if info.is_module:
+            if info.is_module and not info.external:
                 info.has_dropout_or_batchnorm = self._class_has_dropout_or_batchnorm(info, set())
 
     def _class_has_dropout_or_batchnorm(self, info: ClassInfo, seen: Set[int]) -> Optional[bool]:
@@ -120,12 +125,15 @@ class Facts:
     # -- calls ----------------------------------------------------------------------------
     def _resolve_calls(self, function: FunctionInfo) -> None:
         for site in function.sites:
-            if site.receiver is None and site.callee in self.classes:
+            external = self.linker.resolve(site) if self.linker is not None else None
+            if external is not None:
+                site.target = external
+            elif site.receiver is None and site.callee in self.classes:
                 site.constructs = self.classes[site.callee]
                 site.target = site.constructs.find_method("__init__")
             else:
                 site.target = self.resolve_call(site)
-            if site.target is not None:
+            if site.target is not None and not site.target.external:
                 site.target.callers.append(site)
 
     def enclosing_class(self, function: FunctionInfo) -> Optional[ClassInfo]:
@@ -550,6 +558,9 @@ class Facts:
 
     def _compute_training_closure(self) -> None:
         trains: Set[int] = set()
+        if self.linker is not None:
+            self.training_functions = trains
+            self.linker.preset_facts(self)
         for function in self.functions:
             if any(id(site) in self.training_sites for site in function.sites) or \
                     id(function) in self.gradient_wanted or function.name in api.LIGHTNING_TRAIN_HOOKS:

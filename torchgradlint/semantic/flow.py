@@ -130,6 +130,8 @@ class FlowAnalysis:
         for _ in range(3):
             changed = False
             for function in self.functions:
+                if function.external:
+                    continue
                 before = (self.effects.get(id(function)), set(self.touched.get(id(function), ())))
                 roots = {param: passed_in(param) for param in function.params}
                 roots["self"] = passed_in("self")
@@ -142,7 +144,8 @@ class FlowAnalysis:
 
     def _propagate_states(self) -> None:
         visits: Dict[int, int] = {}
-        queue = list(self.functions)
+        by_id = {id(f): f for f in self.functions}
+        queue = [f for f in self.functions if not f.external]
         queued = {id(f) for f in queue}
         while queue:
             function = queue.pop(0)
@@ -151,10 +154,16 @@ class FlowAnalysis:
             self._changed_entries = set()
             self._analyze(function, self._entry_state(function))
             for target in self._changed_entries:
-                callee = next(f for f in self.functions if id(f) == target)
+                callee = by_id[target]
+                if callee.external:
+                    continue
                 if id(callee) not in queued and visits.get(target, 0) < self.MAX_VISITS:
                     queue.append(callee)
                     queued.add(target)
+
+    def add_external_call(self, function: FunctionInfo, key: int, grad, modes: Modes) -> None:
+        """A call from another module of the project (its state, as that module saw it)."""
+        self._contributions.setdefault(id(function), {})[key] = State(frozenset(grad), modes)
 
     def contributions(self, function: FunctionInfo) -> Dict[int, State]:
         """The state each in-file call site passes to ``function``, by id of the call site."""

@@ -20,7 +20,10 @@ from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 
 
 class SemanticModel:
-    def __init__(self, tree: ast.Module, filename: str = "<string>", config: Config = DEFAULT_CONFIG):
+    def __init__(self, tree: ast.Module, filename: str = "<string>", config: Config = DEFAULT_CONFIG,
+                 project=None, for_summary: bool = False):
+        """``project``: a ProjectIndex, to see the project modules this file imports and the calls
+        they make into it; ``for_summary``: building this module's summary (read what it imports, not who imports it)."""
         self.tree = tree
         self.filename = filename
         self.config = config
@@ -30,12 +33,30 @@ class SemanticModel:
         self.functions: List[FunctionInfo] = structure.functions
         self.classes: Dict[str, ClassInfo] = structure.classes
         self.module_function = structure.module_function
-        self.facts = Facts(self.imports, self.functions, self.classes, self.module_function, config)
+        self.linker = None
+        incoming = []
+        if project is not None:
+            from .summary import ExternalLinker
+
+            self.linker = ExternalLinker(self, project, for_summary)
+            self.linker.link()
+            incoming = self.linker.incoming()
+        self.facts = Facts(self.imports, self.functions, self.classes, self.module_function, config,
+                           self.linker)
         self.facts.compute()
         self.flow = FlowAnalysis(self.facts, self.imports, config, self.functions, structure.with_items)
+        if self.linker is not None:
+            self.linker.preset_flow(self.flow)
+        for number, (function, call) in enumerate(incoming):
+            self.flow.add_external_call(function, -1 - number, call["grad"],
+                                        self._incoming_modes(function, call))
         self.flow.run()
-        self.dataflow = Dataflow(self.facts, self.imports, self.functions)
+        returns_training = [function for function, call in incoming if call.get("feeds_training")]
+        self.dataflow = Dataflow(self.facts, self.imports, self.functions, self.linker, returns_training)
         self.dataflow.build()
+        self._external_evaluation = {
+            id(function): f"called from evaluation code in {call.get('caller')} at line {call['line']}"
+            for function, call in incoming if call.get("evaluation") and not call.get("feeds_training")}
         self._in_test_file = _is_test_file(filename)
         self._site_by_id = {id(site): site for site in self.sites()}
         self._function_by_id = {id(function): function for function in self.functions}
@@ -404,9 +425,24 @@ class SemanticModel:
             return False
         return True
 
+    def _incoming_modes(self, function: FunctionInfo, call: dict):
+        from .summary import mode_from_json
+
+        modes = {}
+        params = list(function.params)
+        for param, value in zip(params, call.get("args", ())):
+            if value is not None:
+                modes[param] = mode_from_json(value)
+        for param, value in call.get("kwargs", {}).items():
+            if param in params and value is not None:
+                modes[param] = mode_from_json(value)
+        return modes
+
     def _find_evaluation_entries(self) -> Dict[int, str]:
-        """Functions that in-file evaluation code calls (and that do not train)."""
-        entries: Dict[int, str] = {}
+        """Functions that evaluation code calls -- in this file, or in another module of the
+        project -- and that do not train."""
+        entries: Dict[int, str] = {key: reason for key, reason in self._external_evaluation.items()
+                                   if not self.function_trains(self._function_by_id[key])}
         changed = True
         while changed:
             changed = False

@@ -100,6 +100,7 @@ class ClassInfo:
     model_attributes: set = field(default_factory=set)
     # None: unknown (built from something we cannot see into).
     has_dropout_or_batchnorm: Optional[bool] = None
+    external: bool = False
 
     def find_method(self, name: str, _seen=None) -> Optional["FunctionInfo"]:
         if name in self.methods:
@@ -143,6 +144,10 @@ class FunctionInfo:
     nested: Dict[str, "FunctionInfo"] = field(default_factory=dict)
     callers: List[CallSite] = field(default_factory=list)
     local_names: set = field(default_factory=set)  # names bound by assignment in this function
+    # A stub for a function of another project module (see semantic/summary.py).
+    external: bool = False
+    external_name: Optional[str] = None
+    external_facts: Optional[dict] = None
 
     def __repr__(self) -> str:
         return f"<function {self.qualname} line {self.line}>"

@@ -1,0 +1,505 @@
+"""The integrations users rely on, run for real: pre-commit hooks, a language server, config snippets.
+
+- ``.pre-commit-hooks.yaml``: ``pre-commit try-repo`` installs this repository into a fresh
+  virtual environment (pip, from PyPI for the dependencies) and runs each hook on a throw-away git
+  repository. ``try-repo`` only sees committed files, so the working tree (tracked files and
+  untracked, not ignored ones) is first copied into a temporary repository and committed there.
+- python-lsp-server's flake8 plugin: the server is driven over stdio with JSON-RPC framing and must
+  publish the TGL diagnostic of a fixture at the fixture's marked line.
+- The ``[flake8]`` snippet in README.md and the pre-commit snippets in docs/integrations.md are
+  taken from the documents and run as written.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import pytest
+
+from torchgradlint.engine import lint_file
+from torchgradlint.findings import FixtureMarks
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "fixtures"
+BAD_FIXTURE = FIXTURES / "TGL103" / "bad_with_no_grad_uncalled.py"  # the safe-fix rule
+CLEAN = "import torch\n\n\ndef predict(model, x):\n    model.eval()\n    with torch.no_grad():\n        return model(x)\n"
+
+# First run builds pre-commit's environment (pip install of this repository): allow for a slow
+# index; later runs reuse it.
+INSTALL_TIMEOUT = 600
+RUN_TIMEOUT = 120
+LSP_TIMEOUT = 60
+
+
+def marked(path: Path) -> List[tuple]:
+    """(line, code) of the findings a fixture's ``# expect:`` marks promise to the linter."""
+    return FixtureMarks.parse(path.read_text(encoding="utf-8")).static
+
+
+def test_bad_fixture_is_what_these_tests_assume():
+    assert [code for _, code in marked(BAD_FIXTURE)] == ["TGL103"]
+    assert sorted((f.line, f.code) for f in lint_file(str(BAD_FIXTURE))) == marked(BAD_FIXTURE)
+
+
+# --------------------------------------------------------------------------- git and pre-commit
+
+
+def git_env() -> Dict[str, str]:
+    """An environment in which git ignores the user's and the system's configuration and any
+    repository the tests themselves may be running in (as a git hook, say)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    env.update(
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_AUTHOR_NAME="torchgradlint tests",
+        GIT_AUTHOR_EMAIL="tests@example.invalid",
+        GIT_COMMITTER_NAME="torchgradlint tests",
+        GIT_COMMITTER_EMAIL="tests@example.invalid",
+    )
+    return env
+
+
+def git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main",
+                           *args], cwd=str(cwd), env=git_env(), capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT)
+    assert done.returncode == 0, f"git {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def git_repository(path: Path, files: Dict[str, str]) -> Path:
+    """A new repository at ``path`` holding ``files`` (relative name -> text), committed."""
+    path.mkdir(parents=True)
+    for name, text in files.items():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    git("init", "-q", cwd=path)
+    git("add", "-A", cwd=path)
+    git("commit", "-q", "-m", "project", cwd=path)
+    return path
+
+
+def snapshot_of_working_tree(dest: Path) -> str:
+    """Copy this repository's working tree (tracked files as they are now, plus untracked files
+    that are not ignored) into a new repository at ``dest``, commit, and return the commit."""
+    listed = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=REPO)
+    dest.mkdir(parents=True)
+    for name in sorted(set(filter(None, listed.split("\0")))):
+        source = REPO / name
+        if source.is_symlink() or not source.is_file():  # deleted in the working tree
+            continue
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    git("init", "-q", cwd=dest)
+    git("add", "-A", cwd=dest)
+    git("commit", "-q", "-m", "working tree of torchgradlint", cwd=dest)
+    return git("rev-parse", "HEAD", cwd=dest).strip()
+
+
+class HookRepo:
+    def __init__(self, path: Path, rev: str, home: Path):
+        self.path, self.rev, self.home = path, rev, home
+
+    def pre_commit(self, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+        env = git_env()
+        env.update(PRE_COMMIT_HOME=str(self.home), PRE_COMMIT_COLOR="never",
+                   PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+        env.pop("PYTHONPATH", None)  # the hook must run the copy pre-commit installed
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "pre_commit", *args], cwd=str(cwd), env=env,
+                              capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
+        done.elapsed = time.monotonic() - started  # type: ignore[attr-defined]
+        return done
+
+    def try_repo(self, hook: str, cwd: Path) -> subprocess.CompletedProcess:
+        return self.pre_commit("try-repo", str(self.path), hook, "--ref", self.rev,
+                               "--all-files", "--color", "never", cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def hook_repo(tmp_path_factory) -> HookRepo:
+    pytest.importorskip("pre_commit", reason="pre-commit is part of the test extra")
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("needs git and a git checkout of torchgradlint")
+    base = tmp_path_factory.mktemp("pre-commit")
+    rev = snapshot_of_working_tree(base / "torchgradlint")
+    return HookRepo(base / "torchgradlint", rev, base / "home")
+
+
+def show(done: subprocess.CompletedProcess) -> str:
+    return f"exit {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+
+
+def test_hook_definitions():
+    yaml = pytest.importorskip("yaml")
+    hooks = {hook["id"]: hook for hook in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
+    assert set(hooks) == {"torchgradlint", "torchgradlint-fix"}
+    assert hooks["torchgradlint"]["entry"] == "torchgradlint check --force-exclude"
+    assert hooks["torchgradlint-fix"]["entry"] == "torchgradlint fix --force-exclude"
+    for hook in hooks.values():
+        assert hook["language"] == "python"
+        assert hook["types"] == ["python"]
+        assert hook["require_serial"] is False
+        # the entry's options exist (argparse exits 2 on an unknown option)
+        command = hook["entry"].split()[1:]
+        if command[0] == "fix" and not fix_command_available():
+            continue
+        done = subprocess.run([sys.executable, "-m", "torchgradlint", *command, "--show-files"]
+                              if command[0] == "check" else
+                              [sys.executable, "-m", "torchgradlint", *command, "--help"],
+                              cwd=str(REPO), capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        assert done.returncode == 0, show(done)
+
+
+def test_pre_commit_check_hook(hook_repo, tmp_path):
+    bad_line = marked(BAD_FIXTURE)[0][0]
+    bad = git_repository(tmp_path / "bad", {
+        "train.py": BAD_FIXTURE.read_text(encoding="utf-8"),
+        "predict.py": CLEAN,
+        "README.md": "with torch.no_grad:  not Python, not linted\n",
+    })
+    done = hook_repo.try_repo("torchgradlint", cwd=bad)
+    print(f"first try-repo (builds the hook environment): {done.elapsed:.1f} s")
+    assert done.returncode == 1, show(done)
+    assert re.search(r"^torchgradlint\.+Failed$", done.stdout, re.M), show(done)
+    assert re.search(rf"^train\.py:{bad_line}:\d+: TGL103 ", done.stdout, re.M), show(done)
+    assert "predict.py:" not in done.stdout and "README.md:" not in done.stdout, show(done)
+
+    clean = git_repository(tmp_path / "clean", {"predict.py": CLEAN})
+    done = hook_repo.try_repo("torchgradlint", cwd=clean)
+    assert done.returncode == 0, show(done)
+    assert re.search(r"^torchgradlint\.+Passed$", done.stdout, re.M), show(done)
+
+    # pre-commit names every file; --force-exclude makes [tool.torchgradlint] exclude apply.
+    excluded = git_repository(tmp_path / "excluded", {
+        "pyproject.toml": '[tool.torchgradlint]\nexclude = ["generated"]\n',
+        "predict.py": CLEAN,
+        "generated/train.py": BAD_FIXTURE.read_text(encoding="utf-8"),
+    })
+    done = hook_repo.try_repo("torchgradlint", cwd=excluded)
+    assert done.returncode == 0, show(done)
+    assert "TGL103" not in done.stdout, show(done)
+
+
+def fix_command_available() -> bool:
+    done = subprocess.run([sys.executable, "-m", "torchgradlint", "fix", "--help"],
+                          cwd=str(REPO), capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    return done.returncode == 0
+
+
+def test_pre_commit_fix_hook(hook_repo, tmp_path):
+    if not fix_command_available():
+        pytest.skip("`torchgradlint fix` does not exist yet")
+    bad_line = marked(BAD_FIXTURE)[0][0]
+    project = git_repository(tmp_path / "project", {
+        "train.py": BAD_FIXTURE.read_text(encoding="utf-8"),
+        "predict.py": CLEAN,
+    })
+    done = hook_repo.try_repo("torchgradlint-fix", cwd=project)
+    assert done.returncode == 1, show(done)  # pre-commit fails a hook that modifies files
+    assert re.search(r"^torchgradlint \(fix\)\.+Failed$", done.stdout, re.M), show(done)
+    fixed = (project / "train.py").read_text(encoding="utf-8").splitlines()
+    assert fixed[bad_line - 1].lstrip().startswith("with torch.no_grad():"), show(done)
+    assert (project / "predict.py").read_text(encoding="utf-8") == CLEAN
+    assert lint_file(str(project / "train.py")) == []
+
+    done = hook_repo.try_repo("torchgradlint-fix", cwd=project)  # nothing left to fix
+    assert done.returncode == 0, show(done)
+    assert re.search(r"^torchgradlint \(fix\)\.+Passed$", done.stdout, re.M), show(done)
+
+
+def fenced_blocks(markdown: str, language: str) -> List[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", markdown, re.M | re.S)
+
+
+def test_documented_pre_commit_config(hook_repo, tmp_path):
+    """The first pre-commit configuration in docs/integrations.md, as a user copies it, with only
+    the repository and ``rev`` pointed at the snapshot of this working tree."""
+    yaml = pytest.importorskip("yaml")
+    docs = (REPO / "docs" / "integrations.md").read_text(encoding="utf-8")
+    configs = [yaml.safe_load(block) for block in fenced_blocks(docs, "yaml")]
+    configs = [c for c in configs if isinstance(c, dict) and "repos" in c]
+    assert configs, "docs/integrations.md has no .pre-commit-config.yaml example"
+    published = {hook["id"] for hook in
+                 yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
+    for config in configs:  # every example names hooks that exist
+        for repo in config["repos"]:
+            if repo["repo"].endswith("/torchgradlint"):
+                assert repo["rev"], repo
+                assert {hook["id"] for hook in repo["hooks"]} <= published, repo
+
+    config = configs[0]
+    assert [repo["repo"] for repo in config["repos"]] == \
+        ["https://github.com/torchgradlint/torchgradlint"], "the first example is ours alone"
+    config["repos"][0].update(repo=str(hook_repo.path), rev=hook_repo.rev)
+    ids = [hook["id"] for hook in config["repos"][0]["hooks"]]
+    if "torchgradlint-fix" in ids and not fix_command_available():
+        config["repos"][0]["hooks"] = [h for h in config["repos"][0]["hooks"]
+                                       if h["id"] != "torchgradlint-fix"]
+    project = git_repository(tmp_path / "project", {
+        ".pre-commit-config.yaml": yaml.safe_dump(config),
+        "train.py": BAD_FIXTURE.read_text(encoding="utf-8"),
+    })
+    done = hook_repo.pre_commit("run", "--all-files", "--color", "never", cwd=project)
+    assert done.returncode == 1, show(done)
+    assert "TGL103" in done.stdout or "train.py" in done.stdout, show(done)
+
+
+# --------------------------------------------------------------------------- the README snippet
+
+
+def readme_flake8_snippet() -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    snippets = [block for block in fenced_blocks(readme, "ini") if "[flake8]" in block]
+    assert len(snippets) == 1, snippets
+    return snippets[0]
+
+
+EVALUATE_WITH_HELPER = '''\
+import torch.nn as nn
+from utils import {decorator}
+
+
+@{decorator}()
+def evaluate(model, loader):
+    model.eval()
+    correct = 0
+    for x, y in loader:
+        correct += (model(x).argmax(1) == y).sum().item()
+    return correct
+
+
+def main(loader):
+    model = nn.Sequential(nn.Linear(8, 2), nn.Dropout())
+    return evaluate(model, loader)
+'''
+
+PREDICT_WITH_CONSTRUCTOR = '''\
+from utils import {constructor}
+
+
+def predict(loader):
+    net = {constructor}()
+    return [net(x).argmax(1) for x in loader]
+'''
+
+
+def flake8(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-m", "flake8", *args], cwd=str(cwd), env=env,
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT)
+
+
+def tgl_lines(output: str) -> List[str]:
+    return [line for line in output.splitlines() if re.match(r"[^:]+:\d+:\d+: TGL\d{3} ", line)]
+
+
+@pytest.mark.parametrize("config_name", ["setup.cfg", "tox.ini", ".flake8"])
+def test_readme_flake8_snippet(tmp_path, config_name):
+    """The README's [flake8] block, saved under each name it mentions, selects the TGL codes and
+    its ``tgl-`` settings reach the plugin."""
+    snippet = readme_flake8_snippet()
+    parser = configparser.ConfigParser()
+    parser.read_string(snippet)
+    settings = parser["flake8"]
+    assert "TGL" in settings["extend-select"].split(",")
+    decorator = settings["tgl-no-grad-decorators"].split(",")[0].strip()
+    constructor = settings["tgl-model-constructors"].split(",")[0].strip()
+
+    bad_line = marked(BAD_FIXTURE)[0][0]
+    (tmp_path / "train.py").write_text(BAD_FIXTURE.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "evaluate.py").write_text(EVALUATE_WITH_HELPER.format(decorator=decorator),
+                                          encoding="utf-8")
+    (tmp_path / "predict.py").write_text(PREDICT_WITH_CONSTRUCTOR.format(constructor=constructor),
+                                         encoding="utf-8")
+
+    # Without configuration: the bug in train.py; the constructor's result is not known as a model.
+    done = flake8(tmp_path, "--isolated")
+    found = tgl_lines(done.stdout)
+    assert any(line.startswith(f"./train.py:{bad_line}:") and " TGL103 " in line for line in found), done.stdout
+    assert not any(line.startswith("./predict.py:") for line in found), done.stdout
+
+    (tmp_path / config_name).write_text(snippet, encoding="utf-8")
+    done = flake8(tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    found = tgl_lines(done.stdout)
+    assert any(line.startswith(f"./train.py:{bad_line}:") and " TGL103 " in line for line in found), done.stdout
+    # the configured constructor makes `net` a model: its forward pass in predict() is evaluation
+    assert any(line.startswith("./predict.py:6:") and " TGL101 " in line for line in found), done.stdout
+    # the configured decorator disables autograd in evaluate()
+    assert not any(line.startswith("./evaluate.py:") for line in found), done.stdout
+    # extend-select keeps flake8's own checks
+    assert re.search(r"^\./\S+:\d+:\d+: [EFW]\d{3} ", done.stdout, re.M) or \
+        "train.py" in done.stdout, done.stdout
+
+
+def test_flake8_reads_the_decorator_setting_from_its_config(tmp_path):
+    """The README's decorator name is one torchgradlint recognises anyway; a project-specific name
+    shows that the ``tgl-no-grad-decorators`` key, spelt as in the README, is read."""
+    snippet = readme_flake8_snippet()
+    key_line = next(line for line in snippet.splitlines()
+                    if line.startswith("tgl-no-grad-decorators"))
+    (tmp_path / "evaluate.py").write_text(EVALUATE_WITH_HELPER.format(decorator="eval_guard"),
+                                          encoding="utf-8")
+    (tmp_path / "setup.cfg").write_text(snippet, encoding="utf-8")
+    done = flake8(tmp_path, "--select=TGL")
+    assert [line.split(": ")[1].split()[0] for line in tgl_lines(done.stdout)] == ["TGL101"], done.stdout
+
+    (tmp_path / "setup.cfg").write_text(
+        snippet.replace(key_line, key_line.split("=")[0] + "= eval_guard"), encoding="utf-8")
+    done = flake8(tmp_path, "--select=TGL")
+    assert done.returncode == 0 and tgl_lines(done.stdout) == [], done.stdout + done.stderr
+
+
+# --------------------------------------------------------------------------- language server
+
+
+class LanguageServer:
+    """A minimal LSP client: JSON-RPC 2.0 over the server's stdin/stdout, Content-Length framed."""
+
+    def __init__(self, command: List[str], cwd: Path, env: Dict[str, str]):
+        self.process = subprocess.Popen(command, cwd=str(cwd), env=env, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.incoming: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue()
+        self.stderr: List[bytes] = []
+        self.notifications: List[Dict[str, Any]] = []
+        self.next_id = 0
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=lambda: self.stderr.extend(self.process.stderr), daemon=True).start()
+
+    def _read(self) -> None:
+        stream = self.process.stdout
+        try:
+            while True:
+                headers = {}
+                while True:
+                    line = stream.readline()
+                    if not line:
+                        return
+                    line = line.strip()
+                    if not line:
+                        break
+                    name, _, value = line.decode("ascii").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                body = stream.read(int(headers["content-length"]))
+                self.incoming.put(json.loads(body.decode("utf-8")))
+        finally:
+            self.incoming.put(None)
+
+    def send(self, message: Dict[str, Any]) -> None:
+        body = json.dumps({"jsonrpc": "2.0", **message}).encode("utf-8")
+        self.process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.process.stdin.flush()
+
+    def notify(self, method: str, params: Any) -> None:
+        self.send({"method": method, "params": params})
+
+    def request(self, method: str, params: Any, timeout: float = LSP_TIMEOUT) -> Any:
+        self.next_id += 1
+        wanted = self.next_id
+        self.send({"id": wanted, "method": method, "params": params})
+        reply = self.wait_for(lambda m: m.get("id") == wanted and "method" not in m, timeout,
+                              f"the reply to {method}")
+        assert "error" not in reply, reply
+        return reply.get("result")
+
+    def wait_for(self, predicate: Callable[[Dict[str, Any]], bool], timeout: float,
+                 what: str) -> Dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                message = self.incoming.get(timeout=max(remaining, 0.01))
+            except queue.Empty:
+                message = None
+                remaining = 0
+            if message is None:
+                pytest.fail(f"no {what} from the language server within {timeout} s "
+                            f"(exit status {self.process.poll()}); stderr:\n"
+                            + b"".join(self.stderr).decode("utf-8", "replace")[-4000:])
+            if "method" in message and "id" in message:  # a request from the server
+                self.send({"id": message["id"], "result": None})
+            elif "method" in message:
+                self.notifications.append(message)
+            if predicate(message):
+                return message
+
+    def close(self) -> None:
+        try:
+            if self.process.poll() is None:
+                self.request("shutdown", None, timeout=10)
+                self.notify("exit", None)
+                self.process.wait(timeout=10)
+        except Exception:  # noqa: BLE001 -- the test's own failure matters more
+            pass
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+PYLSP_SETTINGS = {"pylsp": {"plugins": {
+    "flake8": {"enabled": True},
+    "pycodestyle": {"enabled": False},
+    "pyflakes": {"enabled": False},
+    "mccabe": {"enabled": False},
+}}}
+
+
+def test_python_lsp_server_flake8_plugin(tmp_path):
+    pytest.importorskip("pylsp", reason="python-lsp-server is part of the test extra")
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    document = workspace / "train.py"
+    text = BAD_FIXTURE.read_text(encoding="utf-8")
+    document.write_text(text, encoding="utf-8")
+    expected = {(f.line - 1, f.col, f.code) for f in lint_file(str(BAD_FIXTURE))}
+    assert expected
+
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    # the plugin runs the `flake8` on PATH, as in an editor: the one next to this Python
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    server = LanguageServer([sys.executable, "-m", "pylsp"], cwd=workspace, env=env)
+    try:
+        result = server.request("initialize", {
+            "processId": os.getpid(),
+            "rootUri": workspace.as_uri(),
+            "rootPath": str(workspace),
+            "workspaceFolders": [{"uri": workspace.as_uri(), "name": "workspace"}],
+            "capabilities": {"textDocument": {"publishDiagnostics": {}}},
+            "initializationOptions": PYLSP_SETTINGS,
+        })
+        assert "capabilities" in result
+        server.notify("initialized", {})
+        server.notify("workspace/didChangeConfiguration", {"settings": PYLSP_SETTINGS})
+        server.notify("textDocument/didOpen", {"textDocument": {
+            "uri": document.as_uri(), "languageId": "python", "version": 1, "text": text}})
+
+        def has_tgl_diagnostics(message):
+            return (message.get("method") == "textDocument/publishDiagnostics"
+                    and message["params"]["uri"] == document.as_uri()
+                    and any(str(d.get("code", "")).startswith("TGL")
+                            for d in message["params"]["diagnostics"]))
+
+        message = server.wait_for(has_tgl_diagnostics, LSP_TIMEOUT, "TGL diagnostics")
+        found = {(d["range"]["start"]["line"], d["range"]["start"]["character"], d["code"])
+                 for d in message["params"]["diagnostics"] if str(d["code"]).startswith("TGL")}
+        assert found == expected, message
+        for diagnostic in message["params"]["diagnostics"]:
+            assert diagnostic["source"] == "flake8"
+            assert diagnostic["message"].startswith(f"{diagnostic['code']} ")
+    finally:
+        server.close()

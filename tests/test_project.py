@@ -1,0 +1,143 @@
+"""Whole-project analysis: summaries of imported modules and of callers in other modules, cached
+on disk and invalidated when a module they were computed from changes."""
+
+import os
+import shutil
+import textwrap
+
+import pytest
+
+from conftest import FIXTURES
+from torchgradlint.engine import lint_file
+from torchgradlint.project import ProjectIndex, find_root, module_name
+
+
+def codes(path):
+    return sorted((f.line, f.code) for f in lint_file(str(path)))
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHGRADLINT_CACHE_DIR", str(tmp_path / "cache"))
+    ProjectIndex._instances.clear()
+    yield tmp_path / "cache"
+    ProjectIndex._instances.clear()
+
+
+def write(folder, name, text):
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+HELPERS = '''
+import torch
+
+
+def quiet(fn):
+    def wrapper(*args, **kwargs):
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def finish_validation(model):
+    model.eval()
+'''
+
+LOOPS = '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+from helpers import finish_validation, quiet
+
+
+@quiet
+def score(model, batches):
+    model.eval()
+    return [model(x).argmax(1) for x, _ in batches]
+
+
+def fit(model, batches, optimizer, epochs):
+    model.train()
+    for epoch in range(epochs):
+        for x, y in batches:
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+        finish_validation(model)
+'''
+
+
+def test_root_and_module_names(tmp_path):
+    package = tmp_path / "pkg"
+    write(package, "__init__.py", "")
+    path = write(package, "sub/__init__.py", "")
+    inner = write(package, "sub/mod.py", "")
+    assert find_root(str(inner)) == str(tmp_path)
+    assert module_name(str(tmp_path), str(inner)) == "pkg.sub.mod"
+    assert module_name(str(tmp_path), str(path)) == "pkg.sub"
+
+
+def test_imported_helpers_decide_findings_and_edits_invalidate(tmp_path, fresh_cache):
+    write(tmp_path, "helpers.py", HELPERS)
+    loops = write(tmp_path, "loops.py", LOOPS)
+    # `quiet` disables autograd; `finish_validation` leaves the model in eval mode, so the
+    # next epoch's training forward runs in eval mode.
+    assert codes(loops) == [(18, "TGL202")]
+    assert any(fresh_cache.rglob("*.json")), "summaries are cached on disk"
+
+    # Edit the helper: `quiet` no longer disables autograd, `finish_validation` restores
+    # training mode. The caller's findings follow on the next run.
+    write(tmp_path, "helpers.py", HELPERS.replace("with torch.no_grad():", "if True:")
+          .replace("model.eval()", "model.eval()\n    model.train()"))
+    assert codes(loops) == [(11, "TGL101")]
+
+    # A deleted module drops out: nothing is known about `quiet` or `finish_validation`.
+    os.remove(tmp_path / "helpers.py")
+    assert codes(loops) == [(11, "TGL101")]
+
+
+def test_callers_in_other_modules_give_the_grad_mode(tmp_path, fresh_cache):
+    engine = write(tmp_path, "engine.py", '''
+        import torch
+
+        def evaluate(model, batches):
+            model.eval()
+            return sum((model(x).argmax(1) == y).sum().item() for x, y in batches)
+        ''')
+    write(tmp_path, "train.py", '''
+        import torch
+        from engine import evaluate
+
+        def main(model, batches):
+            with torch.no_grad():
+                return evaluate(model, batches)
+        ''')
+    assert codes(engine) == []
+    write(tmp_path, "train.py", '''
+        import torch
+        from engine import evaluate
+
+        def main(model, batches):
+            return evaluate(model, batches)
+        ''')
+    assert codes(engine) == [(6, "TGL101")]
+
+
+def test_cache_can_be_disabled(tmp_path, fresh_cache, monkeypatch):
+    monkeypatch.setenv("TORCHGRADLINT_NO_CACHE", "1")
+    write(tmp_path, "helpers.py", HELPERS)
+    loops = write(tmp_path, "loops.py", LOOPS)
+    assert codes(loops) == [(18, "TGL202")]
+    assert not fresh_cache.exists()
+
+
+def test_fixture_project_without_the_project_view_misses_cross_module_bugs(fresh_cache):
+    from torchgradlint.config import Config
+
+    engine = FIXTURES / "projects" / "classifier" / "engine.py"
+    alone = sorted((f.line, f.code) for f in lint_file(str(engine), Config(project=False)))
+    assert (17, "TGL202") not in alone
+    assert (17, "TGL202") in codes(engine)

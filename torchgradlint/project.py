@@ -1,0 +1,242 @@
+"""The project index: summaries of the other modules of the project a file belongs to.
+
+Real training code is spread over files: ``train.py`` imports ``evaluate`` from ``engine.py``;
+the no-grad decorator lives in ``utils/torch_utils.py``. The index finds the project root of a
+file (the folder above its outermost package), maps imports to files under it, and gives the
+analysis of one file the summaries (``semantic/summary.py``) of the modules it imports and of
+the modules that import it (for the grad mode and model modes its functions are called with).
+
+Summaries are computed once per file content and cached on disk, keyed by the content's hash and
+torchgradlint's version, in ``.torchgradlint_cache/`` at the project root (relocate it with
+``TORCHGRADLINT_CACHE_DIR``, disable it with ``TORCHGRADLINT_NO_CACHE=1``). Imports that do not
+resolve inside the project are left alone: the analysis stays silent about what it cannot see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from . import __version__
+
+SKIPPED_DIRS = {".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".venv", "venv", "env",
+                "build", "dist", "node_modules", "site-packages", ".eggs", ".torchgradlint_cache",
+                ".mypy_cache", ".pytest_cache"}
+MAX_PROJECT_FILES = 5000
+
+
+def find_root(path: str) -> str:
+    """The folder above the outermost package holding ``path`` (or its own folder)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return folder
+
+
+def module_name(root: str, path: str) -> str:
+    relative = os.path.relpath(os.path.abspath(path), root)
+    parts = relative[:-3].split(os.sep) if relative.endswith(".py") else relative.split(os.sep)
+    if parts and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+class ProjectIndex:
+    """Summaries of a project's modules, computed lazily and cached (in memory and on disk)."""
+
+    _instances: Dict[Tuple[str, object], "ProjectIndex"] = {}
+
+    def __init__(self, root: str, config=None, cache_dir: Optional[str] = None):
+        self.root = root
+        self.config = config
+        if os.environ.get("TORCHGRADLINT_NO_CACHE"):
+            self.cache_dir = None
+        else:
+            self.cache_dir = cache_dir or os.environ.get("TORCHGRADLINT_CACHE_DIR") or \
+                os.path.join(root, ".torchgradlint_cache")
+        self._summaries: Dict[str, Tuple[bytes, Optional[dict]]] = {}
+        self._files: Optional[List[str]] = None
+        self._in_progress: set = set()
+        self._imports_by_file: Dict[str, frozenset] = {}
+
+    @classmethod
+    def for_file(cls, path: str, config=None) -> "ProjectIndex":
+        root = find_root(path)
+        key = (root, config)
+        index = cls._instances.get(key)
+        if index is None:
+            index = cls._instances[key] = cls(root, config)
+        return index
+
+    # -- files ------------------------------------------------------------------------------
+    def files(self) -> List[str]:
+        if self._files is None:
+            found: List[str] = []
+            for folder, dirs, names in os.walk(self.root):
+                dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.endswith(".egg-info")
+                                 and not os.path.isfile(os.path.join(folder, d, "pyvenv.cfg")))
+                found.extend(os.path.join(folder, n) for n in sorted(names) if n.endswith(".py"))
+                if len(found) > MAX_PROJECT_FILES:
+                    break
+            self._files = found[:MAX_PROJECT_FILES]
+        return self._files
+
+    def path_of(self, module: str) -> Optional[str]:
+        base = os.path.join(self.root, *module.split("."))
+        for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+            if os.path.isfile(candidate):
+                return candidate
+        return None
+
+    def absolute_module(self, current: str, name: str, is_package: bool) -> str:
+        """``..utils.x`` seen from module ``current`` -> ``pkg.utils.x``."""
+        if not name.startswith("."):
+            return name
+        level = len(name) - len(name.lstrip("."))
+        package = current.split(".") if is_package else current.split(".")[:-1]
+        if level > 1:
+            package = package[:len(package) - (level - 1)]
+        rest = name[level:]
+        return ".".join([p for p in package if p] + ([rest] if rest else []))
+
+    # -- summaries --------------------------------------------------------------------------
+    def summary(self, path: str) -> Optional[dict]:
+        """The summary of the module at ``path``; None when it cannot be read or is being
+        summarized already (an import cycle)."""
+        path = os.path.abspath(path)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            return None
+        cached = self._summaries.get(path)
+        if cached is not None and cached[0] == data:
+            return cached[1]
+        if path in self._in_progress:
+            return None
+        summary = self._load_cached(data)
+        if summary is None:
+            self._in_progress.add(path)
+            try:
+                summary = self._compute(path, data)
+            finally:
+                self._in_progress.discard(path)
+            self._store_cached(data, summary)
+        self._summaries[path] = (data, summary)
+        return summary
+
+    def _cache_file(self, data: bytes) -> Optional[str]:
+        if self.cache_dir is None:
+            return None
+        digest = hashlib.sha256(data + __version__.encode()).hexdigest()
+        return os.path.join(self.cache_dir, digest[:2], digest + ".json")
+
+    @staticmethod
+    def _digest(path: str) -> Optional[str]:
+        try:
+            with open(path, "rb") as handle:
+                return hashlib.sha256(handle.read()).hexdigest()
+        except OSError:
+            return None
+
+    def _load_cached(self, data: bytes) -> Optional[dict]:
+        """A cached summary, if every module it was computed from is unchanged."""
+        path = self._cache_file(data)
+        if path is None or not os.path.isfile(path):
+            return None
+        try:
+            with open(path, encoding="utf-8") as handle:
+                entry = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        for dependency, digest in entry.get("depends_on", {}).items():
+            if self._digest(os.path.join(self.root, dependency)) != digest:
+                return None
+        return entry.get("summary")
+
+    def _store_cached(self, data: bytes, summary: Optional[dict]) -> None:
+        path = self._cache_file(data)
+        if path is None or summary is None:
+            return
+        depends_on = {}
+        for module in summary.get("imports", ()):
+            source = self.path_of(module)
+            if source is not None:
+                depends_on[os.path.relpath(source, self.root)] = self._digest(source)
+        try:
+            if not os.path.isdir(self.cache_dir):
+                os.makedirs(self.cache_dir, exist_ok=True)
+                with open(os.path.join(self.cache_dir, ".gitignore"), "w") as ignore:
+                    ignore.write("# created by torchgradlint\n*\n")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump({"depends_on": depends_on, "summary": summary}, out)
+            os.replace(temporary, path)
+        except OSError:
+            pass  # a read-only tree: work without the disk cache
+
+    def _compute(self, path: str, data: bytes) -> Optional[dict]:
+        import ast
+
+        from .engine import may_contain_findings
+        from .semantic import SemanticModel
+        from .semantic.summary import summarize
+        from .sourcefile import SourceError, decode_source
+
+        try:
+            source = decode_source(data, path)
+        except SourceError:
+            return None
+        if not may_contain_findings(source):
+            return {"format": 1, "module": module_name(self.root, path), "functions": {},
+                    "classes": {}, "calls": []}
+        try:
+            tree = ast.parse(source, path)
+            model = SemanticModel(tree, path, self._config(), project=self, for_summary=True)
+            return summarize(model, module_name(self.root, path))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+        except Exception:  # noqa: BLE001 -- a helper we cannot read is a helper we cannot see
+            return None
+
+    def _config(self):
+        from .config import DEFAULT_CONFIG
+
+        return self.config or DEFAULT_CONFIG
+
+    # -- queries ----------------------------------------------------------------------------
+    def incoming_calls(self, path: str) -> List[dict]:
+        """Calls into the functions of ``path`` made by other modules of the project."""
+        target_module = module_name(self.root, path)
+        if not target_module:
+            return []
+        leaf = target_module.rsplit(".", 1)[-1].encode()
+        pattern = re.compile(rb"\b" + re.escape(leaf) + rb"\b")
+        calls: List[dict] = []
+        absolute = os.path.abspath(path)
+        for other in self.files():
+            if os.path.abspath(other) == absolute:
+                continue
+            try:
+                with open(other, "rb") as handle:
+                    data = handle.read()
+            except OSError:
+                continue
+            if not pattern.search(data):
+                continue  # cannot import the module without naming it
+            summary = self.summary(other)
+            if not summary:
+                continue
+            for call in summary.get("calls", ()):
+                module, _, function = call["target"].rpartition(":")
+                if module == target_module:
+                    calls.append(dict(call, function=function, caller=summary.get("module")))
+        return calls

@@ -1,0 +1,254 @@
+"""Module summaries: what other files need to know about a module, and how a file uses them.
+
+``summarize(model)`` condenses a module's SemanticModel into plain JSON data: for each function
+whether it disables autograd (a no-grad decorator or context factory), the grad mode its
+decorators give its body, whether it trains, the modes it leaves the models it is passed in,
+whether it returns a model, which parameters reach a backward pass; which classes are
+``nn.Module``s and whether they hold Dropout/BatchNorm; and every call it makes into other
+modules of the project with the grad mode and model modes at the call.
+
+``ExternalModule`` turns a summary back into stub functions and classes that the analysis of
+another file uses exactly as it uses in-file ones.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Dict, List, Optional
+
+from . import torch_api as api
+from .flow import PASSED_IN, UNKNOWN_TAG
+from .names import dotted
+
+SUMMARY_FORMAT = 1
+
+
+def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
+    """A mode set as JSON; the lines that set a mode are kept for call records (they say where
+    the caller switched the model) and dropped from function effects (the caller's call line
+    replaces them)."""
+    if value is None:
+        return None
+    out = []
+    for mode, detail in sorted(value, key=str):
+        out.append([mode, detail if mode == PASSED_IN or keep_lines else None])
+    return out
+
+
+def mode_from_json(value):
+    if value is None:
+        return None
+    return frozenset((mode, detail) for mode, detail in value)
+
+
+def _disables_grad(model, function) -> bool:
+    """A decorator or context factory wrapping no_grad / inference_mode."""
+    disables = enables = False
+    for node in ast.walk(function.node):
+        if isinstance(node, (ast.Name, ast.Attribute)):
+            qualified = model.imports.resolve(node)
+            if qualified in (api.NO_GRAD, api.INFERENCE_MODE):
+                disables = True
+            elif qualified == api.ENABLE_GRAD:
+                enables = True
+    return disables and not enables and not model.function_trains(function) and \
+        not any(site.model for site in function.sites)
+
+
+def summarize(model, module_name: str) -> dict:
+    functions: Dict[str, dict] = {}
+    for function in model.functions:
+        if function.is_module_scope or getattr(function, "external", False):
+            continue
+        if function.parent is not None and not function.parent.is_module_scope:
+            continue  # nested functions are not importable
+        decorated = model.flow._decorator_grad(function)
+        functions[function.qualname] = {
+            "params": list(function.params),
+            "method": function.cls is not None,
+            "no_grad_helper": _disables_grad(model, function),
+            "decorated_grad": sorted(decorated) if decorated else None,
+            "trains": model.function_trains(function),
+            "effects": {key: _mode_to_json(value)
+                        for key, value in model.flow.effects.get(id(function), {}).items()},
+            "returns_model": model.facts.returns_model.get(id(function)),
+            "return_mode": _mode_to_json(model.flow.return_modes.get(id(function))),
+            "params_reaching_training": [
+                p for p in function.params
+                if ("param", id(function), p) in model.dataflow.reaches_training],
+        }
+    classes = {}
+    for name, info in model.classes.items():
+        if getattr(info, "external", False):
+            continue
+        classes[name] = {"is_module": info.is_module,
+                         "dropout_or_batchnorm": info.has_dropout_or_batchnorm}
+    imports = sorted(model.linker.imported_modules) if model.linker is not None else []
+    return {"format": SUMMARY_FORMAT, "module": module_name, "functions": functions,
+            "classes": classes, "calls": _calls_out(model), "imports": imports}
+
+
+def _calls_out(model) -> List[dict]:
+    """Calls into imported project code, seen from here: the grad mode and the modes of the
+    models passed, whether the call is evaluation code, whether its result trains."""
+    calls = []
+    for site in model.sites():
+        target = getattr(site.target, "external_name", None)
+        if target is None:
+            continue
+        positional = []
+        for arg in site.node.args:
+            key = dotted(arg)
+            positional.append(_mode_to_json(model.mode_of(site, key), True) if key else None)
+        keywords = {k.arg: _mode_to_json(model.mode_of(site, dotted(k.value)), True)
+                    for k in site.node.keywords if k.arg and dotted(k.value)}
+        feeds = model.feeds_training(site)
+        calls.append({
+            "target": target,
+            "line": site.line,
+            "grad": sorted(model.grad_at(site)),
+            "args": positional,
+            "kwargs": keywords,
+            "feeds_training": feeds,
+            "evaluation": None if feeds else model._call_evidence(site),
+        })
+    return calls
+
+
+class ExternalLinker:
+    """Installs, in a file's semantic model, stubs for the project functions and classes it
+    imports (from their summaries), and the calls other modules make into its functions."""
+
+    def __init__(self, model, project, for_summary: bool):
+        from ..project import module_name
+        import os
+
+        self.model = model
+        self.project = project
+        self.for_summary = for_summary
+        self.path = model.filename
+        self.module = module_name(project.root, self.path)
+        self.is_package = os.path.basename(self.path) == "__init__.py"
+        self.stubs: Dict[str, object] = {}  # dotted callee as written -> stub FunctionInfo
+        self.imported_modules: set = set()
+        self.presets: List[tuple] = []  # (stub, summary of the function)
+
+    # -- imports ------------------------------------------------------------------------------
+    def link(self) -> None:
+        members: Dict[str, tuple] = {}
+        modules: Dict[str, str] = {}
+        for local, target in self.model.imports.aliases.items():
+            absolute = self.project.absolute_module(self.module, target, self.is_package)
+            if not absolute or absolute.split(".")[0] in api.TORCH_ROOTS:
+                continue
+            if self.project.path_of(absolute):
+                modules[local] = absolute
+                continue
+            owner, _, name = absolute.rpartition(".")
+            if owner and self.project.path_of(owner):
+                members[local] = (owner, name)
+        if not members and not modules:
+            return
+        wanted = set()
+        for site in self.model.sites():
+            if site.callee in members:
+                wanted.add((site.callee, members[site.callee]))
+            elif site.receiver in modules and site.method:
+                wanted.add((site.callee, (modules[site.receiver], site.method)))
+        for function in self.model.functions:
+            for decorator in function.decorators:
+                name = dotted(decorator.func if isinstance(decorator, ast.Call) else decorator)
+                if name in members:
+                    wanted.add((name, members[name]))
+                elif name and name.rpartition(".")[0] in modules:
+                    wanted.add((name, (modules[name.rpartition(".")[0]], name.rpartition(".")[2])))
+        for item, _ in self.model.structure.with_items:
+            name = dotted(item.func if isinstance(item, ast.Call) else item)
+            if name in members:
+                wanted.add((name, members[name]))
+        for written, (owner, name) in sorted(wanted):
+            self.imported_modules.add(owner)
+            self._install(written, owner, name)
+
+    def _install(self, written: str, owner: str, name: str) -> None:
+        from .structure import ClassInfo, FunctionInfo
+
+        summary = self.project.summary(self.project.path_of(owner))
+        if summary is not None and name in summary.get("classes", {}):
+            facts = summary["classes"][name]
+            node = ast.ClassDef(name=name, bases=[], keywords=[], body=[], decorator_list=[])
+            info = ClassInfo(node, written, [])
+            info.external = True
+            info.is_module = bool(facts.get("is_module"))
+            info.has_dropout_or_batchnorm = facts.get("dropout_or_batchnorm")
+            self.model.classes.setdefault(written, info)
+            return
+        function_facts = (summary or {}).get("functions", {}).get(name)
+        if summary is not None and function_facts is None:
+            return  # not a function of that module (a constant, a re-export we cannot follow)
+        params = list(function_facts["params"]) if function_facts else []
+        arguments = ast.arguments(posonlyargs=[], args=[ast.arg(arg=p) for p in params],
+                                  vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
+        node = ast.FunctionDef(name=name, args=arguments, body=[ast.Pass()], decorator_list=[],
+                               lineno=1, col_offset=0, end_lineno=1, end_col_offset=0)
+        local = written.rsplit(".", 1)[-1]
+        stub = FunctionInfo(node, local, f"{owner}.{name}", None, self.model.module_function,
+                            params=params)
+        stub.external = True
+        stub.external_name = f"{owner}:{name}"
+        stub.external_facts = function_facts
+        self.model.functions.append(stub)
+        if "." not in written:
+            self.model.module_function.nested.setdefault(written, stub)
+        self.stubs[written] = stub
+
+    # -- what the analyses need from the stubs ------------------------------------------------
+    def resolve(self, site):
+        return self.stubs.get(site.callee) if site.callee else None
+
+    def preset_facts(self, facts) -> None:
+        for stub in self.stubs.values():
+            info = stub.external_facts
+            if not info:
+                continue
+            if info.get("trains"):
+                facts.training_functions.add(id(stub))
+            if info.get("returns_model"):
+                facts.returns_model[id(stub)] = info["returns_model"]
+
+    def preset_flow(self, flow) -> None:
+        for stub in self.stubs.values():
+            info = stub.external_facts
+            if not info:
+                continue
+            flow.effects[id(stub)] = {key: mode_from_json(value) for key, value in info["effects"].items()}
+            flow.touched[id(stub)] = set(info["effects"])
+            flow.return_modes[id(stub)] = mode_from_json(info.get("return_mode"))
+            if info.get("no_grad_helper"):
+                flow.no_grad_helpers.add(id(stub))
+
+    def preset_dataflow(self, dataflow) -> None:
+        from .dataflow import TRAINING
+
+        for stub in self.stubs.values():
+            info = stub.external_facts
+            if not info:
+                continue
+            for param in stub.params:
+                dataflow.preds[("return", id(stub))].add(("param", id(stub), param))
+            for param in info.get("params_reaching_training", ()):
+                dataflow.preds[TRAINING].add(("param", id(stub), param))
+
+    # -- calls from other modules -------------------------------------------------------------
+    def incoming(self):
+        """(function, call record) for each call another module makes into this one."""
+        if self.for_summary:
+            return []
+        by_name = {f.qualname: f for f in self.model.functions
+                   if not f.is_module_scope and not getattr(f, "external", False)}
+        found = []
+        for call in self.project.incoming_calls(self.path):
+            function = by_name.get(call["function"])
+            if function is not None and function.cls is None:
+                found.append((function, call))
+        return found
