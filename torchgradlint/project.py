@@ -27,6 +27,7 @@ SKIPPED_DIRS = {".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".venv", "
                 "build", "dist", "node_modules", "site-packages", ".eggs", ".torchgradlint_cache",
                 ".mypy_cache", ".pytest_cache"}
 MAX_PROJECT_FILES = 5000
+IMPORT_LINE = re.compile(rb"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import[^\n]*|import[ \t][^\n]*)", re.MULTILINE)
 
 
 def find_root(path: str) -> str:
@@ -64,7 +65,7 @@ class ProjectIndex:
         self._summaries: Dict[str, Tuple[bytes, Optional[dict]]] = {}
         self._files: Optional[List[str]] = None
         self._in_progress: set = set()
-        self._imports_by_file: Dict[str, frozenset] = {}
+        self._importer_map: Optional[Dict[str, List[str]]] = None
 
     @classmethod
     def for_file(cls, path: str, config=None) -> "ProjectIndex":
@@ -213,25 +214,37 @@ class ProjectIndex:
         return self.config or DEFAULT_CONFIG
 
     # -- queries ----------------------------------------------------------------------------
+    def _importers(self) -> Dict[str, List[str]]:
+        """For every name an import statement of the project mentions (module or member, last
+        component), the files that mention it: read once per index."""
+        if self._importer_map is None:
+            mapping: Dict[str, List[str]] = {}
+            for path in self.files():
+                try:
+                    with open(path, "rb") as handle:
+                        data = handle.read()
+                except OSError:
+                    continue
+                names = set()
+                for match in IMPORT_LINE.finditer(data):
+                    for word in re.findall(rb"[A-Za-z_][A-Za-z0-9_]*", match.group(0)):
+                        names.add(word.decode())
+                for name in names:
+                    mapping.setdefault(name, []).append(path)
+            self._importer_map = mapping
+        return self._importer_map
+
     def incoming_calls(self, path: str) -> List[dict]:
         """Calls into the functions of ``path`` made by other modules of the project."""
         target_module = module_name(self.root, path)
         if not target_module:
             return []
-        leaf = target_module.rsplit(".", 1)[-1].encode()
-        pattern = re.compile(rb"\b" + re.escape(leaf) + rb"\b")
+        leaf = target_module.rsplit(".", 1)[-1]
         calls: List[dict] = []
         absolute = os.path.abspath(path)
-        for other in self.files():
+        for other in self._importers().get(leaf, ()):
             if os.path.abspath(other) == absolute:
                 continue
-            try:
-                with open(other, "rb") as handle:
-                    data = handle.read()
-            except OSError:
-                continue
-            if not pattern.search(data):
-                continue  # cannot import the module without naming it
             summary = self.summary(other)
             if not summary:
                 continue
