@@ -1,0 +1,851 @@
+"""Apply the fixes that findings carry, keeping the file's formatting and comments (libcst).
+
+A :class:`~torchgradlint.findings.Fix` names an edit on ``ast`` positions (1-based lines, 0-based
+UTF-8 byte columns). This module turns those positions into libcst nodes and edits the concrete
+syntax tree, so everything the fix does not touch -- comments, blank lines, quotes, line breaks
+inside brackets -- comes out exactly as it went in.
+
+Layers:
+
+- :func:`fix_source` applies the fixes of a list of findings to a module's text. Several findings
+  may carry the same fix (three forwards in one evaluation loop, one ``wrap``): it is applied
+  once. Fixes that change what the analysis sees -- a ``call`` (``no_grad`` -> ``no_grad()``,
+  ``model.eval`` -> ``model.eval()``), then a ``wrap`` / ``decorate`` (grad mode), then an
+  ``insert-before`` (module mode), then a ``method`` (``.detach()`` / ``.item()``) -- go in that
+  order, one kind per round, and the module is linted again between rounds: wrapping an
+  evaluation loop in ``no_grad`` already cures the loss accumulated in it, which then needs no
+  ``.item()``.
+- :func:`fix_text` lints a module itself (selection and ``# noqa`` as in ``check``) and fixes it.
+- :func:`fix_file` reads a file, fixes it and writes it back safely: same encoding, byte order
+  mark and line endings; only when the code changed and still compiles; atomically (temporary
+  file in the same folder, then ``os.replace``), keeping the file's permissions; never over a
+  read-only file or one that changed on disk meanwhile.
+"""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import difflib
+import io
+import os
+import re
+import stat
+import tempfile
+import tokenize
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from .config import DEFAULT_CONFIG, Config
+from .findings import Finding, Fix
+from .noqa import NoqaIndex, physical_lines
+from .sourcefile import SourceError, decode_source
+
+# Fix kinds in the order they are applied: one kind per round, the module linted in between.
+ROUNDS: Tuple[Tuple[str, ...], ...] = (("call",), ("wrap", "decorate"), ("insert-before",),
+                                       ("method",))
+KINDS = frozenset(kind for kinds in ROUNDS for kind in kinds)
+MAX_ROUNDS = 8
+
+CharPosition = Tuple[int, int]  # (1-based line, 0-based column in characters), as libcst counts
+
+
+class FixError(Exception):
+    """The fixed code would not be valid Python: nothing is changed."""
+
+
+# --------------------------------------------------------------------------- positions
+
+
+class _Columns:
+    """Converts ``ast`` columns (UTF-8 bytes) to libcst columns (characters)."""
+
+    def __init__(self, source: str) -> None:
+        self.lines = physical_lines(source)
+
+    def char(self, position: Tuple[int, int]) -> CharPosition:
+        line, column = position
+        if not 1 <= line <= len(self.lines):
+            return position
+        text = self.lines[line - 1]
+        if text.isascii():
+            return line, column
+        return line, len(text.encode("utf-8")[:column].decode("utf-8", "ignore"))
+
+
+def _is_statement(node) -> bool:
+    import libcst as cst
+
+    return isinstance(node, (cst.BaseSmallStatement, cst.BaseCompoundStatement))
+
+
+def _needs_parentheses(node) -> bool:
+    """Would ``node.attr`` or ``node()`` bind to less than the whole expression?"""
+    import libcst as cst
+
+    if node.lpar:
+        return False
+    atoms = (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.List, cst.Dict, cst.Set,
+             cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp, cst.SimpleString,
+             cst.FormattedString, cst.Float, cst.Imaginary, cst.Ellipsis)
+    return not isinstance(node, atoms)  # 1.item() is a syntax error: Integer needs them too
+
+
+def _parenthesized(node):
+    import libcst as cst
+
+    if _needs_parentheses(node):
+        return node.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    return node
+
+
+def _text_root(text: str) -> str:
+    match = re.match(r"\s*@?\s*([A-Za-z_][A-Za-z0-9_]*)", text)
+    return match.group(1) if match else ""
+
+
+# --------------------------------------------------------------------------- one batch
+
+
+@dataclass
+class _Request:
+    fix: Fix
+    start: CharPosition
+    end: CharPosition
+    order: int
+    applied: bool = False
+    covered: bool = False  # inside a wrap with the same context: nothing to do
+
+
+@dataclass
+class _Container:
+    """A statement list to rebuild: an indented block, the module, or a one-line suite."""
+
+    wraps: List[_Request] = field(default_factory=list)
+    inserts: List[_Request] = field(default_factory=list)
+
+
+class _Plan:
+    """Where each fix lands in the tree, decided on the original module's positions."""
+
+    def __init__(self, wrapper, requests: Sequence[_Request]) -> None:
+        import libcst as cst
+        from libcst.metadata import ParentNodeProvider, PositionProvider
+
+        self.positions = wrapper.resolve(PositionProvider)
+        self.parents = wrapper.resolve(ParentNodeProvider)
+        expressions: Dict[Tuple[CharPosition, CharPosition], object] = {}
+        statements: Dict[CharPosition, object] = {}
+        definitions: Dict[CharPosition, object] = {}
+        for node, where in self.positions.items():
+            start = (where.start.line, where.start.column)
+            end = (where.end.line, where.end.column)
+            if isinstance(node, cst.BaseExpression):
+                previous = expressions.get((start, end))
+                if previous is None or self._contains(node, previous):
+                    expressions[(start, end)] = node  # the outermost of equal spans
+            if _is_statement(node):
+                statements.setdefault(start, node)
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+                definitions[start] = node
+        self.expressions: Dict[int, _Request] = {}
+        self.definitions: Dict[int, List[_Request]] = {}
+        self.containers: Dict[int, _Container] = {}
+        self.skipped: List[_Request] = []
+
+        wraps = [r for r in requests if r.fix.kind == "wrap"]
+        for request in requests:
+            kind = request.fix.kind
+            if kind in ("call", "method"):
+                node = expressions.get((request.start, request.end))
+                if node is None:
+                    node = self._parenthesized_match(expressions, request)
+                if node is None or id(node) in self.expressions:
+                    self.skipped.append(request)  # not found, or another edit of that node
+                    continue
+                self.expressions[id(node)] = request
+            elif kind == "decorate":
+                node = definitions.get(request.start)
+                if node is None:
+                    self.skipped.append(request)
+                    continue
+                self.definitions.setdefault(id(node), []).append(request)
+            elif kind in ("wrap", "insert-before"):
+                if kind == "wrap" and any(
+                        other is not request and other.fix.text == request.fix.text
+                        and other.start <= request.start and request.end <= other.end
+                        and (other.start, other.end) != (request.start, request.end)
+                        for other in wraps):
+                    request.covered = True  # the wider wrap does it
+                    continue
+                node = statements.get(request.start)
+                container = self._container_of(node) if node is not None else None
+                if container is None:
+                    self.skipped.append(request)
+                    continue
+                entry = self.containers.setdefault(id(container), _Container())
+                (entry.wraps if kind == "wrap" else entry.inserts).append(request)
+            else:
+                self.skipped.append(request)
+
+    def _contains(self, outer, inner) -> bool:
+        parent = self.parents.get(inner)
+        while parent is not None:
+            if parent is outer:
+                return True
+            parent = self.parents.get(parent)
+        return False
+
+    @staticmethod
+    def _parenthesized_match(expressions, request):
+        """``ast`` spans of tuples and generator expressions include their parentheses;
+        libcst's do not."""
+        (line, column), (end_line, end_column) = request.start, request.end
+        return expressions.get(((line, column + 1), (end_line, end_column - 1)))
+
+    def _container_of(self, statement):
+        import libcst as cst
+
+        parent = self.parents.get(statement)
+        if isinstance(statement, cst.BaseSmallStatement):
+            if isinstance(parent, cst.SimpleStatementSuite):
+                return parent
+            if isinstance(parent, cst.SimpleStatementLine):
+                parent = self.parents.get(parent)
+            else:
+                return None
+        if isinstance(parent, (cst.IndentedBlock, cst.Module)):
+            return parent
+        return None  # an ``elif`` branch: nothing can go before or around it
+
+    def span(self, node) -> Tuple[CharPosition, CharPosition]:
+        where = self.positions[node]
+        return (where.start.line, where.start.column), (where.end.line, where.end.column)
+
+
+@dataclass
+class _Unit:
+    start: CharPosition
+    end: CharPosition
+    node: object  # a whole statement: a SimpleStatementLine or a compound statement
+
+
+def _without_leading_lines(node):
+    return node.with_changes(leading_lines=[]), list(node.leading_lines)
+
+
+class _Editor:
+    """A CSTTransformer (built lazily: libcst is imported only when fixing)."""
+
+    @staticmethod
+    def make(plan: _Plan):
+        import libcst as cst
+
+        class Editor(cst.CSTTransformer):
+            def on_leave(self, original_node, updated_node):
+                updated = super().on_leave(original_node, updated_node)
+                key = id(original_node)
+                request = plan.expressions.get(key)
+                if request is not None and isinstance(updated, cst.BaseExpression):
+                    updated = _expression_fix(updated, request)
+                    request.applied = True
+                decorations = plan.definitions.get(key)
+                if decorations and isinstance(updated, (cst.FunctionDef, cst.ClassDef)):
+                    updated = _decorate(updated, decorations)
+                container = plan.containers.get(key)
+                if container is not None:
+                    updated = _rebuild(plan, original_node, updated, container)
+                return updated
+
+        return Editor()
+
+
+def _expression_fix(node, request: _Request):
+    import libcst as cst
+
+    if request.fix.kind == "call":
+        return cst.Call(func=_parenthesized(node))
+    return cst.Call(func=cst.Attribute(value=_parenthesized(node), attr=cst.Name(request.fix.text)))
+
+
+def _decorate(node, requests: List[_Request]):
+    import libcst as cst
+
+    present = {cst.Module([]).code_for_node(d.decorator).replace(" ", "") for d in node.decorators}
+    decorators = list(node.decorators)
+    for request in requests:
+        text = request.fix.text.strip().lstrip("@").strip()
+        request.applied = True
+        if text.replace(" ", "") in present:
+            continue
+        present.add(text.replace(" ", ""))
+        # Closest to the ``def``: under @staticmethod / @property, which must stay outermost.
+        decorators.append(cst.Decorator(decorator=cst.parse_expression(text)))
+    return node.with_changes(decorators=decorators)
+
+
+def _units(plan: _Plan, original, updated, split_before: Set[CharPosition],
+           split_after: Set[CharPosition]) -> List[_Unit]:
+    """The container's statements as whole-statement units; a line of ``;``-separated small
+    statements is split where a fix starts or ends inside it."""
+    import libcst as cst
+
+    units: List[_Unit] = []
+    if isinstance(original, cst.SimpleStatementSuite):
+        lines = [(original, cst.SimpleStatementLine(
+            body=updated.body, trailing_whitespace=updated.trailing_whitespace))]
+    else:
+        lines = list(zip(original.body, updated.body))
+    for old, new in lines:
+        if not isinstance(old, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            start, end = plan.span(old)
+            units.append(_Unit(start, end, new))
+            continue
+        smalls = list(zip(old.body, new.body))
+        groups: List[List[Tuple[object, object]]] = [[]]
+        for index, (small_old, small_new) in enumerate(smalls):
+            start, _ = plan.span(small_old)
+            if groups[-1] and (start in split_before or
+                               plan.span(smalls[index - 1][0])[1] in split_after):
+                groups.append([])
+            groups[-1].append((small_old, small_new))
+        for number, group in enumerate(groups):
+            body = [small for _, small in group]
+            if number < len(groups) - 1:
+                body[-1] = body[-1].with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
+            line = new.with_changes(
+                body=body,
+                leading_lines=new.leading_lines if number == 0 else [],
+                trailing_whitespace=(new.trailing_whitespace if number == len(groups) - 1
+                                     else cst.TrailingWhitespace()),
+            )
+            units.append(_Unit(plan.span(group[0][0])[0], plan.span(group[-1][0])[1], line))
+    return units
+
+
+def _rebuild(plan: _Plan, original, updated, container: _Container):
+    """Insert statements and wrap runs of statements in ``with`` blocks."""
+    import libcst as cst
+
+    split_before = {r.start for r in container.wraps + container.inserts}
+    split_after = {r.end for r in container.wraps}
+    units = _units(plan, original, updated, split_before, split_after)
+    starts = {unit.start: index for index, unit in enumerate(units)}
+    ends = {unit.end: index for index, unit in enumerate(units)}
+
+    # Wraps: [first, last] unit ranges, disjoint; a duplicate range is done once.
+    wrap_at: Dict[int, Tuple[int, str, List[_Request]]] = {}
+    taken: List[Tuple[int, int]] = []
+    for request in sorted(container.wraps, key=lambda r: r.order):
+        first, last = starts.get(request.start), ends.get(request.end)
+        if first is None or last is None or last < first:
+            continue
+        existing = wrap_at.get(first)
+        if existing is not None and existing[0] == last and existing[1] == request.fix.text:
+            existing[2].append(request)
+            continue
+        if any(not (last < a or first > b) for a, b in taken):
+            continue  # overlaps another wrap with another context: next round
+        taken.append((first, last))
+        wrap_at[first] = (last, request.fix.text, [request])
+
+    inserts: Dict[int, List[str]] = {}
+    for request in sorted(container.inserts, key=lambda r: r.order):
+        index = starts.get(request.start)
+        if index is None:
+            continue
+        request.applied = True
+        texts = inserts.setdefault(index, [])
+        if request.fix.text not in texts:
+            texts.append(request.fix.text)
+
+    def with_inserts(index: int, node) -> List[object]:
+        """``node`` preceded by the statements inserted before it, which take over its
+        comments and blank lines."""
+        texts = inserts.get(index, [])
+        if not texts:
+            return [node]
+        node, leading = _without_leading_lines(node)
+        new = [cst.parse_statement(text.strip() + "\n") for text in texts]
+        new[0] = new[0].with_changes(leading_lines=leading)
+        return new + [node]
+
+    body: List[object] = []
+    index = 0
+    while index < len(units):
+        if index in wrap_at:
+            last, text, requests = wrap_at[index]
+            inner: List[object] = []
+            for position in range(index, last + 1):
+                node = units[position].node
+                inner.extend([node] if position == index else with_inserts(position, node))
+            inner[0], leading = _without_leading_lines(inner[0])
+            block = cst.With(
+                items=[cst.WithItem(item=cst.parse_expression(text))],
+                body=cst.IndentedBlock(body=inner),
+                leading_lines=leading,
+            )
+            body.extend(with_inserts(index, block))
+            for request in requests:
+                request.applied = True
+            index = last + 1
+            continue
+        body.extend(with_inserts(index, units[index].node))
+        index += 1
+
+    if isinstance(original, cst.SimpleStatementSuite):
+        return cst.IndentedBlock(body=body)
+    return updated.with_changes(body=body)
+
+
+def _bound_names(tree: ast.Module) -> Set[str]:
+    """Names bound at module level (imports and assignments, also inside if/try/with)."""
+    names: Set[str] = set()
+
+    def visit(statements: Iterable[ast.stmt]) -> None:
+        for node in statements:
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    names.add(alias.asname or alias.name.split(".")[0])
+            elif isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    names.add(alias.asname or alias.name)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    for sub in ast.walk(target):
+                        if isinstance(sub, ast.Name):
+                            names.add(sub.id)
+            for attribute in ("body", "orelse", "finalbody"):
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    visit(getattr(node, attribute, []) or [])
+            for handler in getattr(node, "handlers", []) or []:
+                visit(handler.body)
+
+    visit(tree.body)
+    return names
+
+
+def _add_imports(module, modules: Sequence[str]):
+    """``import X`` after the module's leading imports (after its docstring, else at the top)."""
+    import libcst as cst
+
+    body = list(module.body)
+    index = 0
+    if body and isinstance(body[0], cst.SimpleStatementLine) and len(body[0].body) == 1 and \
+            isinstance(body[0].body[0], cst.Expr) and \
+            isinstance(body[0].body[0].value, (cst.SimpleString, cst.ConcatenatedString)):
+        index = 1  # the docstring
+    while index < len(body) and isinstance(body[index], cst.SimpleStatementLine) and all(
+            isinstance(small, (cst.Import, cst.ImportFrom)) for small in body[index].body):
+        index += 1
+    new = [cst.parse_statement(f"import {name}\n") for name in modules]
+    if index == 0 and body:
+        # Comments above the first statement (a coding cookie, a shebang) stay first.
+        body[0], leading = _without_leading_lines(body[0])
+        new[0] = new[0].with_changes(leading_lines=leading)
+    return module.with_changes(body=body[:index] + new + body[index:])
+
+
+def _compiles(source: str) -> Optional[str]:
+    """None if ``source`` compiles, else why not."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(source, "<fixed>", "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST)
+    except SyntaxError as exc:
+        return f"line {exc.lineno}: {exc.msg}"
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def _apply_batch(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix]]:
+    """Apply ``fixes`` to ``source`` in one pass over the concrete syntax tree.
+
+    Returns the new text and the fixes that were applied (or made redundant by a wider wrap);
+    the others -- a target the tree does not hold, a second edit of the same node -- are left
+    for a later round. Raises FixError when the result would not compile.
+    """
+    import libcst as cst
+    from libcst.metadata import MetadataWrapper
+
+    unique: List[Fix] = []
+    seen = set()
+    for fix in fixes:
+        key = (fix.kind, fix.target, fix.text.strip())
+        if fix.kind in KINDS and key not in seen:
+            seen.add(key)
+            unique.append(fix)
+    if not unique:
+        return source, []
+    try:
+        module = cst.parse_module(source)
+    except Exception as exc:  # libcst's ParserSyntaxError, or a grammar it does not know
+        raise FixError(f"libcst cannot parse the module: {exc}".splitlines()[0]) from None
+    columns = _Columns(source)
+    requests = [_Request(fix, columns.char(fix.target[0]), columns.char(fix.target[1]), order)
+                for order, fix in enumerate(unique)]
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    plan = _Plan(wrapper, requests)
+    new_module = wrapper.module.visit(_Editor.make(plan))
+
+    done = [r for r in requests if r.applied or r.covered]
+    applied = [r for r in done if r.applied]
+    if not applied:
+        return source, [r.fix for r in done]
+    tree = ast.parse(source)
+    bound = _bound_names(tree)
+    missing: List[str] = []
+    for request in applied:
+        for name in request.fix.imports:
+            root = name.split(".")[0]
+            if _text_root(request.fix.text or "") in (root, "") and root not in bound \
+                    and name not in missing:
+                missing.append(name)
+    if missing:
+        new_module = _add_imports(new_module, missing)
+    result = new_module.code
+    problem = _compiles(result)
+    if problem is not None:
+        raise FixError(f"the fixed code would not compile ({problem})")
+    return result, [r.fix for r in done]
+
+
+def _apply_checked(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix]]:
+    """``_apply_batch``; when the batch as a whole would not compile, each fix on its own, and
+    then only those that compile alone."""
+    try:
+        return _apply_batch(source, fixes)
+    except FixError:
+        if len(fixes) <= 1:
+            raise
+    good = []
+    for fix in fixes:
+        try:
+            _apply_batch(source, [fix])
+        except FixError:
+            continue
+        good.append(fix)
+    if not good:
+        raise FixError("no fix of this round produces valid code")
+    return _apply_batch(source, good)
+
+
+# --------------------------------------------------------------------------- rounds
+
+
+Linter = Callable[[str], List[Finding]]
+
+
+def _signature(finding: Finding, source: str) -> tuple:
+    """What identifies a finding across rounds, whose edits move lines: its code, message
+    (without numbers) and fix, and the text of the fix's target."""
+    fix = finding.fix
+    target = ""
+    if fix is not None:
+        (line, column), (end_line, end_column) = fix.target
+        lines = physical_lines(source)
+        if 1 <= line <= end_line <= len(lines):
+            chunk = "".join(lines[line - 1:end_line]).encode("utf-8")
+            last = len("".join(lines[line - 1:end_line - 1]).encode("utf-8"))
+            target = chunk[column:last + end_column].decode("utf-8", "ignore")
+    return (finding.code, re.sub(r"\d+", "#", finding.message),
+            fix.kind if fix else None, fix.text if fix else None, " ".join(target.split()))
+
+
+def _wanted(finding: Finding, unsafe: bool) -> bool:
+    return finding.fix is not None and finding.fix.kind in KINDS and (finding.fix.safe or unsafe)
+
+
+@dataclass
+class TextFix:
+    """The outcome of fixing one module's text."""
+
+    source: str  # the fixed text (the input when nothing changed)
+    fixed: int = 0  # findings whose fix was applied and which are gone
+    remaining: List[Finding] = field(default_factory=list)  # findings left in ``source``
+    unresolved: int = 0  # fixes applied whose finding is still reported
+    problem: Optional[str] = None  # why fixing stopped early, if it did
+
+    @property
+    def fixable_remaining(self) -> List[Finding]:
+        return [f for f in self.remaining if f.fix is not None]
+
+
+def _rounds(source: str, findings: List[Finding], lint: Linter, unsafe: bool,
+            codes: Optional[Set[str]] = None, max_rounds: int = MAX_ROUNDS) -> TextFix:
+    current = source
+    attempted: Set[tuple] = set()
+    applied_signatures: List[tuple] = []
+    problem = None
+    for _ in range(max_rounds):
+        candidates = [f for f in findings if _wanted(f, unsafe)
+                      and (codes is None or f.code in codes)
+                      and _signature(f, current) not in attempted]
+        if not candidates:
+            break
+        rank = {kind: number for number, kinds in enumerate(ROUNDS) for kind in kinds}
+        first = min(rank[f.fix.kind] for f in candidates)
+        batch = [f for f in candidates if rank[f.fix.kind] == first]
+        try:
+            new, done = _apply_checked(current, [f.fix for f in batch])
+        except FixError as exc:
+            problem = str(exc)
+            for finding in batch:
+                attempted.add(_signature(finding, current))
+            findings = lint(current)
+            continue
+        done_set = set(done)
+        for finding in batch:
+            if finding.fix in done_set:
+                signature = _signature(finding, current)
+                attempted.add(signature)
+                applied_signatures.append(signature)
+        if not done:  # nothing could be placed: give these up
+            for finding in batch:
+                attempted.add(_signature(finding, current))
+        current = new
+        findings = lint(current)
+    final = findings
+    left = {_signature(f, current) for f in final}
+    unresolved = sum(1 for s in set(applied_signatures) if s in left)
+    fixed = len(set(applied_signatures)) - unresolved
+    return TextFix(current, fixed, final, unresolved, problem)
+
+
+def _newline_free(source: str) -> Tuple[str, bool]:
+    """``source`` with CRLF line endings turned into LF when every line ends in CRLF."""
+    if "\r\n" in source and "\n" not in source.replace("\r\n", ""):
+        return source.replace("\r\n", "\n"), True
+    return source, False
+
+
+def fix_source(source: str, findings: Iterable[Finding], unsafe: bool = False, *,
+               filename: str = "<string>", config: Optional[Config] = None) -> str:
+    """Apply the fixes of ``findings`` (linted on ``source``) and return the new text.
+
+    Unsafe fixes are skipped unless ``unsafe``. Fixes go in rounds (calls, then wraps and
+    decorators, then inserted statements, then ``.detach()`` / ``.item()``); between rounds the
+    module is linted again (``config``, ``# noqa``) and only codes among ``findings`` are
+    fixed further. Raises nothing: a fix that would not compile is left out.
+    """
+    findings = list(findings)
+    config = config or DEFAULT_CONFIG
+    text, crlf = _newline_free(source)
+    codes = {f.code for f in findings}
+    outcome = _rounds(text, findings, _linter(filename, config), unsafe, codes)
+    result = outcome.source
+    if result == text:
+        return source
+    return result.replace("\n", "\r\n") if crlf else result
+
+
+def _linter(filename: str, config: Config, errors: Optional[List[str]] = None) -> Linter:
+    from .engine import lint_source
+
+    def on_error(name: str, where: str, error: BaseException) -> None:
+        if errors is not None:
+            errors.append(f"in {where}: {type(error).__name__}: {error}")
+
+    def lint(source: str) -> List[Finding]:
+        noqa = NoqaIndex(source)
+        if noqa.file_skipped():
+            return []
+        findings = lint_source(source, filename, config, on_error)
+        return noqa.filter(f for f in findings if config.wants(f.code))
+
+    return lint
+
+
+def fix_text(source: str, filename: str = "<string>", config: Optional[Config] = None,
+             unsafe: bool = False) -> TextFix:
+    """Lint ``source`` (selection and ``# noqa`` applied as ``check`` does) and fix it."""
+    config = config or DEFAULT_CONFIG
+    text, crlf = _newline_free(source)
+    errors: List[str] = []
+    lint = _linter(filename, config, errors)
+    outcome = _rounds(text, lint(text), lint, unsafe)
+    if outcome.source == text:
+        outcome.source = source
+    elif crlf:
+        outcome.source = outcome.source.replace("\n", "\r\n")
+    if errors and outcome.problem is None:
+        outcome.problem = "internal error " + "; ".join(dict.fromkeys(errors))
+    return outcome
+
+
+# --------------------------------------------------------------------------- files
+
+
+@dataclass
+class FixResult:
+    """What ``fix_file`` did to one file."""
+
+    path: str
+    fixed: int = 0  # findings fixed (or, with diff_only, that would be)
+    remaining: List[Finding] = field(default_factory=list)
+    changed: bool = False  # the fixed code differs from the file's
+    written: bool = False
+    diff: str = ""  # unified diff of the change (always computed when changed)
+    problem: Optional[str] = None  # why the file was not (fully) fixed
+    error: bool = False  # the problem is an error (exit status 2), not a skipped file
+    unresolved: int = 0
+
+
+def _encoding_of(data: bytes) -> str:
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:
+        return "utf-8"
+    return encoding
+
+
+def encode_source(text: str, data: bytes) -> bytes:
+    """``text`` encoded as the original ``data`` was: same codec, same byte order mark."""
+    encoding = _encoding_of(data)
+    bom = data.startswith(codecs.BOM_UTF8)
+    if encoding == "utf-8-sig":
+        encoding = "utf-8"
+    encoded = text.encode(encoding)
+    return codecs.BOM_UTF8 + encoded if bom else encoded
+
+
+def unified_diff(path: str, old: str, new: str) -> str:
+    name = path.replace(os.sep, "/")
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                 fromfile=f"a/{name}", tofile=f"b/{name}")
+    text = ""
+    for line in lines:
+        text += line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n"
+    return text
+
+
+def _is_read_only(path: str, mode: int) -> bool:
+    return not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or \
+        not os.access(path, os.W_OK)
+
+
+def write_atomically(path: str, data: bytes, expected: bytes, expected_stat: os.stat_result
+                     ) -> Optional[str]:
+    """Replace the file at ``path`` by ``data``; None on success, else why not.
+
+    The data goes to a temporary file in the same folder, with the original's permissions, and
+    replaces the original with ``os.replace``. Refused when the file changed on disk since it
+    was read (other bytes, size or modification time). A symbolic link is followed: its target
+    is replaced and the link stays.
+    """
+    real = os.path.realpath(path)
+    folder = os.path.dirname(real) or "."
+    try:
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{os.path.basename(real)}.", suffix=".tgl-fix", dir=folder)
+    except OSError as exc:
+        return f"cannot write in {folder}: {exc.strerror or exc}"
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, stat.S_IMODE(expected_stat.st_mode))
+        try:
+            os.chown(temporary, expected_stat.st_uid, expected_stat.st_gid)
+        except (OSError, AttributeError):
+            pass  # not ours to change: the new file keeps our ownership
+        try:
+            now = os.stat(real)
+            with open(real, "rb") as current:
+                on_disk = current.read()
+        except OSError as exc:
+            return f"cannot read the file again: {exc.strerror or exc}"
+        if on_disk != expected or now.st_mtime_ns != expected_stat.st_mtime_ns or \
+                now.st_size != expected_stat.st_size:
+            return "the file changed on disk while it was being fixed: left unchanged"
+        os.replace(temporary, real)
+        temporary = ""
+    except OSError as exc:
+        return f"cannot write the fixed file: {exc.strerror or exc}"
+    finally:
+        if temporary:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+    return None
+
+
+def fix_file(path: str, config: Optional[Config] = None, unsafe: bool = False,
+             diff_only: bool = False) -> FixResult:
+    """Fix the file at ``path`` in place (or, with ``diff_only``, only compute the diff)."""
+    config = config or DEFAULT_CONFIG
+    result = FixResult(path)
+    try:
+        before = os.stat(path)
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except IsADirectoryError:
+        result.problem = "cannot fix: is a directory"
+        return result
+    except OSError as exc:
+        result.problem = f"cannot fix: {exc.strerror or exc}"
+        return result
+    try:
+        source = decode_source(data, path)
+    except SourceError as exc:
+        result.problem = f"cannot fix: {exc.reason}"
+        return result
+
+    from .cli import parse_module  # the reason Python gives for a syntax error
+
+    tree, reason = parse_module(source, path)
+    if tree is None:
+        result.problem = f"cannot fix: {reason}"
+        return result
+    try:
+        outcome = fix_text(source, path, config, unsafe)
+    except Exception as exc:  # noqa: BLE001 -- report, never break the run or the file
+        result.problem = f"internal error while fixing: {type(exc).__name__}: {exc} " \
+                         "(please report it)"
+        result.error = True
+        return result
+    result.fixed = outcome.fixed
+    result.remaining = outcome.remaining
+    result.unresolved = outcome.unresolved
+    if outcome.problem:
+        result.problem = f"internal error: {outcome.problem} (please report it)"
+        result.error = True
+    new = outcome.source
+    if new == source:
+        result.fixed = 0
+        return result
+    problem = _compiles(new)
+    if problem is not None:  # _apply_batch checks it already; never write broken code
+        result.problem = f"internal error: the fixed code would not compile ({problem}); " \
+                         "left unchanged (please report it)"
+        result.error = True
+        result.fixed = 0
+        return result
+    result.changed = True
+    result.diff = unified_diff(path, source, new)
+    if diff_only:
+        return result
+    try:
+        encoded = encode_source(new, data)
+    except UnicodeEncodeError as exc:
+        result.problem = f"cannot fix: the fixed code cannot be encoded as {exc.encoding}"
+        result.error = True
+        return result
+    if _is_read_only(path, before.st_mode):
+        result.problem = "cannot fix: the file is read-only; left unchanged"
+        result.error = True
+        return result
+    failure = write_atomically(path, encoded, data, before)
+    if failure is not None:
+        result.problem = f"cannot fix: {failure}"
+        result.error = True
+        return result
+    result.written = True
+    return result
