@@ -1,4 +1,4 @@
-"""The integrations users rely on, run for real: pre-commit hooks, a language server, config snippets.
+"""The integrations users rely on, run for real: pre-commit, a language server, config snippets.
 
 - ``.pre-commit-hooks.yaml``: ``pre-commit try-repo`` installs this repository into a fresh
   virtual environment (pip, from PyPI for the dependencies) and runs each hook on a throw-away git
@@ -33,7 +33,13 @@ from torchgradlint.findings import FixtureMarks
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"
 BAD_FIXTURE = FIXTURES / "TGL103" / "bad_with_no_grad_uncalled.py"  # the safe-fix rule
-CLEAN = "import torch\n\n\ndef predict(model, x):\n    model.eval()\n    with torch.no_grad():\n        return model(x)\n"
+CLEAN = (
+    "import torch\n\n\n"
+    "def predict(model, x):\n"
+    "    model.eval()\n"
+    "    with torch.no_grad():\n"
+    "        return model(x)\n"
+)
 
 # First run builds pre-commit's environment (pip install of this repository): allow for a slow
 # index; later runs reuse it.
@@ -109,7 +115,20 @@ def snapshot_of_working_tree(dest: Path) -> str:
     return git("rev-parse", "HEAD", cwd=dest).strip()
 
 
+DOCUMENTED_REPO = "https://github.com/torchgradlint/torchgradlint"
+# The hook lists docs/integrations.md shows (checked by test_documented_pre_commit_configs).
+CHECK_ONLY = ["torchgradlint"]
+FIX_THEN_CHECK = ["torchgradlint-fix", "torchgradlint"]
+
+
 class HookRepo:
+    """The snapshot of this working tree, as a hook repository at ``rev``.
+
+    ``try-repo`` builds the hook environment in a fresh temporary store on every call (~30 s);
+    ``run`` with a configuration naming the snapshot and its ``rev`` -- what a user's
+    ``.pre-commit-config.yaml`` does -- builds it once in ``home`` and reuses it.
+    """
+
     def __init__(self, path: Path, rev: str, home: Path):
         self.path, self.rev, self.home = path, rev, home
 
@@ -121,12 +140,22 @@ class HookRepo:
         started = time.monotonic()
         done = subprocess.run([sys.executable, "-m", "pre_commit", *args], cwd=str(cwd), env=env,
                               capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
-        done.elapsed = time.monotonic() - started  # type: ignore[attr-defined]
+        print(f"pre-commit {args[0]} in {cwd.name}: {time.monotonic() - started:.1f} s")
         return done
 
-    def try_repo(self, hook: str, cwd: Path) -> subprocess.CompletedProcess:
-        return self.pre_commit("try-repo", str(self.path), hook, "--ref", self.rev,
-                               "--all-files", "--color", "never", cwd=cwd)
+    def try_repo(self, cwd: Path, hook: Optional[str] = None) -> subprocess.CompletedProcess:
+        """``pre-commit try-repo``: every hook of the repository, or ``hook``."""
+        return self.pre_commit("try-repo", str(self.path), *([hook] if hook else []),
+                               "--ref", self.rev, "--all-files", "--color", "never", cwd=cwd)
+
+    def config(self, hooks: List[str]) -> str:
+        """A ``.pre-commit-config.yaml`` running ``hooks`` from this repository."""
+        listed = "".join(f"      - id: {hook}\n" for hook in hooks)
+        return f"repos:\n  - repo: {self.path}\n    rev: {self.rev}\n    hooks:\n{listed}"
+
+    def run(self, cwd: Path) -> subprocess.CompletedProcess:
+        """``pre-commit run --all-files`` with the repository's own configuration."""
+        return self.pre_commit("run", "--all-files", "--color", "never", cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +172,22 @@ def show(done: subprocess.CompletedProcess) -> str:
     return f"exit {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
 
 
+def fix_command_available() -> bool:
+    """``torchgradlint fix`` exists (it was written after the hook was declared)."""
+    done = subprocess.run([sys.executable, "-m", "torchgradlint", "fix", "--help"],
+                          cwd=str(REPO), capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    return done.returncode == 0
+
+
+def hook_status(hook_name: str, status: str, output: str) -> bool:
+    """pre-commit's summary line for a hook: ``name......Passed``."""
+    return re.search(rf"^{re.escape(hook_name)}\.+{status}$", output, re.M) is not None
+
+
 def test_hook_definitions():
     yaml = pytest.importorskip("yaml")
-    hooks = {hook["id"]: hook for hook in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
+    manifest = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    hooks = {hook["id"]: hook for hook in manifest}
     assert set(hooks) == {"torchgradlint", "torchgradlint-fix"}
     assert hooks["torchgradlint"]["entry"] == "torchgradlint check --force-exclude"
     assert hooks["torchgradlint-fix"]["entry"] == "torchgradlint fix --force-exclude"
@@ -153,109 +195,118 @@ def test_hook_definitions():
         assert hook["language"] == "python"
         assert hook["types"] == ["python"]
         assert hook["require_serial"] is False
-        # the entry's options exist (argparse exits 2 on an unknown option)
+        # the entry's options exist: argparse exits 2 on an unknown option
         command = hook["entry"].split()[1:]
         if command[0] == "fix" and not fix_command_available():
             continue
-        done = subprocess.run([sys.executable, "-m", "torchgradlint", *command, "--show-files"]
-                              if command[0] == "check" else
-                              [sys.executable, "-m", "torchgradlint", *command, "--help"],
+        done = subprocess.run([sys.executable, "-m", "torchgradlint", *command, "--show-files"],
                               cwd=str(REPO), capture_output=True, text=True, timeout=RUN_TIMEOUT)
         assert done.returncode == 0, show(done)
 
 
-def test_pre_commit_check_hook(hook_repo, tmp_path):
+def test_pre_commit_try_repo(hook_repo, tmp_path):
+    """``pre-commit try-repo`` installs the hooks from the repository and runs them all: the
+    check hook fails with the finding, the fix hook repairs the file."""
+    fix = fix_command_available()
     bad_line = marked(BAD_FIXTURE)[0][0]
     bad = git_repository(tmp_path / "bad", {
         "train.py": BAD_FIXTURE.read_text(encoding="utf-8"),
         "predict.py": CLEAN,
         "README.md": "with torch.no_grad:  not Python, not linted\n",
     })
-    done = hook_repo.try_repo("torchgradlint", cwd=bad)
-    print(f"first try-repo (builds the hook environment): {done.elapsed:.1f} s")
+    # every hook of the manifest, in id order: torchgradlint, then torchgradlint-fix
+    done = hook_repo.try_repo(cwd=bad, hook=None if fix else "torchgradlint")
     assert done.returncode == 1, show(done)
-    assert re.search(r"^torchgradlint\.+Failed$", done.stdout, re.M), show(done)
+    assert hook_status("torchgradlint", "Failed", done.stdout), show(done)
     assert re.search(rf"^train\.py:{bad_line}:\d+: TGL103 ", done.stdout, re.M), show(done)
     assert "predict.py:" not in done.stdout and "README.md:" not in done.stdout, show(done)
+    assert (bad / "predict.py").read_text(encoding="utf-8") == CLEAN
+    if fix:
+        assert hook_status("torchgradlint (fix)", "Failed", done.stdout), show(done)
+        assert "files were modified by this hook" in done.stdout, show(done)
+        fixed = (bad / "train.py").read_text(encoding="utf-8").splitlines()
+        assert fixed[bad_line - 1].lstrip().startswith("with torch.no_grad():"), show(done)
 
-    clean = git_repository(tmp_path / "clean", {"predict.py": CLEAN})
-    done = hook_repo.try_repo("torchgradlint", cwd=clean)
+
+def test_pre_commit_check_hook(hook_repo, tmp_path):
+    bad_line = marked(BAD_FIXTURE)[0][0]
+    bad = git_repository(tmp_path / "bad", {
+        ".pre-commit-config.yaml": hook_repo.config(CHECK_ONLY),
+        "train.py": BAD_FIXTURE.read_text(encoding="utf-8"),
+        "predict.py": CLEAN,
+    })
+    done = hook_repo.run(cwd=bad)
+    assert done.returncode == 1, show(done)
+    assert re.search(rf"^train\.py:{bad_line}:\d+: TGL103 ", done.stdout, re.M), show(done)
+    assert (bad / "train.py").read_text(encoding="utf-8") == BAD_FIXTURE.read_text(encoding="utf-8")
+
+    clean = git_repository(tmp_path / "clean", {
+        ".pre-commit-config.yaml": hook_repo.config(CHECK_ONLY),
+        "predict.py": CLEAN,
+    })
+    done = hook_repo.run(cwd=clean)
     assert done.returncode == 0, show(done)
-    assert re.search(r"^torchgradlint\.+Passed$", done.stdout, re.M), show(done)
+    assert hook_status("torchgradlint", "Passed", done.stdout), show(done)
 
     # pre-commit names every file; --force-exclude makes [tool.torchgradlint] exclude apply.
     excluded = git_repository(tmp_path / "excluded", {
+        ".pre-commit-config.yaml": hook_repo.config(CHECK_ONLY),
         "pyproject.toml": '[tool.torchgradlint]\nexclude = ["generated"]\n',
         "predict.py": CLEAN,
         "generated/train.py": BAD_FIXTURE.read_text(encoding="utf-8"),
     })
-    done = hook_repo.try_repo("torchgradlint", cwd=excluded)
+    done = hook_repo.run(cwd=excluded)
     assert done.returncode == 0, show(done)
     assert "TGL103" not in done.stdout, show(done)
 
 
-def fix_command_available() -> bool:
-    done = subprocess.run([sys.executable, "-m", "torchgradlint", "fix", "--help"],
-                          cwd=str(REPO), capture_output=True, text=True, timeout=RUN_TIMEOUT)
-    return done.returncode == 0
-
-
-def test_pre_commit_fix_hook(hook_repo, tmp_path):
+def test_pre_commit_fix_then_check(hook_repo, tmp_path):
     if not fix_command_available():
         pytest.skip("`torchgradlint fix` does not exist yet")
     bad_line = marked(BAD_FIXTURE)[0][0]
     project = git_repository(tmp_path / "project", {
+        ".pre-commit-config.yaml": hook_repo.config(FIX_THEN_CHECK),
         "train.py": BAD_FIXTURE.read_text(encoding="utf-8"),
         "predict.py": CLEAN,
     })
-    done = hook_repo.try_repo("torchgradlint-fix", cwd=project)
+    done = hook_repo.run(cwd=project)
     assert done.returncode == 1, show(done)  # pre-commit fails a hook that modifies files
-    assert re.search(r"^torchgradlint \(fix\)\.+Failed$", done.stdout, re.M), show(done)
+    assert hook_status("torchgradlint (fix)", "Failed", done.stdout), show(done)
+    assert "files were modified by this hook" in done.stdout, show(done)
+    assert hook_status("torchgradlint", "Passed", done.stdout), show(done)  # nothing left
     fixed = (project / "train.py").read_text(encoding="utf-8").splitlines()
     assert fixed[bad_line - 1].lstrip().startswith("with torch.no_grad():"), show(done)
     assert (project / "predict.py").read_text(encoding="utf-8") == CLEAN
     assert lint_file(str(project / "train.py")) == []
 
-    done = hook_repo.try_repo("torchgradlint-fix", cwd=project)  # nothing left to fix
+    done = hook_repo.run(cwd=project)  # nothing left to fix
     assert done.returncode == 0, show(done)
-    assert re.search(r"^torchgradlint \(fix\)\.+Passed$", done.stdout, re.M), show(done)
+    assert hook_status("torchgradlint (fix)", "Passed", done.stdout), show(done)
+    assert hook_status("torchgradlint", "Passed", done.stdout), show(done)
 
 
 def fenced_blocks(markdown: str, language: str) -> List[str]:
     return re.findall(rf"^```{language}\n(.*?)^```", markdown, re.M | re.S)
 
 
-def test_documented_pre_commit_config(hook_repo, tmp_path):
-    """The first pre-commit configuration in docs/integrations.md, as a user copies it, with only
-    the repository and ``rev`` pointed at the snapshot of this working tree."""
+def test_documented_pre_commit_configs():
+    """docs/integrations.md's configurations name published hooks, and its first two examples
+    are the hook lists run above."""
     yaml = pytest.importorskip("yaml")
     docs = (REPO / "docs" / "integrations.md").read_text(encoding="utf-8")
-    configs = [yaml.safe_load(block) for block in fenced_blocks(docs, "yaml")]
-    configs = [c for c in configs if isinstance(c, dict) and "repos" in c]
-    assert configs, "docs/integrations.md has no .pre-commit-config.yaml example"
+    blocks = [yaml.safe_load(block) for block in fenced_blocks(docs, "yaml")]  # all valid YAML
+    configs = [block for block in blocks if isinstance(block, dict) and "repos" in block]
     published = {hook["id"] for hook in
-                 yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
-    for config in configs:  # every example names hooks that exist
+                 yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))}
+    ours = []
+    for config in configs:
         for repo in config["repos"]:
-            if repo["repo"].endswith("/torchgradlint"):
-                assert repo["rev"], repo
-                assert {hook["id"] for hook in repo["hooks"]} <= published, repo
-
-    config = configs[0]
-    assert [repo["repo"] for repo in config["repos"]] == \
-        ["https://github.com/torchgradlint/torchgradlint"], "the first example is ours alone"
-    config["repos"][0].update(repo=str(hook_repo.path), rev=hook_repo.rev)
-    ids = [hook["id"] for hook in config["repos"][0]["hooks"]]
-    if "torchgradlint-fix" in ids and not fix_command_available():
-        config["repos"][0]["hooks"] = [h for h in config["repos"][0]["hooks"]
-                                       if h["id"] != "torchgradlint-fix"]
-    project = git_repository(tmp_path / "project", {
-        ".pre-commit-config.yaml": yaml.safe_dump(config),
-        "train.py": BAD_FIXTURE.read_text(encoding="utf-8"),
-    })
-    done = hook_repo.pre_commit("run", "--all-files", "--color", "never", cwd=project)
-    assert done.returncode == 1, show(done)
-    assert "TGL103" in done.stdout or "train.py" in done.stdout, show(done)
+            assert repo.get("rev") and repo.get("hooks"), repo
+            if repo["repo"] == DOCUMENTED_REPO:
+                ids = [hook["id"] for hook in repo["hooks"]]
+                assert set(ids) <= published, repo
+                ours.append(ids)
+    assert ours[:2] == [CHECK_ONLY, FIX_THEN_CHECK]
 
 
 # --------------------------------------------------------------------------- the README snippet
@@ -288,12 +339,13 @@ def main(loader):
 '''
 
 PREDICT_WITH_CONSTRUCTOR = '''\
+import torch
 from utils import {constructor}
 
 
 def predict(loader):
-    net = {constructor}()
-    return [net(x).argmax(1) for x in loader]
+    thing = {constructor}()
+    return torch.cat([thing(x).argmax(1) for x in loader])
 '''
 
 
@@ -305,6 +357,12 @@ def flake8(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 def tgl_lines(output: str) -> List[str]:
     return [line for line in output.splitlines() if re.match(r"[^:]+:\d+:\d+: TGL\d{3} ", line)]
+
+
+def reported(found: List[str], path: str, code: str, line: Optional[int] = None) -> bool:
+    """flake8 reported ``code`` in ``path`` (at ``line``)."""
+    where = f"./{path}:{line}:" if line else f"./{path}:"
+    return any(text.startswith(where) and f" {code} " in text for text in found)
 
 
 @pytest.mark.parametrize("config_name", ["setup.cfg", "tox.ini", ".flake8"])
@@ -325,25 +383,27 @@ def test_readme_flake8_snippet(tmp_path, config_name):
                                           encoding="utf-8")
     (tmp_path / "predict.py").write_text(PREDICT_WITH_CONSTRUCTOR.format(constructor=constructor),
                                          encoding="utf-8")
+    forward_line = next(number for number, text in
+                        enumerate(PREDICT_WITH_CONSTRUCTOR.splitlines(), 1) if "thing(x)" in text)
+    (tmp_path / "style.py").write_text("import os\n", encoding="utf-8")  # F401, not TGL
 
     # Without configuration: the bug in train.py; the constructor's result is not known as a model.
     done = flake8(tmp_path, "--isolated")
     found = tgl_lines(done.stdout)
-    assert any(line.startswith(f"./train.py:{bad_line}:") and " TGL103 " in line for line in found), done.stdout
+    assert reported(found, "train.py", "TGL103", bad_line), done.stdout
     assert not any(line.startswith("./predict.py:") for line in found), done.stdout
 
     (tmp_path / config_name).write_text(snippet, encoding="utf-8")
     done = flake8(tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     found = tgl_lines(done.stdout)
-    assert any(line.startswith(f"./train.py:{bad_line}:") and " TGL103 " in line for line in found), done.stdout
-    # the configured constructor makes `net` a model: its forward pass in predict() is evaluation
-    assert any(line.startswith("./predict.py:6:") and " TGL101 " in line for line in found), done.stdout
+    assert reported(found, "train.py", "TGL103", bad_line), done.stdout
+    # the configured constructor makes `thing` a model: its forward pass in predict() is evaluation
+    assert reported(found, "predict.py", "TGL101", forward_line), done.stdout
     # the configured decorator disables autograd in evaluate()
     assert not any(line.startswith("./evaluate.py:") for line in found), done.stdout
     # extend-select keeps flake8's own checks
-    assert re.search(r"^\./\S+:\d+:\d+: [EFW]\d{3} ", done.stdout, re.M) or \
-        "train.py" in done.stdout, done.stdout
+    assert re.search(r"^\./style\.py:1:1: F401 ", done.stdout, re.M), done.stdout
 
 
 def test_flake8_reads_the_decorator_setting_from_its_config(tmp_path):
@@ -356,7 +416,8 @@ def test_flake8_reads_the_decorator_setting_from_its_config(tmp_path):
                                           encoding="utf-8")
     (tmp_path / "setup.cfg").write_text(snippet, encoding="utf-8")
     done = flake8(tmp_path, "--select=TGL")
-    assert [line.split(": ")[1].split()[0] for line in tgl_lines(done.stdout)] == ["TGL101"], done.stdout
+    codes = [line.split(": ")[1].split()[0] for line in tgl_lines(done.stdout)]
+    assert codes == ["TGL101"], done.stdout
 
     (tmp_path / "setup.cfg").write_text(
         snippet.replace(key_line, key_line.split("=")[0] + "= eval_guard"), encoding="utf-8")
@@ -378,7 +439,8 @@ class LanguageServer:
         self.notifications: List[Dict[str, Any]] = []
         self.next_id = 0
         threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=lambda: self.stderr.extend(self.process.stderr), daemon=True).start()
+        threading.Thread(target=lambda: self.stderr.extend(self.process.stderr),
+                         daemon=True).start()
 
     def _read(self) -> None:
         stream = self.process.stdout
@@ -457,6 +519,12 @@ PYLSP_SETTINGS = {"pylsp": {"plugins": {
     "pyflakes": {"enabled": False},
     "mccabe": {"enabled": False},
 }}}
+
+
+def test_documented_pylsp_settings_are_the_tested_ones():
+    docs = (REPO / "docs" / "integrations.md").read_text(encoding="utf-8")
+    documented = [json.loads(block) for block in fenced_blocks(docs, "json") if '"pylsp"' in block]
+    assert documented == [PYLSP_SETTINGS]
 
 
 def test_python_lsp_server_flake8_plugin(tmp_path):

@@ -1,9 +1,13 @@
-"""The standalone command line: ``torchgradlint check | rules | explain``.
+"""The standalone command line: ``torchgradlint check | fix | rules | explain``.
 
 ``check`` reports exactly what the flake8 plugin reports: both run ``engine.lint_source`` on the
 file's text, and the CLI then applies the selection and ``# noqa`` comments the way flake8 does.
 Exit status: 0 no findings, 1 findings, 2 usage error, configuration error, missing path or
 internal error (and, with ``--strict``, a file that could not be read, decoded or parsed).
+
+``fix`` finds the same findings (same discovery, configuration, selection and ``# noqa``) and
+applies their fixes with ``torchgradlint.fix``; exit status 0 when no finding remains, 1 when
+some remain, 2 on errors.
 """
 
 from __future__ import annotations
@@ -180,6 +184,44 @@ def _jobs(value: str) -> int:
     return number
 
 
+def _add_lint_options(command: argparse.ArgumentParser) -> None:
+    """Rule selection, files, analysis and configuration: the same for ``check`` and ``fix``."""
+    selection = command.add_argument_group("rule selection (codes or prefixes, comma separated)")
+    selection.add_argument("--select", action=_ListAction, metavar="CODES",
+                           help="report only these (replaces the configured select)")
+    selection.add_argument("--extend-select", action=_ListAction, metavar="CODES", default=[],
+                           help="report these too")
+    selection.add_argument("--ignore", action=_ListAction, metavar="CODES",
+                           help="do not report these (replaces the configured ignore)")
+    selection.add_argument("--extend-ignore", action=_ListAction, metavar="CODES", default=[],
+                           help="do not report these either")
+    files = command.add_argument_group("files")
+    files.add_argument("--exclude", action=_ListAction, metavar="GLOBS",
+                       help="skip files and folders matching these globs (replaces the "
+                       "configured exclude)")
+    files.add_argument("--extend-exclude", action=_ListAction, metavar="GLOBS", default=[],
+                       help="skip these too")
+    files.add_argument("--force-exclude", action="store_true",
+                       help="apply exclusions to paths named on the command line as well")
+    files.add_argument("--stdin-filename", metavar="NAME",
+                       help="the name to report for source read from standard input")
+    files.add_argument("--show-files", action="store_true",
+                       help="list the files that would be linted and exit")
+    analysis = command.add_argument_group("analysis")
+    analysis.add_argument("--no-grad-decorators", action=_ListAction, metavar="NAMES",
+                          default=[], help="project helpers that disable autograd (added to the "
+                          "configured ones)")
+    analysis.add_argument("--model-constructors", action=_ListAction, metavar="NAMES",
+                          default=[], help="project functions that return an nn.Module (added "
+                          "to the configured ones)")
+    config = command.add_argument_group("configuration")
+    config.add_argument("--config", metavar="FILE",
+                        help="read [tool.torchgradlint] from FILE instead of searching for "
+                        "pyproject.toml")
+    config.add_argument("--isolated", action="store_true",
+                        help="ignore every configuration file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="torchgradlint",
@@ -201,40 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="report format (default: text)")
     check.add_argument("-o", "--output-file", metavar="FILE",
                        help="write the report to FILE instead of standard output")
-    selection = check.add_argument_group("rule selection (codes or prefixes, comma separated)")
-    selection.add_argument("--select", action=_ListAction, metavar="CODES",
-                           help="report only these (replaces the configured select)")
-    selection.add_argument("--extend-select", action=_ListAction, metavar="CODES", default=[],
-                           help="report these too")
-    selection.add_argument("--ignore", action=_ListAction, metavar="CODES",
-                           help="do not report these (replaces the configured ignore)")
-    selection.add_argument("--extend-ignore", action=_ListAction, metavar="CODES", default=[],
-                           help="do not report these either")
-    files = check.add_argument_group("files")
-    files.add_argument("--exclude", action=_ListAction, metavar="GLOBS",
-                       help="skip files and folders matching these globs (replaces the "
-                       "configured exclude)")
-    files.add_argument("--extend-exclude", action=_ListAction, metavar="GLOBS", default=[],
-                       help="skip these too")
-    files.add_argument("--force-exclude", action="store_true",
-                       help="apply exclusions to paths named on the command line as well")
-    files.add_argument("--stdin-filename", metavar="NAME",
-                       help="the name to report for source read from standard input")
-    files.add_argument("--show-files", action="store_true",
-                       help="list the files that would be linted and exit")
-    analysis = check.add_argument_group("analysis")
-    analysis.add_argument("--no-grad-decorators", action=_ListAction, metavar="NAMES",
-                          default=[], help="project helpers that disable autograd (added to the "
-                          "configured ones)")
-    analysis.add_argument("--model-constructors", action=_ListAction, metavar="NAMES",
-                          default=[], help="project functions that return an nn.Module (added "
-                          "to the configured ones)")
-    config = check.add_argument_group("configuration")
-    config.add_argument("--config", metavar="FILE",
-                        help="read [tool.torchgradlint] from FILE instead of searching for "
-                        "pyproject.toml")
-    config.add_argument("--isolated", action="store_true",
-                        help="ignore every configuration file")
+    _add_lint_options(check)
     run = check.add_argument_group("run")
     run.add_argument("-j", "--jobs", type=_jobs, default=0, metavar="N",
                      help="worker processes (default 0: one per CPU)")
@@ -245,6 +254,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true",
                      help="say which configuration file is used; print tracebacks of internal "
                      "errors")
+
+    fix = commands.add_parser(
+        "fix", help="apply the fixes of the findings",
+        description="Fix findings in place: the same files, configuration, selection and "
+        "# noqa as check. Only safe fixes unless --unsafe-fixes. Exit status: 0 when no "
+        "finding remains, 1 when findings remain (or, with --diff, when a file would change), "
+        "2 on errors.",
+    )
+    fix.add_argument("paths", nargs="*", metavar="PATH", default=None,
+                     help="files or directories (default: the current directory; - reads "
+                     "standard input and writes the fixed code to standard output)")
+    fix.add_argument("--diff", action="store_true",
+                     help="print a unified diff of the fixes and write nothing")
+    fix.add_argument("--unsafe-fixes", action="store_true",
+                     help="also apply the fixes marked unsafe (review them)")
+    _add_lint_options(fix)
+    fix_run = fix.add_argument_group("run")
+    fix_run.add_argument("-j", "--jobs", type=_jobs, default=0, metavar="N",
+                         help="worker processes (default 0: one per CPU)")
+    fix_run.add_argument("--strict", action="store_true",
+                         help="exit 2 when a file cannot be read, decoded or parsed")
+    fix_run.add_argument("--exit-zero", action="store_true",
+                         help="exit 0 even when findings remain (errors still exit 2)")
+    fix_run.add_argument("-v", "--verbose", action="store_true",
+                         help="say which configuration file is used; print tracebacks of "
+                         "internal errors")
 
     rules = commands.add_parser("rules", help="list the rules",
                                 description="List every rule: code, name, fix safety, summary.")
@@ -363,6 +398,154 @@ def command_check(args: argparse.Namespace) -> int:
     return status
 
 
+def _fix_task(path: str, config: Config, unsafe: bool, diff_only: bool):
+    from .fix import fix_file
+
+    return fix_file(path, config, unsafe=unsafe, diff_only=diff_only)
+
+
+def fix_all(paths: Sequence[str], config: Config, unsafe: bool, diff_only: bool, jobs: int):
+    """Fix files, in worker processes when there are several files and jobs."""
+    if jobs > 1 and len(paths) > 1:
+        from concurrent.futures.process import BrokenProcessPool
+
+        workers = min(jobs, len(paths))
+        chunksize = max(1, len(paths) // (workers * 4))
+        try:
+            with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+                return list(pool.map(_fix_task, paths, repeat(config), repeat(unsafe),
+                                     repeat(diff_only), chunksize=chunksize))
+        except (OSError, NotImplementedError, BrokenProcessPool):
+            pass  # no process support here (or a worker died): fix in this process
+    return [_fix_task(path, config, unsafe, diff_only) for path in paths]
+
+
+def _plural(number: int, word: str) -> str:
+    return f"{number} {word}{'' if number == 1 else 's'}"
+
+
+def _fix_summary(fixed: int, files: int, remaining: List[Finding], unsafe: bool,
+                 diff_only: bool) -> str:
+    verb = "would fix" if diff_only else "fixed"
+    text = f"{verb} {_plural(fixed, 'finding')} in {_plural(files, 'file')}; {len(remaining)} remain"
+    hidden = sum(1 for f in remaining if f.fix is not None and not f.fix.safe)
+    if hidden and not unsafe:
+        text += f" ({hidden} with an unsafe fix: --unsafe-fixes)"
+    return text
+
+
+def command_fix(args: argparse.Namespace) -> int:
+    paths = args.paths or ["."]
+    if paths.count(STDIN) > 1 or (STDIN in paths and len(paths) > 1):
+        _error("'-' (standard input) cannot be combined with other paths")
+        return EXIT_ERROR
+    try:
+        settings = settings_for(
+            [args.stdin_filename or os.getcwd()] if paths == [STDIN] else paths,
+            _options(args),
+            config_file=args.config,
+            isolated=args.isolated,
+        )
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    config = settings.config
+    if not config.select:
+        print("torchgradlint: warning: the selection leaves no rule to run", file=sys.stderr)
+    if args.verbose:
+        print(f"torchgradlint: configuration: {settings.source or 'none (defaults)'}",
+              file=sys.stderr)
+    if paths == [STDIN]:
+        return _fix_stdin(args, settings, config)
+
+    status = EXIT_CLEAN
+    found = discover(paths, settings.exclude, force_exclude=args.force_exclude)
+    for missing in found.missing:
+        print(f"{missing}: cannot fix: no such file or directory", file=sys.stderr)
+        status = EXIT_ERROR
+    files = sorted_paths(found.files)
+    if args.show_files:
+        sys.stdout.write("".join(f"{path}\n" for path in files))
+        return status
+    if not files and not found.missing:
+        print("torchgradlint: warning: no Python files found", file=sys.stderr)
+    jobs = args.jobs or os.cpu_count() or 1
+    results = fix_all(files, config, args.unsafe_fixes, args.diff, jobs)
+
+    reports: List[Report] = []
+    fixed = changed = 0
+    for result in results:
+        if result.problem is not None:
+            print(f"{result.path}: {result.problem}", file=sys.stderr)
+            if result.error or args.strict:
+                status = EXIT_ERROR
+        if result.changed and (result.written or args.diff):
+            fixed += result.fixed
+            changed += 1
+            if args.diff:
+                sys.stdout.write(result.diff)
+        reports.extend(Report(result.path, finding) for finding in result.remaining)
+    reports.sort(key=lambda r: (path_sort_key(r.path), r.line, r.column, r.finding.code))
+    if not args.diff:
+        sys.stdout.write(FORMATTERS["text"](reports, []))
+    sys.stdout.flush()
+    remaining = [report.finding for report in reports]
+    print(_fix_summary(fixed, changed, remaining, args.unsafe_fixes, args.diff), file=sys.stderr)
+    if status == EXIT_CLEAN and not args.exit_zero and (remaining or (args.diff and changed)):
+        status = EXIT_FINDINGS
+    return status
+
+
+def _fix_stdin(args: argparse.Namespace, settings, config: Config) -> int:
+    """Fix the module on standard input; the fixed code (or the diff) goes to standard
+    output, the findings that remain to standard error."""
+    from .fix import encode_source, fix_text, unified_diff
+
+    name = args.stdin_filename or STDIN
+    if args.show_files:
+        print(name)
+        return EXIT_CLEAN
+    data = sys.stdin.buffer.read()
+    excluded = args.stdin_filename and is_excluded(name, settings.exclude, folders=True)
+    if args.force_exclude and excluded:
+        if not args.diff:
+            sys.stdout.buffer.write(data)
+        return EXIT_CLEAN
+    try:
+        source = decode_source(data, name)
+    except SourceError as exc:
+        print(f"{name}: cannot fix: {exc.reason}", file=sys.stderr)
+        if not args.diff:
+            sys.stdout.buffer.write(data)
+        return EXIT_ERROR if args.strict else EXIT_CLEAN
+    status = EXIT_CLEAN
+    tree, reason = parse_module(source, name)
+    if tree is None:
+        print(f"{name}: cannot fix: {reason}", file=sys.stderr)
+        new, fixed, remaining = source, 0, []
+        status = EXIT_ERROR if args.strict else EXIT_CLEAN
+    else:
+        outcome = fix_text(source, name, config, args.unsafe_fixes)
+        if outcome.problem:
+            print(f"{name}: internal error: {outcome.problem} (please report it)",
+                  file=sys.stderr)
+            status = EXIT_ERROR
+        new, fixed, remaining = outcome.source, outcome.fixed, outcome.remaining
+    if args.diff:
+        sys.stdout.write(unified_diff(name, source, new) if new != source else "")
+    else:
+        sys.stdout.buffer.write(encode_source(new, data) if new != source else data)
+    sys.stdout.flush()
+    reports = [Report(name, finding) for finding in remaining]
+    sys.stderr.write(FORMATTERS["text"](reports, []))
+    print(_fix_summary(fixed, int(new != source), remaining, args.unsafe_fixes, args.diff),
+          file=sys.stderr)
+    if status == EXIT_CLEAN and not args.exit_zero and (
+            remaining or (args.diff and new != source)):
+        status = EXIT_FINDINGS
+    return status
+
+
 def _fix_label(rule: RuleInfo) -> str:
     return {"safe": "safe fix", "unsafe": "unsafe fix"}.get(rule.fix_safety, "no fix")
 
@@ -404,7 +587,8 @@ def command_explain(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
-COMMANDS = {"check": command_check, "rules": command_rules, "explain": command_explain}
+COMMANDS = {"check": command_check, "fix": command_fix, "rules": command_rules,
+            "explain": command_explain}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

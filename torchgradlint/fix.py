@@ -10,11 +10,12 @@ Layers:
 - :func:`fix_source` applies the fixes of a list of findings to a module's text. Several findings
   may carry the same fix (three forwards in one evaluation loop, one ``wrap``): it is applied
   once. Fixes that change what the analysis sees -- a ``call`` (``no_grad`` -> ``no_grad()``,
-  ``model.eval`` -> ``model.eval()``), then a ``wrap`` / ``decorate`` (grad mode), then an
+  ``model.eval`` -> ``model.eval()``), then a ``wrap`` / ``decorate`` (grad mode) or an
   ``insert-before`` (module mode), then a ``method`` (``.detach()`` / ``.item()``) -- go in that
-  order, one kind per round, and the module is linted again between rounds: wrapping an
-  evaluation loop in ``no_grad`` already cures the loss accumulated in it, which then needs no
-  ``.item()``.
+  order, one group per round, and the module is linted again between rounds: calling
+  ``model.eval`` already puts the model in eval mode, which then needs no inserted
+  ``model.eval()``; wrapping an evaluation loop in ``no_grad`` already cures the loss accumulated
+  in it, which then needs no ``.item()``.
 - :func:`fix_text` lints a module itself (selection and ``# noqa`` as in ``check``) and fixes it.
 - :func:`fix_file` reads a file, fixes it and writes it back safely: same encoding, byte order
   mark and line endings; only when the code changed and still compiles; atomically (temporary
@@ -34,6 +35,7 @@ import stat
 import tempfile
 import tokenize
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
@@ -42,9 +44,8 @@ from .findings import Finding, Fix
 from .noqa import NoqaIndex, physical_lines
 from .sourcefile import SourceError, decode_source
 
-# Fix kinds in the order they are applied: one kind per round, the module linted in between.
-ROUNDS: Tuple[Tuple[str, ...], ...] = (("call",), ("wrap", "decorate"), ("insert-before",),
-                                       ("method",))
+# Fix kinds in the order they are applied: one group per round, the module linted in between.
+ROUNDS: Tuple[Tuple[str, ...], ...] = (("call",), ("wrap", "decorate", "insert-before"), ("method",))
 KINDS = frozenset(kind for kinds in ROUNDS for kind in kinds)
 MAX_ROUNDS = 8
 
@@ -463,7 +464,7 @@ def _compiles(source: str) -> Optional[str]:
     return None
 
 
-def _apply_batch(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix]]:
+def apply_fixes(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix]]:
     """Apply ``fixes`` to ``source`` in one pass over the concrete syntax tree.
 
     Returns the new text and the fixes that were applied (or made redundant by a wider wrap);
@@ -516,23 +517,23 @@ def _apply_batch(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix]]:
 
 
 def _apply_checked(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix]]:
-    """``_apply_batch``; when the batch as a whole would not compile, each fix on its own, and
+    """``apply_fixes``; when the batch as a whole would not compile, each fix on its own, and
     then only those that compile alone."""
     try:
-        return _apply_batch(source, fixes)
+        return apply_fixes(source, fixes)
     except FixError:
         if len(fixes) <= 1:
             raise
     good = []
     for fix in fixes:
         try:
-            _apply_batch(source, [fix])
+            apply_fixes(source, [fix])
         except FixError:
             continue
         good.append(fix)
     if not good:
         raise FixError("no fix of this round produces valid code")
-    return _apply_batch(source, good)
+    return apply_fixes(source, good)
 
 
 # --------------------------------------------------------------------------- rounds
@@ -566,10 +567,11 @@ class TextFix:
     """The outcome of fixing one module's text."""
 
     source: str  # the fixed text (the input when nothing changed)
-    fixed: int = 0  # findings whose fix was applied and which are gone
+    fixed: int = 0  # findings of the input that are gone from ``source``
     remaining: List[Finding] = field(default_factory=list)  # findings left in ``source``
     unresolved: int = 0  # fixes applied whose finding is still reported
     problem: Optional[str] = None  # why fixing stopped early, if it did
+    initial: List[Finding] = field(default_factory=list)  # the findings before any fix
 
     @property
     def fixable_remaining(self) -> List[Finding]:
@@ -578,43 +580,47 @@ class TextFix:
 
 def _rounds(source: str, findings: List[Finding], lint: Linter, unsafe: bool,
             codes: Optional[Set[str]] = None, max_rounds: int = MAX_ROUNDS) -> TextFix:
+    """Apply fixes in rounds (``ROUNDS``), linting again after each, until none is left to try.
+
+    A finding whose fix was applied (or failed) is not tried again in a later round, even if it
+    is still reported: a second wrap or ``.detach()`` would not help.
+    """
     current = source
+    first_findings = list(findings)
+    initial = Counter(_signature(f, source) for f in findings)
     attempted: Set[tuple] = set()
-    applied_signatures: List[tuple] = []
+    applied: List[tuple] = []
     problem = None
+    rank = {kind: number for number, kinds in enumerate(ROUNDS) for kind in kinds}
     for _ in range(max_rounds):
         candidates = [f for f in findings if _wanted(f, unsafe)
                       and (codes is None or f.code in codes)
                       and _signature(f, current) not in attempted]
         if not candidates:
             break
-        rank = {kind: number for number, kinds in enumerate(ROUNDS) for kind in kinds}
         first = min(rank[f.fix.kind] for f in candidates)
         batch = [f for f in candidates if rank[f.fix.kind] == first]
         try:
             new, done = _apply_checked(current, [f.fix for f in batch])
         except FixError as exc:
             problem = str(exc)
-            for finding in batch:
-                attempted.add(_signature(finding, current))
-            findings = lint(current)
+            attempted.update(_signature(f, current) for f in batch)
             continue
         done_set = set(done)
         for finding in batch:
+            signature = _signature(finding, current)
             if finding.fix in done_set:
-                signature = _signature(finding, current)
+                applied.append(signature)
                 attempted.add(signature)
-                applied_signatures.append(signature)
-        if not done:  # nothing could be placed: give these up
-            for finding in batch:
-                attempted.add(_signature(finding, current))
-        current = new
-        findings = lint(current)
-    final = findings
-    left = {_signature(f, current) for f in final}
-    unresolved = sum(1 for s in set(applied_signatures) if s in left)
-    fixed = len(set(applied_signatures)) - unresolved
-    return TextFix(current, fixed, final, unresolved, problem)
+            elif not done:  # nothing of this round could be placed: give these up
+                attempted.add(signature)
+        if new != current:
+            current = new
+            findings = lint(current)
+    left = Counter(_signature(f, current) for f in findings)
+    unresolved = sum(1 for signature in set(applied) if left[signature])
+    fixed = 0 if current == source else sum((initial - left).values())
+    return TextFix(current, fixed, findings, unresolved, problem, first_findings)
 
 
 def _newline_free(source: str) -> Tuple[str, bool]:
@@ -814,6 +820,14 @@ def fix_file(path: str, config: Optional[Config] = None, unsafe: bool = False,
     result.fixed = outcome.fixed
     result.remaining = outcome.remaining
     result.unresolved = outcome.unresolved
+
+    def unchanged(problem: str) -> FixResult:
+        result.problem = problem
+        result.error = True
+        result.fixed = 0
+        result.remaining = outcome.initial
+        return result
+
     if outcome.problem:
         result.problem = f"internal error: {outcome.problem} (please report it)"
         result.error = True
@@ -822,12 +836,9 @@ def fix_file(path: str, config: Optional[Config] = None, unsafe: bool = False,
         result.fixed = 0
         return result
     problem = _compiles(new)
-    if problem is not None:  # _apply_batch checks it already; never write broken code
-        result.problem = f"internal error: the fixed code would not compile ({problem}); " \
-                         "left unchanged (please report it)"
-        result.error = True
-        result.fixed = 0
-        return result
+    if problem is not None:  # apply_fixes checks it already; never write broken code
+        return unchanged(f"internal error: the fixed code would not compile ({problem}); "
+                         "left unchanged (please report it)")
     result.changed = True
     result.diff = unified_diff(path, source, new)
     if diff_only:
@@ -835,17 +846,12 @@ def fix_file(path: str, config: Optional[Config] = None, unsafe: bool = False,
     try:
         encoded = encode_source(new, data)
     except UnicodeEncodeError as exc:
-        result.problem = f"cannot fix: the fixed code cannot be encoded as {exc.encoding}"
-        result.error = True
-        return result
+        return unchanged(f"cannot fix: the fixed code cannot be encoded as {exc.encoding}; "
+                         "left unchanged")
     if _is_read_only(path, before.st_mode):
-        result.problem = "cannot fix: the file is read-only; left unchanged"
-        result.error = True
-        return result
+        return unchanged("cannot fix: the file is read-only; left unchanged")
     failure = write_atomically(path, encoded, data, before)
     if failure is not None:
-        result.problem = f"cannot fix: {failure}"
-        result.error = True
-        return result
+        return unchanged(f"cannot fix: {failure}")
     result.written = True
     return result

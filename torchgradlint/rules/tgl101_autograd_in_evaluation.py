@@ -19,7 +19,7 @@ def check(model):
         if model.is_training_context(site):
             continue
         evidence = model.evaluation_evidence(site)
-        if evidence is None:
+        if evidence is None or not model.evaluation_reaches_with_grad(site):
             continue
         yield Finding(
             INFO.code, site.line, site.col,

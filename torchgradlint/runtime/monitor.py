@@ -335,13 +335,14 @@ class Monitor:
         return tuple(key)
 
     def _user_stack(self) -> tuple:
-        """``((frame id, filename, line), ...)`` of the watched frames, innermost first."""
+        """``((code id, filename, line), ...)`` of the watched frames, innermost first (code
+        objects stay alive in ``_code_cache``, so their ids are stable)."""
         stack = []
         frame = sys._getframe(1)
         while frame is not None:
             filename = self._watched(frame.f_code)
             if filename is not None:
-                stack.append((id(frame), filename, frame.f_lineno))
+                stack.append((id(frame.f_code), filename, frame.f_lineno))
             frame = frame.f_back
         return tuple(stack)
 
@@ -628,11 +629,11 @@ class Monitor:
             if not contains[0]:
                 minimal.append(k)
         lines: List[Site] = []
-        forward_frames = {entry[0] for entry in old.stack}
+        forward_codes = {entry[0] for entry in old.stack}
         for k in minimal:
             site = self._container_line(k)
             if site is None:
-                site = _pick_line(k.grad_fn.metadata.get(_LINE), forward_frames)
+                site = _pick_line(k.grad_fn.metadata.get(_LINE), forward_codes)
             if site is not None and site not in lines:
                 lines.append(site)
         memo.clear()
@@ -640,11 +641,17 @@ class Monitor:
         return lines or [old.site]
 
     def _container_line(self, tensor) -> Optional[Site]:
-        """The line adding ``tensor`` to a list/dict bound to a name in a running user frame."""
-        containers = [r for r in gc.get_referrers(tensor) if isinstance(r, (list, dict))]
-        if not containers:
+        """The line adding ``tensor`` to a container reachable from a name of a running user
+        frame: a list/dict holding it, or an object/list/dict holding that container
+        (``history["loss"].append(loss)``, ``self.losses.append(loss)``)."""
+        first = [r for r in gc.get_referrers(tensor) if isinstance(r, (list, dict))]
+        if not first:
             return None
-        ids = {id(c) for c in containers}
+        ids = {id(c) for c in first}
+        for container in first:
+            for holder in gc.get_referrers(container):
+                if isinstance(holder, (list, dict)) or hasattr(holder, "__dict__"):
+                    ids.add(id(holder))
         for frame in self._user_frames():
             names = {n for n, v in frame.f_globals.items() if id(v) in ids}
             names.update(n for n, v in _frame_locals(frame) if id(v) in ids)
@@ -896,13 +903,15 @@ def _frame_locals(frame):
     return items
 
 
-def _pick_line(stack, forward_frames) -> Optional[Site]:
-    """From a node's creation stack, the line in the innermost frame shared with the forward
-    (so an accumulating helper is reported at its call in the loop), else the innermost line."""
+def _pick_line(stack, forward_codes) -> Optional[Site]:
+    """From a node's creation stack, the line in the innermost function that also ran the
+    forward (an accumulating helper ``meter.update(loss)`` is reported at its call next to the
+    forward; ``self.total += loss`` in the method that runs the forward, at that line), else
+    the innermost line."""
     if not stack:
         return None
-    for frame_id, filename, line in stack:
-        if frame_id in forward_frames:
+    for code_id, filename, line in stack:
+        if code_id in forward_codes:
             return (filename, line)
     return (stack[0][1], stack[0][2])
 
@@ -940,6 +949,8 @@ def _container_add_line(filename, names, code, current) -> Optional[int]:
                     target = t.value
         elif isinstance(node, ast.AugAssign):
             target = node.target
+        while isinstance(target, (ast.Subscript, ast.Attribute)):
+            target = target.value
         if isinstance(target, ast.Name) and target.id in names and low <= node.lineno <= high:
             adds.append(node.lineno)
     if not adds:

@@ -73,6 +73,12 @@ class Facts:
                 local = base.rsplit(".", 1)[-1]
                 if local in self.classes and self.classes[local].external and self.classes[local].is_module:
                     info.is_module = True
+        for info in self.classes.values():
+            # A class with a ``forward`` is a model; so is one built on an imported base that is
+            # named like one (``GeneralizedRCNN``, ``ModelMixin``, ``GaussianDiffusion``).
+            if "forward" in info.methods or any(
+                    b not in self.classes and b and api.looks_like_model_base(b) for b in info.bases):
+                info.is_module = True
         changed = True
         while changed:
             changed = False
@@ -173,8 +179,8 @@ class Facts:
 
     # -- models ---------------------------------------------------------------------------
     def is_model(self, function: FunctionInfo, key: Optional[str]) -> bool:
-        if not key:
-            return False
+        if not key or api.is_class_like(key):
+            return False  # ``Model(envs)`` builds a model from a class, it runs none
         if key in self.models[id(function)]:
             return True
         if key == "self":
@@ -354,6 +360,10 @@ class Facts:
                 continue
             if key in self.classes:
                 continue
+            if key.startswith("self."):
+                owner = self.enclosing_class(function)
+                if owner is not None and owner.find_method(key[5:]) is not None:
+                    continue  # ``self._swap_models(...)`` is a method, not a model
             if api.looks_like_model_name(key):
                 changed |= self._record_model(function, key, UNKNOWN_ORIGIN, None)
         returned = self._returned_model(function)

@@ -315,6 +315,10 @@ class FlowAnalysis:
         if site.is_statement and site.qualified == api.SET_GRAD_ENABLED:
             grad = self._set_grad_enabled_value(site.node)
             return state.with_grad(grad)
+        if site.method == "enter_context" and site.node.args:
+            grad = self._context_grad(site.node.args[0])  # ``stack.enter_context(torch.no_grad())``
+            if grad is not None:
+                return state.with_grad(grad)
         if site.method in ("eval", "train") and site.receiver:
             mode = self._switch_mode(site)
             value = frozenset({(mode, site.line)}) if mode else None

@@ -57,6 +57,11 @@ class SemanticModel:
         self._external_evaluation = {
             id(function): f"called from evaluation code in {call.get('caller')} at line {call['line']}"
             for function, call in incoming if call.get("evaluation") and not call.get("feeds_training")}
+        self._external_evaluation_grad: Dict[int, FrozenSet[str]] = {}
+        for function, call in incoming:
+            if call.get("evaluation") and not call.get("feeds_training"):
+                self._external_evaluation_grad[id(function)] = \
+                    self._external_evaluation_grad.get(id(function), frozenset()) | frozenset(call["grad"])
         self._in_test_file = _is_test_file(filename)
         self._site_by_id = {id(site): site for site in self.sites()}
         self._function_by_id = {id(function): function for function in self.functions}
@@ -359,30 +364,32 @@ class SemanticModel:
         repeatedly (in a loop, or in a function called from one): a single forward in a
         ``test()`` that checks shapes is not an evaluation. Tests (pytest files) are not
         evaluation code: they run models in whatever mode they test."""
-        if self._in_test_file:
+        if self._in_test_file or self._is_smoke_test(site):
             return None
         if include_mode and site.model is not None:
             mode = self.mode_of(site, site.model)
             if mode and all(value == EVAL for value, _ in mode):
                 lines = sorted(line for _, line in mode if line)
-                where = f" at line {lines[0]}" if lines else ""
-                return f"`{site.model}` was put in eval mode{where}"
+                where = f" by line {lines[0]}" if lines else ""
+                return f"`{site.model}` was switched to eval mode{where}"
         return self._context_evidence(site, strong_only=self.in_training_loop(site))
 
     def _context_evidence(self, site: CallSite, strong_only: bool = False) -> Optional[str]:
         function = site.function
+        if self._inside_model_forward(function):
+            return None  # a model's forward serves training and evaluation alike
         for arg in list(site.node.args) + [k.value for k in site.node.keywords]:
             text = dotted(arg)
-            if text and set(api.words(text)) & api.EVAL_DATA_WORDS:
+            if text and api.names_evaluation_data(text):
                 return f"on `{text}`"
         training_loop = site.loop if strong_only else None
         for loop in reversed(site.loops):
             if loop is training_loop:
                 break
             for name in loop.iterable_identifiers:
-                if set(api.words(name)) & api.EVAL_DATA_WORDS:
+                if api.names_evaluation_data(name):
                     return f"in a loop over `{name}`"
-        if strong_only or self._is_smoke_test(site):
+        if strong_only:
             return None
         for scope in function.enclosing_functions():
             if scope.is_module_scope:
@@ -398,8 +405,26 @@ class SemanticModel:
         of an architecture (``def test(): net = ResNet18(); print(net(x).size())``)."""
         if site.model is None or self._runs_repeatedly(site):
             return False
-        return (id(site.function), site.model) in self.facts.model_origin and \
-            self.facts.origin(site.function, site.model) == "fresh"
+        if (id(site.function), site.model) in self.facts.model_origin and \
+                self.facts.origin(site.function, site.model) == "fresh":
+            return True
+        return self._fed_dummy_input(site)
+
+    def _fed_dummy_input(self, site: CallSite) -> bool:
+        """Every input of the forward is a tensor made up on the spot (``torch.randn(...)``)."""
+        arguments = list(site.node.args) + [k.value for k in site.node.keywords]
+        if not arguments:
+            return False
+        for arg in arguments:
+            producers = self.dataflow.sources(site.function, site.index, arg)
+            for node in list(producers):
+                if node[0] == "def":
+                    producers |= self.dataflow.preds.get(node, set())
+            calls = [self._site_by_id.get(node[1]) for node in producers if node[0] == "call"]
+            if not calls or any(call is None or (call.qualified or "") not in api.TENSOR_FACTORIES
+                                for call in calls):
+                return False
+        return True
 
     def _runs_repeatedly(self, site: CallSite, depth: int = 0) -> bool:
         if site.loops:
@@ -408,9 +433,17 @@ class SemanticModel:
             return False
         return any(self._runs_repeatedly(caller, depth + 1) for caller in site.function.callers)
 
+    def _inside_model_forward(self, function: FunctionInfo) -> bool:
+        cls = self.facts.enclosing_class(function)
+        return cls is not None and cls.is_module and any(
+            scope.name in ("forward", "__call__", "_forward") for scope in function.enclosing_functions())
+
     def _has_evaluation_name(self, function: FunctionInfo) -> bool:
         if function.is_module_scope:
             return False
+        if function.parent is not None and not function.parent.is_module_scope and \
+                function.cls is None and not function.callers:
+            return False  # a nested function handed to code we cannot see (a callback)
         name_words = set(api.words(function.name))
         if not name_words & api.EVAL_FUNCTION_WORDS:
             return False
@@ -443,12 +476,15 @@ class SemanticModel:
         project -- and that do not train."""
         entries: Dict[int, str] = {key: reason for key, reason in self._external_evaluation.items()
                                    if not self.function_trains(self._function_by_id[key])}
+        # The grad modes evaluation code calls each function with: a helper that evaluation
+        # calls under no_grad and training calls with autograd on is not TGL101's business.
+        self.evaluation_caller_grad: Dict[int, FrozenSet[str]] = dict(self._external_evaluation_grad)
         changed = True
         while changed:
             changed = False
             self._evaluation_entries = entries
             for function in self.functions:
-                if id(function) in entries or function.is_module_scope:
+                if function.is_module_scope or function.external:
                     continue
                 if self.function_trains(function) or not function.callers:
                     continue
@@ -456,11 +492,45 @@ class SemanticModel:
                     if self.feeds_training(site):
                         continue
                     reason = self._call_evidence(site)
-                    if reason:
+                    if not reason:
+                        continue
+                    grad = self.evaluation_caller_grad.get(id(function), frozenset())
+                    if id(site.function) in self.evaluation_caller_grad and not \
+                            self._evidence_of_its_own(site):
+                        caller_grad = self.evaluation_caller_grad[id(site.function)] & self.grad_at(site)
+                        caller_grad |= self.grad_at(site) - {ON}  # off/dynamic always carry over
+                    else:
+                        caller_grad = self.grad_at(site)
+                    if not caller_grad <= grad:
+                        self.evaluation_caller_grad[id(function)] = grad | caller_grad
+                        changed = True
+                    if id(function) not in entries:
                         entries[id(function)] = f"called from evaluation code at line {site.line}"
                         changed = True
-                        break
         return entries
+
+    def _evidence_of_its_own(self, site: CallSite) -> bool:
+        """Evidence at the call itself (names, data, modes), not inherited from callers."""
+        saved, self._evaluation_entries = self._evaluation_entries, {}
+        try:
+            return self._call_evidence(site) is not None
+        finally:
+            self._evaluation_entries = saved
+
+    def evaluation_reaches_with_grad(self, site: CallSite) -> bool:
+        """When the evidence for ``site`` is only that evaluation code calls its function,
+        some such call runs with autograd on."""
+        if self._evidence_of_its_own_site(site):
+            return True
+        grad = self.evaluation_caller_grad.get(id(site.function))
+        return grad is None or ON in grad
+
+    def _evidence_of_its_own_site(self, site: CallSite) -> bool:
+        saved, self._evaluation_entries = self._evaluation_entries, {}
+        try:
+            return self.evaluation_evidence(site) is not None
+        finally:
+            self._evaluation_entries = saved
 
     def _call_evidence(self, site: CallSite) -> Optional[str]:
         evidence = self._context_evidence(site)

@@ -97,9 +97,24 @@ NO_GRAD_HELPER_WORDS = ({"no", "grad"}, {"nograd"}, {"inference", "mode"})
 LOSS_WORDS = {"loss", "losses", "criterion", "crit", "nll", "entropy", "mse", "bce"}
 EVAL_DATA_WORDS = {"val", "valid", "validation", "test", "testing", "eval", "evaluation", "dev",
                    "holdout", "heldout"}
+# ``valid_lens``, ``test_mask``: words that make a name a mask or a length, not a dataset.
+NOT_DATA_WORDS = {"mask", "masks", "len", "lens", "length", "lengths", "ratio", "idx", "index",
+                  "indices", "ids", "flag", "flags", "size", "sizes", "num", "count", "counts",
+                  "fn", "func", "mode", "step", "steps", "freq", "every", "interval", "metric",
+                  "metrics", "score", "scores", "loss", "losses", "acc", "accuracy"}
+TENSOR_FACTORIES = {"torch.randn", "torch.rand", "torch.zeros", "torch.ones", "torch.empty",
+                    "torch.randint", "torch.full", "torch.arange", "torch.randn_like",
+                    "torch.rand_like", "torch.zeros_like", "torch.ones_like", "torch.tensor",
+                    "torch.Tensor", "torch.FloatTensor", "torch.LongTensor"}
+
+
+def names_evaluation_data(name: str) -> bool:
+    """``val_loader``, ``x_test``, ``eval_dataset``: a name that holds evaluation data."""
+    parts = set(words(name.split(".")[-1]))
+    return bool(parts & EVAL_DATA_WORDS) and not parts & NOT_DATA_WORDS
 
 MODEL_NAME_WORDS = {
-    "model", "models", "net", "network", "encoder", "decoder", "generator", "discriminator",
+    "model", "net", "network", "encoder", "decoder", "generator", "discriminator",
     "classifier", "backbone", "critic", "actor", "policy", "teacher", "student", "unet", "vae",
     "autoencoder", "transformer", "resnet", "vgg", "gan", "netg", "netd", "qnet", "dqn",
     "detector", "segmenter", "regressor", "predictor", "denoiser",
@@ -137,6 +152,14 @@ def looks_like_model_class(name: str) -> bool:
     if any(p in NOT_MODEL_NAME_WORDS for p in parts):
         return False
     return any(p in MODEL_NAME_WORDS for p in parts) or name.split(".")[-1] in {"G", "D", "E"}
+
+
+MODEL_BASE_WORDS = MODEL_NAME_WORDS | {"diffusion", "rcnn", "mixin", "module", "model", "lightning"}
+
+
+def looks_like_model_base(qualified: str) -> bool:
+    """An imported base class named like a model (``GeneralizedRCNN``, ``ModelMixin``)."""
+    return bool(set(words(qualified.rsplit(".", 1)[-1])) & MODEL_BASE_WORDS)
 
 
 def looks_like_optimizer_name(name: str) -> bool:
