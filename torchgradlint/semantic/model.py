@@ -51,7 +51,8 @@ class SemanticModel:
             self.flow.add_external_call(function, -1 - number, call["grad"],
                                         self._incoming_modes(function, call))
         self.flow.run()
-        returns_training = [function for function, call in incoming if call.get("feeds_training")]
+        returns_training = [function for function, call in incoming
+                            if call.get("trains_through_result")]
         self.dataflow = Dataflow(self.facts, self.imports, self.functions, self.linker, returns_training)
         self.dataflow.build()
         self._external_evaluation = {
@@ -495,12 +496,13 @@ class SemanticModel:
                     if not reason:
                         continue
                     grad = self.evaluation_caller_grad.get(id(function), frozenset())
+                    caller_grad = self.grad_at(site)
                     if id(site.function) in self.evaluation_caller_grad and not \
                             self._evidence_of_its_own(site):
-                        caller_grad = self.evaluation_caller_grad[id(site.function)] & self.grad_at(site)
-                        caller_grad |= self.grad_at(site) - {ON}  # off/dynamic always carry over
-                    else:
-                        caller_grad = self.grad_at(site)
+                        caller_grad = (self.evaluation_caller_grad[id(site.function)] & caller_grad) | \
+                            (caller_grad - {ON})  # off/dynamic always carry over
+                    if not self._grad_is_known(site.function):
+                        caller_grad = caller_grad - {ON}
                     if not caller_grad <= grad:
                         self.evaluation_caller_grad[id(function)] = grad | caller_grad
                         changed = True
@@ -508,6 +510,14 @@ class SemanticModel:
                         entries[id(function)] = f"called from evaluation code at line {site.line}"
                         changed = True
         return entries
+
+    def _grad_is_known(self, function: FunctionInfo) -> bool:
+        """Autograd is on in ``function`` because something says so: the module's own code, a
+        call that we can see, or a decorator. A method nobody in the project calls runs in
+        whatever mode its unseen callers choose: its callees do not inherit an assumed "on"."""
+        if function.is_module_scope or function.callers or function.decorators:
+            return True
+        return function.cls is None or bool(self.flow.contributions(function))
 
     def _evidence_of_its_own(self, site: CallSite) -> bool:
         """Evidence at the call itself (names, data, modes), not inherited from callers."""

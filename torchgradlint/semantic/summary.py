@@ -110,6 +110,7 @@ def _calls_out(model) -> List[dict]:
             "args": positional,
             "kwargs": keywords,
             "feeds_training": feeds,
+            "trains_through_result": model.reaches_training(site),
             "evaluation": None if feeds else model._call_evidence(site),
         })
     return calls
