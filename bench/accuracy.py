@@ -53,6 +53,7 @@ class Outcome(NamedTuple):
     hits: List[Hit]
     failure: Optional[str]
     lines: int
+    cpu: float
 
 
 def lint_one(job: Tuple[str, str, str]) -> Outcome:
@@ -66,13 +67,15 @@ def lint_one(job: Tuple[str, str, str]) -> Outcome:
             lines = handle.read().count(b"\n")
     except OSError:
         lines = 0
+    start = time.process_time()
     try:
         findings = lint_file(full)
     except Exception:  # any exception is a failure to analyse, reported with its traceback
-        return Outcome([], traceback.format_exc(limit=-6), lines)
+        return Outcome([], traceback.format_exc(limit=-6), lines, time.process_time() - start)
+    cpu = time.process_time() - start
     path = relpath.replace(os.sep, "/")
     hits = [Hit(repo, path, f.line, f.col, f.code, f.message) for f in findings]
-    return Outcome(hits, None, lines)
+    return Outcome(hits, None, lines, cpu)
 
 
 def repos_in(corpus: str, only: Sequence[str]) -> List[Tuple[str, str]]:
@@ -159,6 +162,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--repo", action="append", default=[],
                         help="only this repository (owner/name); may be repeated")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--slowest", type=int, default=10, metavar="N",
+                        help="list the N files that took the most CPU time")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when anything is untriaged or stale too")
     args = parser.parse_args(argv)
@@ -187,9 +192,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     hits: List[Hit] = []
     failures: List[Tuple[str, str, str]] = []
     lines = 0
+    costs: List[Tuple[float, int, str, str]] = []
     for (repo, _root, rel), outcome in run_linter(jobs, args.jobs):
         hits.extend(outcome.hits)
         lines += outcome.lines
+        costs.append((outcome.cpu, outcome.lines, repo, rel))
         if outcome.failure:
             failures.append((repo, rel, outcome.failure))
     elapsed = time.perf_counter() - start
@@ -235,8 +242,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     md = args.markdown
     print(("## " if md else "") + "torchgradlint accuracy study")
     print()
+    total_cpu = sum(cost[0] for cost in costs)
     print(f"{len(repos)} repositories, {len(jobs)} files, {lines} lines linted in "
-          f"{elapsed:.1f} s (wall, {max(1, args.jobs)} worker(s)); {len(hits)} findings "
+          f"{elapsed:.1f} s wall, {total_cpu:.1f} s CPU in lint_file "
+          f"({max(1, args.jobs)} worker(s)); {len(hits)} findings "
           f"at {len(by_key)} distinct (repo, path, line, code); triage file {args.triage} "
           f"({len(triage)} rows); {len(failures)} files failed to analyse.")
     print()
@@ -280,6 +289,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         section(md, f"problems in the triage file ({len(problems)})")
         for problem in problems:
             print(f"{bullet(md)}{problem}")
+    section(md, f"slowest files ({args.slowest} of {len(costs)})")
+    for cpu, count, repo, rel in sorted(costs, reverse=True)[:args.slowest]:
+        rate = f"{cpu * 1e6 / count:.0f} ms/1k lines" if count else "empty"
+        print(f"{bullet(md)}{cpu:.2f} s CPU  {count} lines ({rate})  {repo} {rel}")
     section(md, f"files that failed to analyse ({len(failures)})")
     for repo, rel, text in failures:
         last = text.strip().splitlines()[-1] if text.strip() else "?"

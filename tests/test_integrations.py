@@ -1,13 +1,15 @@
 """The integrations users rely on, run for real: pre-commit, a language server, config snippets.
 
-- ``.pre-commit-hooks.yaml``: ``pre-commit try-repo`` installs this repository into a fresh
-  virtual environment (pip, from PyPI for the dependencies) and runs each hook on a throw-away git
-  repository. ``try-repo`` only sees committed files, so the working tree (tracked files and
-  untracked, not ignored ones) is first copied into a temporary repository and committed there.
+- ``.pre-commit-hooks.yaml``: pre-commit installs this repository into a fresh virtual environment
+  (pip, with the dependencies from PyPI) and runs the hooks on throw-away git repositories, once
+  through ``pre-commit try-repo`` and then through a ``.pre-commit-config.yaml`` naming the
+  repository, as users do (that environment is built once and reused). pre-commit only sees
+  committed files, so the working tree (tracked files and untracked, not ignored ones) is first
+  copied into a temporary repository and committed there.
 - python-lsp-server's flake8 plugin: the server is driven over stdio with JSON-RPC framing and must
   publish the TGL diagnostic of a fixture at the fixture's marked line.
-- The ``[flake8]`` snippet in README.md and the pre-commit snippets in docs/integrations.md are
-  taken from the documents and run as written.
+- Documentation: the ``[flake8]`` snippet in README.md is run as written; the pylsp settings and
+  the pre-commit examples in docs/integrations.md are the ones these tests use.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from torchgradlint.findings import FixtureMarks
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"
-BAD_FIXTURE = FIXTURES / "TGL103" / "bad_with_no_grad_uncalled.py"  # the safe-fix rule
+BAD_FIXTURE = FIXTURES / "TGL103" / "bad_with_no_grad_uncalled.py"  # one finding, a safe fix
+UNFIXABLE_FIXTURE = FIXTURES / "TGL102" / "bad_decorated_train_step.py"  # TGL102 has no fix
 CLEAN = (
     "import torch\n\n\n"
     "def predict(model, x):\n"
@@ -53,9 +56,11 @@ def marked(path: Path) -> List[tuple]:
     return FixtureMarks.parse(path.read_text(encoding="utf-8")).static
 
 
-def test_bad_fixture_is_what_these_tests_assume():
+def test_fixtures_are_what_these_tests_assume():
     assert [code for _, code in marked(BAD_FIXTURE)] == ["TGL103"]
-    assert sorted((f.line, f.code) for f in lint_file(str(BAD_FIXTURE))) == marked(BAD_FIXTURE)
+    assert [code for _, code in marked(UNFIXABLE_FIXTURE)] == ["TGL102"]
+    for path in (BAD_FIXTURE, UNFIXABLE_FIXTURE):
+        assert sorted((f.line, f.code) for f in lint_file(str(path))) == marked(path)
 
 
 # --------------------------------------------------------------------------- git and pre-commit
@@ -258,9 +263,6 @@ def test_pre_commit_check_hook(hook_repo, tmp_path):
     done = hook_repo.run(cwd=excluded)
     assert done.returncode == 0, show(done)
     assert "TGL103" not in done.stdout, show(done)
-
-
-UNFIXABLE_FIXTURE = FIXTURES / "TGL102" / "bad_decorated_train_step.py"  # TGL102 has no fix
 
 
 def test_pre_commit_fix_hook(hook_repo, tmp_path):

@@ -116,7 +116,7 @@ class _Request:
     end: CharPosition
     order: int
     applied: bool = False
-    covered: bool = False  # inside a wrap with the same context: nothing to do
+    covered_by: List["_Request"] = field(default_factory=list)  # wider wraps, same context
 
 
 @dataclass
@@ -173,12 +173,12 @@ class _Plan:
                     continue
                 self.definitions.setdefault(id(node), []).append(request)
             elif kind in ("wrap", "insert-before"):
-                if kind == "wrap" and any(
-                        other is not request and other.fix.text == request.fix.text
-                        and other.start <= request.start and request.end <= other.end
-                        and (other.start, other.end) != (request.start, request.end)
-                        for other in wraps):
-                    request.covered = True  # the wider wrap does it
+                wider = [other for other in wraps if kind == "wrap"
+                         and other.fix.text == request.fix.text
+                         and other.start <= request.start and request.end <= other.end
+                         and (other.start, other.end) != (request.start, request.end)]
+                if wider:
+                    request.covered_by = wider
                     continue
                 node = statements.get(request.start)
                 container = self._container_of(node) if node is not None else None
@@ -202,8 +202,11 @@ class _Plan:
     def _parenthesized_match(expressions, request):
         """``ast`` spans of tuples and generator expressions include their parentheses;
         libcst's do not."""
+        import libcst as cst
+
         (line, column), (end_line, end_column) = request.start, request.end
-        return expressions.get(((line, column + 1), (end_line, end_column - 1)))
+        node = expressions.get(((line, column + 1), (end_line, end_column - 1)))
+        return node if isinstance(node, (cst.Tuple, cst.GeneratorExp)) else None
 
     def _container_of(self, statement):
         import libcst as cst
@@ -236,30 +239,27 @@ def _without_leading_lines(node):
     return node.with_changes(leading_lines=[]), list(node.leading_lines)
 
 
-class _Editor:
-    """A CSTTransformer (built lazily: libcst is imported only when fixing)."""
+def _editor(plan: _Plan):
+    """The CSTTransformer that applies ``plan`` (libcst is imported only when fixing)."""
+    import libcst as cst
 
-    @staticmethod
-    def make(plan: _Plan):
-        import libcst as cst
+    class Editor(cst.CSTTransformer):
+        def on_leave(self, original_node, updated_node):
+            updated = super().on_leave(original_node, updated_node)
+            key = id(original_node)
+            request = plan.expressions.get(key)
+            if request is not None and isinstance(updated, cst.BaseExpression):
+                updated = _expression_fix(updated, request)
+                request.applied = True
+            decorations = plan.definitions.get(key)
+            if decorations and isinstance(updated, (cst.FunctionDef, cst.ClassDef)):
+                updated = _decorate(updated, decorations)
+            container = plan.containers.get(key)
+            if container is not None:
+                updated = _rebuild(plan, original_node, updated, container)
+            return updated
 
-        class Editor(cst.CSTTransformer):
-            def on_leave(self, original_node, updated_node):
-                updated = super().on_leave(original_node, updated_node)
-                key = id(original_node)
-                request = plan.expressions.get(key)
-                if request is not None and isinstance(updated, cst.BaseExpression):
-                    updated = _expression_fix(updated, request)
-                    request.applied = True
-                decorations = plan.definitions.get(key)
-                if decorations and isinstance(updated, (cst.FunctionDef, cst.ClassDef)):
-                    updated = _decorate(updated, decorations)
-                container = plan.containers.get(key)
-                if container is not None:
-                    updated = _rebuild(plan, original_node, updated, container)
-                return updated
-
-        return Editor()
+    return Editor()
 
 
 def _expression_fix(node, request: _Request):
@@ -492,9 +492,10 @@ def apply_fixes(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix]]:
                 for order, fix in enumerate(unique)]
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     plan = _Plan(wrapper, requests)
-    new_module = wrapper.module.visit(_Editor.make(plan))
+    new_module = wrapper.module.visit(_editor(plan))
 
-    done = [r for r in requests if r.applied or r.covered]
+    done = [r for r in requests
+            if r.applied or any(wider.applied for wider in r.covered_by)]
     applied = [r for r in done if r.applied]
     if not applied:
         return source, [r.fix for r in done]
