@@ -18,7 +18,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import pytest
 
@@ -26,7 +26,8 @@ from conftest import FIXTURES, ROOT
 from torchgradlint.config import Config
 from torchgradlint.engine import lint_file, lint_source
 from torchgradlint.findings import Finding, Fix, FixtureMarks
-from torchgradlint.fix import apply_fixes, fix_file, fix_source, fix_text, write_atomically
+from torchgradlint.fix import (FixError, apply_fixes, fix_file, fix_source, fix_text,
+                               write_atomically)
 
 BAD = sorted(FIXTURES.glob("TGL*/bad_*.py"))
 FIXABLE = [path for path in BAD if any(f.fix is not None for f in lint_file(str(path)))]
@@ -114,7 +115,7 @@ def fixed(tmp_path_factory) -> Fixed:
     result = subprocess.run([sys.executable, "-c", RUNNER, *paths], cwd=str(root),
                             env=environment(), capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-4000:]
-    line = [l for l in result.stdout.splitlines() if l.startswith("TGL-FIX-RESULT ")][-1]
+    line = [text for text in result.stdout.splitlines() if text.startswith("TGL-FIX-RESULT ")][-1]
     observed = json.loads(line[len("TGL-FIX-RESULT "):])
     return Fixed(root, first, second, snapshot, observed)
 
@@ -254,26 +255,48 @@ def test_one_pass_splits_lines_and_suites():
 
 
 def test_one_pass_parenthesizes_and_decorates():
-    source = ("t = a + b\nu = 1\nv = -x\nw = (a +\n     b)\n"
+    source = ("t = a + b\nu = x\nv = -x\nw = (a +\n     b)\n"
               "class A:\n    @staticmethod\n    def f(x):\n        return x\n")
     new, _ = apply_fixes(source, [
         Fix("method", ((1, 4), (1, 9)), "item"),
         Fix("method", ((2, 4), (2, 5)), "item"),
         Fix("call", ((3, 4), (3, 6))),
+        Fix("call", ((3, 0), (3, 3))),  # a target that is no expression: left out
         Fix("method", ((4, 5), (5, 6)), "detach"),
         Fix("decorate", ((8, 4), (9, 16)), "torch.no_grad()", imports=("torch",)),
     ])
     assert new == ("import torch\n"
-                   "t = (a + b).item()\nu = (1).item()\nv = (-x)()\nw = (a +\n     b).detach()\n"
+                   "t = (a + b).item()\nu = x.item()\nv = (-x)()\nw = (a +\n     b).detach()\n"
                    "class A:\n    @staticmethod\n    @torch.no_grad()\n    def f(x):\n"
                    "        return x\n")
 
 
 def test_what_cannot_be_placed_is_left_alone():
     source = "if a:\n    pass\nelif b:\n    pass\n"
-    new, done = apply_fixes(source, [Fix("wrap", ((3, 0), (4, 8)), "ctx()"),
-                                      Fix("insert-before", ((3, 0), (4, 8)), "m.eval()"),
-                                      Fix("method", ((9, 0), (9, 3)), "item")])
+    new, done = apply_fixes(source, [
+        Fix("wrap", ((3, 0), (4, 8)), "ctx()"),
+        Fix("insert-before", ((3, 0), (4, 8)), "m.eval()"),
+        Fix("method", ((9, 0), (9, 3)), "item"),
+    ])
+    assert (new, done) == (source, [])
+
+
+def test_a_fix_that_would_not_compile_is_left_out():
+    source = "v = -x\nw = y\n"
+    with pytest.raises(FixError):
+        apply_fixes(source, [Fix("call", ((1, 0), (1, 1)))])  # `v() = -x`
+    findings = [Finding("TGL203", 1, 0, "m", Fix("call", ((1, 0), (1, 1)))),
+                Finding("TGL203", 2, 4, "m", Fix("call", ((2, 4), (2, 5))))]
+    assert fix_source(source, findings) == "v = -x\nw = y()\n"
+
+
+def test_no_tensor_method_on_a_literal():
+    # `.item()` of a list or tuple can only raise: such a fix is left out, the finding stays.
+    source = "history.append((s, a, loss))\nrows.append([p, loss])\n"
+    new, done = apply_fixes(source, [
+        Fix("method", ((1, 15), (1, 27)), "item"),
+        Fix("method", ((2, 12), (2, 21)), "item"),
+    ])
     assert (new, done) == (source, [])
 
 
@@ -301,7 +324,8 @@ def test_a_finding_fixed_by_an_earlier_round_gets_no_second_fix():
 
 
 def test_selection_limits_what_is_fixed():
-    source = "import torch\n\n\ndef f(model):\n    model.eval\n    with torch.no_grad:\n        pass\n"
+    source = ("import torch\n\n\ndef f(model):\n    model.eval\n    with torch.no_grad:\n"
+              "        pass\n")
     config = Config(select=("TGL203",))
     outcome = fix_text(source, config=config)
     assert "model.eval()" in outcome.source and "with torch.no_grad:" in outcome.source

@@ -39,7 +39,7 @@ from typing import Iterator, List, Optional
 
 import pytest
 
-from torchgradlint.engine import lint_file, lint_source
+from torchgradlint.engine import lint_file, lint_source, may_contain_findings
 from torchgradlint.findings import Finding
 from torchgradlint.plugin import TorchGradLintPlugin
 from torchgradlint.sourcefile import SourceError, decode_source
@@ -112,7 +112,10 @@ def flake8_lines_and_tree(path: Path):
 
     options = argparse.Namespace(hang_closing=False, indent_size=4, max_line_length=79,
                                  max_doc_length=None, verbose=0, stdin_display_name="stdin")
-    processor = FileProcessor(str(path), options)
+    try:
+        processor = FileProcessor(str(path), options)
+    except LookupError:  # flake8 itself stops on a cookie naming a non-text codec
+        return None, None
     try:
         tree = processor.build_ast()
     except (SyntaxError, ValueError, RecursionError, MemoryError, UnicodeError):
@@ -137,6 +140,8 @@ class Case:
     data: bytes
     why: str = ""  # for KNOWN_BUGS: what goes wrong and where
     heavy: bool = False  # big: linted once per entry point, left out of the flake8 run
+    flake8_crashes: bool = False  # flake8 itself fails on it before any plugin runs
+    bug_in: tuple = ("engine", "plugin", "cli")  # for KNOWN_BUGS: the entry points it breaks
 
     @property
     def filename(self) -> str:
@@ -408,7 +413,8 @@ CASES: List[Case] = [
          + _bytes(TGL103) + b"s = '\xe9'\n"),
     Case("not utf-8 without cookie", _bytes(TGL103) + b"s = 'caf\xe9'\n"),
     Case("unknown codec cookie", b"# coding: klingon\n" + _bytes(TGL103)),
-    Case("non-text codec cookie", b"# coding: rot13\n" + _bytes(TGL103)),
+    Case("non-text codec cookie", b"# coding: rot13\n" + _bytes(TGL103),
+         flake8_crashes=True),
     Case("utf-16 cookie", b"# coding: utf-16\n" + _bytes(TGL103)),
     Case("BOM contradicts cookie", b"\xef\xbb\xbf# coding: latin-1\n" + _bytes(TGL103)),
     Case("utf-16 file with BOM", _bytes(TGL103, "utf-16")),
@@ -440,16 +446,20 @@ CASES: List[Case] = [
     # deep nesting: past the parser's limits (cannot analyse) and just inside them
     Case("parentheses 100k deep", _bytes("import torch\nx = " + nested("(", ")", 100_000, "1")
                                          + "\n")),
-    Case("a+a+... 50k terms", _bytes("import torch\nx = " + "+".join(["a"] * 50_000) + "\n")),
+    Case("a+a+... 50k terms", _bytes("import torch\nx = " + "+".join(["a"] * 50_000) + "\n"),
+         flake8_crashes=True),
     Case("model(x)+... 50k terms", _bytes("import torch\nx = "
-                                          + "+".join(["model(x)"] * 50_000) + "\n")),
+                                          + "+".join(["model(x)"] * 50_000) + "\n"),
+         flake8_crashes=True),
     Case("f(f(f(...))) 1000 deep", _bytes("import torch\nx = " + nested("f(", ")", 1000, "x")
                                           + "\n")),
     Case("f(f(f(...))) 150 deep", _bytes("import torch\nx = " + nested("model(", ")", 150, "x")
                                          + "\n")),
     Case("lists 150 deep", _bytes("import torch\nx = " + nested("[", "]", 150, "model(x)") + "\n")),
-    Case("unary minus 20k", _bytes("import torch\nx = " + "-" * 20_000 + "model(x)\n")),
-    Case("not 5k", _bytes("import torch\nx = " + "not " * 5_000 + "model(x)\n")),
+    Case("unary minus 20k", _bytes("import torch\nx = " + "-" * 20_000 + "model(x)\n"),
+         flake8_crashes=True),
+    Case("not 5k", _bytes("import torch\nx = " + "not " * 5_000 + "model(x)\n"),
+         flake8_crashes=True),
     Case("method chain 500", _bytes("import torch\nx = model(x)" + ".float()" * 500 + "\n")),
     Case("subscripts 500", _bytes("import torch\nx = model(x)" + "[0]" * 500 + "\n")),
     Case("lambdas 500", _bytes("import torch\nf = " + "lambda: " * 500 + "model(x)\n")),
@@ -493,9 +503,9 @@ CASES: List[Case] = [
 KNOWN_BUGS: List[Case] = [
     Case("codec failing with UnicodeError", b"# coding: undefined\n" + _bytes(TGL103),
          "sourcefile.decode_source catches UnicodeDecodeError, not UnicodeError: the CLI dies "
-         "with a traceback (all files' output lost), lint_file raises"),
+         "with a traceback (all files' output lost), lint_file raises", bug_in=("engine", "cli")),
     Case("punycode codec", b"# coding: punycode\n" + _bytes(TGL103),
-         "same as above: punycode raises a bare UnicodeError"),
+         "same as above: punycode raises a bare UnicodeError", bug_in=("engine", "cli")),
     Case(".data chain 1200 deep", _bytes(EVAL + "\ndef g(a):\n    x = a" + ".data" * 1200
                                          + "\n    return model(x)\n"),
          "dataflow.Dataflow.sources recurses once per `.data`/`.detach` attribute: "
@@ -519,20 +529,19 @@ KNOWN_BUGS: List[Case] = [
 ]
 
 
-def _case_params(cases, bugs):
-    params = [pytest.param(case, id=case.name) for case in cases]
-    params += [pytest.param(case, id=case.name, marks=pytest.mark.xfail(
-        strict=True, reason=f"known bug: {case.why}")) for case in bugs]
+def _case_params(entry_point: str):
+    params = [pytest.param(case, id=case.name) for case in CASES]
+    for case in KNOWN_BUGS:
+        marks = [pytest.mark.xfail(strict=True, reason=f"known bug: {case.why}")] \
+            if entry_point in case.bug_in else []
+        params.append(pytest.param(case, id=case.name, marks=marks))
     return params
-
-
-ALL = _case_params(CASES, KNOWN_BUGS)
 
 
 # --------------------------------------------------------------------------- plugin, engine
 
 
-@pytest.mark.parametrize("case", ALL)
+@pytest.mark.parametrize("case", _case_params("engine"))
 def test_engine(case: Case, tmp_path: Path) -> None:
     """``lint_file`` and ``lint_source`` return findings or nothing: no exception, no internal
     error, no hang; undecodable or uncompilable files have no findings."""
@@ -562,7 +571,7 @@ def test_engine(case: Case, tmp_path: Path) -> None:
         assert from_file == from_text
 
 
-@pytest.mark.parametrize("case", ALL)
+@pytest.mark.parametrize("case", _case_params("plugin"))
 def test_flake8_plugin(case: Case, tmp_path: Path, capsys) -> None:
     """The plugin on flake8's own lines and tree yields well-formed results, never raises,
     reports no internal error."""
@@ -571,7 +580,7 @@ def test_flake8_plugin(case: Case, tmp_path: Path, capsys) -> None:
     lines, tree = flake8_lines_and_tree(path)
     if tree is None:
         assert not python_compiles(case.data)
-        return  # flake8 reports E999 and runs no plugin
+        return  # flake8 reports E999 (or fails itself) and runs no plugin
     with time_limit(IN_PROCESS_LIMIT):
         results = list(TorchGradLintPlugin(tree, lines, str(path)).run())
     for line, col, text, kind in results:
@@ -615,8 +624,25 @@ def _heavy_files() -> List[str]:
     return [case.filename for case in CASES if case.heavy]
 
 
+def _flake8_crashes() -> List[str]:
+    """Inputs flake8 itself dies on (RecursionError / MemoryError in its own ``ast.parse``,
+    LookupError on a ``rot13`` cookie), before any plugin: not ours to test there."""
+    return [case.filename for case in CASES if case.flake8_crashes]
+
+
+def cli_reports(data: bytes) -> bool:
+    """Whether the CLI owes a ``cannot analyse`` line: the bytes do not decode, or Python cannot
+    compile them and they pass the documented text screen (files mentioning none of the words
+    the rules look for are skipped before parsing)."""
+    try:
+        text = decode_source(data)
+    except SourceError:
+        return True
+    return may_contain_findings(text) and not python_compiles(data)
+
+
 def _expected_unanalysable() -> set:
-    return {case.filename for case in CASES if not python_compiles(case.data)}
+    return {case.filename for case in CASES if cli_reports(case.data)}
 
 
 def test_cli_on_every_input(case_folder: Path) -> None:
@@ -658,7 +684,7 @@ def test_flake8_on_every_input(case_folder: Path) -> None:
     env = cli_env(case_folder)
     result = subprocess.run(
         [sys.executable, "-m", "flake8", "--isolated", "--select", "TGL,E902,E999",
-         "--extend-exclude", ",".join(_heavy_files()), "."],
+         "--extend-exclude", ",".join(_heavy_files() + _flake8_crashes()), "."],
         cwd=str(case_folder), capture_output=True, env=env, timeout=CLI_LIMIT)
     stderr = result.stderr.decode("utf-8", "replace")
     assert "Traceback" not in stderr and "PluginExecutionFailed" not in stderr, stderr[-3000:]
@@ -692,8 +718,9 @@ def test_cli_stdin(data: bytes, kind: str, tmp_path: Path) -> None:
         assert len(lines) == 1 and lines[0].startswith("stdin_case.py: cannot analyse: "), lines
 
 
-@pytest.mark.parametrize("case", [pytest.param(case, id=case.name, marks=pytest.mark.xfail(
-    strict=True, reason=f"known bug: {case.why}")) for case in KNOWN_BUGS])
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.name, marks=[pytest.mark.xfail(
+    strict=True, reason=f"known bug: {case.why}")] if "cli" in case.bug_in else [])
+    for case in KNOWN_BUGS])
 def test_cli_known_bugs(case: Case, tmp_path: Path) -> None:
     """Each known-bad input alone, next to a good file whose finding must survive."""
     (tmp_path / case.filename).write_bytes(case.data)
@@ -706,8 +733,7 @@ def test_cli_known_bugs(case: Case, tmp_path: Path) -> None:
     assert "Traceback" not in stderr, stderr[-2000:]
     assert b"good.py:3:" in result.stdout
     assert result.returncode == 1, stderr  # a finding; the odd file is no internal error
-    unanalysable = not python_compiles(case.data)
-    assert len(stderr.splitlines()) == (1 if unanalysable else 0), stderr
+    assert len(stderr.splitlines()) == (1 if cli_reports(case.data) else 0), stderr
 
 
 # --------------------------------------------------------------------------- internal errors
@@ -821,6 +847,10 @@ def test_linting_changes_no_linted_file(case_folder: Path, tmp_path: Path) -> No
     assert after == before
 
 
+@pytest.mark.xfail(strict=True, reason="known bug: project.ProjectIndex._load_cached trusts the "
+                   "shape of a cache entry (`[]`, `{\"summary\": 5}`, `{\"depends_on\": []}`, "
+                   "a summary whose `functions` is a list...): AttributeError/TypeError in the "
+                   "semantic model, reported as an internal error, the file's findings lost")
 def test_unreadable_project_cache_is_ignored(tmp_path: Path) -> None:
     """A corrupt on-disk summary cache (truncated, wrong shape) costs nothing but time."""
     project = tmp_path / "proj"
@@ -840,8 +870,11 @@ def test_unreadable_project_cache_is_ignored(tmp_path: Path) -> None:
     first = lint()
     assert first.returncode == 1 and first.stderr == b"", first.stderr
     entries = [p for p in cache.rglob("*.json")]
-    for garbage in (b"", b"{not json", b"[]", b'{"summary": 5}', b'{"summary": {"functions": []}}',
-                    b'{"depends_on": [], "summary": null}', b"\xff\xfe"):
+    for garbage in (b"", b"{not json", b"\xff\xfe", b"[]", b'{"summary": 5}', b'{"summary": "x"}',
+                    b'{"summary": []}', b'{"summary": {"functions": []}}',
+                    b'{"summary": {"functions": {"run": 5}}}',
+                    b'{"summary": {"calls": [{"target": 5}]}}',
+                    b'{"depends_on": [], "summary": null}'):
         for entry in entries:
             entry.write_bytes(garbage)
         again = lint()

@@ -427,7 +427,8 @@ def _plural(number: int, word: str) -> str:
 def _fix_summary(fixed: int, files: int, remaining: List[Finding], unsafe: bool,
                  diff_only: bool) -> str:
     verb = "would fix" if diff_only else "fixed"
-    text = f"{verb} {_plural(fixed, 'finding')} in {_plural(files, 'file')}; {len(remaining)} remain"
+    text = f"{verb} {_plural(fixed, 'finding')} in {_plural(files, 'file')}; " \
+           f"{len(remaining)} remain"
     hidden = sum(1 for f in remaining if f.fix is not None and not f.fix.safe)
     if hidden and not unsafe:
         text += f" ({hidden} with an unsafe fix: --unsafe-fixes)"

@@ -45,7 +45,8 @@ from .noqa import NoqaIndex, physical_lines
 from .sourcefile import SourceError, decode_source
 
 # Fix kinds in the order they are applied: one group per round, the module linted in between.
-ROUNDS: Tuple[Tuple[str, ...], ...] = (("call",), ("wrap", "decorate", "insert-before"), ("method",))
+ROUNDS: Tuple[Tuple[str, ...], ...] = (
+    ("call",), ("wrap", "decorate", "insert-before"), ("method",))
 KINDS = frozenset(kind for kinds in ROUNDS for kind in kinds)
 MAX_ROUNDS = 8
 
@@ -91,6 +92,16 @@ def _needs_parentheses(node) -> bool:
              cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp, cst.SimpleString,
              cst.FormattedString, cst.Float, cst.Imaginary, cst.Ellipsis)
     return not isinstance(node, atoms)  # 1.item() is a syntax error: Integer needs them too
+
+
+def _is_literal(node) -> bool:
+    """A display or constant: ``[a, b]``, ``(a, b)``, ``{...}``, ``"s"``, ``1``, a lambda."""
+    import libcst as cst
+
+    return isinstance(node, (cst.List, cst.Tuple, cst.Dict, cst.Set, cst.ListComp, cst.SetComp,
+                             cst.DictComp, cst.SimpleString, cst.ConcatenatedString,
+                             cst.FormattedString, cst.Integer, cst.Float, cst.Imaginary,
+                             cst.Ellipsis, cst.Lambda))
 
 
 def _parenthesized(node):
@@ -162,8 +173,11 @@ class _Plan:
                 node = expressions.get((request.start, request.end))
                 if node is None:
                     node = self._parenthesized_match(expressions, request)
-                if node is None or id(node) in self.expressions:
-                    self.skipped.append(request)  # not found, or another edit of that node
+                if node is None or id(node) in self.expressions or (
+                        kind == "method" and _is_literal(node)):
+                    # not found, another edit of that node, or `.item()` of a list or tuple:
+                    # a literal has no tensor methods, the finding stays for a human
+                    self.skipped.append(request)
                     continue
                 self.expressions[id(node)] = request
             elif kind == "decorate":
@@ -517,24 +531,39 @@ def apply_fixes(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix]]:
     return result, [r.fix for r in done]
 
 
-def _apply_checked(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix]]:
+Failure = Tuple[Optional[Fix], str]
+
+
+def _apply_checked(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix], List[Failure]]:
     """``apply_fixes``; when the batch as a whole would not compile, each fix on its own, and
-    then only those that compile alone."""
+    then only those that compile alone. Also returns the fixes left out, and why."""
+    def failure(fix: Fix, exc: Exception) -> Failure:
+        (line, column), _ = fix.target
+        return fix, f"the {fix.kind} fix at line {line}, column {column + 1}: {exc}"
+
     try:
-        return apply_fixes(source, fixes)
-    except FixError:
-        if len(fixes) <= 1:
-            raise
-    good = []
+        new, done = apply_fixes(source, fixes)
+        return new, done, []
+    except FixError as exc:
+        if len(fixes) == 1:
+            return source, [], [failure(fixes[0], exc)]
+    good: List[Fix] = []
+    failures: List[Failure] = []
     for fix in fixes:
         try:
             apply_fixes(source, [fix])
-        except FixError:
+        except FixError as exc:
+            failures.append(failure(fix, exc))
             continue
         good.append(fix)
     if not good:
-        raise FixError("no fix of this round produces valid code")
-    return apply_fixes(source, good)
+        return source, [], failures
+    try:
+        new, done = apply_fixes(source, good)
+    except FixError as exc:  # each compiles alone, not together: one this round, the rest next
+        new, done = apply_fixes(source, good[:1])
+        failures.append((None, str(exc)))
+    return new, done, failures
 
 
 # --------------------------------------------------------------------------- rounds
@@ -591,7 +620,7 @@ def _rounds(source: str, findings: List[Finding], lint: Linter, unsafe: bool,
     initial = Counter(_signature(f, source) for f in findings)
     attempted: Set[tuple] = set()
     applied: List[tuple] = []
-    problem = None
+    problems: List[str] = []
     rank = {kind: number for number, kinds in enumerate(ROUNDS) for kind in kinds}
     for _ in range(max_rounds):
         candidates = [f for f in findings if _wanted(f, unsafe)
@@ -601,19 +630,16 @@ def _rounds(source: str, findings: List[Finding], lint: Linter, unsafe: bool,
             break
         first = min(rank[f.fix.kind] for f in candidates)
         batch = [f for f in candidates if rank[f.fix.kind] == first]
-        try:
-            new, done = _apply_checked(current, [f.fix for f in batch])
-        except FixError as exc:
-            problem = str(exc)
-            attempted.update(_signature(f, current) for f in batch)
-            continue
+        new, done, failures = _apply_checked(current, [f.fix for f in batch])
+        problems.extend(message for fix, message in failures if fix is not None)
+        failed = {fix for fix, _ in failures}
         done_set = set(done)
         for finding in batch:
             signature = _signature(finding, current)
             if finding.fix in done_set:
                 applied.append(signature)
                 attempted.add(signature)
-            elif not done:  # nothing of this round could be placed: give these up
+            elif finding.fix in failed or not done:  # broken, or nothing could be placed
                 attempted.add(signature)
         if new != current:
             current = new
@@ -621,6 +647,7 @@ def _rounds(source: str, findings: List[Finding], lint: Linter, unsafe: bool,
     left = Counter(_signature(f, current) for f in findings)
     unresolved = sum(1 for signature in set(applied) if left[signature])
     fixed = 0 if current == source else sum((initial - left).values())
+    problem = "; ".join(dict.fromkeys(problems)) or None
     return TextFix(current, fixed, findings, unresolved, problem, first_findings)
 
 

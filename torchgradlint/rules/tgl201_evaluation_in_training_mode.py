@@ -13,6 +13,8 @@ INFO = RULES_BY_CODE["TGL201"]
 
 
 def check(model):
+    if model.in_test_file:
+        return  # tests run models in whatever mode they test (equivalence checks, shapes)
     for site in model.forwards():
         mode = model.mode_of(site, site.model)
         if not mode or not any(value == TRAIN for value, _ in mode):
@@ -20,6 +22,9 @@ def check(model):
         if not all(value in (TRAIN, EVAL) for value, _ in mode):
             continue  # unknown on some path: stay silent
         if not model.may_have_dropout_or_batchnorm(site, site.model):
+            continue
+        eval_lines = {line for value, line in mode if value == EVAL and line}
+        if eval_lines and model.eval_switch_correlates(site, eval_lines):
             continue
         if model.is_training_context(site):
             continue
@@ -29,7 +34,7 @@ def check(model):
             # a progress picture); switching to eval on another path shows evaluation intent.
             if any(value == EVAL for value, _ in mode):
                 evidence = "evaluated in eval mode on another path"
-        elif evidence is None and model.grad_is_off(site):
+        elif evidence is None and model.grad_is_off(site) and not model.is_shape_probe(site):
             evidence = "under no_grad"
         if evidence is None:
             continue

@@ -19,6 +19,8 @@ def check(model):
         eval_lines = sorted(line for value, line in mode if value == EVAL and line)
         if not eval_lines or not model.reaches_training(site):
             continue
+        if model.is_frozen(site):
+            continue  # a frozen encoder kept in eval on purpose
         if model.wants_input_gradients(site.function):
             continue  # input gradients of a model kept in eval on purpose (saliency, FGSM)
         if not model.may_have_dropout_or_batchnorm(site, site.model):

@@ -12,6 +12,7 @@ import ast
 from ..findings import Finding, Fix, span
 from ..rules import RULES_BY_CODE
 from ..semantic.names import dotted
+from ..semantic.torch_api import words
 
 INFO = RULES_BY_CODE["TGL302"]
 APPENDING = {"append", "extend", "insert", "appendleft"}
@@ -61,12 +62,15 @@ def check(model):
 
 
 def _finding(line, col, key, written, forward, value):
+    scalar = not isinstance(value, (ast.Tuple, ast.List, ast.Dict, ast.Set))
+    fix = Fix("method", span(value), "item", safe=False) if scalar else None
+    remedy = f"accumulate `{written}.item()` (or `.detach()`)" if scalar else \
+        "store Python numbers (`.item()`) or detached tensors"
     return Finding(
         INFO.code, line, col,
         f"{key if key.endswith('`') else '`' + key + '`'} accumulates `{written}`, which carries "
         f"the autograd graph of `{forward.model}` (line {forward.line}): every step's graph stays "
-        f"alive; accumulate `{written}.item()` (or `.detach()`)",
-        Fix("method", span(value), "item", safe=False))
+        f"alive; {remedy}", fix)
 
 
 def _graph_forwards(model, nodes):
@@ -120,6 +124,8 @@ def _outlives_the_step(model, function, index, key):
     loop = _innermost_loop(function, index)
     if loop is None:
         return root == "self" and function.cls is not None
+    if not model.loop_trains(loop) and not _walks_data(loop):
+        return False  # a loop over layers or timesteps inside one step: nothing outlives it
     if root == "self" or root in function.params:
         return True
     definitions = model.dataflow.definitions(function, key) or model.dataflow.definitions(function, root)
@@ -127,6 +133,15 @@ def _outlives_the_step(model, function, index, key):
            for other in definitions):
         return False  # reset earlier in the same iteration
     return not definitions or any(other < loop.first_index for other in definitions)
+
+
+DATA_WORDS = {"loader", "dataloader", "data", "dataset", "batches", "batch", "dl", "iterator",
+              "epoch", "epochs", "steps", "samples", "episodes", "examples", "minibatches"}
+
+
+def _walks_data(loop):
+    """The loop goes over data (batches of a loader, epochs, episodes), one step each turn."""
+    return any(set(words(name)) & DATA_WORDS for name in loop.iterable_identifiers)
 
 
 def _innermost_loop(function, index):

@@ -1,6 +1,9 @@
 """torchgradlint's runtime monitor: watch real PyTorch code and report the symptoms of its bugs.
 
-This subpackage imports torch; the linter proper never imports it.
+This subpackage uses torch; the linter proper never imports it. torch is imported when a watch
+starts (``watch()``, ``@watched``, ``run_path``), not when the package is imported, so that the
+pytest plugin (``torchgradlint.runtime.pytest_plugin``) can be loaded by every pytest run without
+torch. User guide: docs/runtime.md.
 
 >>> from torchgradlint.runtime import watch, run_path
 >>> with watch() as report:                     # doctest: +SKIP
@@ -9,6 +12,8 @@ This subpackage imports torch; the linter proper never imports it.
 [RuntimeFinding(code='TGL201', filename='.../train.py', line=42, message='forward of Net ...')]
 >>> run_path("fixtures/TGL101/bad_eval_loop.py").codes()   # doctest: +SKIP
 [(12, 'TGL101')]
+>>> @watched(on_finding="warn")                 # doctest: +SKIP
+... def evaluate(model, loader): ...
 
 Each finding is reported at the *call site* of the event that shows the symptom: the innermost
 stack frame that belongs to a watched file (``paths``; by default any file outside torch,
@@ -54,20 +59,35 @@ optimizer step ran before the next forward at the same call (a target network in
 from __future__ import annotations
 
 import builtins
+import fnmatch
+import functools
+import inspect
 import os
+import re
 import sys
 import traceback
 import types
-from typing import Iterable, Optional, Union
-
-import torch
+import warnings
+from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Union
 
 from .findings import RuntimeFinding, RuntimeReport
-from .monitor import Monitor
 
-__all__ = ["RuntimeFinding", "RuntimeReport", "Watch", "watch", "run_path"]
+if TYPE_CHECKING:
+    from .monitor import Monitor
+
+__all__ = ["RuntimeFinding", "RuntimeReport", "Watch", "watch", "run_path", "watched",
+           "FindingsError", "RuntimeFindingWarning", "IgnoreList"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+def __getattr__(name):
+    # ``torchgradlint.runtime.Monitor`` stays available without importing torch at package import
+    if name == "Monitor":
+        from .monitor import Monitor
+
+        return Monitor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Watch:
@@ -80,6 +100,8 @@ class Watch:
         self._monitor: Optional[Monitor] = None
 
     def __enter__(self) -> RuntimeReport:
+        from .monitor import Monitor
+
         self._monitor = Monitor(self._paths)
         self._monitor.start()
         return self.report
@@ -100,6 +122,176 @@ def watch(paths: Optional[Iterable[PathLike]] = None) -> Watch:
     return Watch(paths)
 
 
+# ---------------------------------------------------------------------------- allow-list
+
+_CODE = re.compile(r"TGL\d{0,3}", re.IGNORECASE)
+
+
+class IgnoreList:
+    """An allow-list of findings, shared by :func:`watched` and the pytest plugin.
+
+    Each pattern is one of (patterns given as strings may be separated by commas/whitespace):
+
+    - a code or code prefix: ``TGL101``, ``TGL3`` (every TGL3xx);
+    - a path glob: ``tests/legacy/*``, ``*_slow.py`` — matched against the path relative to
+      ``root`` (default: the current directory) and the absolute path, with ``/`` separators; a
+      pattern without ``/`` also matches the file name alone; a directory matches its contents;
+    - ``glob:LINE`` (``tests/test_eval.py:42``), ``glob:CODE`` (``tests/legacy/*:TGL201``) and
+      ``glob:LINE:CODE``.
+    """
+
+    def __init__(self, patterns: Iterable[str] = (), root: Optional[PathLike] = None):
+        self.root = os.path.realpath(os.fspath(root) if root is not None else os.getcwd())
+        self.patterns: List[str] = []
+        self._rules: List[tuple] = []
+        for item in patterns:
+            for pattern in re.split(r"[,\s]+", str(item)):
+                if pattern:
+                    self.patterns.append(pattern)
+                    self._rules.append(self._parse(pattern))
+
+    @staticmethod
+    def _parse(pattern: str) -> tuple:
+        """``(path glob or None, line or None, code prefix or None)``."""
+        if _CODE.fullmatch(pattern):
+            return (None, None, pattern.upper())
+        parts = pattern.split(":")
+        code = line = None
+        if len(parts) > 1 and _CODE.fullmatch(parts[-1]):
+            code = parts.pop().upper()
+        if len(parts) > 1 and parts[-1].isdigit():
+            line = int(parts.pop())
+        glob = ":".join(parts).replace(os.sep, "/").rstrip("/")
+        return (glob or "*", line, code)
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    def __repr__(self) -> str:
+        return f"IgnoreList({self.patterns!r}, root={self.root!r})"
+
+    def matches(self, finding: RuntimeFinding) -> bool:
+        """Whether ``finding`` is allowed (to be ignored)."""
+        names = None
+        for glob, line, code in self._rules:
+            if code is not None and not finding.code.upper().startswith(code):
+                continue
+            if line is not None and finding.line != line:
+                continue
+            if glob is None:
+                return True
+            if names is None:
+                names = self._names(finding.filename)
+            candidates = names if "/" in glob else names + [names[0].rsplit("/", 1)[-1]]
+            if any(fnmatch.fnmatch(name, glob) or fnmatch.fnmatch(name, glob + "/*")
+                   for name in candidates):
+                return True
+        return False
+
+    def _names(self, filename: str) -> List[str]:
+        real = os.path.realpath(filename)
+        names = [real.replace(os.sep, "/")]
+        try:
+            rel = os.path.relpath(real, self.root)
+        except ValueError:  # another drive (Windows)
+            rel = None
+        if rel is not None and not rel.startswith(os.pardir):
+            names.insert(0, rel.replace(os.sep, "/"))
+        return names
+
+    def split(self, findings: Iterable[RuntimeFinding]):
+        """``(kept, ignored)`` lists of ``findings``."""
+        kept, ignored = [], []
+        for finding in findings:
+            (ignored if self.matches(finding) else kept).append(finding)
+        return kept, ignored
+
+
+# ---------------------------------------------------------------------------- decorator form
+
+class FindingsError(Exception):
+    """Raised by a ``@watched`` function (``on_finding="raise"``) whose call showed findings.
+
+    ``report`` is the call's :class:`RuntimeReport`; ``findings`` its (non-ignored) findings.
+    """
+
+    def __init__(self, report: RuntimeReport, where: str = ""):
+        self.report = report
+        self.findings = list(report.findings)
+        count = len(self.findings)
+        lines = [f"torchgradlint runtime monitor: {count} finding{'s' if count != 1 else ''}"
+                 + (f" in {where}" if where else "")]
+        lines.extend(f"  {finding.format()}" for finding in self.findings)
+        super().__init__("\n".join(lines))
+
+
+class RuntimeFindingWarning(UserWarning):
+    """Issued by a ``@watched(on_finding="warn")`` function, one per finding, at its line."""
+
+
+_ON_FINDING = ("raise", "warn", "record")
+
+
+def watched(func: Optional[Callable] = None, *, on_finding: str = "raise",
+            ignore: Iterable[str] = (), paths: Optional[Iterable[PathLike]] = None):
+    """Decorator: run every call of the decorated function under its own :func:`watch`.
+
+    ``@watched`` or ``@watched(on_finding=..., ignore=..., paths=...)``. After each call the
+    call's report (findings not matched by ``ignore``, see :class:`IgnoreList`; paths relative to
+    the current directory) is stored in ``wrapper.last_report``, and if it has findings:
+
+    - ``on_finding="raise"`` (default): raise :class:`FindingsError` (its ``report`` attribute
+      holds the report; the function's return value is lost);
+    - ``"warn"``: issue one :class:`RuntimeFindingWarning` per finding, attributed to the
+      finding's file and line, and return the result;
+    - ``"record"``: only store the report.
+
+    When the function raises, its exception propagates unchanged (findings are only stored).
+    Called while another watch is active (an enclosing ``watch()``, another ``@watched``
+    function, or a test run with ``pytest --tgl-runtime``), it runs unwatched and its events
+    belong to the enclosing watch; ``last_report`` is then ``None``. Generator and coroutine
+    functions are rejected (their body runs after the call returns).
+    """
+    if on_finding not in _ON_FINDING:
+        raise ValueError(f"on_finding must be one of {_ON_FINDING}, not {on_finding!r}")
+    ignore_patterns = [ignore] if isinstance(ignore, str) else list(ignore)
+
+    def decorate(fn: Callable) -> Callable:
+        if inspect.isgeneratorfunction(fn) or inspect.iscoroutinefunction(fn) or \
+                inspect.isasyncgenfunction(fn):
+            raise TypeError("@watched supports plain functions only, not generator or "
+                            f"coroutine functions ({fn.__qualname__})")
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            from . import monitor as _monitor
+
+            if _monitor._active_monitor is not None:  # inside another watch: it observes
+                wrapper.last_report = None
+                return fn(*args, **kwargs)
+            context = Watch(paths)
+            try:
+                with context:
+                    result = fn(*args, **kwargs)  # an exception skips the checks below
+            finally:
+                report = context.report
+                report.findings, _ = IgnoreList(ignore_patterns).split(report.findings)
+                wrapper.last_report = report
+            kept = report.findings
+            if kept and on_finding == "raise":
+                raise FindingsError(report, f"{fn.__qualname__}()")
+            if kept and on_finding == "warn":
+                for finding in kept:
+                    warnings.warn_explicit(f"{finding.code} {finding.message}",
+                                           RuntimeFindingWarning, finding.filename, finding.line)
+            return result
+
+        wrapper.last_report = None
+        return wrapper
+
+    return decorate if func is None else decorate(func)
+
+
 _CM_PROTOCOL = ("context manager protocol", "__enter__", "is not a context manager")
 
 
@@ -112,6 +304,8 @@ def run_path(path: PathLike, argv: Optional[list] = None) -> RuntimeReport:
     script's innermost line). The grad mode, ``sys.argv``, ``sys.path`` and ``sys.modules
     ['__main__']`` are restored afterwards, and the script's globals are cleared.
     """
+    import torch
+
     path = os.path.realpath(os.fspath(path))
     with open(path, encoding="utf-8") as fh:
         source = fh.read()

@@ -25,6 +25,7 @@ import gc
 import os
 import sys
 import sysconfig
+import warnings
 import weakref
 from typing import Dict, List, Optional, Set, Tuple
 
@@ -594,11 +595,15 @@ class Monitor:
         keepers = []
         try:
             everything = gc.get_objects()
-            for obj in everything:
-                if isinstance(obj, torch.Tensor) and not isinstance(obj, torch.nn.Parameter):
-                    node = obj.grad_fn
-                    if node is not None and reaches(node):
-                        keepers.append(obj)
+            with warnings.catch_warnings():
+                # isinstance() on every object touches deprecated ones
+                # (torch.distributed.reduce_op warns): not the user's business
+                warnings.simplefilter("ignore")
+                for obj in everything:
+                    if isinstance(obj, torch.Tensor) and not isinstance(obj, torch.nn.Parameter):
+                        node = obj.grad_fn
+                        if node is not None and reaches(node):
+                            keepers.append(obj)
             obj = None
             # A forward's output tensor (it carries the monitor's hook) has its Python object
             # preserved by torch as long as the next node saves it: it keeps nothing itself.

@@ -209,6 +209,12 @@ class Dataflow:
                     continue
             if isinstance(node, (ast.Lambda, ast.FunctionDef, ast.Compare)):
                 continue  # comparisons give booleans: no autograd history
+            if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
+                stack.append(node.elt)  # the values are the elements, not what is iterated
+                continue
+            if isinstance(node, ast.DictComp):
+                stack.extend((node.key, node.value))
+                continue
             stack.extend(ast.iter_child_nodes(node))
         return found
 

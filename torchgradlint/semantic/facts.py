@@ -253,7 +253,9 @@ class Facts:
                 return (FRESH, None, None)
             if isinstance(func, ast.Name) and api.is_class_like(text) and api.looks_like_model_class(text) \
                     and not qualified.startswith("torch."):
-                return (FRESH, None, None)  # ``D_A = Discriminator(shape)`` from a star import
+                # ``D_A = Discriminator(shape)`` from a star import: a model, in a mode its
+                # constructor chose (a ``Predictor`` may put itself in eval mode).
+                return (UNKNOWN_ORIGIN, None, None)
             if qualified in api.WRAPPERS_KEEPING_MODEL and expr.args:
                 inner = dotted(expr.args[0])
                 if self.is_model(function, inner):
@@ -516,9 +518,12 @@ class Facts:
             return True
         if function is not None:
             cls = self.model_class_of(function, key)
-            if cls is not None and "self" in self._frozen_in_class(cls):
+            if cls is not None and self.class_freezes_itself(cls):
                 return True
         return False
+
+    def class_freezes_itself(self, cls: ClassInfo) -> bool:
+        return bool(getattr(cls, "freezes_itself", False)) or "self" in self._frozen_in_class(cls)
 
     def _frozen_in_class(self, cls: ClassInfo) -> Set[str]:
         return {key for method in cls.methods.values() for key in self.frozen_by_function.get(id(method), ())}

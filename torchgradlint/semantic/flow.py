@@ -219,7 +219,8 @@ class FlowAnalysis:
                         touched.add(mapped)
         if exit_state is not None:
             touched |= set(exit_state.modes)
-        touched = {key for key in touched if key.split(".")[0] in roots}
+        rebound = self._rebound_names(function)
+        touched = {key for key in touched if key.split(".")[0] in roots and key.split(".")[0] not in rebound}
         effects = {}
         for key in touched:
             value = lookup_mode(exit_state.modes, key) if exit_state is not None else None
@@ -231,6 +232,24 @@ class FlowAnalysis:
                 effects[key] = value
         self.touched[id(function)] = set(effects)
         self.effects[id(function)] = effects
+
+    @staticmethod
+    def _rebound_names(function: FunctionInfo) -> Set[str]:
+        """Parameters the function assigns a new object to: what it does to them afterwards
+        no longer touches the caller's object."""
+        rebound = set()
+        for statement in function.statements:
+            targets = list(statement.targets) if isinstance(statement, ast.Assign) else \
+                [statement.target] if isinstance(statement, (ast.AnnAssign, ast.For)) else []
+            while targets:
+                target = targets.pop()
+                if isinstance(target, (ast.Tuple, ast.List)):
+                    targets.extend(target.elts)
+                elif isinstance(target, ast.Starred):
+                    targets.append(target.value)
+                elif isinstance(target, ast.Name) and target.id in function.params:
+                    rebound.add(target.id)
+        return rebound
 
     def _block(self, block, state: Optional[State]) -> Optional[State]:
         for node in block:

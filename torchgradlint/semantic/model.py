@@ -114,6 +114,30 @@ class SemanticModel:
             joined = value if joined is None else joined | value
         return joined if joined is not None else mode
 
+    @property
+    def in_test_file(self) -> bool:
+        return self._in_test_file
+
+    def eval_switch_correlates(self, site: CallSite, lines) -> bool:
+        """The ``eval()`` that makes the mode mixed sits under a guard that the forward shares
+        (``if encoder is not None: encoder.eval()`` ... ``if encoder is not None: encoder(x)``)
+        or that tests the model itself (``if isinstance(net, nn.Module): net.eval()``): the
+        paths that skip it are not paths where the forward runs in training mode."""
+        function = site.function
+        if site.index >= len(function.guards):
+            return False
+        around_site = {(ast.dump(test), branch) for test, branch in function.guards[site.index]}
+        root = (site.model or "").split(".")[0]
+        for index, statement in enumerate(function.statements):
+            if statement.lineno not in lines:
+                continue
+            for test, branch in function.guards[index]:
+                if (ast.dump(test), branch) in around_site:
+                    return True
+                if any(isinstance(node, ast.Name) and node.id == root for node in ast.walk(test)):
+                    return True
+        return False
+
     def may_have_dropout_or_batchnorm(self, site: CallSite, key: str) -> bool:
         cls = self.facts.model_class_of(site.function, key)
         if cls is None:
@@ -407,9 +431,35 @@ class SemanticModel:
         if site.model is None or self._runs_repeatedly(site):
             return False
         if (id(site.function), site.model) in self.facts.model_origin and \
-                self.facts.origin(site.function, site.model) == "fresh":
+                self.facts.origin(site.function, site.model) == "fresh" and \
+                not self.function_trains(site.function):
             return True
-        return self._fed_dummy_input(site)
+        return self._fed_dummy_input(site) and self._only_shape_is_read(site)
+
+    def _only_shape_is_read(self, site: CallSite) -> bool:
+        """The forward's output is read for its size (``model(dummy).shape[1]``, or a name it
+        is bound to read later as ``feat.shape``), as when sizing the next layer."""
+        function = site.function
+        statement = function.statements[site.index]
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Attribute) and node.attr in ("shape", "size") and \
+                    any(inner is site.node for inner in ast.walk(node.value)):
+                return True
+        names = set()
+        if isinstance(statement, ast.Assign):
+            for target in statement.targets:
+                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+        if not names:
+            return False
+        for later in function.statements[site.index + 1:]:
+            for node in ast.walk(later):
+                if isinstance(node, ast.Attribute) and node.attr in ("shape", "size") and \
+                        any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node.value)):
+                    return True
+        return False
+
+    def is_shape_probe(self, site: CallSite) -> bool:
+        return self._is_smoke_test(site)
 
     def _fed_dummy_input(self, site: CallSite) -> bool:
         """Every input of the forward is a tensor made up on the spot (``torch.randn(...)``)."""

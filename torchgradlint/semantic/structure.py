@@ -141,6 +141,8 @@ class FunctionInfo:
     loops: List[Loop] = field(default_factory=list)
     statements: List[ast.stmt] = field(default_factory=list)  # linear order; index = position
     blocks: List[Tuple[int, ...]] = field(default_factory=list)  # block chain per statement
+    # per statement: the ``if`` tests it runs under, with the branch (True: body, False: else)
+    guards: List[Tuple[Tuple[ast.expr, bool], ...]] = field(default_factory=list)
     nested: Dict[str, "FunctionInfo"] = field(default_factory=dict)
     callers: List[CallSite] = field(default_factory=list)
     local_names: set = field(default_factory=set)  # names bound by assignment in this function
@@ -177,6 +179,7 @@ class StructureBuilder:
         self.classes: Dict[str, ClassInfo] = {}
         self.module_function = FunctionInfo(tree, "<module>", "<module>", None, None)
         self._block_counter = 0
+        self._guards: List[Tuple[ast.expr, bool]] = []
         # Syntactic facts some rules need, gathered on the same walk.
         self.with_items: List[Tuple[ast.expr, FunctionInfo]] = []
         self.expression_statements: List[Tuple[ast.Expr, FunctionInfo]] = []
@@ -221,7 +224,9 @@ class StructureBuilder:
 
     def _build_function(self, function: FunctionInfo, body: List[ast.stmt]) -> None:
         self.functions.append(function)
+        saved, self._guards = self._guards, []
         function.ir = self._block(function, body, (), ())
+        self._guards = saved
 
     def _class(self, node: ast.ClassDef, parent: FunctionInfo) -> None:
         bases = [self.imports.resolve(base) or "" for base in node.bases]
@@ -251,6 +256,7 @@ class StructureBuilder:
     def _index(self, function: FunctionInfo, statement: ast.stmt, chain) -> int:
         function.statements.append(statement)
         function.blocks.append(chain)
+        function.guards.append(tuple(self._guards))
         return len(function.statements) - 1
 
     def _statement(self, function: FunctionInfo, statement: ast.stmt, chain, loops):
@@ -282,9 +288,13 @@ class StructureBuilder:
             body = self._block(function, statement.body, chain, loops, always_runs=True)
             return ("with", statement, items, body)
         if isinstance(statement, ast.If):
-            return ("if", statement, sites(statement.test),
-                    self._block(function, statement.body, chain, loops),
-                    self._block(function, statement.orelse, chain, loops))
+            test_sites = sites(statement.test)
+            self._guards.append((statement.test, True))
+            body = self._block(function, statement.body, chain, loops)
+            self._guards[-1] = (statement.test, False)
+            orelse = self._block(function, statement.orelse, chain, loops)
+            self._guards.pop()
+            return ("if", statement, test_sites, body, orelse)
         if isinstance(statement, ast.Try) or type(statement).__name__ == "TryStar":
             return ("try", statement, self._block(function, statement.body, chain, loops),
                     [self._block(function, handler.body, chain, loops) for handler in statement.handlers],

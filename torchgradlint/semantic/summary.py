@@ -82,7 +82,8 @@ def summarize(model, module_name: str) -> dict:
         if getattr(info, "external", False):
             continue
         classes[name] = {"is_module": info.is_module,
-                         "dropout_or_batchnorm": info.has_dropout_or_batchnorm}
+                         "dropout_or_batchnorm": info.has_dropout_or_batchnorm,
+                         "freezes_itself": model.facts.class_freezes_itself(info)}
     imports = sorted(model.linker.imported_modules) if model.linker is not None else []
     return {"format": SUMMARY_FORMAT, "module": module_name, "functions": functions,
             "classes": classes, "calls": _calls_out(model), "imports": imports}
@@ -182,6 +183,7 @@ class ExternalLinker:
             info.external = True
             info.is_module = bool(facts.get("is_module"))
             info.has_dropout_or_batchnorm = facts.get("dropout_or_batchnorm")
+            info.freezes_itself = bool(facts.get("freezes_itself"))
             self.model.classes.setdefault(written, info)
             return
         function_facts = (summary or {}).get("functions", {}).get(name)

@@ -69,7 +69,7 @@ OPTIMIZER_NOT_CLASSES = re.compile(r"torch\.optim\.(lr_scheduler|swa_utils|Optim
 # Calls and attributes whose result carries no autograd history.
 GRADIENT_STOPPING_METHODS = {"detach", "item", "tolist", "numpy", "detach_", "argmax", "argmin",
                              "long", "int", "bool", "size", "dim", "numel", "nelement", "eq", "ne",
-                             "__len__", "ge", "gt", "le", "lt", "sign"}
+                             "__len__", "ge", "gt", "le", "lt", "sign", "sample"}
 GRADIENT_STOPPING_FUNCTIONS = {"float", "int", "bool", "len", "str", "round", "print", "isinstance",
                                "torch.argmax", "torch.argmin", "torch.eq", "numpy.array",
                                "np.array", "torch.multinomial", "torch.argsort", "torch.bernoulli",
