@@ -67,6 +67,9 @@ class Program:
     roles: Dict[str, str]  # placeholder -> role
     names: Dict[str, str]  # placeholder -> name in this rendering
     description: List[str] = field(default_factory=list)
+    # Top-level definitions (classes, functions) that may appear in any order: [start, end)
+    # indexes into ``lines``, consecutive, all before the script.
+    chunks: List[Tuple[int, int]] = field(default_factory=list)
 
     def source(self, names: Optional[Dict[str, str]] = None, indent: str = "    ",
                newline: str = "\n") -> str:
@@ -79,6 +82,22 @@ class Program:
     def renaming(self, rng: random.Random) -> Dict[str, str]:
         """Another name of the same role for every placeholder, all distinct."""
         return _assign_names(self.roles, rng, avoid=set())
+
+    def reordered(self, rng: random.Random) -> Tuple["Program", List[int]]:
+        """The same program with its top-level definitions shuffled, and ``new_line[old_line]``
+        (1-based; index 0 unused)."""
+        if not self.chunks:
+            return self, list(range(len(self.lines) + 1))
+        first, last = self.chunks[0][0], self.chunks[-1][1]
+        order = list(self.chunks)
+        rng.shuffle(order)
+        sequence = list(range(first)) + [i for a, b in order for i in range(a, b)] + \
+            list(range(last, len(self.lines)))
+        mapping = [0] * (len(self.lines) + 1)
+        for new, old in enumerate(sequence):
+            mapping[old + 1] = new + 1
+        lines = [self.lines[i] for i in sequence]
+        return Program(lines, self.roles, self.names, self.description + ["reordered"]), mapping
 
     def __repr__(self) -> str:  # hypothesis prints this on failure
         return f"Program({'; '.join(self.description)})\n{self.source()}"
@@ -162,8 +181,7 @@ def _imports(b: _Builder) -> None:
         b.add(0, "import torch.nn.functional as F")
         b.no_grad = "ng"
         b.inference_mode = "inference_mode"
-    if b.chance(0.3):
-        b.add(0, "import copy")
+    b.add(0, "import copy")
     if b.chance(0.3):
         b.add(0, "import functools")
         b.add(0, "")
@@ -371,8 +389,6 @@ def _agent_class(b: _Builder, name: str) -> None:
     b.add(2, f"return {loss}.item()")
     b.blank()
     b.blank()
-    if "import copy" not in [text for _, text in b.lines]:
-        b.lines.insert(0, (0, "import copy"))
 
 
 def _trainer_class(b: _Builder, name: str) -> None:
@@ -451,7 +467,6 @@ def generate(rng: random.Random, max_pieces: int = 5) -> Program:
     b = _Builder(rng)
     _imports(b)
     cls = b.choice(CLASS_NAMES)
-    _model_class(b, cls)
     train_name = b.choice(TRAIN_NAMES)
     eval_name = b.choice(EVAL_NAMES)
     helper = b.choice(HELPER_NAMES) if b.chance(0.4) else None
@@ -471,10 +486,16 @@ def generate(rng: random.Random, max_pieces: int = 5) -> Program:
     pieces.extend(extras[:rng.randint(0, max(0, max_pieces - len(pieces)))])
     if rng.random() < 0.5:
         rng.shuffle(pieces)  # helpers may come after their callers
+    chunks = []
+    start = len(b.lines)
+    _model_class(b, cls)
+    chunks.append((start, len(b.lines)))
     for piece in pieces:
+        start = len(b.lines)
         piece()
+        chunks.append((start, len(b.lines)))
     _script(b, cls, train_name, eval_name)
-    program = Program(b.lines, b.roles, {}, b.description)
+    program = Program(b.lines, b.roles, {}, b.description, chunks)
     program.names = _assign_names(program.roles, rng, avoid=set())
     return program
 

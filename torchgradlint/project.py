@@ -89,12 +89,21 @@ class ProjectIndex:
             self._files = found[:MAX_PROJECT_FILES]
         return self._files
 
-    def path_of(self, module: str) -> Optional[str]:
-        base = os.path.join(self.root, *module.split("."))
-        for candidate in (base + ".py", os.path.join(base, "__init__.py")):
-            if os.path.isfile(candidate):
-                return candidate
+    def path_of(self, module: str, near: Optional[str] = None) -> Optional[str]:
+        """The file of a module: under the root, or (as Python does for a script) next to the
+        importing file ``near``."""
+        folders = [self.root]
+        if near is not None:
+            folders.append(os.path.dirname(os.path.abspath(near)))
+        for folder in folders:
+            base = os.path.join(folder, *module.split("."))
+            for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+                if os.path.isfile(candidate):
+                    return candidate
         return None
+
+    def relative(self, path: str) -> str:
+        return os.path.relpath(os.path.abspath(path), self.root).replace(os.sep, "/")
 
     def absolute_module(self, current: str, name: str, is_package: bool) -> str:
         """``..utils.x`` seen from module ``current`` -> ``pkg.utils.x``."""
@@ -136,7 +145,9 @@ class ProjectIndex:
     def _cache_file(self, data: bytes) -> Optional[str]:
         if self.cache_dir is None:
             return None
-        digest = hashlib.sha256(data + __version__.encode()).hexdigest()
+        from .semantic.summary import SUMMARY_FORMAT
+
+        digest = hashlib.sha256(data + f"{__version__}/{SUMMARY_FORMAT}".encode()).hexdigest()
         return os.path.join(self.cache_dir, digest[:2], digest + ".json")
 
     @staticmethod
@@ -167,10 +178,10 @@ class ProjectIndex:
         if path is None or summary is None:
             return
         depends_on = {}
-        for module in summary.get("imports", ()):
-            source = self.path_of(module)
-            if source is not None:
-                depends_on[os.path.relpath(source, self.root)] = self._digest(source)
+        for relative in summary.get("imports", ()):
+            source = os.path.join(self.root, relative)
+            if os.path.isfile(source):
+                depends_on[relative] = self._digest(source)
         try:
             if not os.path.isdir(self.cache_dir):
                 os.makedirs(self.cache_dir, exist_ok=True)
@@ -242,6 +253,7 @@ class ProjectIndex:
         leaf = target_module.rsplit(".", 1)[-1]
         calls: List[dict] = []
         absolute = os.path.abspath(path)
+        target_file = self.relative(path)
         for other in self._importers().get(leaf, ()):
             if os.path.abspath(other) == absolute:
                 continue
@@ -249,7 +261,7 @@ class ProjectIndex:
             if not summary:
                 continue
             for call in summary.get("calls", ()):
-                module, _, function = call["target"].rpartition(":")
-                if module == target_module:
+                where, _, function = call["target"].rpartition(":")
+                if where == target_file:
                     calls.append(dict(call, function=function, caller=summary.get("module")))
         return calls

@@ -90,9 +90,8 @@ class _State:
         self.found = 0
         self.allowed = 0
 
-    def start(self, item) -> None:
+    def start(self, off: bool, patterns: List[str]) -> None:
         self.stop()
-        off, patterns = _marker_settings(item)
         if off:
             return
         self.item_ignore = IgnoreList(patterns, root=self.root)
@@ -157,20 +156,28 @@ def _marker_settings(item) -> Tuple[bool, List[str]]:
     return bool(off), patterns
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item):
     state = item.config.stash.get(_STATE, None)
     if state is None:
         return (yield)
-    state.start(item)
+    error = None
     try:
-        return (yield)
+        off, patterns = _marker_settings(item)
+    except pytest.fail.Exception as exc:  # raised after the other setup hooks ran (teardown
+        error, off, patterns = exc, True, []  # expects them to have run)
+    state.start(off, patterns)
+    try:
+        result = yield
     except BaseException:
         state.stop()  # setup failed or skipped: the test does not run; drop what was seen
         raise
+    if error is not None:
+        raise error
+    return result
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     state = item.config.stash.get(_STATE, None)
     if state is None or state.watch is None:

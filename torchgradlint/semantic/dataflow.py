@@ -195,6 +195,11 @@ class Dataflow:
                 if site is not None:
                     found.add(("call", id(site)))
                 continue
+            if isinstance(node, ast.Attribute) and node.attr == "grad":
+                # a gradient tensor: its history (``create_graph=True``) is its own, not the
+                # grad mode's where it is read
+                found.add(("grad", id(node)))
+                continue
             if isinstance(node, (ast.Name, ast.Attribute)):
                 if isinstance(node, ast.Attribute) and node.attr in api.GRADIENT_STOPPING_ATTRIBUTES:
                     # ``x.data``: the value flows on, its autograd history does not.

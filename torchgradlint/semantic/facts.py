@@ -230,6 +230,9 @@ class Facts:
         """(origin, class, same_as_key) if ``expr`` evaluates to a model, else None."""
         if isinstance(expr, ast.Call):
             func = expr.func
+            if isinstance(func, ast.Attribute) and func.attr in api.SELF_RETURNING_METHODS and \
+                    isinstance(func.value, ast.Call):
+                return self.model_expression(function, func.value)  # ``Net().to(device)``
             qualified = self.imports.resolve(func) or ""
             text = dotted(func) or ""
             leaf = text.rsplit(".", 1)[-1]
@@ -251,11 +254,6 @@ class Facts:
                 return (UNKNOWN_ORIGIN, None, None)
             if api.is_fresh_model_call(qualified):
                 return (FRESH, None, None)
-            if isinstance(func, ast.Name) and api.is_class_like(text) and api.looks_like_model_class(text) \
-                    and not qualified.startswith("torch."):
-                # ``D_A = Discriminator(shape)`` from a star import: a model, in a mode its
-                # constructor chose (a ``Predictor`` may put itself in eval mode).
-                return (UNKNOWN_ORIGIN, None, None)
             if qualified in api.WRAPPERS_KEEPING_MODEL and expr.args:
                 inner = dotted(expr.args[0])
                 if self.is_model(function, inner):
@@ -266,6 +264,11 @@ class Facts:
                     if target is not None:
                         origin = self.returns_model.get(id(target))
                         return (origin, None, None) if origin else None
+            if isinstance(func, ast.Name) and api.is_class_like(text) and api.looks_like_model_class(text) \
+                    and not qualified.startswith("torch."):
+                # ``D_A = Discriminator(shape)`` from a star import: a model, in a mode its
+                # constructor chose (a ``Predictor`` may put itself in eval mode).
+                return (UNKNOWN_ORIGIN, None, None)
             return None
         key = dotted(expr)
         if key and self.is_model(function, key):
@@ -297,7 +300,11 @@ class Facts:
             if not isinstance(statement, (ast.Assign, ast.AnnAssign)) or \
                     not isinstance(statement.value, ast.Call):
                 continue
-            callee = dotted(statement.value.func)
+            value = statement.value
+            while isinstance(value.func, ast.Attribute) and value.func.attr in api.SELF_RETURNING_METHODS \
+                    and isinstance(value.func.value, ast.Call):
+                value = value.func.value  # ``Vgg16(requires_grad=False).to(device)``
+            callee = dotted(value.func)
             if callee not in self.classes:
                 continue
             targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]

@@ -117,6 +117,7 @@ class FlowAnalysis:
         self._returns: List[State] = []
         self._function: Optional[FunctionInfo] = None
         self._changed_entries: Set[int] = set()
+        self._fresh_contributions: Set[int] = set()
         self._with_items = with_items
 
     # -- driver ---------------------------------------------------------------------------
@@ -145,7 +146,7 @@ class FlowAnalysis:
     def _propagate_states(self) -> None:
         visits: Dict[int, int] = {}
         by_id = {id(f): f for f in self.functions}
-        queue = [f for f in self.functions if not f.external]
+        queue = sorted((f for f in self.functions if not f.external), key=lambda f: bool(f.callers))
         queued = {id(f) for f in queue}
         while queue:
             function = queue.pop(0)
@@ -190,13 +191,23 @@ class FlowAnalysis:
         self._function = function
         self._returns = []
         self._return_mode = None
+        before = {}
         if not self._summarizing:
             self.entry_grad[id(function)] = entry.grad
             self.entry_modes[id(function)] = entry.modes
             for site in function.sites:
                 self.site_grad.pop(id(site), None)
                 self.site_modes.pop(id(site), None)
+                if site.target is not None:
+                    before[id(site)] = self._contributions.get(id(site.target), {}).get(id(site))
+        self._fresh_contributions = set()
         end = self._block(function.ir, entry)
+        for site in function.sites:
+            if id(site) in before:
+                after = self._contributions.get(id(site.target), {}).get(id(site))
+                old = before[id(site)]
+                if old is None or after is None or old.grad != after.grad or old.modes != after.modes:
+                    self._changed_entries.add(id(site.target))
         exit_state = end
         for state in self._returns:
             exit_state = join(exit_state, state)
@@ -489,12 +500,12 @@ class FlowAnalysis:
             if site.receiver and (caller_key == site.receiver or caller_key.startswith(site.receiver + ".")):
                 modes["self" + caller_key[len(site.receiver):]] = value
         contribution = State(state.grad, modes)
+        # Within one analysis of the caller a call may be reached several times (loops): join.
+        # A new analysis of the caller replaces what its earlier, provisional one passed on.
         bucket = self._contributions.setdefault(id(target), {})
-        previous = bucket.get(id(site))
-        merged = join(previous, contribution) if previous is not None else contribution
-        if previous is None or previous.grad != merged.grad or previous.modes != merged.modes:
-            bucket[id(site)] = merged
-            self._changed_entries.add(id(target))
+        previous = bucket.get(id(site)) if id(site) in self._fresh_contributions else None
+        bucket[id(site)] = join(previous, contribution) if previous is not None else contribution
+        self._fresh_contributions.add(id(site))
 
     # -- grad-mode contexts ---------------------------------------------------------------
     def _set_grad_enabled_value(self, call: ast.Call) -> FrozenSet[str]:

@@ -187,10 +187,12 @@ class SemanticModel:
                 if producer.qualified == "torch.nn.Parameter" or any(
                         k.arg == "requires_grad" for k in producer.node.keywords):
                     return None  # a leaf that requires grad even under no_grad
+                if producer.target is not None:
+                    return None  # what an in-file function returns (parameters?) is its business
                 if self.grad_is_off(producer):
                     lines.append(producer.line)
                     continue
-                if producer.model is not None or producer.target is not None:
+                if producer.model is not None:
                     return None
                 if self._may_run_a_model(producer):
                     return None
@@ -202,7 +204,7 @@ class SemanticModel:
                     lines.append(statement.lineno)
                     continue
                 stack.extend(self.dataflow.preds.get(node, ()))
-            elif kind in ("attr", "return", "def"):
+            elif kind in ("attr", "return", "def", "grad"):
                 return None
         return min(lines) if lines else None
 
@@ -389,7 +391,7 @@ class SemanticModel:
         repeatedly (in a loop, or in a function called from one): a single forward in a
         ``test()`` that checks shapes is not an evaluation. Tests (pytest files) are not
         evaluation code: they run models in whatever mode they test."""
-        if self._in_test_file or self._is_smoke_test(site):
+        if self._in_test_file or self._is_smoke_test(site) or self._is_model_internal(site):
             return None
         if include_mode and site.model is not None:
             mode = self.mode_of(site, site.model)
@@ -463,7 +465,8 @@ class SemanticModel:
 
     def _fed_dummy_input(self, site: CallSite) -> bool:
         """Every input of the forward is a tensor made up on the spot (``torch.randn(...)``)."""
-        arguments = list(site.node.args) + [k.value for k in site.node.keywords]
+        arguments = [arg for arg in list(site.node.args) + [k.value for k in site.node.keywords]
+                     if not isinstance(arg, ast.Constant)]  # flags such as ``is_feat=True``
         if not arguments:
             return False
         for arg in arguments:
@@ -484,12 +487,23 @@ class SemanticModel:
             return False
         return any(self._runs_repeatedly(caller, depth + 1) for caller in site.function.callers)
 
+    def _is_model_internal(self, site: CallSite) -> bool:
+        """A submodule called inside a model's own methods (``self.backbone(x)`` in a detector's
+        ``inference()``): the grad mode and the mode are the caller's, who runs the model. A
+        sampling or generation loop written as a method still counts (it has a loop)."""
+        if not site.model or not (site.model == "self" or site.model.startswith("self.")):
+            return False
+        cls = self.facts.enclosing_class(site.function)
+        if cls is None or not cls.is_module:
+            return False
+        return not (site.loops and self._has_evaluation_name(site.function, allow_model_methods=True))
+
     def _inside_model_forward(self, function: FunctionInfo) -> bool:
         cls = self.facts.enclosing_class(function)
         return cls is not None and cls.is_module and any(
             scope.name in ("forward", "__call__", "_forward") for scope in function.enclosing_functions())
 
-    def _has_evaluation_name(self, function: FunctionInfo) -> bool:
+    def _has_evaluation_name(self, function: FunctionInfo, allow_model_methods: bool = False) -> bool:
         if function.is_module_scope:
             return False
         if function.parent is not None and not function.parent.is_module_scope and \
@@ -503,7 +517,7 @@ class SemanticModel:
         if self._in_test_file and "test" in name_words:
             return False
         cls = self.facts.enclosing_class(function)
-        if cls is not None and cls.is_module and not function.loops:
+        if cls is not None and cls.is_module and not function.loops and not allow_model_methods:
             return False  # an inference method of a model: its callers choose the grad mode
         if function.name in ("__init__", "forward"):
             return False
@@ -621,6 +635,8 @@ def _is_loss_call(site: CallSite, facts) -> bool:
 
 def _computes(statement: ast.stmt) -> bool:
     """The statement computes a new value (a call or arithmetic), rather than naming one."""
+    if isinstance(statement, ast.Expr):
+        return False  # ``params.append(p)`` stores a value, it computes none
     value = getattr(statement, "value", None)
     if value is None:
         return False

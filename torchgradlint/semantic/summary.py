@@ -20,7 +20,7 @@ from . import torch_api as api
 from .flow import PASSED_IN, UNKNOWN_TAG
 from .names import dotted
 
-SUMMARY_FORMAT = 1
+SUMMARY_FORMAT = 2  # part of the cache key: bump it when summaries change shape
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -143,11 +143,11 @@ class ExternalLinker:
             absolute = self.project.absolute_module(self.module, target, self.is_package)
             if not absolute or absolute.split(".")[0] in api.TORCH_ROOTS:
                 continue
-            if self.project.path_of(absolute):
+            if self.project.path_of(absolute, self.path):
                 modules[local] = absolute
                 continue
             owner, _, name = absolute.rpartition(".")
-            if owner and self.project.path_of(owner):
+            if owner and self.project.path_of(owner, self.path):
                 members[local] = (owner, name)
         if not members and not modules:
             return
@@ -169,13 +169,15 @@ class ExternalLinker:
             if name in members:
                 wanted.add((name, members[name]))
         for written, (owner, name) in sorted(wanted):
-            self.imported_modules.add(owner)
-            self._install(written, owner, name)
+            source = self.project.path_of(owner, self.path)
+            self.imported_modules.add(self.project.relative(source))
+            self._install(written, source, name)
 
-    def _install(self, written: str, owner: str, name: str) -> None:
+    def _install(self, written: str, source: str, name: str) -> None:
         from .structure import ClassInfo, FunctionInfo
 
-        summary = self.project.summary(self.project.path_of(owner))
+        owner = self.project.relative(source)
+        summary = self.project.summary(source)
         if summary is not None and name in summary.get("classes", {}):
             facts = summary["classes"][name]
             node = ast.ClassDef(name=name, bases=[], keywords=[], body=[], decorator_list=[])
@@ -195,7 +197,7 @@ class ExternalLinker:
         node = ast.FunctionDef(name=name, args=arguments, body=[ast.Pass()], decorator_list=[],
                                lineno=1, col_offset=0, end_lineno=1, end_col_offset=0)
         local = written.rsplit(".", 1)[-1]
-        stub = FunctionInfo(node, local, f"{owner}.{name}", None, self.model.module_function,
+        stub = FunctionInfo(node, local, f"{owner}:{name}", None, self.model.module_function,
                             params=params)
         stub.external = True
         stub.external_name = f"{owner}:{name}"
