@@ -11,7 +11,7 @@ too but is only indicative on a busy machine. The loop is clean: the monitored r
 no finding (the script says so if they do). Nothing is asserted.
 
 Configurations: ``small`` (64-128-128-10, batch 64: per-operation Python overhead dominates,
-the worst case for the monitor) and ``wide`` (512-1024-1024-10, batch 256: compute dominates).
+the worst case for the monitor) and ``wide`` (256-1024-1024-10, batch 128: compute dominates).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from torchgradlint.runtime import watch
 
 CONFIGS = {
     "small": dict(sizes=(64, 128, 128, 10), batch=64),
-    "wide": dict(sizes=(512, 1024, 1024, 10), batch=256),
+    "wide": dict(sizes=(256, 1024, 1024, 10), batch=128),
 }
 
 

@@ -611,7 +611,7 @@ def test_nothing_is_kept_alive_after_a_watched_training_and_eval_loop():
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += loss
+            total += loss  # noqa: TGL302
         model.eval()
         correct = 0
         for x, y in data:  # evaluation without no_grad (TGL101)

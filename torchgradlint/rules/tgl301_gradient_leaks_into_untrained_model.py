@@ -42,6 +42,8 @@ def _findings(model):
                 continue
             if _is_stepped(model, site, stepped, step) is None:
                 continue
+            if _entered_without_grad(model, site, upstream):
+                continue  # this loss reaches it through calls made under no_grad
             upstream_of_site = model.dataflow.upstream(("call", id(site)))
             if any(("call", id(t)) in upstream_of_site for t in trained):
                 continue  # downstream of a trained model: its gradients are needed
@@ -73,6 +75,15 @@ def _detach_argument(model, consumer, leaking):
         if node in sources or any(node in model.dataflow.upstream(source) for source in sources):
             return Fix("method", span(arg), "detach")
     return None
+
+
+def _entered_without_grad(model, site, upstream):
+    """The forward sits in a helper that this loss reaches only through calls made with
+    autograd off (``with torch.no_grad(): actor.get_action(next_obs)``), although other calls
+    of the helper run with autograd on."""
+    entries = [model.site_of(node) for node in upstream if node[0] == "call"]
+    entries = [call for call in entries if call is not None and call.target is site.function]
+    return bool(entries) and all(model.grad_is_off(call) for call in entries)
 
 
 def _is_stepped(model, site, stepped, step):

@@ -12,7 +12,7 @@ from typing import Dict, FrozenSet, Iterator, List, Optional, Set
 
 from ..config import DEFAULT_CONFIG, Config
 from . import torch_api as api
-from .dataflow import Dataflow
+from .dataflow import TRAINING, Dataflow
 from .facts import Facts
 from .flow import DYNAMIC, EVAL, OFF, ON, TRAIN, FlowAnalysis, lookup_mode
 from .names import ImportTable, dotted
@@ -213,21 +213,22 @@ class SemanticModel:
         or itself sent to a backward pass (not a feature map or a list of outputs)."""
         stack = list(self.dataflow.sources(function, index, expr))
         seen: Set[tuple] = set()
+        backward_roots = self.dataflow.preds.get(TRAINING, set())
         while stack and len(seen) < 64:
             node = stack.pop()
             if node in seen:
                 continue
             seen.add(node)
-            if node in self.dataflow.reaches_training:
-                return True
+            if node in backward_roots:
+                return True  # the very value a backward pass starts from
             if node[0] == "call":
                 site = self._site_by_id.get(node[1])
                 if site is None:
                     continue
                 if _is_loss_call(site, self.facts):
                     return True
-                if site.model is not None:
-                    continue
+                if site.model is not None or site.target is not None:
+                    continue  # a model's output, or what a helper returns, is not a loss here
                 stack.extend(self.dataflow.preds.get(node, ()))
             elif node[0] in ("def", "attr"):
                 stack.extend(self.dataflow.preds.get(node, ()))
