@@ -10,7 +10,7 @@ is the median of ``--runs`` runs. Nothing is asserted: the script only prints a 
 * libcst     a python process running libcst.parse_module on every file (the linter parses
              with libcst, so this is the floor it can reach)
 * ast        the same with ast.parse (what pyflakes pays for its tree)
-* cli        ``torchgradlint check FILES`` if that command works
+* cli        ``torchgradlint check --isolated -j1 FILES`` if that command works
 * the baseline/plugin pair again on the files that never mention "torch": the plugin should
   add (almost) nothing there.
 
@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 # Runs flake8's command line, optionally without torchgradlint's plugins (TGL_BENCH_HIDE=1).
 FLAKE8_LAUNCHER = r"""
@@ -195,21 +195,26 @@ def tgl_status() -> str:
     return ""
 
 
-def cli_status(cwd: str) -> str:
+def cli_command(cwd: str) -> Tuple[List[str], str]:
+    """(argv prefix, '') for ``torchgradlint check``, single process and without configuration
+    files when it accepts ``--isolated -j1``; ([], why not) when the command does not work."""
     import shutil
 
     if not shutil.which("torchgradlint"):
-        return "no torchgradlint command on PATH"
+        return [], "no torchgradlint command on PATH"
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
         handle.write("import torch\n")
     try:
-        probe = run_child(["torchgradlint", "check", handle.name], cwd)
+        last = ""
+        for prefix in (["torchgradlint", "check", "--isolated", "-j1"],
+                       ["torchgradlint", "check"]):
+            probe = run_child([*prefix, handle.name], cwd)
+            if probe.status in (0, 1) and "Traceback" not in probe.stderr:
+                return prefix, ""
+            last = (probe.stderr.strip().splitlines() or [f"exit status {probe.status}"])[-1]
     finally:
         os.unlink(handle.name)
-    if probe.status not in (0, 1) or "Traceback" in probe.stderr:
-        last = (probe.stderr.strip().splitlines() or [f"exit status {probe.status}"])[-1]
-        return f"torchgradlint check does not work yet: {last}"
-    return ""
+    return [], f"torchgradlint check does not work yet: {last}"
 
 
 def collect(root: str) -> List[str]:
@@ -354,20 +359,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         os.unlink(listing.name)
 
-    cli_problem = cli_status(root)
+    cli_prefix, cli_problem = cli_command(root)
     if cli_problem:
         rows.append(Row("torchgradlint check (CLI)", None, None, base_cpu, "skipped"))
         notes.append(cli_problem)
     else:
         progress("torchgradlint check")
-        cli_runs = repeat(runs, lambda: run_chunked(["torchgradlint", "check"], files, root))
+        cli_runs = repeat(runs, lambda: run_chunked(cli_prefix, files, root))
         if any(r.status not in (0, 1) or "Traceback" in r.stderr for r in cli_runs):
             rows.append(Row("torchgradlint check (CLI)", None, None, base_cpu, "FAILED"))
             notes.append("torchgradlint check failed:\n" + cli_runs[0].stderr[-3000:])
         else:
             cpu, wall = med(cli_runs)
             rows.append(Row("torchgradlint check (CLI)", cpu, wall, base_cpu,
-                            f"exit status {cli_runs[0].status}"))
+                            " ".join(cli_prefix[2:] or ["(default options)"])
+                            + f"; exit status {cli_runs[0].status}"))
 
     if args.skip_subset or not no_torch:
         pass

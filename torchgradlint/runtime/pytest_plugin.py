@@ -95,8 +95,9 @@ class _State:
         if off:
             return
         self.item_ignore = IgnoreList(patterns, root=self.root)
-        self.watch = Watch()
-        self.watch.__enter__()
+        watch = Watch()
+        watch.__enter__()  # raises if another watch is active (it is left alone)
+        self.watch = watch
 
     def stop(self) -> Optional[Tuple[List[RuntimeFinding], list, List[str]]]:
         """End the current watch: ``(findings, allowed, monitor errors)``, or None."""
@@ -163,10 +164,11 @@ def pytest_runtest_setup(item):
         return (yield)
     error = None
     try:
-        off, patterns = _marker_settings(item)
-    except pytest.fail.Exception as exc:  # raised after the other setup hooks ran (teardown
-        error, off, patterns = exc, True, []  # expects them to have run)
-    state.start(off, patterns)
+        state.start(*_marker_settings(item))
+    except (Exception, pytest.fail.Exception) as exc:
+        # a bad marker, a watch left open by the suite: raised after the other setup hooks ran
+        # (teardown expects them to have run)
+        error = exc
     try:
         result = yield
     except BaseException:

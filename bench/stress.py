@@ -1,0 +1,231 @@
+"""Long-run stress: lint thousands of files in one process and watch memory stay flat.
+
+A linter that runs inside an editor's language server or a long flake8 job must not keep what it
+built for earlier files. This script lints many different files, one after another, in a single
+process -- through the engine (``lint_file``, which also uses the project index), the flake8
+plugin (``ast`` tree handed over, as flake8 does) or the CLI's per-file function -- and prints,
+every ``--every`` files, the resident set size, optionally tracemalloc's view of live Python
+memory, the number of objects the garbage collector tracks, and the CPU time per file.
+
+    python bench/stress.py                         # 3,000 generated files, engine
+    python bench/stress.py --files 20000 --every 1000 --entry plugin
+    python bench/stress.py --corpus ../corpus --repeat 2      # real files, twice over
+    python bench/stress.py --tracemalloc           # slower; live Python memory by allocation site
+
+Generated files are PyTorch-shaped programs (``tests/pytorch_programs.py``), spread over
+``--projects`` folders (each a project root for the project index), with a broken file, a
+non-torch file and a file with odd bytes every so often. Nothing is asserted: the last lines
+summarise the growth after warm-up (``--warmup`` files). ``--max-growth-mib N`` makes the exit
+status 1 when resident memory grew by more than N MiB after warm-up (for a scheduled CI job).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent))
+
+
+def rss_mib() -> Optional[float]:
+    """Resident set size of this process, in MiB (Linux /proc; else ru_maxrss, a peak)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    except (OSError, ValueError, AttributeError):
+        try:
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            return peak / 2 ** 20 if sys.platform == "darwin" else peak / 2 ** 10
+        except ImportError:  # pragma: no cover - Windows
+            return None
+
+
+ODD_FILES = [
+    b"import torch\n\ndef broken(:\n    pass\n",  # syntax error
+    b"x = 1\ny = [i * 2 for i in range(10)]\n",  # screened out: no torch
+    b"\xef\xbb\xbfimport torch\r\nwith torch.no_grad:\r\n    pass\r\n",  # BOM, CRLF, a finding
+    b"import torch\ns = 'caf\xe9'\n",  # not UTF-8
+    b"",  # empty
+]
+
+
+def generated_files(folder: Path, count: int, projects: int, seed: int) -> Iterator[Path]:
+    """Write and yield ``count`` files; each is written just before it is linted, so the
+    project index sees folders filling up as a long editor session would."""
+    from pytorch_programs import generate
+
+    rng = random.Random(seed)
+    for index in range(count):
+        project = folder / f"project_{index % projects:03d}"
+        if index < projects:
+            project.mkdir(parents=True, exist_ok=True)
+        path = project / f"module_{index:06d}.py"
+        if index % 50 == 49:
+            path.write_bytes(ODD_FILES[(index // 50) % len(ODD_FILES)])
+        else:
+            path.write_text(generate(rng, max_pieces=rng.randint(2, 8)).source(), encoding="utf-8")
+        yield path
+
+
+def corpus_files(root: Path, repeat: int) -> Iterator[Path]:
+    files = sorted(p for p in root.rglob("*.py") if p.is_file())
+    for _ in range(repeat):
+        yield from files
+
+
+def make_linter(entry: str) -> Callable[[Path], int]:
+    if entry == "engine":
+        from torchgradlint.engine import lint_file
+
+        return lambda path: len(lint_file(str(path), on_error=_count_error))
+    if entry == "plugin":
+        import ast
+
+        from torchgradlint.plugin import TorchGradLintPlugin
+        from torchgradlint.sourcefile import SourceError, read_source
+
+        def plugin(path: Path) -> int:
+            try:
+                source = read_source(path)
+                tree = ast.parse(source)
+            except (SourceError, SyntaxError, ValueError, RecursionError, MemoryError):
+                return 0  # flake8 reports E902/E999 and runs no plugin
+            return len(list(TorchGradLintPlugin(tree, source.splitlines(True), str(path)).run()))
+
+        return plugin
+    if entry == "cli":
+        from torchgradlint.cli import analyse_path
+        from torchgradlint.config import DEFAULT_CONFIG
+
+        def cli(path: Path) -> int:
+            result = analyse_path(str(path), DEFAULT_CONFIG)
+            if result.problem is not None and result.problem.internal:
+                _ERRORS.append(result.problem.reason)
+            return len(result.findings)
+
+        return cli
+    raise SystemExit(f"unknown entry point {entry!r}")
+
+
+_ERRORS: List[str] = []
+
+
+def _count_error(filename: str, where: str, error: BaseException) -> None:
+    _ERRORS.append(f"{filename}: {where}: {type(error).__name__}: {error}")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=3000, help="generated files (default 3000)")
+    parser.add_argument("--every", type=int, default=250, help="report every N files")
+    parser.add_argument("--warmup", type=int, default=250,
+                        help="files before the baseline measurement (default 250)")
+    parser.add_argument("--projects", type=int, default=40,
+                        help="project folders the generated files are spread over")
+    parser.add_argument("--entry", choices=("engine", "plugin", "cli"), default="engine")
+    parser.add_argument("--corpus", metavar="DIR", help="lint the .py files under DIR instead")
+    parser.add_argument("--repeat", type=int, default=1, help="with --corpus: passes over it")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="also report live Python memory (slower) and the top sites at the end")
+    parser.add_argument("--keep", metavar="DIR", help="write generated files here and keep them")
+    parser.add_argument("--max-growth-mib", type=float, default=None,
+                        help="exit 1 if RSS grew more than this after warm-up")
+    args = parser.parse_args(argv)
+
+    import torchgradlint
+
+    print(f"torchgradlint {torchgradlint.__version__}, Python {platform.python_version()}, "
+          f"{platform.platform()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}")
+    os.environ.setdefault("TORCHGRADLINT_CACHE_DIR", tempfile.mkdtemp(prefix="tgl-stress-cache-"))
+    folder = Path(args.keep or tempfile.mkdtemp(prefix="tgl-stress-"))
+    if args.corpus:
+        files: Iterator[Path] = corpus_files(Path(args.corpus), args.repeat)
+        print(f"linting the .py files under {args.corpus} x{args.repeat} via {args.entry}")
+    else:
+        files = generated_files(folder, args.files, args.projects, args.seed)
+        print(f"linting {args.files} generated files in {args.projects} project folders under "
+              f"{folder} via {args.entry}")
+    if args.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start(5)
+    lint = make_linter(args.entry)
+    header = (f"{'files':>7}  {'RSS MiB':>8}  {'growth':>7}  {'py MiB':>7}  {'gc objects':>10}  "
+              f"{'findings':>8}  {'ms/file':>7}")
+    print(header)
+    print("-" * len(header))
+    baseline: Optional[float] = None
+    first: Optional[float] = None
+    last: Optional[float] = None
+    findings = 0
+    done = 0
+    cpu_start = time.process_time()
+    window_start = cpu_start
+    try:
+        for path in files:
+            findings += lint(path)
+            done += 1
+            if done == args.warmup:
+                gc.collect()
+                baseline = rss_mib()
+            if done % args.every == 0:
+                gc.collect()
+                rss = rss_mib()
+                first = rss if first is None else first
+                last = rss
+                now = time.process_time()
+                live = "-"
+                if args.tracemalloc:
+                    import tracemalloc
+
+                    live = f"{tracemalloc.get_traced_memory()[0] / 2 ** 20:.1f}"
+                growth = f"{rss - baseline:+.1f}" if baseline is not None and rss is not None else "-"
+                print(f"{done:>7}  {rss if rss is not None else float('nan'):>8.1f}  {growth:>7}  "
+                      f"{live:>7}  {len(gc.get_objects()):>10}  {findings:>8}  "
+                      f"{(now - window_start) * 1000 / args.every:>7.1f}", flush=True)
+                window_start = now
+    finally:
+        if not args.keep and not args.corpus:
+            shutil.rmtree(folder, ignore_errors=True)
+    total_cpu = time.process_time() - cpu_start
+    print("-" * len(header))
+    print(f"{done} files, {findings} findings, {total_cpu:.1f} s CPU "
+          f"({total_cpu * 1000 / max(1, done):.1f} ms/file), internal errors: {len(_ERRORS)}")
+    for error in _ERRORS[:10]:
+        print(f"  {error}")
+    status = 0
+    if baseline is not None and last is not None:
+        growth = last - baseline
+        per_thousand = growth * 1000 / max(1, done - args.warmup)
+        print(f"RSS after warm-up ({args.warmup} files): {baseline:.1f} MiB; at the end: "
+              f"{last:.1f} MiB; growth {growth:+.1f} MiB ({per_thousand:+.2f} MiB per 1,000 files)")
+        if args.max_growth_mib is not None and growth > args.max_growth_mib:
+            print(f"growth exceeds --max-growth-mib {args.max_growth_mib}")
+            status = 1
+    if args.tracemalloc:
+        import tracemalloc
+
+        print("largest live allocation sites:")
+        for stat in tracemalloc.take_snapshot().statistics("lineno")[:10]:
+            print(f"  {stat}")
+    if _ERRORS:
+        status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
