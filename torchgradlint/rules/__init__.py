@@ -23,7 +23,7 @@ RULES: List[RuleInfo] = [
     RuleInfo("TGL301", "gradient-leaks-into-untrained-model",
              "backward pass sends gradients into a model the following step does not train", "safe"),
     RuleInfo("TGL302", "graph-kept-alive-by-accumulation",
-             "tensor with autograd history accumulated across iterations", "unsafe"),
+             "tensor with autograd history accumulated across iterations", "safe"),
     RuleInfo("TGL303", "trained-model-cut-off-from-loss",
              "the model an optimizer step trains reaches its loss only through a detach or no_grad", "none"),
 ]

@@ -35,4 +35,11 @@ def check(model):
             INFO.code, site.line, site.col,
             f"training forward of `{site.model}` may run in eval mode left by line "
             f"{eval_lines[0]}: call `{site.model}.train()` before training resumes",
-            Fix("insert-before", span(model.statement_of(site)), f"{site.model}.train()"))
+            Fix("insert-before", span(model.statement_of(site)), f"{site.model}.train()",
+                safe=_only_trains(model, site)))
+
+
+def _only_trains(model, site):
+    """The function of the training forward does not also evaluate (a shared ``run_epoch``)."""
+    return model.grad_at(site) == frozenset({"on"}) and \
+        model.evaluation_evidence(site, include_mode=False) is None

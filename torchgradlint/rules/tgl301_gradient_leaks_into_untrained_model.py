@@ -8,7 +8,7 @@ generator's output fed to the discriminator's update without ``.detach()``, a DQ
 or a distillation teacher run with autograd on.
 """
 
-from ..findings import Finding, Fix, span, Fix, span
+from ..findings import Finding, Fix, span
 from ..rules import RULES_BY_CODE
 from ..semantic.roles import role
 

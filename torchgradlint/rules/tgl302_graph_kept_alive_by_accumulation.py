@@ -63,7 +63,7 @@ def check(model):
 
 def _finding(line, col, key, written, forward, value):
     scalar = not isinstance(value, (ast.Tuple, ast.List, ast.Dict, ast.Set))
-    fix = Fix("method", span(value), "item", safe=False) if scalar else None
+    fix = Fix("method", span(value), "detach") if scalar else None
     remedy = f"accumulate `{written}.item()` (or `.detach()`)" if scalar else \
         "store Python numbers (`.item()`) or detached tensors"
     return Finding(
