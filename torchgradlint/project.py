@@ -27,7 +27,12 @@ SKIPPED_DIRS = {".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".venv", "
                 "build", "dist", "node_modules", "site-packages", ".eggs", ".torchgradlint_cache",
                 ".mypy_cache", ".pytest_cache"}
 MAX_PROJECT_FILES = 5000
-IMPORT_LINE = re.compile(rb"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import[^\n]*|import[ \t][^\n]*)", re.MULTILINE)
+# A module imported by more files than this is a library's utility: its callers are too many and
+# too varied to say anything about how it is called, and reading them all would make a lint slow.
+MAX_IMPORTERS = 40
+FROM_IMPORT = re.compile(rb"^[ \t]*from[ \t]+([.\w]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE)
+PLAIN_IMPORT = re.compile(rb"^[ \t]*import[ \t]+([^\n]+)", re.MULTILINE)
+NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def find_root(path: str) -> str:
@@ -126,28 +131,31 @@ class ProjectIndex:
                 data = handle.read()
         except OSError:
             return None
-        cached = self._summaries.get(path)
+        # A summary reads the summaries of what its module imports, and those are "shallow":
+        # computed from their own file alone. Two levels, never the whole project.
+        kind = "shallow" if self._in_progress else "full"
+        cached = self._summaries.get((path, kind))
         if cached is not None and cached[0] == data:
             return cached[1]
         if path in self._in_progress:
             return None
-        summary = self._load_cached(data)
+        summary = self._load_cached(data, kind)
         if summary is None:
             self._in_progress.add(path)
             try:
-                summary = self._compute(path, data)
+                summary = self._compute(path, data, linked=kind == "full")
             finally:
                 self._in_progress.discard(path)
-            self._store_cached(data, summary)
-        self._summaries[path] = (data, summary)
+            self._store_cached(data, summary, kind)
+        self._summaries[(path, kind)] = (data, summary)
         return summary
 
-    def _cache_file(self, data: bytes) -> Optional[str]:
+    def _cache_file(self, data: bytes, kind: str) -> Optional[str]:
         if self.cache_dir is None:
             return None
         from .semantic.summary import SUMMARY_FORMAT
 
-        digest = hashlib.sha256(data + f"{__version__}/{SUMMARY_FORMAT}".encode()).hexdigest()
+        digest = hashlib.sha256(data + f"{__version__}/{SUMMARY_FORMAT}/{kind}".encode()).hexdigest()
         return os.path.join(self.cache_dir, digest[:2], digest + ".json")
 
     @staticmethod
@@ -158,9 +166,9 @@ class ProjectIndex:
         except OSError:
             return None
 
-    def _load_cached(self, data: bytes) -> Optional[dict]:
+    def _load_cached(self, data: bytes, kind: str) -> Optional[dict]:
         """A cached summary, if every module it was computed from is unchanged."""
-        path = self._cache_file(data)
+        path = self._cache_file(data, kind)
         if path is None or not os.path.isfile(path):
             return None
         try:
@@ -173,8 +181,8 @@ class ProjectIndex:
                 return None
         return entry.get("summary")
 
-    def _store_cached(self, data: bytes, summary: Optional[dict]) -> None:
-        path = self._cache_file(data)
+    def _store_cached(self, data: bytes, summary: Optional[dict], kind: str) -> None:
+        path = self._cache_file(data, kind)
         if path is None or summary is None:
             return
         depends_on = {}
@@ -195,7 +203,7 @@ class ProjectIndex:
         except OSError:
             pass  # a read-only tree: work without the disk cache
 
-    def _compute(self, path: str, data: bytes) -> Optional[dict]:
+    def _compute(self, path: str, data: bytes, linked: bool = True) -> Optional[dict]:
         import ast
 
         from .engine import may_contain_findings
@@ -212,7 +220,8 @@ class ProjectIndex:
                     "classes": {}, "calls": []}
         try:
             tree = ast.parse(source, path)
-            model = SemanticModel(tree, path, self._config(), project=self, for_summary=True)
+            model = SemanticModel(tree, path, self._config(), project=self if linked else None,
+                                  for_summary=True)
             return summarize(model, module_name(self.root, path))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
@@ -226,8 +235,9 @@ class ProjectIndex:
 
     # -- queries ----------------------------------------------------------------------------
     def _importers(self) -> Dict[str, List[str]]:
-        """For every name an import statement of the project mentions (module or member, last
-        component), the files that mention it: read once per index."""
+        """For every project file, the files whose import statements name it (``from .engine
+        import evaluate``, ``import pkg.engine``, ``from pkg import engine``, script-style
+        ``import engine``). Read once per index, with a regular expression, not a parse."""
         if self._importer_map is None:
             mapping: Dict[str, List[str]] = {}
             for path in self.files():
@@ -236,25 +246,47 @@ class ProjectIndex:
                         data = handle.read()
                 except OSError:
                     continue
-                names = set()
-                for match in IMPORT_LINE.finditer(data):
-                    for word in re.findall(rb"[A-Za-z_][A-Za-z0-9_]*", match.group(0)):
-                        names.add(word.decode())
-                for name in names:
-                    mapping.setdefault(name, []).append(path)
+                current = module_name(self.root, path)
+                is_package = os.path.basename(path) == "__init__.py"
+                for target in self._imported_files(data, path, current, is_package):
+                    mapping.setdefault(target, []).append(path)
             self._importer_map = mapping
         return self._importer_map
+
+    def _imported_files(self, data: bytes, path: str, current: str, is_package: bool):
+        names = set()
+        for match in FROM_IMPORT.finditer(data):
+            base = self.absolute_module(current, match.group(1).decode(), is_package)
+            names.add(base)
+            for member in NAME.findall(match.group(2)):
+                member = member.decode()
+                if member not in ("as", "import"):
+                    names.add(f"{base}.{member}" if base else member)
+        for match in PLAIN_IMPORT.finditer(data):
+            for name in NAME.findall(match.group(1)):
+                if name != b"as":
+                    names.add(name.decode())
+        found = set()
+        for name in names:
+            if name.split(".")[0] in ("torch", "numpy", "os", "sys", "typing"):
+                continue
+            target = self.path_of(name, path)
+            if target is not None:
+                found.add(os.path.abspath(target))
+        return found
 
     def incoming_calls(self, path: str) -> List[dict]:
         """Calls into the functions of ``path`` made by other modules of the project."""
         target_module = module_name(self.root, path)
         if not target_module:
             return []
-        leaf = target_module.rsplit(".", 1)[-1]
         calls: List[dict] = []
         absolute = os.path.abspath(path)
         target_file = self.relative(path)
-        for other in self._importers().get(leaf, ()):
+        importers = self._importers().get(absolute, ())
+        if len(importers) > MAX_IMPORTERS:
+            return []
+        for other in importers:
             if os.path.abspath(other) == absolute:
                 continue
             summary = self.summary(other)
