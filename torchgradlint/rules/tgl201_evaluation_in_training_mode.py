@@ -24,7 +24,8 @@ def check(model):
         if not model.may_have_dropout_or_batchnorm(site, site.model):
             continue
         eval_lines = {line for value, line in mode if value == EVAL and line}
-        if eval_lines and model.eval_switch_correlates(site, eval_lines):
+        switch_lines = {line for value, line in mode if line}
+        if eval_lines and model.eval_switch_correlates(site, switch_lines):
             continue
         if model.is_training_context(site):
             continue

@@ -61,7 +61,9 @@ def _detach_on_the_way(model, with_history, stepped):
         cut_inputs = dataflow.value_preds.get(node)
         if not cut_inputs:
             continue
-        behind = dataflow.upstream_values(cut_inputs)
+        behind = set(cut_inputs)  # what the cut removes the history of (not integer indices)
+        for source in cut_inputs:
+            behind |= dataflow.upstream(source)
         if any(model.model_binding(site) & stepped for site in model.forward_sites_in(behind)):
             if node[0] == "cut":
                 line, col = dataflow.cut_lines[node]

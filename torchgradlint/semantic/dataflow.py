@@ -195,6 +195,8 @@ class Dataflow:
                 if site is not None:
                     found.add(("call", id(site)))
                 continue
+            if isinstance(node, ast.Subscript) and _indices_of_a_selection(node):
+                continue  # ``torch.sort(x)[1]``, ``x.max(1)[1]``: integer indices, no history
             if isinstance(node, ast.Attribute) and node.attr == "grad":
                 # a gradient tensor: its history (``create_graph=True``) is its own, not the
                 # grad mode's where it is read
@@ -340,3 +342,15 @@ class Dataflow:
                         stack.append((pred, context))
         return found
 
+
+
+_SELECTIONS = {"sort", "topk", "max", "min", "kthvalue", "median", "mode", "unique"}
+
+
+def _indices_of_a_selection(node: ast.Subscript) -> bool:
+    value = node.value
+    if not isinstance(value, ast.Call) or not isinstance(node.slice, ast.Constant) or node.slice.value != 1:
+        return False
+    func = value.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    return name in _SELECTIONS

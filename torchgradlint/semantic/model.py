@@ -128,14 +128,18 @@ class SemanticModel:
             return False
         around_site = {(ast.dump(test), branch) for test, branch in function.guards[site.index]}
         root = (site.model or "").split(".")[0]
+        flags = set(function.params) - {root, "self"}
         for index, statement in enumerate(function.statements):
             if statement.lineno not in lines:
                 continue
             for test, branch in function.guards[index]:
                 if (ast.dump(test), branch) in around_site:
                     return True
-                if any(isinstance(node, ast.Name) and node.id == root for node in ast.walk(test)):
+                names = {node.id for node in ast.walk(test) if isinstance(node, ast.Name)}
+                if root in names:
                     return True
+                if names & flags:
+                    return True  # ``if training: model.train()``: the caller picks the mode
         return False
 
     def may_have_dropout_or_batchnorm(self, site: CallSite, key: str) -> bool:

@@ -76,7 +76,7 @@ GRADIENT_STOPPING_FUNCTIONS = {"float", "int", "bool", "len", "str", "round", "p
                                "torch.randint", "torch.randperm", "torch.nonzero", "torch.bucketize",
                                "torch.searchsorted", "torch.isnan", "torch.isinf", "torch.isfinite"}
 GRADIENT_STOPPING_ATTRIBUTES = {"data", "shape", "dtype", "device", "requires_grad", "grad_fn",
-                                "is_cuda", "ndim", "T_"}
+                                "is_cuda", "ndim", "indices"}
 
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
