@@ -44,15 +44,19 @@ COMMON = dict(deadline=None, derandomize=True, database=None,
                                      HealthCheck.filter_too_much])
 
 
+class TimeLimit(BaseException):
+    """A BaseException, so that the linter's own ``except Exception`` cannot swallow it."""
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float):
-    """Raise TimeoutError once this process has used ``seconds`` of CPU time (POSIX)."""
+    """Raise TimeLimit once this process has used ``seconds`` of CPU time (POSIX)."""
     if not hasattr(signal, "SIGPROF") or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def expire(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s of CPU time")
+        raise TimeLimit(f"still running after {seconds} s of CPU time")
 
     previous = signal.signal(signal.SIGPROF, expire)
     signal.setitimer(signal.ITIMER_PROF, seconds)

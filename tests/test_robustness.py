@@ -55,8 +55,8 @@ CLI_LIMIT = 240.0
 # --------------------------------------------------------------------------- helpers
 
 
-class TimeLimit(Exception):
-    pass
+class TimeLimit(BaseException):
+    """A BaseException, so that the linter's own ``except Exception`` cannot swallow it."""
 
 
 @contextlib.contextmanager
@@ -142,6 +142,7 @@ class Case:
     heavy: bool = False  # big: linted once per entry point, left out of the flake8 run
     flake8_crashes: bool = False  # flake8 itself fails on it before any plugin runs
     bug_in: tuple = ("engine", "plugin", "cli")  # for KNOWN_BUGS: the entry points it breaks
+    limit: float = IN_PROCESS_LIMIT  # CPU seconds per entry point
 
     @property
     def filename(self) -> str:
@@ -527,7 +528,7 @@ KNOWN_BUGS: List[Case] = [
         "same place: MemoryError -> internal error"),
     Case("for loops 24 deep", _bytes(nested_blocks("for x{i} in loader:", 24, "y = model(x0)")),
          "flow.FlowAnalysis._node analyses a loop body twice, so nested loops cost 2**depth: "
-         "hangs (16 deep: ~3 s, 18 deep: ~12 s)"),
+         "hangs (16 deep: ~3 s, 18 deep: ~12 s, 24 deep: ~13 min)", limit=4.0),
 ]
 
 
@@ -554,7 +555,7 @@ def test_engine(case: Case, tmp_path: Path) -> None:
     def on_error(filename, where, error):
         errors.append(f"{where}: {type(error).__name__}: {error}")
 
-    with time_limit(IN_PROCESS_LIMIT):
+    with time_limit(case.limit):
         from_file = lint_file(str(path), on_error=on_error)
         try:
             text = decode_source(case.data, str(path))
@@ -583,7 +584,7 @@ def test_flake8_plugin(case: Case, tmp_path: Path, capsys) -> None:
     if tree is None:
         assert not python_compiles(case.data)
         return  # flake8 reports E999 (or fails itself) and runs no plugin
-    with time_limit(IN_PROCESS_LIMIT):
+    with time_limit(case.limit):
         results = list(TorchGradLintPlugin(tree, lines, str(path)).run())
     for line, col, text, kind in results:
         assert isinstance(line, int) and line >= 1
@@ -650,8 +651,11 @@ def _expected_unanalysable() -> set:
 
 def test_cli_on_every_input(case_folder: Path) -> None:
     """One run over all the inputs: exit 0 or 1, valid JSON, and on stderr exactly one
-    ``path: cannot analyse: why`` line per file Python cannot compile, nothing else."""
+    ``path: cannot analyse: why`` line per file Python cannot compile, nothing else. The linted
+    files are left exactly as they were (the linter reads; it never writes to them)."""
+    before = {path.name: path.read_bytes() for path in case_folder.glob("*.py")}
     result = run_cli("check", "--format", "json", "--isolated", ".", cwd=case_folder)
+    assert {path.name: path.read_bytes() for path in case_folder.glob("*.py")} == before
     stderr = result.stderr.decode("utf-8", "replace")
     assert "Traceback" not in stderr, stderr
     assert result.returncode in (0, 1), (result.returncode, stderr)
@@ -729,9 +733,9 @@ def test_cli_known_bugs(case: Case, tmp_path: Path) -> None:
     (tmp_path / case.filename).write_bytes(case.data)
     (tmp_path / "good.py").write_bytes(TGL103.encode())
     try:
-        result = run_cli("check", "--isolated", "-j", "1", ".", cwd=tmp_path, timeout=60)
+        result = run_cli("check", "--isolated", "-j", "1", ".", cwd=tmp_path, timeout=20)
     except subprocess.TimeoutExpired:
-        pytest.fail("the CLI did not finish in 60 s")
+        pytest.fail("the CLI did not finish in 20 s")
     stderr = result.stderr.decode("utf-8", "replace")
     assert "Traceback" not in stderr, stderr[-2000:]
     assert b"good.py:3:" in result.stdout
@@ -830,24 +834,6 @@ def test_internal_error_in_engine_never_escapes(monkeypatch) -> None:
     assert lint_source(TGL103, "x.py", on_error=lambda f, where, e: errors.append(where)) == []
     assert len(errors) == 1 and "semantic model" in errors[0]
     assert list(TorchGradLintPlugin(ast.parse(TGL103), TGL103.splitlines(True), "x.py").run()) == []
-
-
-# --------------------------------------------------------------------------- damage
-
-
-def test_linting_changes_no_linted_file(case_folder: Path, tmp_path: Path) -> None:
-    """Linting reads; it never writes to the files it lints."""
-    import shutil
-
-    folder = tmp_path / "copy"
-    shutil.copytree(case_folder, folder, ignore=shutil.ignore_patterns(".tgl-cache",
-                                                                          ".torchgradlint_cache"))
-    before = {p.name: p.read_bytes() for p in folder.glob("*.py")}
-    run_cli("check", "--isolated", "-j", "1", "--format", "sarif", ".", cwd=folder)
-    for path in folder.glob("*.py"):
-        lint_file(str(path), on_error=lambda *a: None)
-    after = {p.name: p.read_bytes() for p in folder.glob("*.py")}
-    assert after == before
 
 
 @pytest.mark.xfail(strict=True, reason="known bug: project.ProjectIndex._load_cached trusts the "
