@@ -164,9 +164,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("-j", "--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--slowest", type=int, default=10, metavar="N",
                         help="list the N files that took the most CPU time")
+    parser.add_argument("--use-cache", action="store_true",
+                        help="let torchgradlint keep its on-disk cache (default: off, so nothing "
+                             "is written into the corpus and every finding is fresh)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when anything is untriaged or stale too")
     args = parser.parse_args(argv)
+    if not args.use_cache:
+        os.environ["TORCHGRADLINT_NO_CACHE"] = "1"  # read by the linter; workers inherit it
 
     try:
         from torchgradlint.engine import lint_source

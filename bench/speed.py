@@ -138,7 +138,25 @@ def run_chunked(prefix: Sequence[str], files: Sequence[str], cwd: str,
     return Run(cpu, wall, status, "".join(stdout), "".join(stderr))
 
 
+# Environment for every linter process. By default torchgradlint's on-disk cache is off: every
+# run is cold, and nothing is written into the corpus. --cache points it at a temporary folder
+# and adds an untimed warm-up run before each measurement.
+LINTER_ENV: Dict[str, str] = {"TORCHGRADLINT_NO_CACHE": "1"}
+WARM_UP = False
+
+
+def linter_env() -> Dict[str, str]:
+    env = dict(os.environ)
+    env.pop("TORCHGRADLINT_NO_CACHE", None)
+    env.pop("TORCHGRADLINT_CACHE_DIR", None)
+    env.pop("PYTHONDEVMODE", None)
+    env.update(LINTER_ENV)
+    return env
+
+
 def repeat(runs: int, measure) -> List[Run]:
+    if WARM_UP:
+        measure()
     return [measure() for _ in range(runs)]
 
 
@@ -153,9 +171,8 @@ def med(results: List[Run]):
 
 
 def flake8_env(hide_tgl: bool) -> Dict[str, str]:
-    env = dict(os.environ)
+    env = linter_env()
     env["TGL_BENCH_HIDE"] = "1" if hide_tgl else "0"
-    env.pop("PYTHONDEVMODE", None)
     return env
 
 
@@ -208,7 +225,7 @@ def cli_command(cwd: str) -> Tuple[List[str], str]:
         last = ""
         for prefix in (["torchgradlint", "check", "--isolated", "-j1"],
                        ["torchgradlint", "check"]):
-            probe = run_child([*prefix, handle.name], cwd)
+            probe = run_child([*prefix, handle.name], cwd, linter_env())
             if probe.status in (0, 1) and "Traceback" not in probe.stderr:
                 return prefix, ""
             last = (probe.stderr.strip().splitlines() or [f"exit status {probe.status}"])[-1]
@@ -257,9 +274,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--limit", type=int, default=None,
                         help="use an evenly spaced sample of N files")
+    parser.add_argument("--cache", action="store_true",
+                        help="let torchgradlint use its on-disk cache (in a temporary folder), "
+                             "warmed by an untimed first run; default: no cache, cold runs")
     parser.add_argument("--skip-subset", action="store_true",
                         help="skip the files-without-'torch' pair of runs")
     args = parser.parse_args(argv)
+    global WARM_UP
+    cache_dir = None
+    if args.cache:
+        cache_dir = tempfile.mkdtemp(prefix="tgl-bench-cache-")
+        LINTER_ENV.clear()
+        LINTER_ENV["TORCHGRADLINT_CACHE_DIR"] = cache_dir
+        WARM_UP = True
+    try:
+        return measure_all(args)
+    finally:
+        if cache_dir:
+            import shutil
+
+            shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+def measure_all(args: argparse.Namespace) -> int:
 
     root = os.path.abspath(args.corpus)
     files = spread(collect(root), args.limit)
@@ -283,7 +320,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"files:    {len(files)} .py files, {lines} lines"
           + (f" (sample of --limit {args.limit})" if args.limit else ""))
     print(f"          {len(no_torch)} files ({no_torch_lines} lines) never mention 'torch'")
-    print(f"runs:     median CPU time (user+sys of the child) of {runs} runs")
+    print(f"runs:     median CPU time (user+sys of the child) of {runs} runs; torchgradlint "
+          + ("cache in a temporary folder, warmed by an untimed run" if WARM_UP
+             else "cache off (TORCHGRADLINT_NO_CACHE=1): cold runs"))
     print(flush=True)
 
     rows: List[Row] = []
@@ -365,7 +404,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         notes.append(cli_problem)
     else:
         progress("torchgradlint check")
-        cli_runs = repeat(runs, lambda: run_chunked(cli_prefix, files, root))
+        cli_runs = repeat(runs, lambda: run_chunked(cli_prefix, files, root, linter_env()))
         if any(r.status not in (0, 1) or "Traceback" in r.stderr for r in cli_runs):
             rows.append(Row("torchgradlint check (CLI)", None, None, base_cpu, "FAILED"))
             notes.append("torchgradlint check failed:\n" + cli_runs[0].stderr[-3000:])

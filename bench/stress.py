@@ -11,6 +11,7 @@ memory, the number of objects the garbage collector tracks, and the CPU time per
     python bench/stress.py --files 20000 --every 1000 --entry plugin
     python bench/stress.py --corpus ../corpus --repeat 2      # real files, twice over
     python bench/stress.py --tracemalloc           # slower; live Python memory by allocation site
+    python bench/stress.py --shapes                # cost per line of pathological file shapes
 
 Generated files are PyTorch-shaped programs (``tests/pytorch_programs.py``), spread over
 ``--projects`` folders (each a project root for the project index), with a broken file, a
@@ -65,7 +66,7 @@ ODD_FILES = [
 def generated_files(folder: Path, count: int, projects: int, seed: int) -> Iterator[Path]:
     """Write and yield ``count`` files; each is written just before it is linted, so the
     project index sees folders filling up as a long editor session would."""
-    from pytorch_programs import generate
+    from pytorch_programs import EVAL_NAMES, TRAIN_NAMES, generate
 
     rng = random.Random(seed)
     for index in range(count):
@@ -75,8 +76,18 @@ def generated_files(folder: Path, count: int, projects: int, seed: int) -> Itera
         path = project / f"module_{index:06d}.py"
         if index % 50 == 49:
             path.write_bytes(ODD_FILES[(index // 50) % len(ODD_FILES)])
-        else:
-            path.write_text(generate(rng, max_pieces=rng.randint(2, 8)).source(), encoding="utf-8")
+            yield path
+            continue
+        source = generate(rng, max_pieces=rng.randint(2, 8)).source()
+        if index >= projects and rng.random() < 0.6:
+            # Import and call functions of earlier modules of the same project, so the project
+            # index resolves imports, summarises modules and finds callers across files.
+            earlier = rng.randrange(index % projects, index, projects)
+            name = rng.choice(EVAL_NAMES + TRAIN_NAMES)
+            source += (f"\nfrom module_{earlier:06d} import {name} as imported_{index}\n"
+                       f"import module_{earlier:06d}\n\n\ndef use_imported_{index}(model, val_loader):\n"
+                       f"    model.eval()\n    return imported_{index}(model, val_loader)\n")
+        path.write_text(source, encoding="utf-8")
         yield path
 
 
@@ -127,6 +138,112 @@ def _count_error(filename: str, where: str, error: BaseException) -> None:
     _ERRORS.append(f"{filename}: {where}: {type(error).__name__}: {error}")
 
 
+# --------------------------------------------------------------------------- shapes
+# Pathological but legal file shapes, each at three sizes: the CPU milliseconds per 1,000 lines
+# should stay flat as the size doubles. Each maker returns the source for size ``n``.
+
+def _one_function(n: int) -> str:
+    body = []
+    for i in range(n):
+        if i % 3 == 0:
+            body.append("    model.eval()")
+        elif i % 3 == 1:
+            body.append(f"    x{i} = model(x{i - 1})")
+        else:
+            body.append(f"    loss{i} = x{i - 1}.sum()")
+    return ("import torch\nimport torch.nn as nn\nmodel = nn.Linear(2, 2)\n"
+            "opt = torch.optim.SGD(model.parameters())\ndef train(x0):\n" + "\n".join(body)
+            + "\n    loss2.backward()\n    opt.step()\n")
+
+
+def _one_loop(n: int) -> str:
+    body = "".join(f"        y{i} = model(x)\n        total += y{i}\n" for i in range(n // 2))
+    return ("import torch\nimport torch.nn as nn\nmodel = nn.Linear(2, 2)\n"
+            "def evaluate(loader):\n    total = 0\n    for x in loader:\n" + body)
+
+
+def _notebook_script(n: int) -> str:
+    cell = ("for x in loader:\n    out = model(x)\n    loss = out.sum()\n    loss.backward()\n"
+            "    opt.step()\nmodel.eval()\n")
+    return ("import torch\nimport torch.nn as nn\nmodel = nn.Linear(2, 2)\n"
+            "opt = torch.optim.SGD(model.parameters())\n" + cell * (n // 6))
+
+
+def _reassigned_name(n: int) -> str:
+    return "import torch\nx = torch.zeros(3)\n" + "x = torch.relu(x)\n" * n
+
+
+def _models_in_one_function(n: int) -> str:
+    k = n // 3
+    return ("import torch.nn as nn\ndef run(loader):\n"
+            + "".join(f"    m{i} = nn.Linear(2, 2)\n    m{i}.eval()\n" for i in range(k))
+            + "    for x in loader:\n" + "".join(f"        y = m{i}(x)\n" for i in range(k)))
+
+
+def _helpers_defined_callee_first(n: int) -> str:
+    k = n // 2
+    parts = ["import torch.nn as nn\nmodel = nn.Linear(2, 2)\n"]
+    for i in reversed(range(k)):
+        call = f"h{i + 1}(m, x)" if i < k - 1 else "m(x)"
+        parts.append(f"def h{i}(m, x):\n    return {call}\n")
+    parts.append("def validate(loader):\n    model.eval()\n    for x in loader:\n"
+                 "        h0(model, x)\n")
+    return "".join(parts)
+
+
+def _class_chain(n: int) -> str:
+    k = n // 2
+    return ("import torch.nn as nn\nclass C0(nn.Module):\n    pass\n"
+            + "".join(f"class C{i}(C{i - 1}):\n    pass\n" for i in range(1, k))
+            + f"m = C{k - 1}()\nm.eval()\nfor x in val_loader:\n    m(x)\n")
+
+
+def _nested_loops(depth: int) -> str:
+    lines = ["import torch", "model = torch.nn.Linear(2, 2)", "def evaluate(loader):"]
+    lines += ["    " * (i + 1) + f"for x{i} in loader:" for i in range(depth)]
+    lines.append("    " * (depth + 1) + "y = model(x0)")
+    return "\n".join(lines) + "\n"
+
+
+SHAPES = [
+    ("one function of N statements", _one_function, (1250, 2500, 5000)),
+    ("one loop with N/2 model calls", _one_loop, (1000, 2000, 4000)),
+    ("notebook-style script, N lines", _notebook_script, (3000, 6000, 12000)),
+    ("one name reassigned N times", _reassigned_name, (10000, 20000, 40000)),
+    ("N/3 models in one function", _models_in_one_function, (750, 1500, 3000)),
+    ("N/2 helpers, callee first", _helpers_defined_callee_first, (500, 1000, 2000)),
+    ("class inheritance chain of N/2", _class_chain, (200, 400, 800)),
+    ("loops nested 8/12/16 deep", _nested_loops, (8, 12, 16)),
+]
+
+
+def run_shapes(budget: float) -> int:
+    from torchgradlint.engine import lint_source
+
+    print(f"{'shape':<34} {'lines':>7} {'CPU s':>8} {'ms/1k lines':>12}")
+    for name, make, sizes in SHAPES:
+        per_line = []
+        for size in sizes:
+            source = make(size)
+            lines = source.count("\n")
+            start = time.process_time()
+            lint_source(source, "shape.py", on_error=_count_error)
+            spent = time.process_time() - start
+            per_line.append(spent * 1e6 / lines)
+            print(f"{name:<34} {lines:>7} {spent:>8.3f} {per_line[-1]:>12.1f}", flush=True)
+            if spent > budget:
+                print(f"{'':<34} (over {budget:.0f} s: larger sizes skipped)")
+                break
+        growth = per_line[-1] / per_line[0] if per_line[0] else 0.0
+        verdict = "flat" if growth < 1.5 else "GROWS"
+        print(f"{'':<34} cost per line x{growth:.1f} from the smallest to the largest: {verdict}")
+    if _ERRORS:
+        print(f"internal errors: {len(_ERRORS)}")
+        for error in _ERRORS[:10]:
+            print(f"  {error}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=3000, help="generated files (default 3000)")
@@ -144,12 +261,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--keep", metavar="DIR", help="write generated files here and keep them")
     parser.add_argument("--max-growth-mib", type=float, default=None,
                         help="exit 1 if RSS grew more than this after warm-up")
+    parser.add_argument("--shapes", action="store_true",
+                        help="instead: time pathological file shapes at three sizes each")
+    parser.add_argument("--shape-budget", type=float, default=60.0,
+                        help="with --shapes: skip larger sizes once one takes this many CPU s")
     args = parser.parse_args(argv)
 
     import torchgradlint
 
     print(f"torchgradlint {torchgradlint.__version__}, Python {platform.python_version()}, "
           f"{platform.platform()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}")
+    if args.shapes:
+        return run_shapes(args.shape_budget)
     os.environ.setdefault("TORCHGRADLINT_CACHE_DIR", tempfile.mkdtemp(prefix="tgl-stress-cache-"))
     folder = Path(args.keep or tempfile.mkdtemp(prefix="tgl-stress-"))
     if args.corpus:

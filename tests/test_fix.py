@@ -36,20 +36,9 @@ IDS = [f"{path.parent.name}/{path.name}" for path in FIXABLE]
 # Fixes the rules produce that fix their finding but break the program or bring another bug.
 # Reported to the rules' owner; strict, so that this list must shrink when a rule is corrected.
 WRONG_FIXES = {
-    "TGL302/bad_cat_per_sample_losses.py":
-        "`.item()` of a per-sample loss vector raises (a tensor with 16 elements cannot be "
-        "converted to a scalar), and torch.cat takes no float: `.detach()` is the fix",
-    "TGL302/bad_losses_append.py":
-        "`.item()` turns the list into floats that `torch.stack(train_losses)` rejects",
-    "TGL302/bad_history_dict_of_lists.py":
-        "`.item()` turns the history into floats; the caller's `v.item()` fails",
-    "TGL302/bad_total_times_batch_size.py":
-        "`.item()` makes the total a float; the caller's `avg.item()` fails",
-    "TGL302/bad_trainer_self_total.py":
-        "`.item()` makes `self.total_loss` a float; `self.total_loss.item()` fails",
     "TGL202/bad_shared_run_epoch_no_train.py":
-        "the safe fix puts `model.train()` in the loop shared by training and validation: "
-        "validation now runs in training mode (the monitor sees TGL201)",
+        "the fix (marked unsafe: the function also evaluates) puts `model.train()` in the loop "
+        "shared by training and validation: validation now runs in training mode (TGL201)",
 }
 
 RUNNER = r"""

@@ -198,6 +198,16 @@ def test_getattr_model_predictions_are_stable():
 
 # --------------------------------------------------------------------------- helpers
 
+@pytest.fixture(autouse=True)
+def forget_inner_failures():
+    """An in-process pytest run that fails a test stores its traceback in ``sys.last_*`` (for
+    post-mortem debugging): its frames would keep the inner test's tensors and graphs alive."""
+    yield
+    for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+        if hasattr(sys, name):
+            delattr(sys, name)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def torch_lazy_imports_done():
     """Run the test sources once here first. pytester's in-process runs remove the modules they
@@ -624,6 +634,31 @@ def test_nothing_is_kept_alive_after_a_watched_training_and_eval_loop():
     gc.collect()
     assert [r for r in refs if r() is not None] == []
     assert monitor() is None
+
+
+def test_a_graph_that_outlives_its_watch_is_not_taken_for_the_next_watchs():
+    model = nn.Linear(4, 1)
+    kept = []
+    with watch() as first:
+        kept.append(model(torch.randn(3, 4)))  # noqa: TGL101
+    old_line = _line(-1)
+    assert first.codes() == [(old_line, "TGL101")]
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with watch() as second:  # its first forward has the record id of the kept graph's forward
+        total = 0
+        for _ in range(4):
+            opt.zero_grad()
+            loss = model(torch.randn(5, 4)).pow(2).mean()
+            loss.backward()
+            opt.step()
+            total += loss  # noqa: TGL302
+        line = _line(-1)
+    assert second.codes() == [(line, "TGL302")]
+    with watch() as third:  # the kept graph as an input of a new forward
+        out = nn.Linear(1, 1)(kept[0])  # noqa: TGL101
+        line = _line(-1)
+    assert third.codes() == [(line, "TGL101")]
+    del kept, out, total, loss
 
 
 def watch_monitor():

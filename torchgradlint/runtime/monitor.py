@@ -22,6 +22,7 @@ and hold only a weak reference to the monitor.
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import sys
 import sysconfig
@@ -40,6 +41,7 @@ from .findings import RuntimeFinding, RuntimeReport
 
 _TAG = "torchgradlint.forward"  # metadata key: _NodeTag of a recorded forward's output node
 _LINE = "torchgradlint.line"  # metadata key: user stack (_user_stack) of the op that made it
+_SERIALS = itertools.count(1)  # numbers the monitors: each watch has its own metadata keys
 _WALK_LIMIT = 5000  # bound of every graph walk
 _EVENT_MEMORY = 256  # backward events remembered for TGL301 "second time" attribution
 
@@ -175,6 +177,12 @@ class Monitor:
 
     def __init__(self, paths=None):
         self._paths = None if paths is None else {os.path.realpath(str(p)) for p in paths}
+        # A graph that outlives a watch (an output kept by the caller) keeps the metadata this
+        # watch put on its nodes; record ids restart at 1 in every watch, so a later watch must
+        # not read them as its own: the keys carry the monitor's serial number.
+        serial = next(_SERIALS)
+        self._tag_key = f"{_TAG}.{serial}"
+        self._line_key = f"{_LINE}.{serial}"
         self._excluded = _excluded_roots() if paths is None else []
         self._code_cache: Dict[object, Optional[str]] = {}
         self._active = False
@@ -386,8 +394,8 @@ class Monitor:
             return
         for node in nodes:
             meta = node.metadata
-            if _LINE not in meta:
-                meta[_LINE] = stack
+            if self._line_key not in meta:
+                meta[self._line_key] = stack
 
     def _walk(self, roots, visit) -> None:
         """Depth-first walk of autograd nodes from ``roots``; ``visit(node)`` True = stop there."""
@@ -410,7 +418,7 @@ class Monitor:
         found: Set[int] = set()
 
         def visit(node):
-            tag = node.metadata.get(_TAG) if _has_metadata(node) else None
+            tag = node.metadata.get(self._tag_key) if _has_metadata(node) else None
             if tag is None:
                 return False
             found.update(tag.rec_ids)
@@ -502,8 +510,8 @@ class Monitor:
             stack = self._user_stack()
             if stack and torch.is_grad_enabled():
                 for t in outs:
-                    if t.grad_fn is not None and _LINE not in t.grad_fn.metadata:
-                        t.grad_fn.metadata[_LINE] = stack
+                    if t.grad_fn is not None and self._line_key not in t.grad_fn.metadata:
+                        t.grad_fn.metadata[self._line_key] = stack
             return
         rec.upstream = self._upstream_of(_tensors_in(args) + _tensors_in(kwargs))
         ref = weakref.ref(self)
@@ -514,11 +522,11 @@ class Monitor:
                 continue
             rec.has_graph = True
             meta = node.metadata
-            meta.setdefault(_LINE, rec.stack)
-            tag = meta.get(_TAG)
+            meta.setdefault(self._line_key, rec.stack)
+            tag = meta.get(self._tag_key)
             if tag is None:
                 tag = _NodeTag(rid)
-                meta[_TAG] = tag
+                meta[self._tag_key] = tag
                 rec.alive_nodes += 1
                 self._tag_refs[id(tag)] = weakref.ref(tag, _make_freed_callback(ref, rid))
             elif rid not in tag.rec_ids:
@@ -582,7 +590,7 @@ class Monitor:
                 if node in memo:
                     hit[0] = hit[0] or memo[node]
                     return True
-                tag = node.metadata.get(_TAG) if _has_metadata(node) else None
+                tag = node.metadata.get(self._tag_key) if _has_metadata(node) else None
                 if tag is not None and target in tag.rec_ids:
                     hit[0] = True
                     return True
@@ -611,7 +619,7 @@ class Monitor:
             # (Frame locals are invisible to gc.get_referrers; such an output, e.g. the hidden
             # state ``h = rnn(x, h)``, is then reported at its forward line.)
             mine = {id(everything), id(keepers), id(sys._getframe())}
-            keepers = [k for k in keepers if _TAG not in k.grad_fn.metadata
+            keepers = [k for k in keepers if self._tag_key not in k.grad_fn.metadata
                        or any(id(r) not in mine for r in gc.get_referrers(k))]
             del everything
         except Exception as exc:
@@ -638,7 +646,7 @@ class Monitor:
         for k in minimal:
             site = self._container_line(k)
             if site is None:
-                site = _pick_line(k.grad_fn.metadata.get(_LINE), forward_codes)
+                site = _pick_line(k.grad_fn.metadata.get(self._line_key), forward_codes)
             if site is not None and site not in lines:
                 lines.append(site)
         memo.clear()
