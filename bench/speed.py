@@ -297,7 +297,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def measure_all(args: argparse.Namespace) -> int:
-
     root = os.path.abspath(args.corpus)
     files = spread(collect(root), args.limit)
     if not files:

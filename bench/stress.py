@@ -66,7 +66,7 @@ ODD_FILES = [
 def generated_files(folder: Path, count: int, projects: int, seed: int) -> Iterator[Path]:
     """Write and yield ``count`` files; each is written just before it is linted, so the
     project index sees folders filling up as a long editor session would."""
-    from pytorch_programs import EVAL_NAMES, TRAIN_NAMES, generate
+    from pytorch_programs import generate, importing
 
     rng = random.Random(seed)
     for index in range(count):
@@ -83,10 +83,7 @@ def generated_files(folder: Path, count: int, projects: int, seed: int) -> Itera
             # Import and call functions of earlier modules of the same project, so the project
             # index resolves imports, summarises modules and finds callers across files.
             earlier = rng.randrange(index % projects, index, projects)
-            name = rng.choice(EVAL_NAMES + TRAIN_NAMES)
-            source += (f"\nfrom module_{earlier:06d} import {name} as imported_{index}\n"
-                       f"import module_{earlier:06d}\n\n\ndef use_imported_{index}(model, val_loader):\n"
-                       f"    model.eval()\n    return imported_{index}(model, val_loader)\n")
+            source = importing(source, f"module_{earlier:06d}", rng, str(index))
         path.write_text(source, encoding="utf-8")
         yield path
 

@@ -519,6 +519,16 @@ def _script(b: _Builder, cls: str, train_name: str, eval_name: str) -> None:
     b.add(depth + 1, f"print({epoch}, {eval_name}({model}, {vloader}))")
 
 
+def importing(source: str, module: str, rng: random.Random, tag: str) -> str:
+    """``source`` plus an import of an evaluation or training function from the project module
+    ``module`` and a function calling it (the name may not exist there: real code is like that
+    too). For the project index: imports to resolve, modules to summarise, callers across files."""
+    name = rng.choice(EVAL_NAMES + TRAIN_NAMES)
+    return (source + f"\nfrom {module} import {name} as imported_{tag}\nimport {module}\n\n\n"
+            f"def use_imported_{tag}(model, val_loader):\n    model.eval()\n"
+            f"    return imported_{tag}(model, val_loader)\n")
+
+
 def programs():
     """A hypothesis strategy of Programs (shrinks through the recorded random choices)."""
     from hypothesis import strategies as st

@@ -11,7 +11,8 @@ what cannot matter.
     ``ast`` tree, agrees with ``lint_source``. Randomly damaged versions (lines deleted, duplicated,
     re-indented, the file cut short) never crash.
 
-Examples are bounded (``max_examples``) and no test has a deadline: CI stays fast and steady.
+Examples are bounded (``max_examples``, derandomized) and no test has a deadline: CI stays fast
+and steady. ``TGL_PROPERTY_SCALE=50`` multiplies the examples and draws fresh ones (long runs).
 Each lint runs under a CPU-time limit, so a hang fails the example instead of the CI job.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import os
 import random
 import signal
 import sys
@@ -39,7 +41,16 @@ from torchgradlint.plugin import TorchGradLintPlugin  # noqa: E402
 
 LIMIT = 15.0  # CPU seconds for one lint; generated programs take a few milliseconds
 
-COMMON = dict(deadline=None, derandomize=True, database=None,
+# CI runs a fixed, small set of examples (derandomized: the same every run). For a long search,
+# TGL_PROPERTY_SCALE=50 multiplies every max_examples by 50 and draws fresh random examples.
+SCALE = float(os.environ.get("TGL_PROPERTY_SCALE", "1"))
+
+
+def examples(n: int) -> int:
+    return max(1, int(n * SCALE))
+
+
+COMMON = dict(deadline=None, derandomize=SCALE == 1, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                      HealthCheck.filter_too_much])
 
@@ -114,7 +125,7 @@ def _parses(source: str) -> bool:
 
 
 @needs_hypothesmith
-@settings(max_examples=60, **COMMON)
+@settings(max_examples=examples(60), **COMMON)
 @given(generated=hypothesmith.from_grammar() if hypothesmith else st.nothing(),
        snippet=st.sampled_from(TORCH_SNIPPETS))
 def test_any_valid_python_from_the_grammar(generated: str, snippet: str) -> None:
@@ -125,7 +136,7 @@ def test_any_valid_python_from_the_grammar(generated: str, snippet: str) -> None
 
 
 @needs_hypothesmith
-@settings(max_examples=30, **COMMON)
+@settings(max_examples=examples(30), **COMMON)
 @given(generated=hypothesmith.from_node() if hypothesmith else st.nothing(),
        snippet=st.sampled_from(TORCH_SNIPPETS))
 def test_any_valid_python_from_libcst_nodes(generated: str, snippet: str) -> None:
@@ -139,7 +150,7 @@ def test_any_valid_python_from_libcst_nodes(generated: str, snippet: str) -> Non
 # --------------------------------------------------------------------------- (b) PyTorch programs
 
 
-@settings(max_examples=40, **COMMON)
+@settings(max_examples=examples(40), **COMMON)
 @given(program=programs(), rng=st.randoms(use_true_random=False))
 def test_findings_do_not_depend_on_local_names(program, rng) -> None:
     expected = lint(program.source())
@@ -147,7 +158,7 @@ def test_findings_do_not_depend_on_local_names(program, rng) -> None:
     assert lint(renamed) == expected, renamed
 
 
-@settings(max_examples=40, **COMMON)
+@settings(max_examples=examples(40), **COMMON)
 @given(program=programs(), rng=st.randoms(use_true_random=False),
        count=st.integers(min_value=1, max_value=25))
 def test_findings_shift_with_inserted_blank_and_comment_lines(program, rng, count) -> None:
@@ -158,7 +169,7 @@ def test_findings_shift_with_inserted_blank_and_comment_lines(program, rng, coun
         reformatted
 
 
-@settings(max_examples=25, **COMMON)
+@settings(max_examples=examples(25), **COMMON)
 @given(program=programs(), indent=st.sampled_from(["\t", "  ", "        "]),
        newline=st.sampled_from(["\n", "\r\n"]))
 def test_findings_do_not_depend_on_indentation_or_line_endings(program, indent, newline) -> None:
@@ -166,7 +177,7 @@ def test_findings_do_not_depend_on_indentation_or_line_endings(program, indent, 
     assert lint(program.source(indent=indent, newline=newline)) == expected
 
 
-@settings(max_examples=30, **COMMON)
+@settings(max_examples=examples(30), **COMMON)
 @given(program=programs(), rng=st.randoms(use_true_random=False))
 def test_findings_do_not_depend_on_the_order_of_definitions(program, rng) -> None:
     """Functions and classes are looked up when called, not when defined: reordering the
@@ -177,7 +188,7 @@ def test_findings_do_not_depend_on_the_order_of_definitions(program, rng) -> Non
         reordered.source()
 
 
-@settings(max_examples=25, **COMMON)
+@settings(max_examples=examples(25), **COMMON)
 @given(program=programs())
 def test_plugin_agrees_with_the_engine(program) -> None:
     source = program.source()
@@ -220,7 +231,7 @@ def _mutate(source: str, rng: random.Random) -> str:
     return "".join(lines)
 
 
-@settings(max_examples=60, **COMMON)
+@settings(max_examples=examples(60), **COMMON)
 @given(program=programs(), rng=st.randoms(use_true_random=False))
 def test_damaged_programs_never_crash(program, rng) -> None:
     lint(_mutate(program.source(), rng))
