@@ -50,11 +50,8 @@ POOLS: Dict[str, Sequence[str]] = {
     "criterion": ("criterion", "loss_fn", "crit", "criterion_ce"),
     "counter": ("epoch", "ep", "it", "round_idx", "k"),
     "number": ("n", "count", "seen", "num", "m_count"),
-    "device": ("device", "torch_device", "dev_placement"),
     "collection": ("history", "records", "log_items", "kept"),
 }
-# "dev_placement" would read as development data: keep the device pool free of evaluation words.
-POOLS["device"] = ("device", "torch_device", "the_device")
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
@@ -113,11 +110,12 @@ def _assign_names(roles: Dict[str, str], rng: random.Random, avoid: set) -> Dict
             if base not in used:
                 name = base
                 break
-        else:
+        else:  # more variables than names: a longer name of the pool, with a number
+            base = max(pool, key=len)  # "netG2" keeps its words; "G2" would not be "G"
             suffix = 2
-            while f"{pool[0]}{suffix}" in used:
+            while f"{base}{suffix}" in used:
                 suffix += 1
-            name = f"{pool[0]}{suffix}"
+            name = f"{base}{suffix}"
         used.add(name)
         names[placeholder] = name
     return names
@@ -339,8 +337,10 @@ def _gan_step(b: _Builder, fname: str) -> None:
 
 
 def _distill(b: _Builder, fname: str) -> None:
-    teacher, student, loader, opt = b.var("teacher"), b.var("student"), b.var("train_data"), b.var("opt")
-    x, y, soft, logits, loss = b.var("tensor"), b.var("target"), b.var("output"), b.var("output"), b.var("loss")
+    teacher, student = b.var("teacher"), b.var("student")
+    loader, opt = b.var("train_data"), b.var("opt")
+    x, y, soft, logits, loss = (b.var("tensor"), b.var("target"), b.var("output"),
+                                b.var("output"), b.var("loss"))
     guarded = b.chance(0.5)
     b.description.append(f"{fname} teacher_guarded={guarded}")
     b.add(0, f"def {fname}({teacher}, {student}, {loader}, {opt}):")
@@ -361,7 +361,7 @@ def _distill(b: _Builder, fname: str) -> None:
 
 
 def _agent_class(b: _Builder, name: str) -> None:
-    policy, opt, gamma = b.var("model"), b.var("opt"), b.var("number")
+    policy, gamma = b.var("model"), b.var("number")
     s, a, r, s2, q, best, expected, loss = (b.var("tensor"), b.var("tensor"), b.var("target"),
                                             b.var("tensor"), b.var("output"), b.var("output"),
                                             b.var("output"), b.var("loss"))
@@ -392,8 +392,10 @@ def _agent_class(b: _Builder, name: str) -> None:
 
 
 def _trainer_class(b: _Builder, name: str) -> None:
-    model, opt, loader, vloader = b.var("model"), b.var("opt"), b.var("train_data"), b.var("eval_data")
-    x, y, out, loss, preds = b.var("tensor"), b.var("target"), b.var("output"), b.var("loss"), b.var("collection")
+    model, opt = b.var("model"), b.var("opt")
+    loader, vloader = b.var("train_data"), b.var("eval_data")
+    x, y, out, loss, preds = (b.var("tensor"), b.var("target"), b.var("output"), b.var("loss"),
+                              b.var("collection"))
     guarded = b.chance(0.5)
     switch = b.chance(0.5)
     b.description.append(f"class {name} validate_guarded={guarded} eval={switch}")

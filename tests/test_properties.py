@@ -39,6 +39,9 @@ from pytorch_programs import generate, insert_blank_and_comment_lines, programs 
 from torchgradlint.engine import lint_source  # noqa: E402
 from torchgradlint.plugin import TorchGradLintPlugin  # noqa: E402
 
+# hypothesmith writes code like ``1()`` that Python compiles with a SyntaxWarning.
+pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning")
+
 LIMIT = 15.0  # CPU seconds for one lint; generated programs take a few milliseconds
 
 # CI runs a fixed, small set of examples (derandomized: the same every run). For a long search,

@@ -211,6 +211,15 @@ class ExternalLinker:
     def resolve(self, site):
         return self.stubs.get(site.callee) if site.callee else None
 
+    @staticmethod
+    def _callers_matter(function) -> bool:
+        """The function uses what it is passed (``model(x)``, ``model.eval()``) or switches a
+        mode: the grad mode and model modes its callers give can change what is reported."""
+        params = set(function.params)
+        return any(site.method in ("eval", "train") or
+                   site.callee is not None and site.callee.split(".")[0] in params
+                   for site in function.sites)
+
     def preset_facts(self, facts) -> None:
         for stub in self.stubs.values():
             info = stub.external_facts
@@ -250,7 +259,10 @@ class ExternalLinker:
         if self.for_summary:
             return []
         by_name = {f.qualname: f for f in self.model.functions
-                   if not f.is_module_scope and not getattr(f, "external", False)}
+                   if not f.is_module_scope and not getattr(f, "external", False) and f.cls is None
+                   and f.parent is not None and f.parent.is_module_scope and self._callers_matter(f)}
+        if not by_name:
+            return []  # nothing here whose callers could change a finding: skip reading them
         found = []
         for call in self.project.incoming_calls(self.path):
             function = by_name.get(call["function"])
