@@ -262,10 +262,6 @@ def test_helper_chain_found_in_either_order(depth: int) -> None:
     assert [code for _, code in lint(_helper_chain(depth, True))] == ["TGL101"]
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: facts.Facts.compute propagates models into "
-                   "parameters in at most 4 passes over the functions in definition order, so a "
-                   "chain of 5+ helpers defined callee-first loses the model: the finding depends "
-                   "on the order of definitions")
 def test_helper_chain_5_deep_found_in_either_order() -> None:
     assert [code for _, code in lint(_helper_chain(5, False))] == ["TGL101"]
     assert [code for _, code in lint(_helper_chain(5, True))] == ["TGL101"]

@@ -49,9 +49,8 @@ def lint_tree(tree: ast.Module, source: str, filename: str = "<string>",
         return []  # only code that uses torch (or a library on it) can hold these bugs
     try:
         model = SemanticModel(tree, filename, config, project=_project_for(filename, config))
-    except RecursionError as error:
-        on_error(filename, "the semantic model (nesting too deep)", error)
-        return []
+    except (RecursionError, MemoryError):
+        return []  # nested deeper than the analysis goes: the file cannot be analysed
     except Exception as error:  # noqa: BLE001 -- a linter must never break the run
         on_error(filename, "the semantic model", error)
         return []
@@ -93,8 +92,12 @@ def _imports_torch(tree: ast.Module, roots) -> bool:
 
 
 def parse(source: str, filename: str = "<string>") -> Optional[ast.Module]:
+    import warnings
+
     try:
-        return ast.parse(source, filename)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarning and friends are the compiler's to report
+            return ast.parse(source, filename)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 

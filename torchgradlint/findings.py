@@ -94,6 +94,18 @@ class FixtureMarks:
         return marks
 
 
+def source_text(node, limit: int = 60) -> str:
+    """The source of an expression for a message: shortened, and safe on expressions nested too
+    deep to print."""
+    import ast
+
+    try:
+        text = ast.unparse(node)
+    except (RecursionError, ValueError, MemoryError):
+        return "..."
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def span(node) -> Tuple[Position, Position]:
     """The ``ast`` positions of a node, as a Fix target."""
     return ((node.lineno, node.col_offset), (node.end_lineno, node.end_col_offset))

@@ -54,6 +54,14 @@ def module_name(root: str, path: str) -> str:
     return ".".join(parts)
 
 
+def _well_formed(summary) -> bool:
+    return isinstance(summary, dict) and isinstance(summary.get("functions"), dict) and \
+        isinstance(summary.get("classes"), dict) and isinstance(summary.get("calls"), list) and \
+        all(isinstance(value, dict) for value in summary["functions"].values()) and \
+        all(isinstance(value, dict) for value in summary["classes"].values()) and \
+        all(isinstance(value, dict) and isinstance(value.get("target"), str) for value in summary["calls"])
+
+
 class ProjectIndex:
     """Summaries of a project's modules, computed lazily and cached (in memory and on disk)."""
 
@@ -134,8 +142,9 @@ class ProjectIndex:
         # A summary reads the summaries of what its module imports, and those are "shallow":
         # computed from their own file alone. Two levels, never the whole project.
         kind = "shallow" if self._in_progress else "full"
+        digest = hashlib.sha1(data).digest()  # keep a digest, not the file, in memory
         cached = self._summaries.get((path, kind))
-        if cached is not None and cached[0] == data:
+        if cached is not None and cached[0] == digest:
             return cached[1]
         if path in self._in_progress:
             return None
@@ -147,7 +156,7 @@ class ProjectIndex:
             finally:
                 self._in_progress.discard(path)
             self._store_cached(data, summary, kind)
-        self._summaries[(path, kind)] = (data, summary)
+        self._summaries[(path, kind)] = (digest, summary)
         return summary
 
     def _cache_file(self, data: bytes, kind: str) -> Optional[str]:
@@ -176,10 +185,15 @@ class ProjectIndex:
                 entry = json.load(handle)
         except (OSError, ValueError):
             return None
+        if not isinstance(entry, dict) or not isinstance(entry.get("depends_on", {}), dict):
+            return None  # not written by this version: compute it again
         for dependency, digest in entry.get("depends_on", {}).items():
-            if self._digest(os.path.join(self.root, dependency)) != digest:
+            if not isinstance(dependency, str) or self._digest(os.path.join(self.root, dependency)) != digest:
                 return None
-        return entry.get("summary")
+        summary = entry.get("summary")
+        if not _well_formed(summary):
+            return None
+        return summary
 
     def _store_cached(self, data: bytes, summary: Optional[dict], kind: str) -> None:
         path = self._cache_file(data, kind)

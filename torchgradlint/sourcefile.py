@@ -49,6 +49,8 @@ def decode_source(data: bytes, path: PathLike = "<bytes>") -> str:
         raise SourceError(
             path, f"not valid {shown} at line {line}, column {column} (byte {bad!r}: {exc.reason})"
         ) from None
+    except UnicodeError as exc:  # codecs such as punycode raise a bare UnicodeError
+        raise SourceError(path, f"cannot be decoded as {encoding}: {exc}") from None
     except LookupError as exc:  # pragma: no cover - detect_encoding already checks the codec
         raise SourceError(path, f"unknown encoding {encoding!r}: {exc}") from None
     if text.startswith("\ufeff"):  # only when a cookie says utf-8 and the codec kept the BOM

@@ -2,7 +2,7 @@
 
 import ast
 
-from ..findings import Finding
+from ..findings import Finding, source_text
 from ..rules import RULES_BY_CODE
 
 INFO = RULES_BY_CODE["TGL102"]
@@ -21,5 +21,5 @@ def check(model):
         if line is not None:
             yield Finding(
                 INFO.code, site.line, site.col,
-                f"`{ast.unparse(loss)}` was computed with autograd off (line {line}), so this "
+                f"`{source_text(loss)}` was computed with autograd off (line {line}), so this "
                 f"backward fails or trains nothing: compute the loss with autograd enabled")

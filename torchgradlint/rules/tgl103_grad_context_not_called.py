@@ -2,7 +2,7 @@
 
 import ast
 
-from ..findings import Finding, Fix, span
+from ..findings import Finding, Fix, span, source_text
 from ..rules import RULES_BY_CODE
 from ..semantic import torch_api as api
 
@@ -15,7 +15,7 @@ def check(model):
             continue
         qualified = model.imports.resolve(item)
         if qualified in api.GRAD_CONTEXTS:
-            written = ast.unparse(item)
+            written = source_text(item)
             yield Finding(INFO.code, item.lineno, item.col_offset,
                           f"`{written}` is used without being called (a TypeError at run time): "
                           f"write `with {written}():`", Fix("call", span(item)))

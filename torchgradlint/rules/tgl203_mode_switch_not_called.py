@@ -2,7 +2,7 @@
 
 import ast
 
-from ..findings import Finding, Fix, span
+from ..findings import Finding, Fix, span, source_text
 from ..rules import RULES_BY_CODE
 
 INFO = RULES_BY_CODE["TGL203"]
@@ -12,7 +12,7 @@ def check(model):
     for statement, _function in model.structure.expression_statements:
         value = statement.value
         if isinstance(value, ast.Attribute) and value.attr in ("eval", "train"):
-            written = ast.unparse(value)
+            written = source_text(value)
             yield Finding(INFO.code, statement.lineno, statement.col_offset,
                           f"`{written}` is referenced but not called, so the mode does not "
                           f"change: write `{written}()`", Fix("call", span(value)))

@@ -9,7 +9,7 @@ autograd is off, and where the accumulated value feeds a backward pass (accumula
 
 import ast
 
-from ..findings import Finding, Fix, span
+from ..findings import Finding, Fix, span, source_text
 from ..rules import RULES_BY_CODE
 from ..semantic.names import dotted
 from ..semantic.torch_api import words
@@ -36,7 +36,7 @@ def check(model):
                 continue  # accumulated on purpose, for a backward after the loop
             start = model.dataflow.sources(function, index, value)
             local = _graph_forwards(model, model.dataflow.upstream_within(start, function))
-            written = ast.unparse(value)
+            written = source_text(value)
             if local:
                 if not model.is_loss_like(function, index, value):
                     continue  # lists of outputs or features are TGL101's business
@@ -58,7 +58,7 @@ def check(model):
                     if forwards and (caller.line, caller.col) not in reported:
                         reported.add((caller.line, caller.col))
                         yield _finding(caller.line, caller.col, f"{function.name}()'s `{key}`",
-                                       ast.unparse(arg), forwards[0], arg)
+                                       source_text(arg), forwards[0], arg)
 
 
 def _finding(line, col, key, written, forward, value):

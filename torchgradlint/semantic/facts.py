@@ -52,7 +52,7 @@ class Facts:
             self._find_instances(function)
         for function in self.functions:
             self._resolve_calls(function)
-        for _ in range(4):
+        for _ in range(len(self.functions) + 4):  # to a fixpoint, whatever the definition order
             changed = False
             for function in self.functions:
                 changed |= self._find_models(function)

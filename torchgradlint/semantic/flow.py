@@ -75,6 +75,12 @@ def is_known(value) -> bool:
     return bool(value) and all(mode in (TRAIN, EVAL) for mode, _ in value)
 
 
+def _same(a: Optional[State], b: Optional[State]) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.grad == b.grad and a.modes == b.modes
+
+
 def join(a: Optional[State], b: Optional[State]) -> Optional[State]:
     if a is None:
         return b
@@ -118,6 +124,7 @@ class FlowAnalysis:
         self._function: Optional[FunctionInfo] = None
         self._changed_entries: Set[int] = set()
         self._fresh_contributions: Set[int] = set()
+        self._loop_depth = 0
         self._with_items = with_items
 
     # -- driver ---------------------------------------------------------------------------
@@ -301,10 +308,18 @@ class FlowAnalysis:
             return join(self._block(node[3], state), self._block(node[4], state))
         if kind == "loop":
             state = self._sites(node[3], state)
-            first = self._block(node[4], state)
-            top = join(state, first)
-            second = self._block(node[4], top)
-            after = join(top, second)
+            self._loop_depth += 1
+            try:
+                first = self._block(node[4], state)
+                top = join(state, first)
+                # A second pass carries the end of one iteration into the next; it is needed only
+                # when the first changed something, and (cost 2**depth) not deep inside loops.
+                if _same(top, state) or self._loop_depth > 4:
+                    after = top
+                else:
+                    after = join(top, self._block(node[4], top))
+            finally:
+                self._loop_depth -= 1
             return self._block(node[5], after) if node[5] else after
         if kind == "try":
             body = self._block(node[2], state)

@@ -206,7 +206,7 @@ class StructureBuilder:
                 if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
                     try:
                         annotation = ast.parse(annotation.value, mode="eval").body
-                    except SyntaxError:
+                    except (SyntaxError, ValueError, RecursionError, MemoryError):
                         annotation = None
                 if annotation is not None:
                     text = self.imports.resolve(annotation)
