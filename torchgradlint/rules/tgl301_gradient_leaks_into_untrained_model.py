@@ -24,14 +24,7 @@ def check(model):
 
 
 def _findings(model):
-    for backward in model.sites():
-        if backward.method != "backward" or backward.receiver is None:
-            continue
-        step = model.optimizer_step_after(backward)
-        if step is None:
-            continue
-        stepped = model.stepped_models(step)
-        loss = backward.node.func.value
+    for backward, step, stepped, loss in model.backward_passes():
         upstream = model.gradient_upstream(backward.function, backward.index, loss)
         forwards = model.forward_sites_in(upstream)
         trained = [site for site in forwards if _is_stepped(model, site, stepped, step)]

@@ -12,16 +12,9 @@ INFO = RULES_BY_CODE["TGL303"]
 
 def check(model):
     reported = set()
-    for backward in model.sites():
-        if backward.method != "backward" or backward.receiver is None:
-            continue
-        step = model.optimizer_step_after(backward)
-        if step is None:
-            continue
-        stepped = model.stepped_models(step)
+    for backward, step, stepped, loss in model.backward_passes():
         if not stepped:
             continue
-        loss = backward.node.func.value
         function, index = backward.function, backward.index
         if model.computed_without_graph(backward, loss) is not None:
             continue  # no graph at all: TGL102

@@ -75,6 +75,20 @@ def is_known(value) -> bool:
     return bool(value) and all(mode in (TRAIN, EVAL) for mode, _ in value)
 
 
+def wraps_no_grad(imports, function: FunctionInfo) -> bool:
+    """A decorator or context factory built on no_grad / inference_mode (and not enable_grad),
+    that runs no model itself."""
+    disables = enables = False
+    for node in ast.walk(function.node):
+        if isinstance(node, (ast.Name, ast.Attribute)):
+            qualified = imports.resolve(node)
+            if qualified in (api.NO_GRAD, api.INFERENCE_MODE):
+                disables = True
+            elif qualified == api.ENABLE_GRAD:
+                enables = True
+    return disables and not enables and not any(site.model for site in function.sites)
+
+
 def _same(a: Optional[State], b: Optional[State]) -> bool:
     if a is None or b is None:
         return a is b
@@ -643,14 +657,6 @@ class FlowAnalysis:
         for function in self.functions:
             if function.is_module_scope or function.name not in used:
                 continue
-            disables = enables = False
-            for node in ast.walk(function.node):
-                if isinstance(node, (ast.Name, ast.Attribute)):
-                    qualified = self.imports.resolve(node)
-                    if qualified in (api.NO_GRAD, api.INFERENCE_MODE):
-                        disables = True
-                    elif qualified == api.ENABLE_GRAD:
-                        enables = True
-            if disables and not enables and id(function) not in self.facts.training_functions \
-                    and not any(site.model for site in function.sites):
+            if wraps_no_grad(self.imports, function) and \
+                    id(function) not in self.facts.training_functions:
                 self.no_grad_helpers.add(id(function))

@@ -297,6 +297,16 @@ class SemanticModel:
                     return found
         return None
 
+    def backward_passes(self):
+        """(backward call, the optimizer step after it, the models it steps or None, the loss
+        expression) for every ``loss.backward()`` followed by a step."""
+        for backward in self.sites():
+            if backward.method != "backward" or backward.receiver is None:
+                continue
+            step = self.optimizer_step_after(backward)
+            if step is not None:
+                yield backward, step, self.stepped_models(step), backward.node.func.value
+
     def later_steps(self, site: CallSite) -> List[CallSite]:
         """Optimizer steps after ``site`` in its function, in order."""
         return [other for other in site.function.sites if other.index > site.index and

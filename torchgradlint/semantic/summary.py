@@ -17,7 +17,7 @@ import ast
 from typing import Dict, List, Optional
 
 from . import torch_api as api
-from .flow import PASSED_IN, UNKNOWN_TAG
+from .flow import PASSED_IN, UNKNOWN_TAG, wraps_no_grad
 from .names import dotted
 
 SUMMARY_FORMAT = 2  # part of the cache key: bump it when summaries change shape
@@ -42,17 +42,7 @@ def mode_from_json(value):
 
 
 def _disables_grad(model, function) -> bool:
-    """A decorator or context factory wrapping no_grad / inference_mode."""
-    disables = enables = False
-    for node in ast.walk(function.node):
-        if isinstance(node, (ast.Name, ast.Attribute)):
-            qualified = model.imports.resolve(node)
-            if qualified in (api.NO_GRAD, api.INFERENCE_MODE):
-                disables = True
-            elif qualified == api.ENABLE_GRAD:
-                enables = True
-    return disables and not enables and not model.function_trains(function) and \
-        not any(site.model for site in function.sites)
+    return wraps_no_grad(model.imports, function) and not model.function_trains(function)
 
 
 def summarize(model, module_name: str) -> dict:
