@@ -320,11 +320,11 @@ def _write(text: str, output_file: Optional[str], stream: TextIO) -> None:
         stream.flush()
 
 
-def command_check(args: argparse.Namespace) -> int:
-    paths = args.paths or ["."]
+def _lint_settings(args: argparse.Namespace, paths):
+    """The settings ``check`` and ``fix`` share (None after reporting a usage error)."""
     if paths.count(STDIN) > 1 or (STDIN in paths and len(paths) > 1):
         _error("'-' (standard input) cannot be combined with other paths")
-        return EXIT_ERROR
+        return None
     try:
         settings = settings_for(
             [args.stdin_filename or os.getcwd()] if paths == [STDIN] else paths,
@@ -334,13 +334,21 @@ def command_check(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:
         _error(str(exc))
-        return EXIT_ERROR
-    config = settings.config
-    if not config.select:
+        return None
+    if not settings.config.select:
         print("torchgradlint: warning: the selection leaves no rule to run", file=sys.stderr)
     if args.verbose:
         print(f"torchgradlint: configuration: {settings.source or 'none (defaults)'}",
               file=sys.stderr)
+    return settings
+
+
+def command_check(args: argparse.Namespace) -> int:
+    paths = args.paths or ["."]
+    settings = _lint_settings(args, paths)
+    if settings is None:
+        return EXIT_ERROR
+    config = settings.config
 
     status = EXIT_CLEAN
     if paths == [STDIN]:
@@ -437,25 +445,10 @@ def _fix_summary(fixed: int, files: int, remaining: List[Finding], unsafe: bool,
 
 def command_fix(args: argparse.Namespace) -> int:
     paths = args.paths or ["."]
-    if paths.count(STDIN) > 1 or (STDIN in paths and len(paths) > 1):
-        _error("'-' (standard input) cannot be combined with other paths")
-        return EXIT_ERROR
-    try:
-        settings = settings_for(
-            [args.stdin_filename or os.getcwd()] if paths == [STDIN] else paths,
-            _options(args),
-            config_file=args.config,
-            isolated=args.isolated,
-        )
-    except ConfigError as exc:
-        _error(str(exc))
+    settings = _lint_settings(args, paths)
+    if settings is None:
         return EXIT_ERROR
     config = settings.config
-    if not config.select:
-        print("torchgradlint: warning: the selection leaves no rule to run", file=sys.stderr)
-    if args.verbose:
-        print(f"torchgradlint: configuration: {settings.source or 'none (defaults)'}",
-              file=sys.stderr)
     if paths == [STDIN]:
         return _fix_stdin(args, settings, config)
 

@@ -40,15 +40,18 @@ def lint_tree(tree: ast.Module, source: str, filename: str = "<string>",
     needs (a speed path only: the tests check it never changes the findings)."""
     from .rules import checkers
     from .semantic import SemanticModel
+    from .semantic.names import ImportTable
     from .semantic.torch_api import TORCH_ROOTS
 
     config = config or DEFAULT_CONFIG
     if screen and not may_contain_findings(source):
         return []
-    if not _imports_torch(tree, TORCH_ROOTS):
+    imports = ImportTable.from_tree(tree)
+    if not imports.imports_absolute(*TORCH_ROOTS):
         return []  # only code that uses torch (or a library on it) can hold these bugs
     try:
-        model = SemanticModel(tree, filename, config, project=_project_for(filename, config))
+        model = SemanticModel(tree, filename, config, project=_project_for(filename, config),
+                              imports=imports)
     except (RecursionError, MemoryError):
         return []  # nested deeper than the analysis goes: the file cannot be analysed
     except Exception as error:  # noqa: BLE001 -- a linter must never break the run
@@ -77,20 +80,6 @@ def _project_for(filename: str, config: Config):
     return ProjectIndex.for_file(filename, config)
 
 
-def _imports_torch(tree: ast.Module, roots) -> bool:
-    """Only files that import torch (or a library built on it) can hold these bugs."""
-    from .semantic.names import import_statements
-
-    for node in import_statements(tree):
-        if isinstance(node, ast.Import):
-            if any(alias.name.split(".")[0] in roots for alias in node.names):
-                return True
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0 and node.module and node.module.split(".")[0] in roots:
-                return True
-    return False
-
-
 def parse(source: str, filename: str = "<string>") -> Optional[ast.Module]:
     import warnings
 
@@ -111,7 +100,7 @@ def lint_source(source: str, filename: str = "<string>", config: Optional[Config
     tree = parse(source, filename)
     if tree is None:
         return []
-    return lint_tree(tree, source, filename, config, on_error)
+    return lint_tree(tree, source, filename, config, on_error, screen=False)  # screened above
 
 
 def lint_file(path: str, config: Optional[Config] = None,

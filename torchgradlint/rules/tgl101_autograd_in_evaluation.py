@@ -33,9 +33,4 @@ def no_grad_fix(model, site):
     ``with torch.no_grad():``; outside loops, wrap the statement. Unsafe: results computed there
     can no longer be differentiated."""
     context = f"{model.torch_name()}.no_grad()"
-    target = model.statement_of(site)
-    for loop in site.loops:
-        if not model.loop_trains(loop):
-            target = loop.node
-            break
-    return Fix("wrap", span(target), context, safe=False, imports=("torch",))
+    return Fix("wrap", span(model.evaluation_start(site)), context, safe=False, imports=("torch",))

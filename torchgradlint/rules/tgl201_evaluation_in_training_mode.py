@@ -45,12 +45,5 @@ def check(model):
             INFO.code, site.line, site.col,
             f"evaluation forward of `{site.model}` ({evidence}) runs in training mode{since}: "
             f"Dropout/BatchNorm behave as in training; call `{site.model}.eval()` before evaluating",
-            Fix("insert-before", span(_evaluation_start(model, site)), f"{site.model}.eval()", safe=False))
-
-
-def _evaluation_start(model, site):
-    """The outermost loop around the forward that does not train, else its statement."""
-    for loop in site.loops:
-        if not model.loop_trains(loop):
-            return loop.node
-    return model.statement_of(site)
+            Fix("insert-before", span(model.evaluation_start(site)), f"{site.model}.eval()",
+                safe=False))

@@ -450,12 +450,15 @@ class FlowAnalysis:
             return frozenset({(EVAL, None)})
         return UNKNOWN_MODE
 
-    def _resolve(self, site: CallSite, value, state: State):
+    def _resolve(self, site: CallSite, value, state: State, new_object: Optional[str] = None):
         """A callee's summary value seen from the caller: its switches happen at the call's
-        line, and "passed in" becomes the mode of the argument the caller passed."""
+        line, and "passed in" becomes the mode of the argument the caller passed (for a
+        constructor, ``self`` is ``new_object``, the name the new instance is bound to)."""
         resolved = set()
         for mode, detail in value:
-            if mode == PASSED_IN:
+            if mode == PASSED_IN and detail == "self" and new_object is not None:
+                resolved |= lookup_mode(state.modes, new_object) or UNKNOWN_MODE
+            elif mode == PASSED_IN:
                 resolved |= self._argument_mode(site, detail, state) or UNKNOWN_MODE
             elif mode == UNKNOWN_TAG:
                 resolved.add(UNKNOWN)
@@ -480,19 +483,8 @@ class FlowAnalysis:
             return state
         for inner, value in self.effects.get(id(site.target), {}).items():
             root, _, rest = inner.partition(".")
-            if root != "self" or not rest:
-                continue
-            resolved = set()
-            for mode, detail in value:
-                if mode == PASSED_IN and detail == "self":
-                    resolved |= lookup_mode(state.modes, key) or UNKNOWN_MODE
-                elif mode == PASSED_IN:
-                    resolved |= self._argument_mode(site, detail, state) or UNKNOWN_MODE
-                elif mode == UNKNOWN_TAG:
-                    resolved.add(UNKNOWN)
-                else:
-                    resolved.add((mode, site.line))
-            state = state.set_mode(f"{key}.{rest}", frozenset(resolved))
+            if root == "self" and rest:
+                state = state.set_mode(f"{key}.{rest}", self._resolve(site, value, state, key))
         return state
 
     def _map_key_to_caller(self, site: CallSite, key: str) -> Optional[str]:

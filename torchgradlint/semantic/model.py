@@ -21,13 +21,13 @@ from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 
 class SemanticModel:
     def __init__(self, tree: ast.Module, filename: str = "<string>", config: Config = DEFAULT_CONFIG,
-                 project=None, for_summary: bool = False):
+                 project=None, for_summary: bool = False, imports: Optional[ImportTable] = None):
         """``project``: a ProjectIndex, to see the project modules this file imports and the calls
         they make into it; ``for_summary``: building this module's summary (read what it imports, not who imports it)."""
         self.tree = tree
         self.filename = filename
         self.config = config
-        self.imports = ImportTable.from_tree(tree)
+        self.imports = imports or ImportTable.from_tree(tree)
         structure = StructureBuilder(tree, self.imports).build()
         self.structure = structure
         self.functions: List[FunctionInfo] = structure.functions
@@ -64,6 +64,7 @@ class SemanticModel:
                 self._external_evaluation_grad[id(function)] = \
                     self._external_evaluation_grad.get(id(function), frozenset()) | frozenset(call["grad"])
         self._in_test_file = _is_test_file(filename)
+        self._loop_trains: Dict[int, bool] = {}
         self._site_by_id = {id(site): site for site in self.sites()}
         self._function_by_id = {id(function): function for function in self.functions}
         self._evaluation_entries = self._find_evaluation_entries()
@@ -161,7 +162,10 @@ class SemanticModel:
         return self.facts.site_trains(site)
 
     def loop_trains(self, loop: Loop) -> bool:
-        return any(self.facts.site_trains(site) for site in loop.sites)
+        known = self._loop_trains.get(id(loop))
+        if known is None:
+            known = self._loop_trains[id(loop)] = any(self.facts.site_trains(s) for s in loop.sites)
+        return known
 
     def function_trains(self, function: FunctionInfo) -> bool:
         return id(function) in self.facts.training_functions
@@ -257,6 +261,14 @@ class SemanticModel:
 
     def statement_of(self, site: CallSite) -> ast.stmt:
         return site.function.statements[site.index]
+
+    def evaluation_start(self, site: CallSite) -> ast.stmt:
+        """Where an evaluation around ``site`` begins: its outermost loop that does not train,
+        else its own statement (where a fix puts ``no_grad`` or ``model.eval()``)."""
+        for loop in site.loops:
+            if not self.loop_trains(loop):
+                return loop.node
+        return self.statement_of(site)
 
     # -- who trains what: bindings, optimizers, gradient paths ----------------------------
     def binding(self, function: FunctionInfo, key: str, depth: int = 0) -> Set[tuple]:
@@ -598,28 +610,25 @@ class SemanticModel:
             return True
         return function.cls is None or bool(self.flow.contributions(function))
 
-    def _evidence_of_its_own(self, site: CallSite) -> bool:
-        """Evidence at the call itself (names, data, modes), not inherited from callers."""
+    def _without_inherited_evidence(self, query, site: CallSite) -> bool:
+        """``query(site)`` finds evidence at the site itself (names, data, modes), not only
+        the evidence its function inherits from evaluation callers."""
         saved, self._evaluation_entries = self._evaluation_entries, {}
         try:
-            return self._call_evidence(site) is not None
+            return query(site) is not None
         finally:
             self._evaluation_entries = saved
+
+    def _evidence_of_its_own(self, site: CallSite) -> bool:
+        return self._without_inherited_evidence(self._call_evidence, site)
 
     def evaluation_reaches_with_grad(self, site: CallSite) -> bool:
         """When the evidence for ``site`` is only that evaluation code calls its function,
         some such call runs with autograd on."""
-        if self._evidence_of_its_own_site(site):
+        if self._without_inherited_evidence(self.evaluation_evidence, site):
             return True
         grad = self.evaluation_caller_grad.get(id(site.function))
         return grad is None or ON in grad
-
-    def _evidence_of_its_own_site(self, site: CallSite) -> bool:
-        saved, self._evaluation_entries = self._evaluation_entries, {}
-        try:
-            return self.evaluation_evidence(site) is not None
-        finally:
-            self._evaluation_entries = saved
 
     def _call_evidence(self, site: CallSite) -> Optional[str]:
         evidence = self._context_evidence(site)

@@ -98,5 +98,7 @@ class ImportTable:
     def is_imported(self, name: str) -> bool:
         return name.split(".")[0] in self.aliases
 
-    def imports_any(self, *roots: str) -> bool:
-        return any(target.split(".")[0] in roots for target in self.aliases.values())
+    def imports_absolute(self, *roots: str) -> bool:
+        """An absolute import of one of ``roots`` (``from .torch import x`` is a project module)."""
+        return any(not target.startswith(".") and target.split(".")[0] in roots
+                   for target in self.aliases.values())
