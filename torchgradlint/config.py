@@ -6,7 +6,7 @@ The same names are read from flake8's configuration (``tgl-no-grad-decorators = 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import FrozenSet, Tuple
 
 

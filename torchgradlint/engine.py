@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional
 
 from .config import DEFAULT_CONFIG, Config
 from .findings import Finding

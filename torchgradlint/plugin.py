@@ -8,7 +8,7 @@ before building anything.
 from __future__ import annotations
 
 import ast
-from typing import Iterator, List, Optional, Sequence, Tuple, Type
+from typing import Iterator, List, Sequence, Tuple, Type
 
 from . import __version__
 from .config import Config

@@ -19,7 +19,7 @@ import json
 import os
 import re
 import tempfile
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from . import __version__
 

@@ -14,7 +14,7 @@ from ..config import DEFAULT_CONFIG, Config
 from . import torch_api as api
 from .dataflow import TRAINING, Dataflow
 from .facts import Facts
-from .flow import DYNAMIC, EVAL, OFF, ON, TRAIN, FlowAnalysis, lookup_mode
+from .flow import EVAL, OFF, ON, FlowAnalysis, lookup_mode
 from .names import ImportTable, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from .names import ImportTable, dotted
 from .torch_api import SELF_RETURNING_METHODS as _SELF_RETURNING

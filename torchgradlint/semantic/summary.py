@@ -17,7 +17,7 @@ import ast
 from typing import Dict, List, Optional
 
 from . import torch_api as api
-from .flow import PASSED_IN, UNKNOWN_TAG, wraps_no_grad
+from .flow import PASSED_IN, wraps_no_grad
 from .names import dotted
 
 SUMMARY_FORMAT = 2  # part of the cache key: bump it when summaries change shape
