@@ -79,6 +79,7 @@ class ProjectIndex:
         self._files: Optional[List[str]] = None
         self._in_progress: set = set()
         self._importer_map: Optional[Dict[str, List[str]]] = None
+        self._is_file: Dict[str, bool] = {}  # one stat per candidate path and run
 
     @classmethod
     def for_file(cls, path: str, config=None) -> "ProjectIndex":
@@ -111,9 +112,15 @@ class ProjectIndex:
         for folder in folders:
             base = os.path.join(folder, *module.split("."))
             for candidate in (base + ".py", os.path.join(base, "__init__.py")):
-                if os.path.isfile(candidate):
+                if self._exists(candidate):
                     return candidate
         return None
+
+    def _exists(self, candidate: str) -> bool:
+        found = self._is_file.get(candidate)
+        if found is None:
+            found = self._is_file[candidate] = os.path.isfile(candidate)
+        return found
 
     def relative(self, path: str) -> str:
         return os.path.relpath(os.path.abspath(path), self.root).replace(os.sep, "/")
@@ -253,6 +260,7 @@ class ProjectIndex:
         import evaluate``, ``import pkg.engine``, ``from pkg import engine``, script-style
         ``import engine``). Read once per index, with a regular expression, not a parse."""
         if self._importer_map is None:
+            modules = self._module_files()
             mapping: Dict[str, List[str]] = {}
             for path in self.files():
                 try:
@@ -262,12 +270,24 @@ class ProjectIndex:
                     continue
                 current = module_name(self.root, path)
                 is_package = os.path.basename(path) == "__init__.py"
-                for target in self._imported_files(data, path, current, is_package):
-                    mapping.setdefault(target, []).append(path)
+                for target in self._imported_files(data, current, is_package, modules):
+                    if target != path:
+                        mapping.setdefault(target, []).append(path)
             self._importer_map = mapping
         return self._importer_map
 
-    def _imported_files(self, data: bytes, path: str, current: str, is_package: bool):
+    def _module_files(self) -> Dict[str, str]:
+        """Module name -> file, for the project's files (``a.py`` wins over ``a/__init__.py``,
+        as for the interpreter)."""
+        modules: Dict[str, str] = {}
+        for path in self.files():
+            name = module_name(self.root, path)
+            if name and (name not in modules or modules[name].endswith("__init__.py")):
+                modules[name] = path
+        return modules
+
+    def _imported_files(self, data: bytes, current: str, is_package: bool,
+                        modules: Dict[str, str]):
         names = set()
         for match in FROM_IMPORT.finditer(data):
             base = self.absolute_module(current, match.group(1).decode(), is_package)
@@ -280,17 +300,21 @@ class ProjectIndex:
             for name in NAME.findall(match.group(1)):
                 if name != b"as":
                     names.add(name.decode())
+        # A script imports the modules beside it by their short names: ``import engine``.
+        folder = current.rpartition(".")[0] if not is_package else current
         found = set()
         for name in names:
             if name.split(".")[0] in ("torch", "numpy", "os", "sys", "typing"):
                 continue
-            target = self.path_of(name, path)
-            if target is not None:
-                found.add(os.path.abspath(target))
+            target = modules.get(name) or (folder and modules.get(f"{folder}.{name}"))
+            if target:
+                found.add(target)
         return found
 
-    def incoming_calls(self, path: str) -> List[dict]:
-        """Calls into the functions of ``path`` made by other modules of the project."""
+    def incoming_calls(self, path: str, functions=None) -> List[dict]:
+        """Calls into the functions of ``path`` made by other modules of the project; with
+        ``functions``, only calls to those names (importers that never write one of them are
+        not read: a call names its function, whatever the import alias)."""
         target_module = module_name(self.root, path)
         if not target_module:
             return []
@@ -300,8 +324,16 @@ class ProjectIndex:
         importers = self._importers().get(absolute, ())
         if len(importers) > MAX_IMPORTERS:
             return []
+        mentions = None
+        if functions is not None:
+            if not functions:
+                return []
+            mentions = re.compile(rb"\b(?:" + b"|".join(
+                re.escape(name.encode()) for name in sorted(functions)) + rb")\b")
         for other in importers:
             if os.path.abspath(other) == absolute:
+                continue
+            if mentions is not None and not self._mentions(other, mentions):
                 continue
             summary = self.summary(other)
             if not summary:
@@ -311,3 +343,11 @@ class ProjectIndex:
                 if where == target_file:
                     calls.append(dict(call, function=function, caller=summary.get("module")))
         return calls
+
+    @staticmethod
+    def _mentions(path: str, pattern) -> bool:
+        try:
+            with open(path, "rb") as handle:
+                return pattern.search(handle.read()) is not None
+        except OSError:
+            return False

@@ -75,18 +75,38 @@ def is_known(value) -> bool:
     return bool(value) and all(mode in (TRAIN, EVAL) for mode, _ in value)
 
 
-def wraps_no_grad(imports, function: FunctionInfo) -> bool:
+GRAD_SWITCHES = (api.NO_GRAD, api.INFERENCE_MODE, api.ENABLE_GRAD)
+
+
+class GradSwitchReferences:
+    """Where a file names no_grad, inference_mode or enable_grad (through any import alias):
+    found in one walk of the tree, then asked per function by line range."""
+
+    def __init__(self, imports, tree: ast.AST):
+        finals = {name.rsplit(".", 1)[-1] for name in GRAD_SWITCHES}
+        finals |= {local for local, target in imports.aliases.items()
+                   if target.rsplit(".", 1)[-1] in finals}
+        self.lines: List[tuple] = []  # (line, qualified name)
+        for node in ast.walk(tree):
+            kind = type(node)
+            if kind is ast.Name and node.id in finals or kind is ast.Attribute and node.attr in finals:
+                qualified = imports.resolve(node)
+                if qualified in GRAD_SWITCHES:
+                    self.lines.append((node.lineno, qualified))
+
+    def within(self, function: FunctionInfo) -> Set[str]:
+        node = function.node
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
+        last = node.end_lineno or node.lineno
+        return {qualified for line, qualified in self.lines if first <= line <= last}
+
+
+def wraps_no_grad(references: GradSwitchReferences, function: FunctionInfo) -> bool:
     """A decorator or context factory built on no_grad / inference_mode (and not enable_grad),
     that runs no model itself."""
-    disables = enables = False
-    for node in ast.walk(function.node):
-        if isinstance(node, (ast.Name, ast.Attribute)):
-            qualified = imports.resolve(node)
-            if qualified in (api.NO_GRAD, api.INFERENCE_MODE):
-                disables = True
-            elif qualified == api.ENABLE_GRAD:
-                enables = True
-    return disables and not enables and not any(site.model for site in function.sites)
+    named = references.within(function)
+    disables = api.NO_GRAD in named or api.INFERENCE_MODE in named
+    return disables and api.ENABLE_GRAD not in named and not any(site.model for site in function.sites)
 
 
 def _same(a: Optional[State], b: Optional[State]) -> bool:
@@ -140,6 +160,17 @@ class FlowAnalysis:
         self._fresh_contributions: Set[int] = set()
         self._loop_depth = 0
         self._with_items = with_items
+        self._grad_switches: Optional[GradSwitchReferences] = None
+
+    @property
+    def grad_switches(self) -> GradSwitchReferences:
+        if self._grad_switches is None:
+            module = next(f for f in self.functions if f.is_module_scope)
+            self._grad_switches = GradSwitchReferences(self.imports, module.node)
+        return self._grad_switches
+
+    def wraps_no_grad(self, function: FunctionInfo) -> bool:
+        return wraps_no_grad(self.grad_switches, function)
 
     # -- driver ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -649,6 +680,6 @@ class FlowAnalysis:
         for function in self.functions:
             if function.is_module_scope or function.name not in used:
                 continue
-            if wraps_no_grad(self.imports, function) and \
+            if self.wraps_no_grad(function) and \
                     id(function) not in self.facts.training_functions:
                 self.no_grad_helpers.add(id(function))

@@ -19,6 +19,10 @@ from .names import ImportTable, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 
 
+class TooDeepToAnalyse(Exception):
+    """A part of the model built on demand met a file nested deeper than the analysis goes."""
+
+
 class SemanticModel:
     def __init__(self, tree: ast.Module, filename: str = "<string>", config: Config = DEFAULT_CONFIG,
                  project=None, for_summary: bool = False, imports: Optional[ImportTable] = None):
@@ -51,10 +55,9 @@ class SemanticModel:
             self.flow.add_external_call(function, -1 - number, call["grad"],
                                         self._incoming_modes(function, call))
         self.flow.run()
-        returns_training = [function for function, call in incoming
-                            if call.get("trains_through_result")]
-        self.dataflow = Dataflow(self.facts, self.imports, self.functions, self.linker, returns_training)
-        self.dataflow.build()
+        self._returns_training = [function for function, call in incoming
+                                  if call.get("trains_through_result")]
+        self._dataflow: Optional[Dataflow] = None
         self._external_evaluation = {
             id(function): f"called from evaluation code in {call.get('caller')} at line {call['line']}"
             for function, call in incoming if call.get("evaluation") and not call.get("feeds_training")}
@@ -68,6 +71,20 @@ class SemanticModel:
         self._site_by_id = {id(site): site for site in self.sites()}
         self._function_by_id = {id(function): function for function in self.functions}
         self._evaluation_entries = self._find_evaluation_entries()
+
+    @property
+    def dataflow(self) -> Dataflow:
+        """The def-use graph, built on the first question that needs it (many files, model
+        definitions above all, never ask one)."""
+        if self._dataflow is None:
+            dataflow = Dataflow(self.facts, self.imports, self.functions, self.linker,
+                                self._returns_training)
+            try:
+                dataflow.build()
+            except (RecursionError, MemoryError) as error:
+                raise TooDeepToAnalyse(str(error)) from None
+            self._dataflow = dataflow
+        return self._dataflow
 
     # -- iteration ------------------------------------------------------------------------
     def sites(self) -> Iterator[CallSite]:
@@ -581,10 +598,8 @@ class SemanticModel:
                 if self.function_trains(function) or not function.callers:
                     continue
                 for site in function.callers:
-                    if self.feeds_training(site):
-                        continue
                     reason = self._call_evidence(site)
-                    if not reason:
+                    if not reason or self.feeds_training(site):
                         continue
                     grad = self.evaluation_caller_grad.get(id(function), frozenset())
                     caller_grad = self.grad_at(site)

@@ -28,15 +28,23 @@ CANONICAL = {
 
 def dotted(node: ast.AST) -> Optional[str]:
     """``a.b.c`` for a chain of attributes on a name, else None."""
-    parts = []
-    while isinstance(node, ast.Attribute):
+    kind = type(node)  # the hottest function of the analysis: exact types, no isinstance
+    if kind is _Name:
+        return node.id
+    if kind is not _Attribute:
+        return None
+    parts = [node.attr]
+    node = node.value
+    while type(node) is _Attribute:
         parts.append(node.attr)
         node = node.value
-    if isinstance(node, ast.Name):
+    if type(node) is _Name:
         parts.append(node.id)
         return ".".join(reversed(parts))
     return None
 
+
+_Name, _Attribute = ast.Name, ast.Attribute
 
 _COMPOUND_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 

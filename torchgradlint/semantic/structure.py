@@ -18,6 +18,12 @@ from .torch_api import SELF_RETURNING_METHODS as _SELF_RETURNING
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
 
 
+# Expression nodes that cannot hold a call of this scope: leaves, and new scopes.
+_NO_CALLS_INSIDE = frozenset({ast.Name, ast.Constant, ast.FunctionDef, ast.AsyncFunctionDef,
+                              ast.ClassDef, ast.Lambda})
+_CHILD_FIELDS: Dict[type, Tuple[str, ...]] = {}
+
+
 @dataclass(eq=False, repr=False)
 class Loop:
     node: ast.stmt
@@ -325,26 +331,29 @@ class StructureBuilder:
     def _collect_calls(self, root, found, function, loops, index, statement_call) -> None:
         # Post-order without recursion: arguments are evaluated before the call they feed.
         stack = [(root, False)]
+        pop, push = stack.pop, stack.append
         while stack:
-            node, expanded = stack.pop()
+            node, expanded = pop()
             if expanded:
                 found.append(self._site(node, function, loops, index, node is statement_call))
                 continue
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            kind = type(node)
+            if kind in _NO_CALLS_INSIDE:
                 continue
-            if isinstance(node, ast.Call):
-                stack.append((node, True))
+            if kind is ast.Call:
+                push((node, True))
+            fields = _CHILD_FIELDS.get(kind)
+            if fields is None:
+                fields = _CHILD_FIELDS[kind] = tuple(name for name in node._fields if name != "ctx")
             children = []
-            for name in node._fields:
-                if name == "ctx":
-                    continue
+            for name in fields:
                 value = getattr(node, name, None)
-                if isinstance(value, ast.AST):
-                    children.append(value)
-                elif isinstance(value, list):
+                if type(value) is list:
                     children.extend(v for v in value if isinstance(v, ast.AST))
+                elif isinstance(value, ast.AST):
+                    children.append(value)
             for child in reversed(children):
-                stack.append((child, False))
+                push((child, False))
 
     def _site(self, node: ast.Call, function, loops, index, is_statement) -> CallSite:
         callee = dotted(node.func)

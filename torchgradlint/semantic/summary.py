@@ -17,7 +17,7 @@ import ast
 from typing import Dict, List, Optional
 
 from . import torch_api as api
-from .flow import PASSED_IN, wraps_no_grad
+from .flow import PASSED_IN
 from .names import dotted
 
 SUMMARY_FORMAT = 2  # part of the cache key: bump it when summaries change shape
@@ -42,7 +42,7 @@ def mode_from_json(value):
 
 
 def _disables_grad(model, function) -> bool:
-    return wraps_no_grad(model.imports, function) and not model.function_trains(function)
+    return model.flow.wraps_no_grad(function) and not model.function_trains(function)
 
 
 def summarize(model, module_name: str) -> dict:
@@ -254,7 +254,7 @@ class ExternalLinker:
         if not by_name:
             return []  # nothing here whose callers could change a finding: skip reading them
         found = []
-        for call in self.project.incoming_calls(self.path):
+        for call in self.project.incoming_calls(self.path, set(by_name)):
             function = by_name.get(call["function"])
             if function is not None and function.cls is None:
                 found.append((function, call))
