@@ -11,8 +11,11 @@ is the median of ``--runs`` runs. Nothing is asserted: the script only prints a 
              with libcst, so this is the floor it can reach)
 * ast        the same with ast.parse (what pyflakes pays for its tree)
 * cli        ``torchgradlint check --isolated -j1 FILES`` if that command works
-* the baseline/plugin pair again on the files that never mention "torch": the plugin should
-  add (almost) nothing there.
+* the baseline/plugin pair again on two subsets of the whole corpus (not only the sample) of
+  files that never mention "torch": those that import no library built on torch either (the
+  plugin should add almost nothing: its text screen rejects them), and those that import one
+  (timm, transformers, lightning, ...: they are analysed, since a Hugging Face script can hold a
+  forward pass without no_grad without ever writing "torch").
 
 flake8 runs with ``--isolated -j1``. Both flake8 runs start through the same small launcher,
 so they pay the same start-up; the baseline's launcher drops the torchgradlint distribution's
@@ -278,7 +281,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="let torchgradlint use its on-disk cache (in a temporary folder), "
                              "warmed by an untimed first run; default: no cache, cold runs")
     parser.add_argument("--skip-subset", action="store_true",
-                        help="skip the files-without-'torch' pair of runs")
+                        help="skip the files-without-'torch' pairs of runs")
+    parser.add_argument("--subset-limit", type=int, default=1000,
+                        help="at most N files in each files-without-'torch' subset")
     args = parser.parse_args(argv)
     global WARM_UP
     cache_dir = None
@@ -306,6 +311,7 @@ def measure_all(args: argparse.Namespace) -> int:
     lines = sum(data.count(b"\n") for data in contents.values())
     no_torch = [name for name in files if b"torch" not in contents[name]]
     no_torch_lines = sum(contents[name].count(b"\n") for name in no_torch)
+    unrelated, library_only = torch_free_subsets(root, args.subset_limit)
     runs = max(1, args.runs)
 
     try:
@@ -319,6 +325,8 @@ def measure_all(args: argparse.Namespace) -> int:
     print(f"files:    {len(files)} .py files, {lines} lines"
           + (f" (sample of --limit {args.limit})" if args.limit else ""))
     print(f"          {len(no_torch)} files ({no_torch_lines} lines) never mention 'torch'")
+    print(f"subsets:  of the whole corpus, files that never mention 'torch': {len(unrelated)} "
+          f"import no library built on it, {len(library_only)} do (at most --subset-limit each)")
     print(f"runs:     median CPU time (user+sys of the child) of {runs} runs; torchgradlint "
           + ("cache in a temporary folder, warmed by an untimed run" if WARM_UP
              else "cache off (TORCHGRADLINT_NO_CACHE=1): cold runs"))
@@ -413,26 +421,11 @@ def measure_all(args: argparse.Namespace) -> int:
                             " ".join(cli_prefix[2:] or ["(default options)"])
                             + f"; exit status {cli_runs[0].status}"))
 
-    if args.skip_subset or not no_torch:
-        pass
-    else:
-        progress("files without 'torch': baseline")
-        sub_base = flake8_runs(runs, "E,F,W", no_torch, root, True)
-        sub_cpu, sub_wall = med(sub_base)
-        rows.append(Row(f"no-'torch' subset ({len(no_torch)} files): baseline", sub_cpu,
-                        sub_wall, sub_cpu, "ratio to the subset's baseline"))
-        if problem:
-            rows.append(Row("no-'torch' subset: plugin", None, None, sub_cpu, "skipped"))
-        else:
-            progress("files without 'torch': plugin")
-            sub_plug = flake8_runs(runs, "E,F,W,TGL", no_torch, root, False)
-            if any(flake8_failed(r) for r in sub_plug):
-                rows.append(Row("no-'torch' subset: plugin", None, None, sub_cpu, "FAILED"))
-            else:
-                cpu, wall = med(sub_plug)
-                same = efw_lines(sub_plug[0].stdout) == efw_lines(sub_base[0].stdout)
-                rows.append(Row("no-'torch' subset: plugin", cpu, wall, sub_cpu,
-                                "E/F/W output " + ("identical" if same else "DIFFERS")))
+    if not args.skip_subset:
+        for label, subset in (("no torch, no torch library", unrelated),
+                              ("no 'torch', a torch library", library_only)):
+            if subset:
+                rows.extend(subset_rows(label, subset, root, runs, problem, progress))
 
     print_table(rows, lines)
     if notes:
@@ -440,6 +433,52 @@ def measure_all(args: argparse.Namespace) -> int:
         for note in notes:
             print(f"note: {note}")
     return 0
+
+
+def torch_free_subsets(root: str, limit: int) -> Tuple[List[str], List[str]]:
+    """Files of the whole corpus that never mention "torch": (those importing no library built
+    on torch, those importing one), each an evenly spaced sample of at most ``limit``."""
+    import ast
+
+    from torchgradlint.semantic.torch_api import TORCH_ROOTS
+
+    unrelated: List[str] = []
+    library_only: List[str] = []
+    for name in collect(root):
+        data = read_bytes(root, name)
+        if b"torch" in data:
+            continue
+        roots = set()
+        try:
+            for node in ast.walk(ast.parse(data)):
+                if isinstance(node, ast.Import):
+                    roots.update(alias.name.split(".")[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                    roots.add(node.module.split(".")[0])
+        except (SyntaxError, ValueError):
+            pass
+        (library_only if roots & set(TORCH_ROOTS) else unrelated).append(name)
+    return spread(unrelated, limit), spread(library_only, limit)
+
+
+def subset_rows(label: str, subset: List[str], root: str, runs: int, problem: str,
+                progress) -> List[Row]:
+    progress(f"{label}: baseline")
+    base = flake8_runs(runs, "E,F,W", subset, root, True)
+    base_cpu, base_wall = med(base)
+    rows = [Row(f"{label} ({len(subset)} files): baseline", base_cpu, base_wall, base_cpu,
+                "ratio to the subset's baseline")]
+    if problem:
+        return rows + [Row(f"{label}: plugin", None, None, base_cpu, "skipped")]
+    progress(f"{label}: plugin")
+    plugin = flake8_runs(runs, "E,F,W,TGL", subset, root, False)
+    if any(flake8_failed(r) for r in plugin):
+        return rows + [Row(f"{label}: plugin", None, None, base_cpu, "FAILED")]
+    cpu, wall = med(plugin)
+    same = efw_lines(plugin[0].stdout) == efw_lines(base[0].stdout)
+    tgl = sum(1 for line in plugin[0].stdout.splitlines() if ": TGL" in line)
+    return rows + [Row(f"{label}: plugin", cpu, wall, base_cpu,
+                       f"{tgl} TGL lines; E/F/W output " + ("identical" if same else "DIFFERS"))]
 
 
 def print_table(rows: List[Row], lines: int) -> None:

@@ -179,18 +179,33 @@ class FlowAnalysis:
         self._propagate_states()
 
     def _summarize_effects(self) -> None:
+        """Up to three rounds over the functions, in file order, each seeing what the previous
+        ones found; a function is analysed again only when the summary of one of its callees
+        changed since it was last analysed (otherwise its own summary would come out the same)."""
         self._summarizing = True
+        versions: Dict[int, int] = {}  # id of a function -> number of changes of its summary
+        seen: Dict[int, Dict[int, int]] = {}  # id of a function -> callee versions it saw
         for _ in range(3):
             changed = False
             for function in self.functions:
                 if function.external:
                     continue
+                callees = seen.get(id(function))
+                if callees is not None and all(versions.get(callee, 0) == version
+                                               for callee, version in callees.items()):
+                    continue
+                seen[id(function)] = {id(site.target): versions.get(id(site.target), 0)
+                                      for site in function.sites if site.target is not None}
                 before = (self.effects.get(id(function)), set(self.touched.get(id(function), ())))
+                returned = self.return_modes.get(id(function))
                 roots = {param: passed_in(param) for param in function.params}
                 roots["self"] = passed_in("self")
                 self._analyze(function, State(GRAD_ON, roots))
                 after = (self.effects.get(id(function)), self.touched.get(id(function)))
                 changed |= before != after
+                if (before[0] or {}) != (after[0] or {}) or before[1] != set(after[1] or ()) or \
+                        returned != self.return_modes.get(id(function)):
+                    versions[id(function)] = versions.get(id(function), 0) + 1
             if not changed:
                 break
         self._summarizing = False
