@@ -24,6 +24,25 @@ _NO_CALLS_INSIDE = frozenset({ast.Name, ast.Constant, ast.FunctionDef, ast.Async
 _CHILD_FIELDS: Dict[type, Tuple[str, ...]] = {}
 
 
+class _VisitTable(dict):
+    """Type of a field's value -> worth walking into (an expression that may hold a call)."""
+
+    def __missing__(self, kind: type) -> bool:
+        visit = self[kind] = issubclass(kind, ast.AST) and kind not in _NO_CALLS_INSIDE and \
+            not issubclass(kind, (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop))
+        return visit
+
+
+_VISIT = _VisitTable()
+
+
+def _child_fields(kind: type, node: ast.AST) -> Tuple[str, ...]:
+    fields = _CHILD_FIELDS.get(kind)
+    if fields is None:
+        fields = _CHILD_FIELDS[kind] = tuple(name for name in node._fields if name != "ctx")
+    return fields
+
+
 @dataclass(eq=False, repr=False)
 class Loop:
     node: ast.stmt
@@ -330,27 +349,24 @@ class StructureBuilder:
 
     def _collect_calls(self, root, found, function, loops, index, statement_call) -> None:
         # Post-order without recursion: arguments are evaluated before the call they feed.
+        if not _VISIT[type(root)]:
+            return
         stack = [(root, False)]
-        pop, push = stack.pop, stack.append
+        pop, push, visit = stack.pop, stack.append, _VISIT
         while stack:
             node, expanded = pop()
             if expanded:
                 found.append(self._site(node, function, loops, index, node is statement_call))
                 continue
             kind = type(node)
-            if kind in _NO_CALLS_INSIDE:
-                continue
             if kind is ast.Call:
                 push((node, True))
-            fields = _CHILD_FIELDS.get(kind)
-            if fields is None:
-                fields = _CHILD_FIELDS[kind] = tuple(name for name in node._fields if name != "ctx")
             children = []
-            for name in fields:
+            for name in _child_fields(kind, node):
                 value = getattr(node, name, None)
                 if type(value) is list:
-                    children.extend(v for v in value if isinstance(v, ast.AST))
-                elif isinstance(value, ast.AST):
+                    children.extend(v for v in value if visit[type(v)])
+                elif visit[type(value)]:
                     children.append(value)
             for child in reversed(children):
                 push((child, False))
