@@ -141,3 +141,45 @@ def test_fixture_project_without_the_project_view_misses_cross_module_bugs(fresh
     alone = sorted((f.line, f.code) for f in lint_file(str(engine), Config(project=False)))
     assert (17, "TGL202") not in alone
     assert (17, "TGL202") in codes(engine)
+
+
+def test_cached_summaries_follow_the_configuration(tmp_path, fresh_cache):
+    """A summary depends on the settings it was computed with (here a configured model
+    constructor): changing them must not serve a summary cached under the old ones."""
+    from torchgradlint.config import Config
+
+    write(tmp_path, "factory.py", '''
+        import torch
+        from zoo import build
+
+        def make():
+            return build("resnet18")
+        ''')
+    main = write(tmp_path, "main.py", '''
+        import torch
+        from factory import make
+
+        scorer = make()
+
+        def predict(x):
+            return scorer(x).argmax(1)
+        ''')
+    plain = sorted((f.line, f.code) for f in lint_file(str(main), Config()))
+    assert plain == []
+    assert any(fresh_cache.rglob("*.json")), "the summary of factory.py is cached"
+    configured = Config(model_constructors=frozenset({"build"}))
+    ProjectIndex._instances.clear()  # a new run: only the disk cache survives
+    found = sorted((f.line, f.code) for f in lint_file(str(main), configured))
+    assert found == [(8, "TGL101")]
+
+
+def test_a_model_returned_by_an_imported_factory_is_a_model(fresh_cache):
+    """``calibrator = make_calibrator()`` (models.py): only the summary of models.py says the
+    call returns a fresh model, so the evaluation forward in main.py is reported only with
+    the project view."""
+    from torchgradlint.config import Config
+
+    main = FIXTURES / "projects" / "classifier" / "main.py"
+    alone = sorted((f.line, f.code) for f in lint_file(str(main), Config(project=False)))
+    assert not [finding for finding in alone if finding[0] == 10]
+    assert codes(main) == [(10, "TGL101"), (10, "TGL201")]

@@ -58,7 +58,8 @@ def lint_tree(tree: ast.Module, source: str, filename: str = "<string>",
 
     ``screen``: skip, on a text search, sources that mention none of the words every finding
     needs (a speed path only: the tests check it never changes the findings)."""
-    if screen and not may_contain_findings(source):
+    config = config or DEFAULT_CONFIG
+    if screen and config.shortcuts and not may_contain_findings(source):
         return []
     with collector_paused():
         return _lint_tree(tree, source, filename, config, on_error)
@@ -124,7 +125,8 @@ def lint_source(source: str, filename: str = "<string>", config: Optional[Config
                 on_error: ErrorHook = _report_internal_error) -> List[Finding]:
     """Findings for one module's source text, sorted by line and column. Never raises; a
     source that does not parse has no findings."""
-    if not may_contain_findings(source):
+    config = config or DEFAULT_CONFIG
+    if config.shortcuts and not may_contain_findings(source):
         return []
     tree = parse(source, filename)
     if tree is None:

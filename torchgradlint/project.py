@@ -171,7 +171,8 @@ class ProjectIndex:
             return None
         from .semantic.summary import SUMMARY_FORMAT
 
-        digest = hashlib.sha256(data + f"{__version__}/{SUMMARY_FORMAT}/{kind}".encode()).hexdigest()
+        key = f"{__version__}/{SUMMARY_FORMAT}/{kind}/{self._settings()}"
+        digest = hashlib.sha256(data + key.encode()).hexdigest()
         return os.path.join(self.cache_dir, digest[:2], digest + ".json")
 
     @staticmethod
@@ -248,6 +249,12 @@ class ProjectIndex:
             return None
         except Exception:  # noqa: BLE001 -- a helper we cannot read is a helper we cannot see
             return None
+
+    def _settings(self) -> str:
+        """The settings a summary depends on, as part of its cache key."""
+        config = self._config()
+        return json.dumps([sorted(config.no_grad_decorators), sorted(config.model_constructors),
+                           config.shortcuts])
 
     def _config(self):
         from .config import DEFAULT_CONFIG

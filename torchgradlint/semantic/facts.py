@@ -47,6 +47,8 @@ class Facts:
 
     # -- entry point ----------------------------------------------------------------------
     def compute(self) -> None:
+        if self.linker is not None:
+            self.linker.preset_models(self)  # ``net = build()`` with ``build`` imported
         self._classify_classes()
         for function in self.functions:
             self._find_instances(function)

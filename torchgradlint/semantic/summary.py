@@ -20,7 +20,7 @@ from . import torch_api as api
 from .flow import PASSED_IN
 from .names import dotted
 
-SUMMARY_FORMAT = 2  # part of the cache key: bump it when summaries change shape
+SUMMARY_FORMAT = 3  # part of the cache key: bump it when summaries change shape
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -210,15 +210,17 @@ class ExternalLinker:
                    site.callee is not None and site.callee.split(".")[0] in params
                    for site in function.sites)
 
+    def preset_models(self, facts) -> None:
+        for stub in self.stubs.values():
+            info = stub.external_facts
+            if info and info.get("returns_model"):
+                facts.returns_model[id(stub)] = info["returns_model"]
+
     def preset_facts(self, facts) -> None:
         for stub in self.stubs.values():
             info = stub.external_facts
-            if not info:
-                continue
-            if info.get("trains"):
+            if info and info.get("trains"):
                 facts.training_functions.add(id(stub))
-            if info.get("returns_model"):
-                facts.returns_model[id(stub)] = info["returns_model"]
 
     def preset_flow(self, flow) -> None:
         for stub in self.stubs.values():
@@ -254,7 +256,8 @@ class ExternalLinker:
         if not by_name:
             return []  # nothing here whose callers could change a finding: skip reading them
         found = []
-        for call in self.project.incoming_calls(self.path, set(by_name)):
+        mentioned = set(by_name) if self.model.config.shortcuts else None
+        for call in self.project.incoming_calls(self.path, mentioned):
             function = by_name.get(call["function"])
             if function is not None and function.cls is None:
                 found.append((function, call))
