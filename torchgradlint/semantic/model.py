@@ -44,10 +44,11 @@ class SemanticModel:
 
             self.linker = ExternalLinker(self, project, for_summary)
             self.linker.link()
-            incoming = self.linker.incoming()
         self.facts = Facts(self.imports, self.functions, self.classes, self.module_function, config,
                            self.linker)
         self.facts.compute()
+        if self.linker is not None:
+            incoming = self.linker.incoming()
         self.flow = FlowAnalysis(self.facts, self.imports, config, self.functions, structure.with_items)
         if self.linker is not None:
             self.linker.preset_flow(self.flow)

@@ -201,14 +201,28 @@ class ExternalLinker:
     def resolve(self, site):
         return self.stubs.get(site.callee) if site.callee else None
 
-    @staticmethod
-    def _callers_matter(function) -> bool:
-        """The function uses what it is passed (``model(x)``, ``model.eval()``) or switches a
-        mode: the grad mode and model modes its callers give can change what is reported."""
-        params = set(function.params)
-        return any(site.method in ("eval", "train") or
-                   site.callee is not None and site.callee.split(".")[0] in params
-                   for site in function.sites)
+    def _callers_matter(self, function, shortcuts: bool = True) -> bool:
+        """The grad mode and model modes its callers give can change what is reported: the
+        function (or an in-file function it calls) runs a model or switches a mode. Without
+        the shortcut: whenever it uses what it is passed (``model(x)``, ``model.eval()``)."""
+        if not shortcuts:
+            params = set(function.params)
+            return any(site.method in ("eval", "train") or
+                       site.callee is not None and site.callee.split(".")[0] in params
+                       for site in function.sites)
+        seen = set()
+        stack = [function]
+        while stack:
+            current = stack.pop()
+            if id(current) in seen or getattr(current, "external", False):
+                continue
+            seen.add(id(current))
+            for site in current.sites:
+                if site.model is not None or site.method in ("eval", "train"):
+                    return True
+                if site.target is not None:
+                    stack.append(site.target)
+        return False
 
     def preset_models(self, facts) -> None:
         for stub in self.stubs.values():
@@ -250,13 +264,15 @@ class ExternalLinker:
         """(function, call record) for each call another module makes into this one."""
         if self.for_summary:
             return []
+        shortcuts = self.model.config.shortcuts
         by_name = {f.qualname: f for f in self.model.functions
                    if not f.is_module_scope and not getattr(f, "external", False) and f.cls is None
-                   and f.parent is not None and f.parent.is_module_scope and self._callers_matter(f)}
+                   and f.parent is not None and f.parent.is_module_scope
+                   and self._callers_matter(f, shortcuts)}
         if not by_name:
             return []  # nothing here whose callers could change a finding: skip reading them
         found = []
-        mentioned = set(by_name) if self.model.config.shortcuts else None
+        mentioned = set(by_name) if shortcuts else None
         for call in self.project.incoming_calls(self.path, mentioned):
             function = by_name.get(call["function"])
             if function is not None and function.cls is None:
