@@ -59,6 +59,7 @@ class SemanticModel:
         self._returns_training = [function for function, call in incoming
                                   if call.get("trains_through_result")]
         self._dataflow: Optional[Dataflow] = None
+        self._anything_trains: Optional[bool] = None
         self._external_evaluation = {
             id(function): f"called from evaluation code in {call.get('caller')} at line {call['line']}"
             for function, call in incoming if call.get("evaluation") and not call.get("feeds_training")}
@@ -174,7 +175,23 @@ class SemanticModel:
     # -- training -------------------------------------------------------------------------
     def reaches_training(self, site: CallSite) -> bool:
         """The call's value flows into a backward pass or autograd.grad."""
-        return self.dataflow.site_reaches_training(site)
+        return self.anything_trains and self.dataflow.site_reaches_training(site)
+
+    @property
+    def anything_trains(self) -> bool:
+        """Something in the file can feed a training step: a backward pass, autograd.grad, a
+        Lightning training hook, or a project function or caller that trains what it is given.
+        Without one, nothing reaches training and the def-use graph need not be built."""
+        if self._anything_trains is None:
+            self._anything_trains = not self.config.shortcuts or bool(self._returns_training) or any(
+                stub.external_facts and stub.external_facts.get("params_reaching_training")
+                for stub in (self.linker.stubs.values() if self.linker is not None else ())) or any(
+                function.name in api.LIGHTNING_TRAIN_HOOKS and not function.external or any(
+                    site.method in ("backward", "manual_backward") or
+                    site.qualified in api.AUTOGRAD_GRAD or site.qualified in api.AUTOGRAD_BACKWARD
+                    for site in function.sites)
+                for function in self.functions)
+        return self._anything_trains
 
     def site_trains(self, site: CallSite) -> bool:
         return self.facts.site_trains(site)
@@ -416,7 +433,7 @@ class SemanticModel:
     def feeds_training(self, site: CallSite) -> bool:
         """The call's value is used by a training step, even through ``.detach()`` (a DQN
         target, a teacher's soft labels)."""
-        return self.dataflow.site_feeds_training(site)
+        return self.anything_trains and self.dataflow.site_feeds_training(site)
 
     def is_training_context(self, site: CallSite) -> bool:
         """The call's value is used by a training step, or its function asks for input

@@ -64,8 +64,8 @@ def summarize(model, module_name: str) -> dict:
             "returns_model": model.facts.returns_model.get(id(function)),
             "return_mode": _mode_to_json(model.flow.return_modes.get(id(function))),
             "params_reaching_training": [
-                p for p in function.params
-                if ("param", id(function), p) in model.dataflow.reaches_training],
+                p for p in function.params if model.anything_trains
+                and ("param", id(function), p) in model.dataflow.reaches_training],
         }
     classes = {}
     for name, info in model.classes.items():
