@@ -420,6 +420,15 @@ def measure_all(args: argparse.Namespace) -> int:
             rows.append(Row("torchgradlint check (CLI)", cpu, wall, base_cpu,
                             " ".join(cli_prefix[2:] or ["(default options)"])
                             + f"; exit status {cli_runs[0].status}"))
+            if "-j1" in cli_prefix and cpus > 1:
+                progress("torchgradlint check on all cores")
+                every_core = [part for part in cli_prefix if part != "-j1"]
+                parallel = repeat(runs, lambda: run_chunked(every_core, files, root, linter_env()))
+                if all(r.status in (0, 1) and "Traceback" not in r.stderr for r in parallel):
+                    all_cpu, all_wall = med(parallel)
+                    rows.append(Row(f"  the same on all {cpus} cores (default -j)", all_cpu,
+                                    all_wall, base_cpu,
+                                    f"wall time {all_wall / wall:.2f} of the -j1 run"))
 
     if not args.skip_subset:
         for label, subset in (("no torch, no torch library", unrelated),

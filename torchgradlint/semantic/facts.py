@@ -420,11 +420,15 @@ class Facts:
         return None
 
     def _propagate_model_params(self) -> bool:
-        """A parameter that in-file callers pass a model to holds a model."""
+        """A parameter that in-file callers pass a model to holds a model. Down a chain of
+        helpers in one pass: a function is looked at again when a caller gains a model."""
         changed = False
-        for function in self.functions:
-            if function.is_module_scope:
-                continue
+        pending = [function for function in reversed(self.functions) if not function.is_module_scope]
+        queued = {id(function) for function in pending}
+        while pending:
+            function = pending.pop()
+            queued.discard(id(function))
+            gained = False
             for site in function.callers:
                 for param, arg in self.bind_arguments(site, function):
                     key = dotted(arg)
@@ -433,8 +437,16 @@ class Facts:
                     cls = self.model_class_of(site.function, key)
                     if param not in self.models[id(function)] or (
                             cls is not None and (id(function), param) not in self.model_class):
-                        changed |= self._record_model(function, param, UNKNOWN_ORIGIN, cls)
-                        changed = True
+                        self._record_model(function, param, UNKNOWN_ORIGIN, cls)
+                        gained = True
+            if not gained:
+                continue
+            changed = True
+            for site in function.sites:
+                callee = site.target
+                if callee is not None and not callee.is_module_scope and id(callee) not in queued:
+                    pending.append(callee)
+                    queued.add(id(callee))
         return changed
 
     def _propagate_compositions(self) -> None:
