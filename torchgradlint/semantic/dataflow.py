@@ -12,6 +12,7 @@ definitions later in a loop that encloses the use (loop-carried values).
 from __future__ import annotations
 
 import ast
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from typing import Dict, List, Optional, Set, Tuple
 
@@ -35,7 +36,8 @@ class Dataflow:
         # Edges through calls that cut autograd history (``.detach()``, ``.item()``): the value
         # still flows, its gradient does not.
         self.value_preds: Dict[tuple, Set[tuple]] = defaultdict(set)
-        self._defs: Dict[Tuple[int, str], List[int]] = {}
+        self._defs: Dict[Tuple[int, str], List[int]] = {}  # positions in ascending order
+        self._loop_table: Dict[int, Dict[int, List[object]]] = {}
         self._site_by_node: Dict[int, CallSite] = {}
         self.reaches_training: Set[tuple] = set()
         self.feeds_training: Set[tuple] = set()
@@ -254,25 +256,34 @@ class Dataflow:
             found: Set[tuple] = set()
             ancestors = set(function.blocks[index]) if index < len(function.blocks) else set()
             dominator = None
-            for position in reversed(indexes):
-                if position >= index:
-                    continue
+            before = bisect_left(indexes, index)  # indexes[:before] are the earlier definitions
+            for earlier in range(before - 1, -1, -1):
+                position = indexes[earlier]
                 found.add(self.def_node(function, position, key))
                 if function.blocks[position][-1] in ancestors:
                     dominator = position
                     break
             dominated = dominator is not None
-            for loop in function.loops:
+            for loop in self._loops_around(function, index):
                 # A value from the previous iteration reaches the use unless this iteration
                 # redefined it first.
-                if loop.contains_index(index) and (dominator is None or dominator < loop.first_index):
-                    for position in indexes:
-                        if index <= position <= loop.last_index:
-                            found.add(self.def_node(function, position, key))
+                if dominator is None or dominator < loop.first_index:
+                    for position in indexes[before:bisect_right(indexes, loop.last_index)]:
+                        found.add(self.def_node(function, position, key))
             if not dominated and key in function.params:
                 found.add(("param", id(function), key))
             return found
         return set()
+
+    def _loops_around(self, function: FunctionInfo, index: int):
+        """The loops of ``function`` whose body holds statement ``index``."""
+        table = self._loop_table.get(id(function))
+        if table is None:
+            table = self._loop_table[id(function)] = {}
+            for loop in function.loops:
+                for position in range(loop.first_index, loop.last_index + 1):
+                    table.setdefault(position, []).append(loop)
+        return table.get(index, ())
 
     # -- queries --------------------------------------------------------------------------
     def _solve(self) -> None:

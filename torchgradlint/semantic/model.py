@@ -212,7 +212,7 @@ class SemanticModel:
         """The line where ``expr`` (used at ``site``) was computed with autograd off, when every
         way it could have carried a graph was cut that way; None otherwise."""
         function = site.function
-        sites_by_id = {id(s): s for s in function.sites}
+        sites_by_id = self._site_by_id
         statements = function.statements
         stack = list(self.dataflow.sources(function, site.index, expr))
         seen: Set[tuple] = set()
@@ -225,7 +225,7 @@ class SemanticModel:
             kind = node[0]
             if kind == "call":
                 producer = sites_by_id.get(node[1])
-                if producer is None:
+                if producer is None or producer.function is not function:
                     return None
                 if producer.qualified == "torch.nn.Parameter" or any(
                         k.arg == "requires_grad" for k in producer.node.keywords):
