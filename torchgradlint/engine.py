@@ -38,9 +38,10 @@ def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector paused for one file's analysis.
 
     The analysis allocates many small, long-lived objects (the model of a file lives until its
-    rules have run), and every few hundred allocations the collector would traverse them all
-    again, for nothing: it costs about a sixth of the analysis time. What the model leaves
-    behind is collected after the file, when the collector runs again."""
+    rules have run), and every few hundred allocations the collector would traverse them again,
+    for nothing (7 % of the analysis time on the corpus sample, more on large files). What the
+    model leaves behind is collected after the file, when the collector runs again; the peak
+    memory of a run grows by about 10 MiB."""
     if not gc.isenabled():
         yield
         return
