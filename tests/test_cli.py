@@ -323,6 +323,23 @@ def test_syntax_error_is_reported_on_stderr_and_does_not_change_the_exit_code(tm
     assert run("check", "--strict", "broken.py", cwd=tmp_path).returncode == 2
 
 
+TOO_DEEP = ("import torch\nimport torch.nn as nn\n\nmodel = nn.Linear(2, 2)\n\n\n"
+            "def g(a):\n    x = a" + ".data" * 1200 + "\n    return model(x)\n")
+
+
+def test_a_file_too_deep_to_analyse_is_named_and_does_not_change_the_exit_code(tmp_path):
+    """Parsed by Python but nested deeper than the analysis goes: no finding is possible, and
+    the CLI says so (as for a syntax error) instead of staying silent."""
+    write(tmp_path, "deep.py", TOO_DEEP)
+    write(tmp_path, "bad.py", BAD)
+    result = run("check", ".", cwd=tmp_path)
+    assert result.returncode == 1
+    assert codes_by_line(result) == [("bad.py", BAD_LINE, "TGL103")]
+    assert err(result).strip() == ("deep.py: cannot analyse: nested deeper than the analysis "
+                                   "goes (Python's recursion limit)")
+    assert run("check", "--strict", ".", cwd=tmp_path).returncode == 2
+
+
 def test_syntax_error_next_to_findings(tmp_path):
     write(tmp_path, "broken.py", BROKEN)
     write(tmp_path, "bad.py", BAD)

@@ -94,13 +94,17 @@ def analyse_source(source: str, path: str, config: Config) -> FileResult:
             return result
         from .engine import lint_tree, may_contain_findings  # heavy: `rules` needs none of it
 
-        if not may_contain_findings(source):
+        if config.shortcuts and not may_contain_findings(source):
             return result  # the engine's own screen: nothing it could report
         tree, reason = parse_module(source, path)
         if tree is None:
             result.problem = Problem(path, reason or "cannot parse")
             return result
-        findings = lint_tree(tree, source, path, config, on_error)
+
+        def on_skip(filename: str, why: str) -> None:
+            result.problem = Problem(path, why)
+
+        findings = lint_tree(tree, source, path, config, on_error, on_skip=on_skip)
         result.findings = noqa.filter(f for f in findings if config.wants(f.code))
     except Exception as exc:  # the engine promises not to raise; say so loudly if it does
         errors.append(f"{type(exc).__name__}: {exc}".rstrip(": "))

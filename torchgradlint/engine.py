@@ -22,6 +22,9 @@ _SCREEN = re.compile(r"torch|lightning|transformers|diffusers|timm|\bnn\b|no_gra
 
 # What to do with an internal error in one rule: by default report it on stderr once per file.
 ErrorHook = Callable[[str, str, BaseException], None]
+# Told (filename, why) when a file is too deep or too big to analyse: it gets no findings.
+SkipHook = Callable[[str, str], None]
+TOO_DEEP = "nested deeper than the analysis goes (Python's recursion limit)"
 
 
 def _report_internal_error(filename: str, where: str, error: BaseException) -> None:
@@ -54,20 +57,26 @@ def collector_paused() -> Iterator[None]:
 
 def lint_tree(tree: ast.Module, source: str, filename: str = "<string>",
               config: Optional[Config] = None, on_error: ErrorHook = _report_internal_error,
-              screen: bool = True) -> List[Finding]:
+              screen: bool = True, on_skip: Optional[SkipHook] = None) -> List[Finding]:
     """Findings for an already parsed module. Never raises.
 
     ``screen``: skip, on a text search, sources that mention none of the words every finding
-    needs (a speed path only: the tests check it never changes the findings)."""
+    needs (a speed path only: the tests check it never changes the findings). ``on_skip``: told
+    when the file is too deep or too big to analyse (the flake8 plugin stays silent; the CLI
+    says "cannot analyse")."""
     config = config or DEFAULT_CONFIG
     if screen and config.shortcuts and not may_contain_findings(source):
         return []
     with collector_paused():
-        return _lint_tree(tree, source, filename, config, on_error)
+        return _lint_tree(tree, source, filename, config, on_error, on_skip or _ignore_skip)
+
+
+def _ignore_skip(filename: str, reason: str) -> None:
+    pass
 
 
 def _lint_tree(tree: ast.Module, source: str, filename: str, config: Optional[Config],
-               on_error: ErrorHook) -> List[Finding]:
+               on_error: ErrorHook, on_skip: SkipHook) -> List[Finding]:
     from .rules import checkers
     from .semantic import SemanticModel
     from .semantic.model import TooDeepToAnalyse
@@ -81,8 +90,12 @@ def _lint_tree(tree: ast.Module, source: str, filename: str, config: Optional[Co
     try:
         model = SemanticModel(tree, filename, config, project=_project_for(filename, config),
                               imports=imports)
-    except (RecursionError, MemoryError, TooDeepToAnalyse):
-        return []  # nested deeper than the analysis goes: the file cannot be analysed
+    except (RecursionError, TooDeepToAnalyse):
+        on_skip(filename, TOO_DEEP)
+        return []
+    except MemoryError:
+        on_skip(filename, "too big to analyse (out of memory)")
+        return []
     except Exception as error:  # noqa: BLE001 -- a linter must never break the run
         on_error(filename, "the semantic model", error)
         return []
@@ -92,8 +105,9 @@ def _lint_tree(tree: ast.Module, source: str, filename: str, config: Optional[Co
             continue
         try:
             findings.extend(check(model))
-        except TooDeepToAnalyse:
-            return []  # a part of the model built on demand hit the same limit as above
+        except TooDeepToAnalyse:  # a part of the model built on demand hit the same limit
+            on_skip(filename, TOO_DEEP)
+            return []
         except Exception as error:  # noqa: BLE001
             on_error(filename, f"rule {info.code}", error)
     return sorted(set(findings), key=lambda f: (f.line, f.col, f.code))
