@@ -5,7 +5,8 @@ it sends gradients to. A model that the next step does not update, and whose own
 come from a model that step updates (the discriminator in a generator update lies between the
 loss and the generator: its gradients are needed), receives gradients for nothing: the
 generator's output fed to the discriminator's update without ``.detach()``, a DQN target network
-or a distillation teacher run with autograd on.
+or a distillation teacher run with autograd on. A model the backward must run through anyway is
+not reported for its other forwards in that loss (no detach could spare it).
 """
 
 from ..findings import Finding, Fix, span
@@ -30,6 +31,10 @@ def _findings(model):
         trained = [site for site in forwards if _is_stepped(model, site, stepped, step)]
         if not trained:
             continue  # the step trains nothing this loss reaches: TGL303's business
+        on_the_path = set()  # models this backward must run through to reach a trained one
+        for site in forwards:
+            if site not in trained and _downstream_of(model, site, trained):
+                on_the_path |= model.model_binding(site)
         for site in forwards:
             if site in trained or not model.grad_may_be_on(site) or model.is_frozen(site):
                 continue
@@ -37,9 +42,11 @@ def _findings(model):
                 continue
             if _entered_without_grad(model, site, upstream):
                 continue  # this loss reaches it through calls made under no_grad
-            upstream_of_site = model.dataflow.upstream(("call", id(site)))
-            if any(("call", id(t)) in upstream_of_site for t in trained):
+            if _downstream_of(model, site, trained):
                 continue  # downstream of a trained model: its gradients are needed
+            if model.model_binding(site) & on_the_path:
+                continue  # the model gets gradients in this backward anyway (softmax GAN's
+                # partition function holds D(real) and D(G(z))): no detach can spare it
             if model.gradients_used_later(backward, model.model_binding(site)):
                 continue  # a later step (with no zero_grad before it) uses these gradients
             consumers = [t for t in trained if ("call", id(site)) in model.dataflow.upstream(("call", id(t)))]
@@ -58,6 +65,11 @@ def _findings(model):
                     f"which `{step.receiver}.step()` (line {step.line}) does not train: run it "
                     f"under `torch.no_grad()` or `.detach()` its output",
                     Fix("method", span(site.node), "detach", safe=False))
+
+
+def _downstream_of(model, site, trained) -> bool:
+    upstream_of_site = model.dataflow.upstream(("call", id(site)))
+    return any(("call", id(t)) in upstream_of_site for t in trained)
 
 
 def _detach_argument(model, consumer, leaking):
