@@ -20,7 +20,7 @@ from . import torch_api as api
 from .flow import PASSED_IN
 from .names import dotted
 
-SUMMARY_FORMAT = 3  # part of the cache key: bump it when summaries change shape
+SUMMARY_FORMAT = 3  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
