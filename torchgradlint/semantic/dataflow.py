@@ -25,6 +25,27 @@ MUTATING_METHODS = {"append", "extend", "insert", "add", "update", "add_", "copy
                     "appendleft", "__setitem__"}
 
 
+def may_reach_training(functions: List[FunctionInfo], linker, returns_training) -> bool:
+    """Whether the graph would have any edge into TRAINING, decided without building it: the
+    same sources as ``Dataflow`` (keep the two in step): a backward pass, autograd.grad or
+    autograd.backward, a Lightning training hook's result, a project function whose parameters
+    reach training, a function whose result trains in another module."""
+    if returns_training:
+        return True
+    if linker is not None and any(stub.external_facts and stub.external_facts.get(
+            "params_reaching_training") for stub in linker.stubs.values()):
+        return True
+    return any(
+        function.name in api.LIGHTNING_TRAIN_HOOKS or any(
+            _feeds_backward(site) for site in function.sites)
+        for function in functions)
+
+
+def _feeds_backward(site: CallSite) -> bool:
+    return site.method in ("backward", "manual_backward") or \
+        site.qualified in api.AUTOGRAD_GRAD or site.qualified in api.AUTOGRAD_BACKWARD
+
+
 class Dataflow:
     def __init__(self, facts, imports, functions: List[FunctionInfo], linker=None, returns_training=()):
         self.linker = linker
@@ -170,7 +191,7 @@ class Dataflow:
             self.value_preds[node] |= inputs
         else:
             self.preds[node] |= inputs
-        if site.method in ("backward", "manual_backward"):
+        if site.method in ("backward", "manual_backward"):  # _feeds_backward, as these two
             self.preds[TRAINING] |= inputs
             if isinstance(call.func, ast.Attribute):
                 self.preds[TRAINING] |= self.sources(function, index, call.func.value)

@@ -12,7 +12,7 @@ from typing import Dict, FrozenSet, Iterator, List, Optional, Set
 
 from ..config import DEFAULT_CONFIG, Config
 from . import torch_api as api
-from .dataflow import TRAINING, Dataflow
+from .dataflow import TRAINING, Dataflow, may_reach_training
 from .facts import Facts
 from .flow import EVAL, OFF, ON, FlowAnalysis, lookup_mode
 from .names import ImportTable, dotted
@@ -183,14 +183,8 @@ class SemanticModel:
         Lightning training hook, or a project function or caller that trains what it is given.
         Without one, nothing reaches training and the def-use graph need not be built."""
         if self._anything_trains is None:
-            self._anything_trains = not self.config.shortcuts or bool(self._returns_training) or any(
-                stub.external_facts and stub.external_facts.get("params_reaching_training")
-                for stub in (self.linker.stubs.values() if self.linker is not None else ())) or any(
-                function.name in api.LIGHTNING_TRAIN_HOOKS and not function.external or any(
-                    site.method in ("backward", "manual_backward") or
-                    site.qualified in api.AUTOGRAD_GRAD or site.qualified in api.AUTOGRAD_BACKWARD
-                    for site in function.sites)
-                for function in self.functions)
+            self._anything_trains = not self.config.shortcuts or may_reach_training(
+                self.functions, self.linker, self._returns_training)
         return self._anything_trains
 
     def site_trains(self, site: CallSite) -> bool:
