@@ -522,7 +522,8 @@ KNOWN_BUGS: List[Case] = [
             f"class C{i}(C{i - 1}):\n    pass\n" for i in range(1, 1500))
         + "m = C1499()\nm.eval()\nfor x in val_loader:\n    m(x)\n    m.helper()\n"),
         "facts._class_has_dropout_or_batchnorm (and ClassInfo.find_method) recurse once per "
-        "base class: RecursionError, reported as an internal error (CLI exit 2)", too_deep=True),
+        "base class: RecursionError, reported as an internal error (CLI exit 2); later too deep "
+        "to analyse; now walked without recursion"),
     Case("string annotation too deep for the parser", _bytes(
         "import torch\ndef f(model: '" + "x" + ".a" * 3000 + "'):\n    return model(1)\n"),
         "structure.StructureBuilder._new_function parses string annotations catching only "

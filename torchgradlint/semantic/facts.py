@@ -92,12 +92,19 @@ class Facts:
                         base.is_module for base in info.base_classes):
                     info.is_module = True
                     changed = True
+        self._composition_verdicts: Dict[int, Optional[bool]] = {}
         for info in self.classes.values():
             if info.is_module and not info.external:
-                info.has_dropout_or_batchnorm = self._class_has_dropout_or_batchnorm(info, set())
+                verdict = self._class_has_dropout_or_batchnorm(info, set())
+                info.has_dropout_or_batchnorm = self._composition_verdicts[id(info)] = verdict
 
     def _class_has_dropout_or_batchnorm(self, info: ClassInfo, seen: Set[int]) -> Optional[bool]:
-        """True/False when every submodule the class builds is visible, None when unsure."""
+        """True/False when every submodule the class builds is visible, None when unsure.
+
+        A class already judged on its own is not walked again (an inheritance chain would cost
+        its length squared): without cycles, its verdict is what the walk would find."""
+        if id(info) in self._composition_verdicts:
+            return self._composition_verdicts[id(info)]
         if id(info) in seen:
             return False
         seen.add(id(info))

@@ -127,16 +127,18 @@ class ClassInfo:
     has_dropout_or_batchnorm: Optional[bool] = None
     external: bool = False
 
-    def find_method(self, name: str, _seen=None) -> Optional["FunctionInfo"]:
-        if name in self.methods:
-            return self.methods[name]
-        seen = _seen or set()
-        seen.add(id(self))
-        for base in self.base_classes:
-            if id(base) not in seen:
-                found = base.find_method(name, seen)
-                if found is not None:
-                    return found
+    def find_method(self, name: str) -> Optional["FunctionInfo"]:
+        """The method as Python would find it, depth first through the bases (no recursion:
+        inheritance chains can be long)."""
+        stack, seen = [self], set()
+        while stack:
+            cls = stack.pop()
+            if id(cls) in seen:
+                continue
+            seen.add(id(cls))
+            if name in cls.methods:
+                return cls.methods[name]
+            stack.extend(reversed(cls.base_classes))
         return None
 
 
