@@ -11,6 +11,7 @@ not reported for its other forwards in that loss (no detach could spare it).
 
 from ..findings import Finding, Fix, span
 from ..rules import RULES_BY_CODE
+from ..semantic.model import forwarded_model
 from ..semantic.roles import role
 
 INFO = RULES_BY_CODE["TGL301"]
@@ -27,7 +28,7 @@ def check(model):
 def _findings(model):
     for backward, step, stepped, loss in model.backward_passes():
         upstream = model.gradient_upstream(backward.function, backward.index, loss)
-        forwards = model.forward_sites_in(upstream)
+        forwards = model.forward_sites_in(upstream, through_helpers=True)
         trained = [site for site in forwards if _is_stepped(model, site, stepped, step)]
         if not trained:
             continue  # the step trains nothing this loss reaches: TGL303's business
@@ -54,14 +55,16 @@ def _findings(model):
                 consumer = consumers[0]
                 yield Finding(
                     INFO.code, consumer.line, consumer.col,
-                    f"`{consumer.model}` is trained by `{step.receiver}.step()` (line {step.line}) "
-                    f"on the output of `{site.model}` (line {site.line}) without `.detach()`: the "
-                    f"backward at line {backward.line} also runs through `{site.model}`; "
+                    f"`{forwarded_model(consumer)}` is trained by `{step.receiver}.step()` (line {step.line}) "
+                    f"on the output of `{forwarded_model(site)}` (line {site.line}) without "
+                    f"`.detach()`: the backward at line {backward.line} also runs through "
+                    f"`{forwarded_model(site)}`; "
                     f"pass `.detach()` of it", _detach_argument(model, consumer, site))
-            else:
+            elif site.model is not None:  # a helper's call: its result is a loss, not a tensor to cut
                 yield Finding(
                     INFO.code, site.line, site.col,
-                    f"the backward at line {backward.line} sends gradients into `{site.model}`, "
+                    f"the backward at line {backward.line} sends gradients into "
+                    f"`{forwarded_model(site)}`, "
                     f"which `{step.receiver}.step()` (line {step.line}) does not train: run it "
                     f"under `torch.no_grad()` or `.detach()` its output",
                     Fix("method", span(site.node), "detach", safe=False))
@@ -95,7 +98,7 @@ def _is_stepped(model, site, stepped, step):
     """True/False when the step updates the site's model; None when we cannot tell."""
     if stepped is not None:
         return bool(model.model_binding(site) & stepped)
-    optimizer_role, model_role = role(step.receiver), role(site.model)
+    optimizer_role, model_role = role(step.receiver), role(forwarded_model(site))
     if optimizer_role is None or model_role is None:
         return None
     return optimizer_role == model_role

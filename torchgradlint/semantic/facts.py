@@ -598,6 +598,19 @@ class Facts:
                     site.model = site.callee
                 elif site.method == "forward" and self.is_model(function, site.receiver):
                     site.model = site.receiver
+                elif site.target is not None and site.target.external:
+                    site.through_helper = self._model_run_by_helper(function, site)
+
+    def _model_run_by_helper(self, function: FunctionInfo, site: CallSite) -> Optional[str]:
+        """The caller's model that a project helper runs with autograd on, when it runs exactly
+        one of the models it is passed (its summary lists the parameters it runs)."""
+        runs = set((site.target.external_facts or {}).get("params_run_as_models") or ())
+        models = []
+        for param, arg in self.bind_arguments(site, site.target):
+            key = dotted(arg)
+            if param in runs and key and self.is_model(function, key):
+                models.append(key)
+        return models[0] if len(models) == 1 and len(runs) == 1 else None
 
     def _compute_training_closure(self) -> None:
         trains: Set[int] = set()

@@ -19,6 +19,11 @@ from .names import ImportTable, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 
 
+def forwarded_model(site: CallSite) -> Optional[str]:
+    """The model a call runs: its own forward, or the one a project helper runs for it."""
+    return site.model if site.model is not None else site.through_helper
+
+
 class TooDeepToAnalyse(Exception):
     """A part of the model built on demand met a file nested deeper than the analysis goes."""
 
@@ -170,7 +175,7 @@ class SemanticModel:
 
     def is_frozen(self, site: CallSite) -> bool:
         """The model a forward runs has its parameters frozen: it builds no graph of its own."""
-        return self.facts.is_frozen(site.model, site.function)
+        return self.facts.is_frozen(forwarded_model(site), site.function)
 
     # -- training -------------------------------------------------------------------------
     def reaches_training(self, site: CallSite) -> bool:
@@ -415,13 +420,17 @@ class SemanticModel:
     def site_of(self, node: tuple) -> Optional[CallSite]:
         return self._site_by_id.get(node[1]) if node and node[0] == "call" else None
 
-    def forward_sites_in(self, nodes: Set[tuple]) -> List[CallSite]:
+    def forward_sites_in(self, nodes: Set[tuple], through_helpers: bool = False) -> List[CallSite]:
+        """The forward passes among ``nodes``; with ``through_helpers``, also the calls of
+        project helpers that run one model of the caller's (for questions about the graph)."""
         found = [self._site_by_id[node[1]] for node in nodes if node[0] == "call"
-                 and node[1] in self._site_by_id and self._site_by_id[node[1]].model is not None]
+                 and node[1] in self._site_by_id]
+        found = [site for site in found if site.model is not None or
+                 through_helpers and site.through_helper is not None]
         return sorted(found, key=lambda s: (s.line, s.col))
 
     def model_binding(self, site: CallSite) -> Set[tuple]:
-        return self.binding(site.function, site.model)
+        return self.binding(site.function, forwarded_model(site))
 
     # -- evaluation context ---------------------------------------------------------------
     def feeds_training(self, site: CallSite) -> bool:

@@ -20,7 +20,7 @@ from . import torch_api as api
 from .flow import PASSED_IN
 from .names import dotted
 
-SUMMARY_FORMAT = 3  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 4  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -63,6 +63,7 @@ def summarize(model, module_name: str) -> dict:
                         for key, value in model.flow.effects.get(id(function), {}).items()},
             "returns_model": model.facts.returns_model.get(id(function)),
             "return_mode": _mode_to_json(model.flow.return_modes.get(id(function))),
+            "params_run_as_models": _params_run_as_models(model, function),
             "params_reaching_training": [
                 p for p in function.params if model.anything_trains
                 and ("param", id(function), p) in model.dataflow.reaches_training],
@@ -77,6 +78,14 @@ def summarize(model, module_name: str) -> dict:
     imports = sorted(model.linker.imported_modules) if model.linker is not None else []
     return {"format": SUMMARY_FORMAT, "module": module_name, "functions": functions,
             "classes": classes, "calls": _calls_out(model), "imports": imports}
+
+
+def _params_run_as_models(model, function) -> List[str]:
+    """Parameters the function runs forward itself, with autograd on (``netD(fake)`` in a loss
+    helper): for its callers, a call of it is a forward pass of the model they pass."""
+    return sorted({site.model.split(".")[0] for site in function.sites
+                   if site.model is not None and site.model.split(".")[0] in function.params
+                   and model.grad_may_be_on(site)})
 
 
 def _calls_out(model) -> List[dict]:
