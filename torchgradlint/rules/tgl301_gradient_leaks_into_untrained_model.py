@@ -55,8 +55,8 @@ def _findings(model):
                 consumer = consumers[0]
                 yield Finding(
                     INFO.code, consumer.line, consumer.col,
-                    f"`{forwarded_model(consumer)}` is trained by `{step.receiver}.step()` (line {step.line}) "
-                    f"on the output of `{forwarded_model(site)}` (line {site.line}) without "
+                    f"`{forwarded_model(consumer)}` is trained by `{step.receiver}.step()` "
+                    f"(line {step.line}) on the output of `{forwarded_model(site)}` (line {site.line}) without "
                     f"`.detach()`: the backward at line {backward.line} also runs through "
                     f"`{forwarded_model(site)}`; "
                     f"pass `.detach()` of it", _detach_argument(model, consumer, site))

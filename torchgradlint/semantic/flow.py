@@ -191,8 +191,8 @@ class FlowAnalysis:
                 if function.external:
                     continue
                 callees = seen.get(id(function))
-                if callees is not None and self.config.shortcuts and all(versions.get(callee, 0) == version
-                                               for callee, version in callees.items()):
+                if callees is not None and self.config.shortcuts and all(
+                        versions.get(callee, 0) == version for callee, version in callees.items()):
                     continue
                 seen[id(function)] = {id(site.target): versions.get(id(site.target), 0)
                                       for site in function.sites if site.target is not None}
