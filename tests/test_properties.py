@@ -19,12 +19,9 @@ Each lint runs under a CPU-time limit, so a hang fails the example instead of th
 from __future__ import annotations
 
 import ast
-import contextlib
 import os
 import random
-import signal
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -35,6 +32,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pytorch_programs import generate, insert_blank_and_comment_lines, programs  # noqa: E402
+from cpu_limit import time_limit  # noqa: E402
 
 from torchgradlint.engine import lint_source  # noqa: E402
 from torchgradlint.plugin import TorchGradLintPlugin  # noqa: E402
@@ -56,29 +54,6 @@ def examples(n: int) -> int:
 COMMON = dict(deadline=None, derandomize=SCALE == 1, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                      HealthCheck.filter_too_much])
-
-
-class TimeLimit(BaseException):
-    """A BaseException, so that the linter's own ``except Exception`` cannot swallow it."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float):
-    """Raise TimeLimit once this process has used ``seconds`` of CPU time (POSIX)."""
-    if not hasattr(signal, "SIGPROF") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum, frame):
-        raise TimeLimit(f"still running after {seconds} s of CPU time")
-
-    previous = signal.signal(signal.SIGPROF, expire)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGPROF, previous)
 
 
 def lint(source: str, filename: str = "generated.py"):

@@ -22,20 +22,17 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import gc
 import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import pytest
 
@@ -47,38 +44,13 @@ from torchgradlint.sourcefile import SourceError, decode_source
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pytorch_programs import generate, importing  # noqa: E402
+from cpu_limit import time_limit  # noqa: E402
 
 IN_PROCESS_LIMIT = 15.0  # CPU seconds for one input through one entry point (they take far less)
 CLI_LIMIT = 240.0
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class TimeLimit(BaseException):
-    """A BaseException, so that the linter's own ``except Exception`` cannot swallow it."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Raise TimeLimit in the main thread once this process has used ``seconds`` of CPU time
-    (POSIX ``ITIMER_PROF``: a busy machine does not trip it); elsewhere, no limit."""
-    usable = hasattr(signal, "setitimer") and hasattr(signal, "SIGPROF") and \
-        threading.current_thread() is threading.main_thread()
-    if not usable:
-        yield
-        return
-
-    def expire(signum, frame):
-        raise TimeLimit(f"still running after {seconds} s of CPU time")
-
-    previous = signal.signal(signal.SIGPROF, expire)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGPROF, previous)
 
 
 def python_compiles(data: bytes) -> bool:

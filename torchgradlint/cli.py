@@ -226,6 +226,20 @@ def _add_lint_options(command: argparse.ArgumentParser) -> None:
                         help="ignore every configuration file")
 
 
+def _add_run_options(command: argparse.ArgumentParser, findings: str) -> None:
+    """How ``check`` and ``fix`` run; ``findings`` words what --exit-zero overlooks."""
+    run = command.add_argument_group("run")
+    run.add_argument("-j", "--jobs", type=_jobs, default=0, metavar="N",
+                     help="worker processes (default 0: one per CPU)")
+    run.add_argument("--strict", action="store_true",
+                     help="exit 2 when a file cannot be read, decoded or parsed")
+    run.add_argument("--exit-zero", action="store_true",
+                     help=f"exit 0 even when {findings} (errors still exit 2)")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="say which configuration file is used; print tracebacks of internal "
+                     "errors")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="torchgradlint",
@@ -248,16 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("-o", "--output-file", metavar="FILE",
                        help="write the report to FILE instead of standard output")
     _add_lint_options(check)
-    run = check.add_argument_group("run")
-    run.add_argument("-j", "--jobs", type=_jobs, default=0, metavar="N",
-                     help="worker processes (default 0: one per CPU)")
-    run.add_argument("--strict", action="store_true",
-                     help="exit 2 when a file cannot be read, decoded or parsed")
-    run.add_argument("--exit-zero", action="store_true",
-                     help="exit 0 even when there are findings (errors still exit 2)")
-    run.add_argument("-v", "--verbose", action="store_true",
-                     help="say which configuration file is used; print tracebacks of internal "
-                     "errors")
+    _add_run_options(check, "there are findings")
 
     fix = commands.add_parser(
         "fix", help="apply the fixes of the findings",
@@ -274,16 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("--unsafe-fixes", action="store_true",
                      help="also apply the fixes marked unsafe (review them)")
     _add_lint_options(fix)
-    fix_run = fix.add_argument_group("run")
-    fix_run.add_argument("-j", "--jobs", type=_jobs, default=0, metavar="N",
-                         help="worker processes (default 0: one per CPU)")
-    fix_run.add_argument("--strict", action="store_true",
-                         help="exit 2 when a file cannot be read, decoded or parsed")
-    fix_run.add_argument("--exit-zero", action="store_true",
-                         help="exit 0 even when findings remain (errors still exit 2)")
-    fix_run.add_argument("-v", "--verbose", action="store_true",
-                         help="say which configuration file is used; print tracebacks of "
-                         "internal errors")
+    _add_run_options(fix, "findings remain")
 
     rules = commands.add_parser("rules", help="list the rules",
                                 description="List every rule: code, name, fix safety, summary.")

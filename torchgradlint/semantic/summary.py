@@ -133,6 +133,7 @@ class ExternalLinker:
         self.stubs: Dict[str, object] = {}  # dotted callee as written -> stub FunctionInfo
         self.imported_modules: set = set()
         self.presets: List[tuple] = []  # (stub, summary of the function)
+        self._runs_models: Optional[set] = None  # ids of functions whose call closure runs a model
 
     # -- imports ------------------------------------------------------------------------------
     def link(self) -> None:
@@ -219,19 +220,18 @@ class ExternalLinker:
             return any(site.method in ("eval", "train") or
                        site.callee is not None and site.callee.split(".")[0] in params
                        for site in function.sites)
-        seen = set()
-        stack = [function]
-        while stack:
-            current = stack.pop()
-            if id(current) in seen or getattr(current, "external", False):
-                continue
-            seen.add(id(current))
-            for site in current.sites:
-                if site.model is not None or site.method in ("eval", "train"):
-                    return True
-                if site.target is not None:
-                    stack.append(site.target)
-        return False
+        if self._runs_models is None:
+            # Once per file, backwards over the in-file calls: from the functions that run a
+            # model or switch a mode to everything that calls them.
+            self._runs_models = set()
+            stack = [f for f in self.model.functions
+                     if any(site.model is not None or site.method in ("eval", "train") for site in f.sites)]
+            while stack:
+                current = stack.pop()
+                if id(current) not in self._runs_models:
+                    self._runs_models.add(id(current))
+                    stack.extend(site.function for site in current.callers)
+        return id(function) in self._runs_models
 
     def preset_models(self, facts) -> None:
         for stub in self.stubs.values():
