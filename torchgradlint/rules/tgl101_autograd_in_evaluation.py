@@ -1,9 +1,12 @@
 """TGL101: an evaluation or inference forward pass runs with autograd enabled.
 
-Evaluation code runs a model, its results reach no backward pass, and something says it
-evaluates (the model is in eval mode, the function is called ``evaluate``, the loop walks
-``val_loader``, or in-file evaluation code calls it). Code that asks for input gradients
-(adversarial examples, saliency, gradient penalties) trains in this sense and stays silent.
+A forward with autograd on records a graph. When nothing computed from its output can reach a
+backward pass (the def-use graph shows every use: printed, compared, ``.item()``-ed, detached,
+saved as an image), the graph is built for nothing, whatever the code is called. Where the
+output leaves for code the analysis cannot see, it falls back to what the code says of itself:
+the model is in eval mode, the function is called ``evaluate``, the loop walks ``val_loader``,
+or evaluation code calls it. Code that asks for input gradients (adversarial examples,
+saliency, gradient penalties) uses its graphs and stays silent.
 """
 
 from ..findings import Finding, Fix, span
@@ -16,11 +19,13 @@ def check(model):
     for site in model.forwards():
         if not model.grad_may_be_on(site) or model.is_frozen(site):
             continue
-        if model.is_training_context(site):
-            continue
-        evidence = model.evaluation_evidence(site)
-        if evidence is None or not model.evaluation_reaches_with_grad(site):
-            continue
+        evidence = model.unused_graph_evidence(site)
+        if evidence is None:
+            if model.is_training_context(site):
+                continue
+            evidence = model.evaluation_evidence(site)
+            if evidence is None or not model.evaluation_reaches_with_grad(site):
+                continue
         yield Finding(
             INFO.code, site.line, site.col,
             f"forward pass of `{site.model}` in evaluation code ({evidence}) builds an autograd "

@@ -37,6 +37,10 @@ def check(model):
                 evidence = "evaluated in eval mode on another path"
         elif evidence is None and model.grad_is_off(site) and not model.is_shape_probe(site):
             evidence = "under no_grad"
+        if evidence is None and not model.drawn_during_training(site):
+            # Sampling in training mode during training is a deliberate GAN convention: only
+            # what the code says of itself counts there.
+            evidence = model.unused_output_evidence(site)
         if evidence is None:
             continue
         lines = sorted(line for value, line in mode if value == TRAIN and line)

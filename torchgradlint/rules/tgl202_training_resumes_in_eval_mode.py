@@ -21,7 +21,7 @@ def check(model):
             continue
         if model.is_frozen(site):
             continue  # a frozen encoder kept in eval on purpose
-        if model.wants_input_gradients(site.function):
+        if model.needs_input_gradients(site):
             continue  # input gradients of a model kept in eval on purpose (saliency, FGSM)
         if not model.may_have_dropout_or_batchnorm(site, site.model):
             continue

@@ -97,7 +97,7 @@ def _entered_without_grad(model, site, upstream):
 def _is_stepped(model, site, stepped, step):
     """True/False when the step updates the site's model; None when we cannot tell."""
     if stepped is not None:
-        return bool(model.model_binding(site) & stepped)
+        return bool(model.model_binding(site) & stepped) or model.runs_inside(site, stepped)
     optimizer_role, model_role = role(step.receiver), role(forwarded_model(site))
     if optimizer_role is None or model_role is None:
         return None

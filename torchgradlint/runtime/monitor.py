@@ -199,6 +199,7 @@ class Monitor:
         self._tag_refs: Dict[int, weakref.ref] = {}
         self._site_alive: Dict[Tuple[tuple, int], List[_ForwardRecord]] = {}
         self._starved_modules: Set[int] = set()
+        self._updated_modules: Set[int] = set()  # modules some optimizer step has updated
         self._last_at_call: Dict[Tuple[tuple, int], _ForwardRecord] = {}
         self._step_clocks: List[int] = []
         self._boundary_clock = 0  # clock of the last backward pass or optimizer step
@@ -786,6 +787,7 @@ class Monitor:
         for p in params:
             updated.update(self._param_owners.get(id(p), ()))
         self._steps_since_bw.append(updated)
+        self._updated_modules |= updated
         state = self._optimizers.get(optimizer)
         if state is None:
             state = self._optimizers[optimizer] = _OptimizerState()
@@ -870,10 +872,16 @@ class Monitor:
                 reached = True
             elif rec.fed_failed_backward:
                 reached = True  # its loss was built without graph: TGL102 reports it
-            elif rec.detached and any(
-                    rec.clock < c < (rec.next_clock or self._clock + 1) for c in self._step_clocks):
-                reached = True  # detached on purpose inside a training iteration (GAN, target)
-            if rec.grad_enabled and rec.has_graph and not reached:
+            used_detached = rec.detached and any(
+                rec.clock < c < (rec.next_clock or self._clock + 1) for c in self._step_clocks)
+            # Detached inside a training iteration: its value serves training (a GAN's fake for
+            # the discriminator, a DQN target, a teacher's labels). The graph is wasted all the
+            # same, but for a model that some step trains the detach is the GAN idiom; for one
+            # that nothing trains (target network, teacher) the graph is plain waste.
+            graph_used = reached or used_detached and rec.module_key in self._updated_modules
+            if used_detached:
+                reached = True
+            if rec.grad_enabled and rec.has_graph and not graph_used:
                 self._add("TGL101", rec.site, f"forward of {rec.cls} ran with autograd enabled "
                           "and its graph never reached a backward pass (missing torch.no_grad()?)")
             if rec.stoch_train and not reached:

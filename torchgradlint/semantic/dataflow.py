@@ -21,6 +21,10 @@ from .names import dotted
 from .structure import CallSite, FunctionInfo
 
 TRAINING = ("training",)
+# The value leaves what the analysis can see: yielded by a generator.
+ESCAPE = ("escape",)
+# What ``autograd.grad`` differentiates: gradients asked for inputs (penalties, saliency).
+INPUT_GRADIENT = ("input gradient",)
 MUTATING_METHODS = {"append", "extend", "insert", "add", "update", "add_", "copy_", "put",
                     "appendleft", "__setitem__"}
 
@@ -65,6 +69,11 @@ class Dataflow:
         self.cut_lines: Dict[tuple, Tuple[int, int]] = {}
         # (id(function), param) -> id(call site) -> sources of the argument passed there
         self.param_sources: Dict[Tuple[int, str], Dict[int, Set[tuple]]] = defaultdict(dict)
+        # Calls of code we cannot see into (no in-file or project function, no model): the
+        # sources of their arguments (not of their receiver), for questions about what such a
+        # call may do with a value it is handed.
+        self.unknown_call_arguments: Dict[tuple, Set[tuple]] = {}
+        self._comprehension_bound: Dict[int, Dict[str, Set[tuple]]] = {}
 
     # -- build ----------------------------------------------------------------------------
     def build(self) -> None:
@@ -152,10 +161,44 @@ class Dataflow:
                             self.preds[node] |= self.sources(function, index, arg)
             if isinstance(statement, ast.Return) and statement.value is not None:
                 self.preds[("return", id(function))] |= self.sources(function, index, statement.value)
+            for node in _yields_in(statement):
+                if node.value is not None:
+                    self.preds[ESCAPE] |= self.sources(function, index, node.value)
+            if _has_comprehension(statement):
+                self._bind_comprehension_names(function, index, statement, statement, {})
         for site in function.sites:
             self._link_site(function, site)
         if function.name in api.LIGHTNING_TRAIN_HOOKS:
             self.preds[TRAINING].add(("return", id(function)))
+
+    def _bind_comprehension_names(self, function: FunctionInfo, index: int, node: ast.AST,
+                                  statement: ast.stmt, bound: Dict[str, Set[tuple]]) -> None:
+        """Record, for each call inside a comprehension, the names the comprehension binds (a
+        ``state`` in ``[state.detach() for state in states]`` is an element of ``states``, not
+        a variable of the enclosing scopes)."""
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or \
+                    (isinstance(child, ast.stmt) and child is not statement):
+                continue
+            if isinstance(child, ast.Call) and bound:
+                self._comprehension_bound[id(child)] = bound
+            if isinstance(child, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+                inner = dict(bound)
+                for generator in child.generators:
+                    self._bind_comprehension_names(function, index, generator.iter, statement, inner)
+                    iterated = self.sources(function, index, generator.iter, inner)
+                    for name in ast.walk(generator.target):
+                        if isinstance(name, ast.Name):
+                            inner[name.id] = iterated
+                    for condition in generator.ifs:
+                        self._bind_comprehension_names(function, index, condition, statement, inner)
+                elements = (child.key, child.value) if isinstance(child, ast.DictComp) else (child.elt,)
+                for element in elements:
+                    if isinstance(element, ast.Call):
+                        self._comprehension_bound[id(element)] = inner
+                    self._bind_comprehension_names(function, index, element, statement, inner)
+            else:
+                self._bind_comprehension_names(function, index, child, statement, bound)
 
     def _assignments(self, statement: ast.stmt):
         if isinstance(statement, ast.Assign):
@@ -175,6 +218,7 @@ class Dataflow:
         call = site.node
         index = site.index
         inputs: Set[tuple] = set()
+        bound = self._comprehension_bound.get(id(call))
         stops = site.method in api.GRADIENT_STOPPING_METHODS or \
             (site.qualified or "") in api.GRADIENT_STOPPING_FUNCTIONS
         target = site.target
@@ -182,11 +226,13 @@ class Dataflow:
             target = None  # a project function we did not read: treat it as unknown code
         if target is None:  # an in-file function's value is what it returns
             for arg in call.args:
-                inputs |= self.sources(function, index, arg)
+                inputs |= self.sources(function, index, arg, bound)
             for keyword in call.keywords:
-                inputs |= self.sources(function, index, keyword.value)
+                inputs |= self.sources(function, index, keyword.value, bound)
+            if site.model is None and inputs:
+                self.unknown_call_arguments[node] = set(inputs)
         if isinstance(call.func, ast.Attribute) and site.model is None and target is None:
-            inputs |= self.sources(function, index, call.func.value)
+            inputs |= self.sources(function, index, call.func.value, bound)
         if stops:
             self.value_preds[node] |= inputs
         else:
@@ -194,21 +240,27 @@ class Dataflow:
         if site.method in ("backward", "manual_backward"):  # _feeds_backward, as these two
             self.preds[TRAINING] |= inputs
             if isinstance(call.func, ast.Attribute):
-                self.preds[TRAINING] |= self.sources(function, index, call.func.value)
+                self.preds[TRAINING] |= self.sources(function, index, call.func.value, bound)
         elif site.qualified in api.AUTOGRAD_GRAD or site.qualified in api.AUTOGRAD_BACKWARD:
             first = call.args[0] if call.args else next(
                 (k.value for k in call.keywords if k.arg in ("outputs", "tensors")), None)
             if first is not None:
-                self.preds[TRAINING] |= self.sources(function, index, first)
+                differentiated = self.sources(function, index, first, bound)
+                self.preds[TRAINING] |= differentiated
+                if site.qualified in api.AUTOGRAD_GRAD:
+                    self.preds[INPUT_GRADIENT] |= differentiated
         if target is not None:
             for param, arg in self.facts.bind_arguments(site, target):
-                passed = self.sources(function, index, arg)
+                passed = self.sources(function, index, arg, bound)
                 self.preds[("param", id(target), param)] |= passed
                 self.param_sources[(id(target), param)].setdefault(id(site), set()).update(passed)
             self.preds[node].add(("return", id(target)))
 
     # -- uses -----------------------------------------------------------------------------
-    def sources(self, function: FunctionInfo, index: int, expr: ast.AST) -> Set[tuple]:
+    def sources(self, function: FunctionInfo, index: int, expr: ast.AST,
+                bound: Optional[Dict[str, Set[tuple]]] = None) -> Set[tuple]:
+        """The nodes whose values ``expr`` is computed from. ``bound``: names a comprehension
+        binds, with the sources of what they iterate (they are not the function's variables)."""
         found: Set[tuple] = set()
         stack = [expr]
         while stack:
@@ -226,24 +278,35 @@ class Dataflow:
                 found.add(("grad", id(node)))
                 continue
             if isinstance(node, (ast.Name, ast.Attribute)):
-                if isinstance(node, ast.Attribute) and node.attr in api.GRADIENT_STOPPING_ATTRIBUTES:
+                if isinstance(node, ast.Attribute) and node.attr in api.GRADIENT_STOPPING_ATTRIBUTES \
+                        and not _is_self(node.value):  # ``self.data`` is the object's own list
                     # ``x.data``: the value flows on, its autograd history does not.
                     cut = ("cut", id(node))
                     self.cut_lines[cut] = (node.lineno, node.col_offset)
-                    self.value_preds[cut] |= self.sources(function, index, node.value)
+                    self.value_preds[cut] |= self.sources(function, index, node.value, bound)
                     found.add(cut)
                     continue
                 key = dotted(node)
                 if key is not None:
-                    found |= self._uses(function, index, key)
+                    root = key.split(".", 1)[0]
+                    if bound and root in bound:
+                        found |= bound[root]
+                    else:
+                        found |= self._uses(function, index, key)
                     continue
             if isinstance(node, (ast.Lambda, ast.FunctionDef, ast.Compare)):
                 continue  # comparisons give booleans: no autograd history
-            if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
-                stack.append(node.elt)  # the values are the elements, not what is iterated
-                continue
-            if isinstance(node, ast.DictComp):
-                stack.extend((node.key, node.value))
+            if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+                # The values are the elements, computed from what is iterated.
+                inner = dict(bound or {})
+                for generator in node.generators:
+                    iterated = self.sources(function, index, generator.iter, inner)
+                    for name in ast.walk(generator.target):
+                        if isinstance(name, ast.Name):
+                            inner[name.id] = iterated
+                elements = (node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,)
+                for element in elements:
+                    found |= self.sources(function, index, element, inner)
                 continue
             stack.extend(ast.iter_child_nodes(node))
         return found
@@ -374,6 +437,41 @@ class Dataflow:
                         stack.append((pred, context))
         return found
 
+
+
+def _is_self(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and node.id in ("self", "cls")
+
+
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+
+
+def _has_comprehension(statement: ast.stmt) -> bool:
+    """A comprehension in the statement's own expressions (not in the statements it holds)."""
+    stack = [statement]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, _COMPREHENSIONS):
+            return True
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, (ast.stmt, ast.expr_context, ast.Constant, ast.Name)):
+                stack.append(child)
+    return False
+
+
+def _yields_in(statement: ast.stmt):
+    """The ``yield`` expressions of one statement (not of functions defined inside it)."""
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return
+    stack = [statement]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Yield, ast.YieldFrom)):
+            yield node
+        elif isinstance(node, ast.stmt) and node is not statement:
+            continue  # nested statements are linked on their own
+        elif not isinstance(node, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            stack.extend(ast.iter_child_nodes(node))
 
 
 _SELECTIONS = {"sort", "topk", "max", "min", "kthvalue", "median", "mode", "unique"}

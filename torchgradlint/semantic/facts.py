@@ -188,10 +188,13 @@ class Facts:
 
     # -- models ---------------------------------------------------------------------------
     def is_model(self, function: FunctionInfo, key: Optional[str]) -> bool:
-        if not key or api.is_class_like(key):
+        if not key:
+            return False
+        if key in self.models[id(function)] and (not api.is_class_like(key) or key in function.local_names):
+            return True  # bound to a model here, however it is spelled (``Enc1 = Encoder()``)
+        if api.is_class_like(key) and key not in function.local_names and \
+                not self._bound_to_module_level_model(function, key):
             return False  # ``Model(envs)`` builds a model from a class, it runs none
-        if key in self.models[id(function)]:
-            return True
         if key == "self":
             cls = self.enclosing_class(function)
             return bool(cls and cls.is_module)
@@ -203,6 +206,20 @@ class Facts:
             return function is not self.module and key in self.models[id(self.module)]
         return False
 
+    def _bound_in_sight(self, function: FunctionInfo, key: str) -> bool:
+        """``key`` names something this file binds (a parameter, an assignment, an attribute of
+        ``self``): a callable that comes from nowhere in sight (a star import) may be a plain
+        function such as ``evaluate_model``."""
+        if key.startswith("self."):
+            return True
+        root = key.split(".")[0]
+        return any(root in scope.local_names or root in scope.params
+                   for scope in function.enclosing_functions())
+
+    def _bound_to_module_level_model(self, function: FunctionInfo, key: str) -> bool:
+        return "." not in key and key not in function.local_names and key not in function.params \
+            and key in self.models[id(self.module)]
+
     def _composition_key(self, function: FunctionInfo, key: str):
         if key.startswith("self.") and key.count(".") == 1:
             cls = self.enclosing_class(function)
@@ -211,6 +228,11 @@ class Facts:
         return (id(function), key)
 
     def composition_of(self, function: FunctionInfo, key: str) -> Optional[bool]:
+        owner, _, attribute = key.partition(".")
+        if attribute and "." not in attribute and owner != "self":
+            cls = self.model_class_of(function, owner)
+            if cls is not None and (id(cls), f"self.{attribute}") in self.composition:
+                return self.composition[(id(cls), f"self.{attribute}")]  # ``model.decoder``
         if key.startswith("self."):
             cls = self.enclosing_class(function)
             if cls is not None and (id(cls), key) in self.composition:
@@ -382,7 +404,7 @@ class Facts:
                 owner = self.enclosing_class(function)
                 if owner is not None and owner.find_method(key[5:]) is not None:
                     continue  # ``self._swap_models(...)`` is a method, not a model
-            if api.looks_like_model_name(key):
+            if api.looks_like_model_name(key) and self._bound_in_sight(function, key):
                 changed |= self._record_model(function, key, UNKNOWN_ORIGIN, None)
         returned = self._returned_model(function)
         if returned and self.returns_model.get(id(function)) != returned:
@@ -596,10 +618,47 @@ class Facts:
                     continue
                 if self.is_model(function, site.callee):
                     site.model = site.callee
-                elif site.method == "forward" and self.is_model(function, site.receiver):
+                elif site.method in ("forward", "__call__") and self.is_model(function, site.receiver):
                     site.model = site.receiver
+                elif site.receiver and self._is_submodule_of_a_model(function, site.receiver, site.method):
+                    site.model = site.callee  # ``model.decoder(h)``: a part of the model runs
                 elif site.target is not None and site.target.external:
                     site.through_helper = self._model_run_by_helper(function, site)
+        self._mark_forwards_through_methods()
+
+    def _is_submodule_of_a_model(self, function: FunctionInfo, owner: str, attribute: str) -> bool:
+        """``owner.attribute`` is a layer the model ``owner``'s class builds in ``__init__``."""
+        if owner == "self" or owner.startswith("self.") or not self.is_model(function, owner):
+            return False
+        cls = self.model_class_of(function, owner)
+        return cls is not None and attribute in cls.model_attributes and \
+            cls.find_method(attribute) is None
+
+    def _mark_forwards_through_methods(self) -> None:
+        """``model.encode(x)``: a method of the model's class that runs the model's layers is
+        a forward pass of the model (its grad mode and module mode are the caller's)."""
+        running: Set[int] = set()
+        changed = True
+        while changed:
+            changed = False
+            for function in self.functions:
+                if function.cls is None or id(function) in running or not function.cls.is_module:
+                    continue
+                if function.name in ("__init__", "forward", "__call__"):
+                    continue  # construction; forward is already a plain call of the model
+                if any(site.model is not None and (site.model == "self" or site.model.startswith("self."))
+                       or site.target is not None and id(site.target) in running
+                       for site in function.sites):
+                    running.add(id(function))
+                    changed = True
+        if not running:
+            return
+        for function in self.functions:
+            for site in function.sites:
+                if site.model is None and site.target is not None and id(site.target) in running \
+                        and site.receiver and site.receiver != "self" and \
+                        not site.receiver.startswith("self.") and self.is_model(function, site.receiver):
+                    site.model = site.receiver
 
     def _model_run_by_helper(self, function: FunctionInfo, site: CallSite) -> Optional[str]:
         """The caller's model that a project helper runs with autograd on, when it runs exactly

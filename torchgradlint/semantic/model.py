@@ -12,11 +12,12 @@ from typing import Dict, FrozenSet, Iterator, List, Optional, Set
 
 from ..config import DEFAULT_CONFIG, Config
 from . import torch_api as api
-from .dataflow import TRAINING, Dataflow, may_reach_training
+from .dataflow import MUTATING_METHODS, TRAINING, Dataflow, may_reach_training
 from .facts import Facts
 from .flow import EVAL, OFF, ON, FlowAnalysis, lookup_mode
 from .names import ImportTable, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
+from .usage import ESCAPES, TRAINS, UNUSED, UsageAnalysis
 
 
 def forwarded_model(site: CallSite) -> Optional[str]:
@@ -64,6 +65,8 @@ class SemanticModel:
         self._returns_training = [function for function, call in incoming
                                   if call.get("trains_through_result")]
         self._dataflow: Optional[Dataflow] = None
+        self._usage: Optional[UsageAnalysis] = None
+        self._externally_called = {id(function) for function, _ in incoming}
         self._anything_trains: Optional[bool] = None
         self._external_evaluation = {
             id(function): f"called from evaluation code in {call.get('caller')} at line {call['line']}"
@@ -73,7 +76,7 @@ class SemanticModel:
             if call.get("evaluation") and not call.get("feeds_training"):
                 self._external_evaluation_grad[id(function)] = \
                     self._external_evaluation_grad.get(id(function), frozenset()) | frozenset(call["grad"])
-        self._in_test_file = _is_test_file(filename)
+        self._in_test_file = _is_test_file(filename, tree)
         self._loop_trains: Dict[int, bool] = {}
         self._site_by_id = {id(site): site for site in self.sites()}
         self._function_by_id = {id(function): function for function in self.functions}
@@ -92,6 +95,41 @@ class SemanticModel:
                 raise TooDeepToAnalyse(str(error)) from None
             self._dataflow = dataflow
         return self._dataflow
+
+    @property
+    def usage(self) -> UsageAnalysis:
+        """Where call results go, forwards along the def-use graph (built on first use)."""
+        if self._usage is None:
+            self._usage = UsageAnalysis(self.dataflow, self.functions, self._hides_a_use,
+                                        self._externally_called, self.tree)
+        return self._usage
+
+    def output_fate(self, site: CallSite, with_values: bool = False) -> str:
+        """Where the output of ``site`` goes: TRAINS (its autograd history reaches a backward
+        pass), ESCAPES (into code the analysis cannot see) or UNUSED (nowhere a backward pass
+        can use it). ``with_values``: through ``.detach()`` and ``.item()`` too."""
+        try:
+            return self.usage.fate(site, with_values)
+        except RecursionError as error:
+            raise TooDeepToAnalyse(str(error)) from None
+
+    def _hides_a_use(self, site: CallSite) -> bool:
+        """A call of code we cannot read that may keep what it is handed, or train on it
+        (``accelerator.backward(loss)``, ``meter.update(loss)``, ``self.log(...)`` aside)."""
+        qualified = site.qualified or ""
+        if qualified.startswith(api.PURE_ROOTS) or qualified in api.PURE_BUILTINS:
+            return False
+        if site.method in api.REPORTING_METHODS or site.method in api.GRADIENT_STOPPING_METHODS:
+            return False
+        if site.method in MUTATING_METHODS and site.receiver:
+            return False  # ``outputs.append(y)``: the dataflow follows the container
+        arguments = list(site.node.args) + [k.value for k in site.node.keywords]
+        if any(self.facts.is_optimizer(site.function, dotted(arg) or "") for arg in arguments):
+            return True  # ``loss_scaler(loss, optimizer)``: a training step in disguise
+        callee = (site.callee or "").rsplit(".", 1)[-1]
+        if set(api.words(callee)) & api.LOSS_WORDS:
+            return False  # a criterion computes a value from its inputs
+        return True
 
     # -- iteration ------------------------------------------------------------------------
     def sites(self) -> Iterator[CallSite]:
@@ -206,6 +244,54 @@ class SemanticModel:
 
     def wants_input_gradients(self, function: FunctionInfo) -> bool:
         return any(id(scope) in self.facts.gradient_wanted for scope in function.enclosing_functions())
+
+    def needs_input_gradients(self, site: CallSite) -> bool:
+        """The forward's graph serves gradients with respect to inputs, not the model's
+        training: its output is what an ``autograd.grad`` call differentiates (a gradient
+        penalty, saliency), or it runs on an input made to require gradients (an adversarial
+        example). Other forwards of the same function are not exempt."""
+        if not self.wants_input_gradients(site.function):
+            return False
+        if self.anything_trains and self.usage.reaches_input_gradient(site):
+            return True
+        wanting = self._inputs_wanting_gradients(site.function)
+        if not wanting:
+            return False
+        arguments = list(site.node.args) + [k.value for k in site.node.keywords]
+        for arg in arguments:
+            if any(isinstance(node, ast.Name) and node.id in wanting for node in ast.walk(arg)):
+                return True
+            for node in self.gradient_upstream(site.function, site.index, arg):
+                if node[0] == "def" and node[3] in wanting:
+                    return True
+        return False
+
+    def _inputs_wanting_gradients(self, function: FunctionInfo) -> Set[str]:
+        """Names the function makes require gradients (``x.requires_grad_()``,
+        ``x.requires_grad = True``, ``x = torch.zeros(..., requires_grad=True)``)."""
+        names: Set[str] = set()
+        for scope in function.enclosing_functions():
+            for statement in scope.statements:
+                for node in ast.walk(statement) if not isinstance(
+                        statement, (ast.For, ast.While, ast.If, ast.With, ast.Try)) else ():
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                            node.func.attr == "requires_grad_":
+                        names.update(_assigned_names(statement))
+                        receiver = dotted(node.func.value)
+                        if receiver:
+                            names.add(receiver)
+                    elif isinstance(node, ast.Call) and any(
+                            k.arg == "requires_grad" and isinstance(k.value, ast.Constant) and k.value.value
+                            for k in node.keywords):
+                        names.update(_assigned_names(statement))
+                if isinstance(statement, ast.Assign) and any(
+                        isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in statement.targets):
+                    for target in statement.targets:
+                        if isinstance(target, ast.Attribute) and target.attr == "requires_grad":
+                            receiver = dotted(target.value)
+                            if receiver:
+                                names.add(receiver)
+        return names
 
     def computed_without_graph(self, site: CallSite, expr: ast.AST) -> Optional[int]:
         """The line where ``expr`` (used at ``site``) was computed with autograd off, when every
@@ -404,6 +490,27 @@ class SemanticModel:
                     found |= self.binding(function, model_key)
         return found
 
+    def runs_inside(self, site: CallSite, bindings: Set[tuple]) -> bool:
+        """A forward of one of a model's own layers (``self.network(x)`` in a method of the
+        class), when the model is one of ``bindings``: it is a part of that model, not
+        another model."""
+        key = forwarded_model(site) or ""
+        if not (key == "self" or key.startswith("self.")):
+            return False
+        cls = self.facts.enclosing_class(site.function)
+        if cls is None:
+            return False
+        for kind, owner, name in bindings:
+            if kind == "attr":
+                function = next((f for f in self.functions if f.cls is not None and id(f.cls) == owner), None)
+                found = self.facts.class_of_instance(function, f"self.{name}") if function else None
+            else:
+                function = self._function_by_id.get(owner)
+                found = self.facts.model_class_of(function, name) if function else None
+            if found is not None and (found is cls or cls in _ancestors(found)):
+                return True
+        return False
+
     def gradient_upstream(self, function: FunctionInfo, index: int, expr: ast.AST) -> Set[tuple]:
         """Every dataflow node whose autograd history flows into ``expr``."""
         start = self.dataflow.sources(function, index, expr)
@@ -466,6 +573,62 @@ class SemanticModel:
                 return f"`{site.model}` was switched to eval mode{where}"
         return self._context_evidence(site, strong_only=self.in_training_loop(site))
 
+    def unused_graph_evidence(self, site: CallSite) -> Optional[str]:
+        """Why the graph a forward records is built for nothing, decided by where its output
+        goes rather than by names: nothing computed from the output can reach a backward pass,
+        and none of it leaves for code the analysis cannot see. None when that is not shown, or
+        when the forward is not the caller's to judge (a model's internals, a test, a shape
+        probe, a method whose callers -- and so its grad mode -- are unknown)."""
+        if self._in_test_file or self._is_smoke_test(site) or self._is_model_internal(site) or \
+                self._inside_model_forward(site.function) or site.function.name == "__init__":
+            return None  # (calls in ``__init__`` build layers or probe shapes)
+        if not self._grad_is_known(site.function):
+            return None
+        if self.output_fate(site) != UNUSED:
+            return None
+        if self.output_fate(site, with_values=True) != UNUSED and self._trained_by_a_step(site):
+            return None  # detached on purpose for another model's step (a GAN's fake for D)
+        return self._explained("its output never reaches a backward pass", site)
+
+    def _trained_by_a_step(self, site: CallSite) -> bool:
+        """Some optimizer step of the file may update the model the forward runs (one whose
+        construction we cannot see may update anything)."""
+        key = forwarded_model(site) or ""
+        root = key if key.startswith("self.") else key.split(".")[0]
+        binding = self.binding(site.function, root)
+        for step in self.sites():
+            if step.method == "step" and step.receiver and \
+                    self.facts.is_optimizer(step.function, step.receiver):
+                stepped = self.stepped_models(step)
+                if stepped is None or stepped & binding:
+                    return True
+        return False
+
+    def unused_output_evidence(self, site: CallSite) -> Optional[str]:
+        """Like ``unused_graph_evidence``, for the value itself: nothing computed from the
+        output is used by training, not even detached (a DQN target, a teacher's labels are)."""
+        if self.unused_graph_evidence(site) is None:
+            return None
+        if self.output_fate(site, with_values=True) != UNUSED:
+            return None
+        return self._explained("its output is never used for training", site)
+
+    def _explained(self, reason: str, site: CallSite) -> str:
+        """Names explain a finding, they do not make it: ``in `translate()```."""
+        function = site.function
+        if not function.is_module_scope and function.name not in ("__call__", "<module>"):
+            return f"{reason}, in `{function.name}()`"
+        return reason
+
+    def drawn_during_training(self, site: CallSite, depth: int = 0) -> bool:
+        """The forward runs inside a loop that trains, directly or through helpers called
+        there (a GAN's progress samples, or a validation run each epoch)."""
+        if self.in_training_loop(site):
+            return True
+        if depth >= 3:
+            return False
+        return any(self.drawn_during_training(caller, depth + 1) for caller in site.function.callers)
+
     def _context_evidence(self, site: CallSite, strong_only: bool = False) -> Optional[str]:
         function = site.function
         if self._inside_model_forward(function):
@@ -499,9 +662,16 @@ class SemanticModel:
             return False
         if (id(site.function), site.model) in self.facts.model_origin and \
                 self.facts.origin(site.function, site.model) == "fresh" and \
-                not self.function_trains(site.function):
-            return True
+                not self.function_trains(site.function) and not self._made_ready_for_use(site):
+            return True  # (weights loaded, or switched to eval: inference, not a shape check)
         return self._fed_dummy_input(site) and self._only_shape_is_read(site)
+
+    def _made_ready_for_use(self, site: CallSite) -> bool:
+        """Before the forward, its function loads weights into the model or switches its mode."""
+        root = (site.model or "").split(".")[0]
+        return any(other.index < site.index and other.receiver and
+                   other.receiver.split(".")[0] == root and other.method in _PREPARING_METHODS
+                   for other in site.function.sites)
 
     def _only_shape_is_read(self, site: CallSite) -> bool:
         """The forward's output is read for its size (``model(dummy).shape[1]``, or a name it
@@ -555,11 +725,15 @@ class SemanticModel:
     def _is_model_internal(self, site: CallSite) -> bool:
         """A submodule called inside a model's own methods (``self.backbone(x)`` in a detector's
         ``inference()``): the grad mode and the mode are the caller's, who runs the model. A
-        sampling or generation loop written as a method still counts (it has a loop)."""
+        sampling or generation loop written as a method still counts (it has a loop), and so
+        does a training routine written as a method of the model (it is no internal)."""
         if not site.model or not (site.model == "self" or site.model.startswith("self.")):
             return False
         cls = self.facts.enclosing_class(site.function)
         if cls is None or not cls.is_module:
+            return False
+        if any(self.function_trains(scope) for scope in site.function.enclosing_functions()
+               if not scope.is_module_scope):
             return False
         return not (site.loops and self._has_evaluation_name(site.function, allow_model_methods=True))
 
@@ -703,8 +877,47 @@ def _computes(statement: ast.stmt) -> bool:
     return any(isinstance(node, (ast.Call, ast.BinOp, ast.UnaryOp)) for node in ast.walk(value))
 
 
-def _is_test_file(filename: str) -> bool:
+def _ancestors(cls: ClassInfo) -> List[ClassInfo]:
+    found, stack = [], list(cls.base_classes)
+    while stack and len(found) < 64:
+        base = stack.pop()
+        if base not in found:
+            found.append(base)
+            stack.extend(base.base_classes)
+    return found
+
+
+def _assigned_names(statement: ast.stmt) -> Set[str]:
+    targets = statement.targets if isinstance(statement, ast.Assign) else \
+        [statement.target] if isinstance(statement, (ast.AnnAssign, ast.AugAssign)) else []
+    return {node.id for target in targets for node in ast.walk(target) if isinstance(node, ast.Name)}
+
+
+_PREPARING_METHODS = {"load_state_dict", "load_weights", "eval", "train", "requires_grad_"}
+
+
+def _is_test_file(filename: str, tree: ast.Module) -> bool:
+    """A file of tests: in a tests folder, a conftest, or named like a test and written like
+    one (it defines tests or uses a test framework). A script named ``feature_extraction_test.py``
+    that runs a model is not a test."""
     base = os.path.basename(filename)
     parts = set(os.path.normpath(filename).split(os.sep)[:-1])
-    return base.startswith("test_") or base.endswith(("_test.py", "_tests.py")) or \
-        "unittest" in base or base == "conftest.py" or "tests" in parts or "test" in parts
+    if base == "conftest.py" or "tests" in parts or "test" in parts:
+        return True
+    named_like_a_test = base.startswith("test_") or base.endswith(("_test.py", "_tests.py")) or \
+        "unittest" in base
+    return named_like_a_test and _written_like_tests(tree)
+
+
+def _written_like_tests(tree: ast.Module) -> bool:
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""]
+            if any(module.split(".")[0] in ("pytest", "unittest") for module in modules):
+                return True
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
+            return True
+        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            return True
+    return False

@@ -78,6 +78,24 @@ GRADIENT_STOPPING_FUNCTIONS = {"float", "int", "bool", "len", "str", "round", "p
 GRADIENT_STOPPING_ATTRIBUTES = {"data", "shape", "dtype", "device", "requires_grad", "grad_fn",
                                 "is_cuda", "ndim", "indices"}
 
+# Code that is handed a value and neither keeps it nor runs a backward pass on it: the value's
+# graph ends there (what such a call returns, if anything, is followed like any value).
+PURE_ROOTS = ("torch.", "torchvision.", "numpy.", "math.", "matplotlib.", "PIL.", "cv2.",
+              "logging.", "json.", "pickle.", "wandb.", "tqdm.", "sklearn.", "scipy.", "pandas.",
+              "einops.", "imageio.", "skimage.", "seaborn.")
+PURE_BUILTINS = {"print", "len", "sum", "min", "max", "abs", "list", "tuple", "dict", "set",
+                 "zip", "enumerate", "sorted", "reversed", "float", "int", "str", "bool", "round",
+                 "repr", "format", "isinstance", "range", "any", "all", "iter", "next", "map",
+                 "filter", "hasattr", "type", "id", "hash", "divmod", "pow"}
+# Methods that report or draw a value: loggers, summary writers, progress bars, plots.
+REPORTING_METHODS = {"add_scalar", "add_scalars", "add_image", "add_images", "add_histogram",
+                     "add_figure", "add_text", "add_pr_curve", "add_embedding", "add_video",
+                     "add_audio", "add_mesh", "log", "info", "debug", "warning", "warn", "error",
+                     "write", "writelines", "set_postfix", "set_description", "set_postfix_str",
+                     "imshow", "plot", "scatter", "savefig", "hist", "bar", "errorbar", "imsave",
+                     "imwrite", "format", "join", "set_data", "fill_between", "semilogy",
+                     "loglog", "set_title", "text", "annotate"}
+
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
 
@@ -158,8 +176,14 @@ MODEL_BASE_WORDS = MODEL_NAME_WORDS | {"diffusion", "rcnn", "mixin", "module", "
 
 
 def looks_like_model_base(qualified: str) -> bool:
-    """An imported base class named like a model (``GeneralizedRCNN``, ``ModelMixin``)."""
-    return bool(set(words(qualified.rsplit(".", 1)[-1])) & MODEL_BASE_WORDS)
+    """An imported base class named like a model (``GeneralizedRCNN``, ``ModelMixin``), not
+    like what drives one (``DiffusionPipeline`` runs its models under no_grad itself)."""
+    parts = set(words(qualified.rsplit(".", 1)[-1]))
+    return bool(parts & MODEL_BASE_WORDS) and not parts & _NOT_MODEL_BASE_WORDS
+
+
+_NOT_MODEL_BASE_WORDS = {"pipeline", "tokenizer", "processor", "scheduler", "config", "output",
+                         "extractor", "trainer", "callback"}
 
 
 def looks_like_optimizer_name(name: str) -> bool:
