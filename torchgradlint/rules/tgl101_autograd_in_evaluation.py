@@ -19,10 +19,15 @@ def check(model):
     for site in model.forwards():
         if not model.grad_may_be_on(site) or model.is_frozen(site):
             continue
+        fix = no_grad_fix(model, site)
         evidence = model.unused_graph_evidence(site)
-        if evidence is None:
-            if model.is_training_context(site):
+        if evidence is None and model.is_training_context(site):
+            # A step shared with training through a flag: no_grad around it would stop
+            # training too (``torch.set_grad_enabled(train)`` is the repair, not a mechanical one).
+            evidence, fix = model.evaluated_through_a_flag(site), None
+            if evidence is None:
                 continue
+        if evidence is None:
             evidence = model.evaluation_evidence(site)
             if evidence is None or not model.evaluation_reaches_with_grad(site):
                 continue
@@ -30,7 +35,7 @@ def check(model):
             INFO.code, site.line, site.col,
             f"forward pass of `{site.model}` in evaluation code ({evidence}) builds an autograd "
             f"graph: run it under `with torch.no_grad():` or decorate the function with "
-            f"`@torch.no_grad()` (or use `torch.inference_mode()`)", no_grad_fix(model, site))
+            f"`@torch.no_grad()` (or use `torch.inference_mode()`)", fix)
 
 
 def no_grad_fix(model, site):

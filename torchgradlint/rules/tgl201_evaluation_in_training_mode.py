@@ -27,9 +27,12 @@ def check(model):
         switch_lines = {line for value, line in mode if line}
         if eval_lines and model.eval_switch_correlates(site, switch_lines):
             continue
+        flagged = None
         if model.is_training_context(site):
-            continue
-        evidence = model.evaluation_evidence(site, include_mode=False)
+            flagged = model.evaluated_through_a_flag(site)
+            if flagged is None:
+                continue
+        evidence = flagged or model.evaluation_evidence(site, include_mode=False)
         if evidence is None and model.in_training_loop(site):
             # Inside a training loop a no_grad forward may be part of training (GAN samples for
             # a progress picture); switching to eval on another path shows evaluation intent.

@@ -206,6 +206,14 @@ class Facts:
             return function is not self.module and key in self.models[id(self.module)]
         return False
 
+    def _names_an_import(self, function: FunctionInfo, key: str) -> bool:
+        """``key`` refers to an imported module or name, unless an assignment in sight rebinds
+        it (``import model`` then ``model = model.RNNModel()``: from there on a network)."""
+        if not self.imports.is_imported(key):
+            return False
+        root = key.split(".")[0]
+        return not any(root in scope.local_names for scope in function.enclosing_functions())
+
     def _bound_in_sight(self, function: FunctionInfo, key: str) -> bool:
         """``key`` names something this file binds (a parameter, an assignment, an attribute of
         ``self``): a callable that comes from nowhere in sight (a star import) may be a plain
@@ -387,14 +395,15 @@ class Facts:
             receiver = site.receiver
             if site.method in api.MODULE_ONLY_METHODS or (site.method == "train" and (
                     site.node.args or site.node.keywords)):
-                if receiver and receiver not in ("self", "super") and not self.imports.is_imported(receiver):
+                if receiver and receiver not in ("self", "super") and \
+                        not self._names_an_import(function, receiver):
                     changed |= self._record_model(function, receiver, UNKNOWN_ORIGIN, None)
             if site.receiver is None and site.callee:
                 called.add(site.callee)
             elif site.callee and site.callee.startswith("self.") and site.callee.count(".") == 1:
                 called.add(site.callee)
         for key in called:
-            if self.is_model(function, key) or self.imports.is_imported(key):
+            if self.is_model(function, key) or self._names_an_import(function, key):
                 continue
             if any(key in scope.nested for scope in function.enclosing_functions()):
                 continue

@@ -66,7 +66,12 @@ class SemanticModel:
                                   if call.get("trains_through_result")]
         self._dataflow: Optional[Dataflow] = None
         self._usage: Optional[UsageAnalysis] = None
-        self._externally_called = {id(function) for function, _ in incoming}
+        # Functions other modules call, and whether one of those calls uses the result for
+        # training (as a loss or, detached, as a target).
+        self._externally_called: Dict[int, bool] = {}
+        for function, call in incoming:
+            self._externally_called[id(function)] = self._externally_called.get(id(function), False) \
+                or bool(call.get("feeds_training"))
         self._anything_trains: Optional[bool] = None
         self._external_evaluation = {
             id(function): f"called from evaluation code in {call.get('caller')} at line {call['line']}"
@@ -620,6 +625,52 @@ class SemanticModel:
             return f"{reason}, in `{function.name}()`"
         return reason
 
+    def evaluated_through_a_flag(self, site: CallSite) -> Optional[str]:
+        """A step function shared by training and evaluation through a flag: the forward's
+        training steps run only under ``if train:`` (a parameter of its function), and some
+        caller passes a constant that skips them (``run_epoch(model, data, train=False)``).
+        Returns how that caller evaluates, or None."""
+        function = site.function
+        if function.is_module_scope or not self.anything_trains:
+            return None
+        steps = [other for other in function.sites if self.facts.site_trains(other)]
+        if not steps:
+            return None
+        guards = {_flag_test(test, branch, function.params)
+                  for step in steps for test, branch in function.guards[step.index]}
+        guards.discard(None)
+        common = [guard for guard in guards
+                  if all(any(_flag_test(test, branch, function.params) == guard
+                             for test, branch in function.guards[step.index]) for step in steps)]
+        if not common:
+            return None
+        param, wanted = common[0]
+        if _switches_mode_by(function, param):
+            return None  # ``model.train(training)``: the flag picks the mode as well
+        if any(_flag_test(test, branch, function.params) is not None and
+               _flag_test(test, branch, function.params)[0] == param
+               for test, branch in function.guards[site.index]):
+            return None  # the forward itself runs only on one side of the flag
+        return self._caller_skipping(function, param, wanted, depth=0)
+
+    def _caller_skipping(self, function: FunctionInfo, param: str, wanted, depth: int) -> Optional[str]:
+        """A call (through up to three helpers passing the flag on) that gives ``param`` a
+        constant other than ``wanted``."""
+        if depth > 3:
+            return None
+        for caller in function.callers:
+            for bound, arg in self.facts.bind_arguments(caller, function):
+                if bound != param:
+                    continue
+                if isinstance(arg, ast.Constant):
+                    if _truth(arg.value, wanted) is False:
+                        return f"called with `{param}={arg.value!r}` at line {caller.line}"
+                elif isinstance(arg, ast.Name) and arg.id in caller.function.params:
+                    found = self._caller_skipping(caller.function, arg.id, wanted, depth + 1)
+                    if found:
+                        return found
+        return None
+
     def drawn_during_training(self, site: CallSite, depth: int = 0) -> bool:
         """The forward runs inside a loop that trains, directly or through helpers called
         there (a GAN's progress samples, or a validation run each epoch)."""
@@ -875,6 +926,48 @@ def _computes(statement: ast.stmt) -> bool:
     if value is None:
         return False
     return any(isinstance(node, (ast.Call, ast.BinOp, ast.UnaryOp)) for node in ast.walk(value))
+
+
+def _flag_test(test: ast.expr, branch: bool, params) -> Optional[tuple]:
+    """``if train:`` / ``if not train:`` / ``if phase == "train":`` on a parameter, as
+    (parameter, what it must be for the branch to run): ``True``/``False`` for a truth test,
+    ``("==", value)`` / ``("!=", value)`` for a comparison with a constant."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        return _flag_test(test.operand, not branch, params)
+    if isinstance(test, ast.Name) and test.id in params:
+        return (test.id, branch)
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name) \
+            and test.left.id in params and isinstance(test.comparators[0], ast.Constant):
+        op = test.ops[0]
+        if isinstance(op, (ast.Eq, ast.NotEq)):
+            equal = isinstance(op, ast.Eq) == branch
+            return (test.left.id, ("==" if equal else "!=", test.comparators[0].value))
+    return None
+
+
+def _switches_mode_by(function: FunctionInfo, param: str) -> bool:
+    """A statement of the function that switches a module's mode mentions ``param``."""
+    for statement in function.statements:
+        if isinstance(statement, (ast.For, ast.While, ast.If, ast.With, ast.Try)):
+            continue
+        nodes = list(ast.walk(statement))
+        if any(isinstance(node, ast.Attribute) and node.attr in ("train", "eval") for node in nodes) \
+                and any(isinstance(node, ast.Name) and node.id == param for node in nodes):
+            return True
+    guards = [test for tests in function.guards for test, _ in tests]
+    return False if not guards else any(
+        isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call) and
+        isinstance(statement.value.func, ast.Attribute) and statement.value.func.attr in ("train", "eval")
+        and any(_flag_test(test, branch, (param,)) for test, branch in function.guards[index])
+        for index, statement in enumerate(function.statements))
+
+
+def _truth(value, wanted) -> Optional[bool]:
+    """Whether a constant flag value lets the guarded branch run."""
+    if isinstance(wanted, bool):
+        return bool(value) == wanted
+    op, expected = wanted
+    return (value == expected) == (op == "==")
 
 
 def _ancestors(cls: ClassInfo) -> List[ClassInfo]:

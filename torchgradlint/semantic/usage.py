@@ -40,10 +40,11 @@ _CONTEXT_DEPTH = 3
 
 class UsageAnalysis:
     def __init__(self, dataflow: Dataflow, functions: List[FunctionInfo],
-                 hides_a_use: Callable[[CallSite], bool], external_callers: Set[int],
+                 hides_a_use: Callable[[CallSite], bool], external_callers: Dict[int, bool],
                  tree: ast.Module):
         """``hides_a_use(site)``: a call of code we cannot read that may keep or train on the
-        values it is handed. ``external_callers``: ids of functions that other modules call."""
+        values it is handed. ``external_callers``: ids of functions that other modules call,
+        each with whether one of those calls uses the result for training."""
         self.dataflow = dataflow
         self.functions = functions
         self._function_by_id = {id(function): function for function in functions}
@@ -157,7 +158,9 @@ class UsageAnalysis:
         if function.is_module_scope:
             return False
         if id(function) in self._external_callers:
-            return False  # the project's callers are known: their results' use is in the summary
+            # The project's callers are known; those whose use of the result trains are edges
+            # into TRAINING already, those that use it detached are not followed here.
+            return self._external_callers[id(function)]
         return not function.callers or function.name in self._referenced
 
     def _leaves_sight(self, node: tuple) -> bool:
