@@ -38,7 +38,7 @@ def check(model):
             # a progress picture); switching to eval on another path shows evaluation intent.
             if any(value == EVAL for value, _ in mode):
                 evidence = "evaluated in eval mode on another path"
-        elif evidence is None and model.grad_is_off(site) and not model.is_shape_probe(site):
+        elif evidence is None and model.grad_is_off(site) and model.judged_by_its_caller(site):
             evidence = "under no_grad"
         if evidence is None and not model.drawn_during_training(site):
             # Sampling in training mode during training is a deliberate GAN convention: only

@@ -584,10 +584,7 @@ class SemanticModel:
         and none of it leaves for code the analysis cannot see. None when that is not shown, or
         when the forward is not the caller's to judge (a model's internals, a test, a shape
         probe, a method whose callers -- and so its grad mode -- are unknown)."""
-        if self._in_test_file or self._is_smoke_test(site) or self._is_model_internal(site) or \
-                self._inside_model_forward(site.function) or site.function.name == "__init__":
-            return None  # (calls in ``__init__`` build layers or probe shapes)
-        if not self._grad_is_known(site.function):
+        if not self.judged_by_its_caller(site) or not self._grad_is_known(site.function):
             return None
         if self.output_fate(site) != UNUSED:
             return None
@@ -608,6 +605,13 @@ class SemanticModel:
                 if stepped is None or stepped & binding:
                     return True
         return False
+
+    def judged_by_its_caller(self, site: CallSite) -> bool:
+        """Whether the code around a forward decides how it runs: not a model's own layers in
+        its methods, not a call in ``__init__`` (it builds layers or probes shapes), not a
+        one-off architecture check, not a test (tests run models in whatever mode they test)."""
+        return not (self._in_test_file or self._is_smoke_test(site) or self._is_model_internal(site)
+                    or self._inside_model_forward(site.function) or site.function.name == "__init__")
 
     def unused_output_evidence(self, site: CallSite) -> Optional[str]:
         """Like ``unused_graph_evidence``, for the value itself: nothing computed from the
@@ -713,16 +717,36 @@ class SemanticModel:
             return False
         if (id(site.function), site.model) in self.facts.model_origin and \
                 self.facts.origin(site.function, site.model) == "fresh" and \
-                not self.function_trains(site.function) and not self._made_ready_for_use(site):
-            return True  # (weights loaded, or switched to eval: inference, not a shape check)
+                not self._trained_before(site) and not self._made_ready_for_use(site):
+            # An untrained network with no weights loaded (nor switched to eval): its output
+            # can only be looked at for its shape. A notebook's `print(net(x).shape)` cell too.
+            return True
         return self._fed_dummy_input(site) and self._only_shape_is_read(site)
+
+    def _trained_before(self, site: CallSite) -> bool:
+        """Some training step of the forward's function runs before it (or, in a loop, may)."""
+        function = site.function
+        if not self.function_trains(function):
+            return False
+        first_loop = min((loop.first_index for loop in site.loops), default=site.index)
+        return any(other.index < first_loop and self.facts.site_trains(other) for other in function.sites) \
+            or any(self.loop_trains(loop) for loop in site.loops)
 
     def _made_ready_for_use(self, site: CallSite) -> bool:
         """Before the forward, its function loads weights into the model or switches its mode."""
         root = (site.model or "").split(".")[0]
-        return any(other.index < site.index and other.receiver and
-                   other.receiver.split(".")[0] == root and other.method in _PREPARING_METHODS
-                   for other in site.function.sites)
+        if any(other.index < site.index and other.receiver and
+               other.receiver.split(".")[0] == root and other.method in _PREPARING_METHODS
+               for other in site.function.sites):
+            return True
+        for statement in site.function.statements[:site.index]:
+            if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call) and \
+                    root in _assigned_names(statement) and any(
+                        k.arg in ("pretrained", "weights", "checkpoint", "checkpoint_path")
+                        and not (isinstance(k.value, ast.Constant) and not k.value.value)
+                        for k in statement.value.keywords):
+                return True  # ``resnet50(pretrained=True)``: built with trained weights
+        return False
 
     def _only_shape_is_read(self, site: CallSite) -> bool:
         """The forward's output is read for its size (``model(dummy).shape[1]``, or a name it
