@@ -68,15 +68,30 @@ for _ in range(2):
     opt.step()
 preds = [model(torch.randn(3, 4)).detach() for _ in range(3)]  # expect: TGL101
 """,
-    "tgl101_detached_training_good": HEADER + """\
+    "tgl101_detached_target_bad": HEADER + """\
 policy, target = nn.Linear(4, 2), nn.Linear(4, 2)
 opt = torch.optim.SGD(policy.parameters(), lr=0.1)
 for _ in range(3):
-    next_q = target(torch.randn(5, 4)).detach().max(1).values
+    next_q = target(torch.randn(5, 4)).detach().max(1).values  # expect: TGL101
     loss = (policy(torch.randn(5, 4)).max(1).values - next_q).pow(2).mean()
     opt.zero_grad()
     loss.backward()
     opt.step()
+""",
+    # The generator's output detached for the discriminator's step: the generator is trained
+    # by its own step, the detach is the GAN idiom.
+    "tgl101_detached_trained_model_good": HEADER + """\
+gen, disc = nn.Linear(4, 4), nn.Linear(4, 1)
+opt_g = torch.optim.SGD(gen.parameters(), lr=0.1)
+opt_d = torch.optim.SGD(disc.parameters(), lr=0.1)
+for _ in range(3):
+    fake = gen(torch.randn(5, 4)).detach()
+    opt_d.zero_grad()
+    disc(fake).mean().backward()
+    opt_d.step()
+    opt_g.zero_grad()
+    (-disc(gen(torch.randn(5, 4)))).mean().backward()
+    opt_g.step()
 """,
     "tgl102_training_mode_bad": HEADER + """\
 model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
