@@ -164,7 +164,7 @@ class Dataflow:
             for node in _yields_in(statement):
                 if node.value is not None:
                     self.preds[ESCAPE] |= self.sources(function, index, node.value)
-            if _has_comprehension(statement):
+            if index in function.comprehensions:
                 self._bind_comprehension_names(function, index, statement, statement, {})
         for site in function.sites:
             self._link_site(function, site)
@@ -443,35 +443,13 @@ def _is_self(node: ast.AST) -> bool:
     return isinstance(node, ast.Name) and node.id in ("self", "cls")
 
 
-_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
-
-
-def _has_comprehension(statement: ast.stmt) -> bool:
-    """A comprehension in the statement's own expressions (not in the statements it holds)."""
-    stack = [statement]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, _COMPREHENSIONS):
-            return True
-        for child in ast.iter_child_nodes(node):
-            if not isinstance(child, (ast.stmt, ast.expr_context, ast.Constant, ast.Name)):
-                stack.append(child)
-    return False
-
-
 def _yields_in(statement: ast.stmt):
-    """The ``yield`` expressions of one statement (not of functions defined inside it)."""
-    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return
-    stack = [statement]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.Yield, ast.YieldFrom)):
-            yield node
-        elif isinstance(node, ast.stmt) and node is not statement:
-            continue  # nested statements are linked on their own
-        elif not isinstance(node, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            stack.extend(ast.iter_child_nodes(node))
+    """The ``yield`` of a statement that is one (``yield x``, ``y = yield x``): where a
+    generator hands values to code the analysis does not see."""
+    value = getattr(statement, "value", None) if isinstance(
+        statement, (ast.Expr, ast.Assign, ast.AnnAssign, ast.AugAssign)) else None
+    if isinstance(value, (ast.Yield, ast.YieldFrom)):
+        yield value
 
 
 _SELECTIONS = {"sort", "topk", "max", "min", "kthvalue", "median", "mode", "unique"}

@@ -66,6 +66,7 @@ class Facts:
             self._find_optimizers_and_training(function)
         self._mark_forwards()
         self._compute_training_closure()
+        self._mark_forwards_through_methods()
 
     # -- classes --------------------------------------------------------------------------
     def _classify_classes(self) -> None:
@@ -633,7 +634,6 @@ class Facts:
                     site.model = site.callee  # ``model.decoder(h)``: a part of the model runs
                 elif site.target is not None and site.target.external:
                     site.through_helper = self._model_run_by_helper(function, site)
-        self._mark_forwards_through_methods()
 
     def _is_submodule_of_a_model(self, function: FunctionInfo, owner: str, attribute: str) -> bool:
         """``owner.attribute`` is a layer the model ``owner``'s class builds in ``__init__``."""
@@ -653,8 +653,9 @@ class Facts:
             for function in self.functions:
                 if function.cls is None or id(function) in running or not function.cls.is_module:
                     continue
-                if function.name in ("__init__", "forward", "__call__"):
-                    continue  # construction; forward is already a plain call of the model
+                if function.name in ("__init__", "forward", "__call__") or \
+                        id(function) in self.training_functions:
+                    continue  # construction, a plain call of the model, or a training routine
                 if any(site.model is not None and (site.model == "self" or site.model.startswith("self."))
                        or site.target is not None and id(site.target) in running
                        for site in function.sites):

@@ -584,10 +584,12 @@ class SemanticModel:
         and none of it leaves for code the analysis cannot see. None when that is not shown, or
         when the forward is not the caller's to judge (a model's internals, a test, a shape
         probe, a method whose callers -- and so its grad mode -- are unknown)."""
-        if not self.judged_by_its_caller(site) or not self._grad_is_known(site.function):
+        if not self._judged_here(site) or not self._grad_is_known(site.function):
             return None
-        if self.output_fate(site) != UNUSED:
+        if self.output_fate(site) != UNUSED or self._is_smoke_test(site):
             return None
+        if self.needs_input_gradients(site):
+            return None  # its input requires gradients: they are read elsewhere (hooks, .grad)
         if self.output_fate(site, with_values=True) != UNUSED and self._trained_by_a_step(site):
             return None  # detached on purpose for another model's step (a GAN's fake for D)
         return self._explained("its output never reaches a backward pass", site)
@@ -610,8 +612,12 @@ class SemanticModel:
         """Whether the code around a forward decides how it runs: not a model's own layers in
         its methods, not a call in ``__init__`` (it builds layers or probes shapes), not a
         one-off architecture check, not a test (tests run models in whatever mode they test)."""
-        return not (self._in_test_file or self._is_smoke_test(site) or self._is_model_internal(site)
-                    or self._inside_model_forward(site.function) or site.function.name == "__init__")
+        return self._judged_here(site) and not self._is_smoke_test(site)
+
+    def _judged_here(self, site: CallSite) -> bool:
+        """``judged_by_its_caller`` without the architecture check (which reads the dataflow)."""
+        return not (self._in_test_file or site.function.name == "__init__" or
+                    self._is_model_internal(site) or self._inside_model_forward(site.function))
 
     def unused_output_evidence(self, site: CallSite) -> Optional[str]:
         """Like ``unused_graph_evidence``, for the value itself: nothing computed from the

@@ -22,6 +22,7 @@ FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
 _NO_CALLS_INSIDE = frozenset({ast.Name, ast.Constant, ast.FunctionDef, ast.AsyncFunctionDef,
                               ast.ClassDef, ast.Lambda})
 _CHILD_FIELDS: Dict[type, Tuple[str, ...]] = {}
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 
 
 class _VisitTable(dict):
@@ -176,6 +177,7 @@ class FunctionInfo:
     nested: Dict[str, "FunctionInfo"] = field(default_factory=dict)
     callers: List[CallSite] = field(default_factory=list)
     local_names: set = field(default_factory=set)  # names bound by assignment in this function
+    comprehensions: set = field(default_factory=set)  # indexes of statements holding one
     # A stub for a function of another project module (see semantic/summary.py).
     external: bool = False
     external_name: Optional[str] = None
@@ -366,6 +368,8 @@ class StructureBuilder:
             kind = type(node)
             if kind is ast.Call:
                 push((node, True))
+            elif kind in _COMPREHENSIONS:
+                function.comprehensions.add(index)
             children = []
             for name in _child_fields(kind, node):
                 value = getattr(node, name, None)

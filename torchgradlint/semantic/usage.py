@@ -96,8 +96,8 @@ class UsageAnalysis:
         if known is None:
             if not self._prepared:
                 self._prepare()
-            if site.is_statement:
-                known = ESCAPES  # the result is dropped: whatever it did, it did by side effects
+            if _result_dropped(site):
+                known = ESCAPES  # whatever it did, it did by side effects (hooks, module state)
             else:
                 known = self._walk(("call", id(site)), with_values)
             self._memo[key] = known
@@ -190,6 +190,24 @@ class UsageAnalysis:
                         known.update(statement.names)
             self._outside_declared[id(function)] = known
         return known
+
+
+def _result_dropped(site: CallSite) -> bool:
+    """The call's result is thrown away: a statement of its own (``model(x)``,
+    ``unet(x).sample``) or bound to ``_``."""
+    if site.is_statement:
+        return True
+    statement = site.function.statements[site.index]
+    if isinstance(statement, ast.Expr):
+        spine = statement.value
+    elif isinstance(statement, ast.Assign) and all(
+            isinstance(target, ast.Name) and target.id == "_" for target in statement.targets):
+        spine = statement.value
+    else:
+        return False
+    while isinstance(spine, (ast.Attribute, ast.Subscript)):
+        spine = spine.value
+    return spine is site.node
 
 
 def _functions_referenced_as_values(tree: ast.Module) -> Set[str]:
