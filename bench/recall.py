@@ -23,7 +23,11 @@ site, any finding of the kind's family (TGL1xx for ``no_grad``, TGL201/TGL203 fo
 TGL202 for ``train``, TGL301 for ``detach``, TGL302 for ``accumulate``) matched the same way is
 a false alarm. Every file is linted once, inside its repository folder (so the whole-project
 view sees the neighbouring modules), with the cache off. Exit status 0 unless the labels file is
-malformed (2); the numbers are for a human.
+malformed; the numbers are for a human.
+
+``--classes bench/recall-miss-classes.csv`` (``repo,path,line,kind,class``) says why each known
+miss is missed; the report counts the misses per class, lists misses no class covers yet
+("unclassified": new misses to look at) and classified sites that are found now (fixed).
 """
 
 from __future__ import annotations
@@ -104,6 +108,39 @@ def read_labels(path: str) -> List[Site]:
         return sites
 
 
+SiteKey = Tuple[str, str, int, str]  # repo, path, line, kind
+
+
+def read_classes(path: str) -> Dict[SiteKey, str]:
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {(row["repo"], row["path"], int(row["line"]), row["kind"]): row["class"].strip()
+                for row in csv.DictReader(handle) if (row.get("line") or "").strip().isdigit()}
+
+
+def print_miss_classes(md: bool, misses: List[Site], classes: Dict[SiteKey, str],
+                       bugs: List[Site]) -> None:
+    """Misses per class, the misses no class explains yet, and classified bugs now found."""
+    def key(site: Site) -> SiteKey:
+        return (site.repo, site.path, site.line, site.kind)
+
+    per_class = collections.Counter((site.kind, classes.get(key(site), "unclassified"))
+                                    for site in misses)
+    section(md, f"missed bugs per class ({len(misses)})")
+    print_table([["kind", "class", "misses"]]
+                + [[kind, name, count] for (kind, name), count in
+                   sorted(per_class.items(), key=lambda item: (KINDS.index(item[0][0]), -item[1]))],
+                md)
+    missed = {key(site) for site in misses}
+    found_now = [site for site in bugs if key(site) in classes and key(site) not in missed]
+    if found_now:
+        section(md, f"classified misses that are found now ({len(found_now)})")
+        for site in found_now:
+            print(f"{bullet(md)}{site.kind} {site.repo}:{site.path}:{site.line}  "
+                  f"(was: {classes[key(site)]})")
+
+
 def statement_spans(source: str, lines: Iterable[int]) -> Dict[int, Tuple[int, int]]:
     """For each line, the line range of the statement a finding there may be reported on."""
     wanted = set(lines)
@@ -167,6 +204,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus", help="folder of owner+name repository folders")
     parser.add_argument("--labels", default=os.path.join(HERE, "recall-labels.csv"))
+    parser.add_argument("--classes", default=os.path.join(HERE, "recall-miss-classes.csv"),
+                        help="repo,path,line,kind,class: why each known miss is missed")
     parser.add_argument("--corpus-list", default=os.path.join(HERE, "corpus.txt"),
                         help="owner/name <revision> list, to flag labels made at another revision")
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
@@ -247,6 +286,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for site in sorted(misses, key=lambda s: (s.kind, s.repo, s.path, s.line)):
         print(f"{bullet(md)}{site.kind} {site.expected} {site.repo}:{site.path}:{site.line}  "
               f"{site.reason}")
+    classes = read_classes(args.classes)
+    print_miss_classes(md, misses, classes, [s for s in sites if s.label == "bug"])
     section(md, f"false alarms on correct sites ({len(alarms)})")
     for site, family in alarms:
         print(f"{bullet(md)}{site.kind} {','.join(family)} {site.repo}:{site.path}:{site.line}  "
@@ -262,9 +303,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for repo, path in missing_files:
             print(f"{bullet(md)}{repo}:{path}: not in {corpus}")
         for site in skipped:
-            failure = results[(site.repo, site.path)].failure if (site.repo, site.path) \
-                in results else "?"
-            print(f"{bullet(md)}{site.repo}:{site.path}:{site.line}: {failure}")
+            result = results.get((site.repo, site.path))
+            if result is not None:
+                print(f"{bullet(md)}{site.repo}:{site.path}:{site.line}: {result.failure}")
     return 0
 
 
