@@ -663,11 +663,20 @@ class Facts:
                     changed = True
         if not running:
             return
+        # A model whose class is not known here (a parameter) calling a method that only the
+        # file's network classes define, and that runs their layers: ``model.pi(x)``.
+        by_name = {}
+        for function in self.functions:
+            if function.cls is not None and function.name not in ("__init__", "forward", "__call__"):
+                by_name.setdefault(function.name, []).append(id(function) in running)
+        running_names = {name for name, verdicts in by_name.items() if all(verdicts)}
         for function in self.functions:
             for site in function.sites:
-                if site.model is None and site.target is not None and id(site.target) in running \
-                        and site.receiver and site.receiver != "self" and \
-                        not site.receiver.startswith("self.") and self.is_model(function, site.receiver):
+                if site.model is not None or not site.receiver or site.receiver == "self" or \
+                        site.receiver.startswith("self.") or not self.is_model(function, site.receiver):
+                    continue
+                if site.target is not None and id(site.target) in running or \
+                        site.target is None and site.method in running_names:
                     site.model = site.receiver
 
     def _model_run_by_helper(self, function: FunctionInfo, site: CallSite) -> Optional[str]:

@@ -590,7 +590,7 @@ class SemanticModel:
             return None
         if self.needs_input_gradients(site):
             return None  # its input requires gradients: they are read elsewhere (hooks, .grad)
-        if self.output_fate(site, with_values=True) != UNUSED and self._trained_by_a_step(site):
+        if self.output_fate(site, with_values=True) == TRAINS and self._trained_by_a_step(site):
             return None  # detached on purpose for another model's step (a GAN's fake for D)
         return self._explained("its output never reaches a backward pass", site)
 
