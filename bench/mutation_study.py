@@ -108,6 +108,15 @@ NOT_A_FORWARD = {"train", "eval", "parameters", "named_parameters", "buffers", "
                  "bfloat16", "zero_grad", "modules", "named_modules", "children",
                  "named_children", "apply", "requires_grad_", "register_buffer",
                  "register_forward_hook", "register_forward_pre_hook", "add_module", "share_memory"}
+# Tensor methods: a call of one of them is no model call (``x.clone()``), and a model call
+# followed by them is still one (``target(s).max(1)``).
+TENSOR_METHODS = {"clone", "contiguous", "to", "cpu", "cuda", "float", "half", "double", "long",
+                  "int", "view", "reshape", "flatten", "squeeze", "unsqueeze", "permute",
+                  "transpose", "t", "mean", "sum", "max", "min", "argmax", "softmax",
+                  "log_softmax", "sigmoid", "tanh", "exp", "log", "abs", "clamp", "gather",
+                  "expand", "expand_as", "repeat", "chunk", "split", "type", "type_as", "norm",
+                  "pow", "sqrt", "mul", "add", "sub", "div", "detach", "sample", "rsample",
+                  "mode", "narrow", "select", "index_select", "masked_fill"}
 # Calls that turn a tensor into numbers: a .detach() before them is for logging, not isolation.
 TO_NUMBERS = {"cpu", "numpy", "item", "tolist"}
 NON_MODEL_ROOTS = {"torch", "np", "numpy", "math", "F", "random", "os", "sys"}
@@ -522,44 +531,63 @@ def resumes_training(structure: Structure, statement: ast.stmt, receiver: str) -
 
 
 def model_call(aliases: Aliases, node: ast.AST) -> bool:
-    """A call that may run a model: not a torch/numpy function, not a builtin, not a tensor
-    method on a torch expression."""
+    """A call that may run a model: ``G(z)``, ``self.netG(z)``, ``model.v(s)``, with tensor
+    methods, attributes and subscripts after it (``target(s).max(1)[0]``,
+    ``vae.encode(x).latent_dist.sample()``). Not a torch/numpy function, a builtin, or a
+    tensor method on a plain name (``x.clone()``)."""
+    while True:
+        if isinstance(node, ast.Subscript) or (isinstance(node, ast.Attribute) and node.attr != "data"):
+            node = node.value
+            continue
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in TENSOR_METHODS:
+            node = node.func.value
+            continue
+        break
     if not isinstance(node, ast.Call):
         return False
     func = node.func
-    while isinstance(func, (ast.Attribute, ast.Subscript, ast.Call)):
-        func = func.value if not isinstance(func, ast.Call) else func.func
-    if isinstance(func, ast.Name):
-        if func.id in BUILTINS or func.id in NON_MODEL_ROOTS:
-            return False
-        resolved = aliases.resolve(func)
-        if resolved and resolved.split(".")[0] in ("torch", "numpy", "math"):
-            return False
-        return True
-    return False
+    parts = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name):
+        return model_call(aliases, func) if isinstance(func, ast.Call) else False
+    if not parts and func.id in BUILTINS:
+        return False
+    if func.id in NON_MODEL_ROOTS:
+        return False
+    resolved = aliases.resolve(node.func)
+    return not (resolved and resolved.split(".")[0] in ("torch", "numpy", "math"))
 
 
 def isolates_model_output(structure: Structure, call: ast.Call) -> bool:
-    parent = structure.parent.get(call)
-    if isinstance(parent, ast.Attribute) and parent.attr in TO_NUMBERS:
-        return False
-    if isinstance(parent, ast.Expr):
+    """A ``.detach()`` of a model's output whose result stays a tensor."""
+    node: ast.AST = call
+    while True:  # what the detached tensor becomes: logging numbers are not an isolation
+        parent = structure.parent.get(node)
+        if isinstance(parent, ast.Attribute):
+            if parent.attr in TO_NUMBERS:
+                return False
+            node = parent
+        elif isinstance(parent, ast.Call) and parent.func is node:
+            node = parent
+        else:
+            break
+    if isinstance(structure.parent.get(node), ast.Expr) and node is call:
         return False  # ``x.detach()`` alone detaches nothing
     receiver = call.func.value
-    while isinstance(receiver, ast.Subscript):
-        receiver = receiver.value
+    if any(isinstance(n, ast.Attribute) and n.attr == "data" for n in ast.walk(receiver)):
+        return False  # ``.data`` has no history already
     if model_call(structure.aliases, receiver):
         return True
     if isinstance(receiver, ast.Name):
         scope = structure.scope(call)
         for node in walk_scope(scope):
             if isinstance(node, ast.Assign) and node.lineno < call.lineno and any(
-                    isinstance(t, ast.Name) and t.id == receiver.id for t in node.targets):
-                value = node.value
-                while isinstance(value, ast.Subscript):
-                    value = value.value
-                if model_call(structure.aliases, value):
-                    return True
+                    isinstance(t, ast.Name) and t.id == receiver.id for t in node.targets) \
+                    and model_call(structure.aliases, node.value):
+                return True
     return False
 
 
@@ -773,8 +801,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="only this kind; may be repeated")
     parser.add_argument("--repo", action="append", default=[],
                         help="only this repository (owner/name); may be repeated")
-    parser.add_argument("--per-repo", type=int, default=2, metavar="N",
-                        help="at most N mutants per kind and repository (default 2)")
+    parser.add_argument("--per-repo", type=int, default=3, metavar="N",
+                        help="at most N mutants per kind and repository (default 3)")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
     args = parser.parse_args(argv)
@@ -900,7 +928,9 @@ def report(args, mutants: List[Mutant], outcomes: Dict[Key, Outcome],
 
     section(md, f"misses: valid mutants not caught ({len(misses)})")
     for mutant, reason in misses:
+        other = outcomes[mutant.key].new_other
         print(f"{bullet(md)}{mutant.kind} {mutant.repo}:{mutant.path}:{mutant.line}"
+              + (f" (new outside the family: {' '.join(other)})" if other else "")
               + (f" -- {reason}" if reason else ""))
     flagged = [m for m in mutants if audit.get(m.key, {}).get("verdict") in ("harmless", "invalid")
                and outcomes[m.key].caught]
