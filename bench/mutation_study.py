@@ -77,7 +77,9 @@ import difflib
 import hashlib
 import io
 import os
+import shutil
 import sys
+import tempfile
 import time
 import tokenize
 from multiprocessing import Pool
@@ -674,6 +676,7 @@ class Outcome(NamedTuple):
     new_other: Tuple[str, ...]  # new findings of other families (reported, not counted)
     failure: Optional[str]
     cpu: float
+    caught_in: str = ""  # the importer (path in the repository) where the catch was, if not the file
 
 
 def line_map(original: str, mutated: str) -> Dict[int, int]:
@@ -698,9 +701,10 @@ def line_map(original: str, mutated: str) -> Dict[int, int]:
     return mapping
 
 
-def lint_file_mutants(job: Tuple[str, str, List[Mutant]]) -> List[Outcome]:
-    """Lint the original once, then each mutant, under the real path of the file."""
-    full, original, mutants = job
+def lint_file_mutants(job: Tuple[str, str, List[Mutant], bool]) -> List[Outcome]:
+    """Lint the original once, then each mutant, under the real path of the file; a mutant
+    the file's own findings miss is looked for in the file's importers (``callers``)."""
+    full, original, mutants, callers = job
     from torchgradlint.engine import lint_source
 
     errors: List[str] = []
@@ -714,24 +718,94 @@ def lint_file_mutants(job: Tuple[str, str, List[Mutant]]) -> List[Outcome]:
         return [Outcome(m.key, (), (), f"original: {type(error).__name__}: {error}", 0.0)
                 for m in mutants]
     outcomes = []
-    for mutant in mutants:
-        errors.clear()
-        start = time.process_time()
-        try:
-            findings = lint_source(mutant.text, full, on_error=on_error)
-        except Exception as error:  # noqa: BLE001
-            outcomes.append(Outcome(mutant.key, (), (), f"{type(error).__name__}: {error}",
-                                    time.process_time() - start))
-            continue
-        cpu = time.process_time() - start
-        mapping = line_map(original, mutant.text)
-        after_ = collections.Counter((f.code, mapping.get(f.line, f.line)) for f in findings)
-        new = after_ - before
-        family = FAMILY[mutant.kind]
-        caught = tuple(sorted({code for code, _ in new if code.startswith(family)}))
-        other = tuple(sorted({code for code, _ in new if not code.startswith(family)}))
-        outcomes.append(Outcome(mutant.key, caught, other, "; ".join(errors) or None, cpu))
+    shadow: Optional[Shadow] = None
+    try:
+        for mutant in mutants:
+            errors.clear()
+            start = time.process_time()
+            try:
+                findings = lint_source(mutant.text, full, on_error=on_error)
+            except Exception as error:  # noqa: BLE001
+                outcomes.append(Outcome(mutant.key, (), (), f"{type(error).__name__}: {error}",
+                                        time.process_time() - start))
+                continue
+            mapping = line_map(original, mutant.text)
+            after_ = collections.Counter((f.code, mapping.get(f.line, f.line)) for f in findings)
+            new = after_ - before
+            family = FAMILY[mutant.kind]
+            caught = tuple(sorted({code for code, _ in new if code.startswith(family)}))
+            other = tuple(sorted({code for code, _ in new if not code.startswith(family)}))
+            where = ""
+            if not caught and callers:
+                if shadow is None:
+                    shadow = Shadow(full, original)
+                caught, where = shadow.caught_in_importers(mutant.text, family)
+            outcomes.append(Outcome(mutant.key, caught, other, "; ".join(errors) or None,
+                                    time.process_time() - start, where))
+    finally:
+        if shadow is not None:
+            shadow.close()
     return outcomes
+
+
+class Shadow:
+    """The project of a file rebuilt from symbolic links in a temporary folder, with the file
+    itself a real copy that can be rewritten: its importers are linted against a mutant, their
+    project view reading the mutant's summary (the corpus stays untouched)."""
+
+    MAX_IMPORTERS = 8  # the first ones by path: a widely imported utility would be slow to study
+
+    def __init__(self, full: str, original: str):
+        from torchgradlint.project import ProjectIndex, find_root
+
+        root = find_root(full)
+        self.folder = tempfile.mkdtemp(prefix="tgl-mutation-")
+        for folder, dirs, names in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            target = os.path.join(self.folder, os.path.relpath(folder, root))
+            os.makedirs(target, exist_ok=True)
+            for name in names:
+                if name.endswith(".py"):
+                    os.symlink(os.path.join(folder, name), os.path.join(target, name))
+        self.path = os.path.join(self.folder, os.path.relpath(full, root))
+        self.write(original)
+        index = ProjectIndex.for_file(self.path)
+        importers = getattr(index, "_importers", lambda: {})().get(os.path.abspath(self.path), [])
+        self.importers = sorted(importers)[:self.MAX_IMPORTERS]
+        self.relative = {path: os.path.relpath(path, self.folder).replace(os.sep, "/")
+                         for path in self.importers}
+        self.baseline = {path: self._findings(path) for path in self.importers}
+
+    def write(self, text: str) -> None:
+        if os.path.lexists(self.path):
+            os.unlink(self.path)
+        with open(self.path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    @staticmethod
+    def _findings(path: str) -> collections.Counter:
+        from torchgradlint.engine import lint_file
+
+        return collections.Counter((f.code, f.line) for f in lint_file(path, on_error=lambda *a: None))
+
+    def caught_in_importers(self, text: str, family: str) -> Tuple[Tuple[str, ...], str]:
+        if not self.importers:
+            return (), ""
+        self.write(text)
+        for path in self.importers:
+            new = self._findings(path) - self.baseline[path]
+            codes = tuple(sorted({code for code, _ in new if code.startswith(family)}))
+            if codes:
+                return codes, self.relative[path]
+        return (), ""
+
+    def close(self) -> None:
+        from torchgradlint.project import ProjectIndex
+
+        instances = getattr(ProjectIndex, "_instances", {})
+        for key in [k for k in instances if str(k[0]).startswith(self.folder)]:
+            del instances[key]  # the index of a deleted folder must not outlive it
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 # -- the audit ---------------------------------------------------------------------------------
@@ -805,6 +879,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="at most N mutants per kind and repository (default 3)")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
+    parser.add_argument("--file-only", action="store_true",
+                        help="count only findings in the mutated file, not in its importers")
     args = parser.parse_args(argv)
     os.environ["TORCHGRADLINT_NO_CACHE"] = "1"  # nothing written into the corpus; workers inherit it
 
@@ -838,7 +914,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for mutant in mutants:
         by_file[(mutant.repo, mutant.path)].append(mutant)
     root_of = dict(repos)
-    jobs = [(os.path.join(root_of[repo], *path.split("/")), originals[(repo, path)], group)
+    jobs = [(os.path.join(root_of[repo], *path.split("/")), originals[(repo, path)], group,
+             not args.file_only)
             for (repo, path), group in sorted(by_file.items())]
     outcomes: Dict[Key, Outcome] = {}
     lint_start = time.perf_counter()
@@ -884,6 +961,7 @@ def report(args, mutants: List[Mutant], outcomes: Dict[Key, Outcome],
             rule["valid"] += 1
             if outcome.caught:
                 counts["caught"] += 1
+                counts["in an importer"] += bool(outcome.caught_in)
                 rule["caught"] += 1
                 rule["by the rule"] += EXPECTED_RULE[mutant.kind] in outcome.caught
             else:
@@ -902,7 +980,7 @@ def report(args, mutants: List[Mutant], outcomes: Dict[Key, Outcome],
           f"({len(audit)} rows).")
     print()
     table = [["kind", "mutants", "valid", "harmless", "invalid", "unaudited", "caught (valid)",
-              "recall", "flagged (not valid)"]]
+              "of which in an importer", "recall", "flagged (not valid)"]]
     totals = collections.Counter()
     for kind in KINDS:
         if kind not in per_kind:
@@ -911,10 +989,11 @@ def report(args, mutants: List[Mutant], outcomes: Dict[Key, Outcome],
         totals.update(counts)
         table.append([kind, counts["mutants"], counts["valid"], counts["harmless"],
                       counts["invalid"], counts["unaudited"], counts["caught"],
-                      recall(counts["caught"], counts["valid"]), counts["flagged anyway"]])
+                      counts["in an importer"], recall(counts["caught"], counts["valid"]),
+                      counts["flagged anyway"]])
     table.append(["all", totals["mutants"], totals["valid"], totals["harmless"], totals["invalid"],
-                  totals["unaudited"], totals["caught"], recall(totals["caught"], totals["valid"]),
-                  totals["flagged anyway"]])
+                  totals["unaudited"], totals["caught"], totals["in an importer"],
+                  recall(totals["caught"], totals["valid"]), totals["flagged anyway"]])
     print_table(table, md)
     print()
     print(("### " if md else "") + "per rule (the rule written for the bug each deletion makes)")
@@ -939,6 +1018,13 @@ def report(args, mutants: List[Mutant], outcomes: Dict[Key, Outcome],
         for mutant in flagged:
             print(f"{bullet(md)}{mutant.kind} {mutant.repo}:{mutant.path}:{mutant.line} "
                   f"{audit[mutant.key]['verdict']} {' '.join(outcomes[mutant.key].caught)}")
+    elsewhere = [m for m in mutants if outcomes[m.key].caught_in]
+    if elsewhere:
+        section(md, f"caught in an importer of the mutated file ({len(elsewhere)})")
+        for mutant in elsewhere:
+            outcome = outcomes[mutant.key]
+            print(f"{bullet(md)}{mutant.kind} {mutant.repo}:{mutant.path}:{mutant.line} "
+                  f"-> {outcome.caught_in} {' '.join(outcome.caught)}")
     section(md, f"unaudited mutants ({len(unaudited)})")
     for mutant in unaudited:
         outcome = outcomes[mutant.key]
