@@ -1,8 +1,8 @@
 """Mutation study: recall measured on real code, by deleting one protection at a time.
 
     python bench/mutation_study.py CORPUS [--out DIR] [--audit bench/mutants.csv] [--update]
-                                   [--kind K] [--repo owner/name] [--per-repo N] [-j N]
-                                   [--markdown]
+                                   [--kind K] [--repo owner/name] [--per-repo 3] [-j N]
+                                   [--markdown] [--file-only]
 
 The accuracy study (accuracy.py) measures precision: every finding on real code is triaged.
 It cannot measure recall, because nobody knows the bugs the linter stays silent about. This
@@ -27,9 +27,10 @@ no_grad                ``with torch.no_grad():`` / ``inference_mode()`` /       
                        only that item is removed when the ``with`` has several)
 no_grad_decorator      ``@torch.no_grad()`` / ``@torch.inference_mode()`` (or    TGL1xx
                        bare) on a def
-detach                 ``.detach()`` on a call result, or on a name assigned     TGL3xx
-                       from a call, that is not then turned into numbers
-                       (``.cpu()``, ``.numpy()``, ``.item()``, ``.tolist()``)
+detach                 ``.detach()`` of a model call's output (``G(z)``,         TGL3xx
+                       ``target(s).max(1)[0]``), or of a name assigned from
+                       one, that stays a tensor (no ``.data`` before it, no
+                       ``.cpu()``/``.numpy()``/``.item()``/``.tolist()`` after)
 item                   ``.item()`` / ``float(...)`` in an accumulation in a      TGL302
                        loop: ``x += loss.item()``, ``x = x + float(l)``,
                        ``xs.append(loss.item())``
@@ -43,27 +44,34 @@ not treat pytest code as evaluation or training.
 Each mutant is the original text with one precise edit (line/column based: everything else is
 byte-identical); it must parse. It is linted **in its repository**: ``lint_source(mutant,
 filename=<the real path>)``, so the project index reads the real neighbours (the modules it
-imports and the modules importing it, from disk). Nothing is written: the mutant exists only in
-memory, and the linter's disk cache is off. The neighbours' own summaries are computed from the
-files on disk, so a neighbour sees the *original* of the mutated file; and only the mutated
-file is linted, so a bug the linter reports in another file (a caller) does not count.
+imports and the modules importing it, from disk). Nothing is written into the corpus, and the
+linter's disk cache is off. The neighbours' own summaries are computed from the files on disk,
+so there a neighbour sees the *original* of the mutated file. A mutant the file's own findings
+miss is then looked for in its importers (at most 8, ``--file-only`` skips this): they are
+linted in a temporary copy of the project made of symbolic links, where the mutated file is a
+real file holding the mutant, so a finding the linter reports at a caller counts too.
 
 A mutant is *caught* when the mutant has a finding of the kind's family that the untouched file
 does not have: findings are compared as multisets of (code, line), the mutant's lines mapped
 back to the original's through a line diff (a deleted statement shifts the lines after it). A
 finding that moved only because of the shift is therefore not new; a second finding of the same
-code on the same line is.
+code on the same line is. (Counting findings per family instead would hide a catch that
+replaces an old finding of the same code elsewhere.) New findings of another family are shown
+next to a miss, not counted.
 
 Which mutants, and how many: for each repository and kind, the sites are ordered by a hash of
 their key (repo, path, line, kind) and the first ``--per-repo`` are kept. The choice does not
-depend on the linter and stays put when other sites appear or vanish.
+depend on the linter, and a site keeps its rank when others appear or vanish (only a new site
+hashed before it can push it out).
 
 The audit (``bench/mutants.csv``, columns ``repo,revision,path,line,kind,verdict,reason``) says
 for each mutant whether the deletion creates the bug at run time: ``valid``; ``harmless``
 (the deletion changes nothing that matters, e.g. ``eval()`` removed from a model with neither
-Dropout nor BatchNorm: silence is right); ``invalid`` (the protection was redundant). Recall is
-caught / valid; unaudited mutants are listed and counted apart, never in recall. ``--update``
-appends the unaudited mutants with an empty verdict, to be filled in by reading the code.
+Dropout nor BatchNorm: silence is right); ``invalid`` (the protection was redundant; reasons
+starting ``loud:`` mark deletions that make the program raise at once, which is not the silent
+bug the rules are for). Recall is caught / valid; unaudited mutants are listed and counted
+apart, never in recall. ``--update`` appends the unaudited mutants with an empty verdict, to be
+filled in by reading the code.
 """
 
 from __future__ import annotations
@@ -77,6 +85,7 @@ import difflib
 import hashlib
 import io
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -145,20 +154,35 @@ class Mutant(NamedTuple):
 
 # -- reading the source -------------------------------------------------------------------------
 
+LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> List[str]:
+    """Lines with their ends, numbered as ``ast`` numbers them (str.splitlines also breaks at
+    form feeds and Unicode separators, which would shift every line after one)."""
+    lines, start = [], 0
+    for match in LINE_END.finditer(text):
+        lines.append(text[start:match.end()])
+        start = match.end()
+    if start < len(text):
+        lines.append(text[start:])
+    return lines
+
+
 class Source:
     """The text of one file with the helpers an exact edit needs (ast columns are UTF-8 bytes)."""
 
     def __init__(self, text: str):
         self.text = text
-        self.lines = text.splitlines(keepends=True)
+        self.lines = split_lines(text)
         self._starts = [0]
         for line in self.lines:
             self._starts.append(self._starts[-1] + len(line))
         self._string_lines: Optional[Set[int]] = None
 
     def offset(self, lineno: int, byte_col: int) -> int:
-        line = self.lines[lineno - 1]
-        return self._starts[lineno - 1] + len(line.encode("utf-8")[:byte_col].decode("utf-8", "replace"))
+        head = self.lines[lineno - 1].encode("utf-8")[:byte_col]
+        return self._starts[lineno - 1] + len(head.decode("utf-8", "replace"))
 
     def start(self, node: ast.AST) -> int:
         return self.offset(node.lineno, node.col_offset)
@@ -366,8 +390,9 @@ def delete_statement(source: Source, structure: Structure, statement: ast.stmt) 
         else len(source.text)
     if siblings is not None and len(siblings) == 1:
         indent = source.text[first:start]
-        newline = source.lines[statement.end_lineno - 1][len(source.lines[statement.end_lineno - 1].rstrip("\r\n")):]
-        return edited(source.text, [(first, last, f"{indent}pass{newline or chr(10)}")])
+        last_line = source.lines[statement.end_lineno - 1]
+        newline = last_line[len(last_line.rstrip("\r\n")):] or "\n"
+        return edited(source.text, [(first, last, f"{indent}pass{newline}")])
     return edited(source.text, [(first, last, "")])
 
 
@@ -526,7 +551,8 @@ def resumes_training(structure: Structure, statement: ast.stmt, receiver: str) -
     nodes = list(walk_scope(scope))
     if any(switches_off(node) and after(statement, node) for node in nodes):
         return True
-    forwards = any(isinstance(node, ast.Call) and ast.unparse(node.func) == receiver for node in nodes)
+    forwards = any(isinstance(node, ast.Call) and ast.unparse(node.func) == receiver
+                   for node in nodes)
     backward = any(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                    and node.func.attr == "backward" for node in nodes)
     return forwards and backward and not isinstance(scope, ast.Module)
@@ -538,7 +564,8 @@ def model_call(aliases: Aliases, node: ast.AST) -> bool:
     ``vae.encode(x).latent_dist.sample()``). Not a torch/numpy function, a builtin, or a
     tensor method on a plain name (``x.clone()``)."""
     while True:
-        if isinstance(node, ast.Subscript) or (isinstance(node, ast.Attribute) and node.attr != "data"):
+        if isinstance(node, ast.Subscript) or \
+                (isinstance(node, ast.Attribute) and node.attr != "data"):
             node = node.value
             continue
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
@@ -600,8 +627,8 @@ def accumulated_numbers(structure: Structure, node: ast.AST) -> List[ast.Call]:
     value = None
     if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
         value = node.value
-    elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.BinOp) \
-            and isinstance(node.value.op, ast.Add):
+    elif isinstance(node, ast.Assign) and len(node.targets) == 1 \
+            and isinstance(node.value, ast.BinOp) and isinstance(node.value.op, ast.Add):
         target = ast.unparse(node.targets[0])
         if ast.unparse(node.value.left) == target:
             value = node.value.right
@@ -617,8 +644,8 @@ def accumulated_numbers(structure: Structure, node: ast.AST) -> List[ast.Call]:
             continue
         if isinstance(inner.func, ast.Attribute) and inner.func.attr == "item" and not inner.args:
             calls.append(inner)
-        elif isinstance(inner.func, ast.Name) and inner.func.id == "float" and len(inner.args) == 1 \
-                and not isinstance(inner.args[0], ast.Constant):
+        elif isinstance(inner.func, ast.Name) and inner.func.id == "float" \
+                and len(inner.args) == 1 and not isinstance(inner.args[0], ast.Constant):
             calls.append(inner)
     # ``float(loss.item())``: one protection, not two.
     inside = {id(inner) for call in calls for inner in ast.walk(call) if inner is not call}
@@ -649,7 +676,8 @@ def select(mutants: Iterable[Mutant], per_repo: int) -> List[Mutant]:
     return sorted(chosen, key=lambda m: (m.repo, m.path, m.line, KINDS.index(m.kind)))
 
 
-def scan_repository(job: Tuple[str, str, Sequence[str], int]) -> Tuple[List[Mutant], collections.Counter]:
+def scan_repository(job: Tuple[str, str, Sequence[str], int]
+                    ) -> Tuple[List[Mutant], collections.Counter]:
     """The chosen mutants of one repository, and how many sites of each kind it has."""
     repo, root, kinds, per_repo = job
     candidates: List[Mutant] = []
@@ -676,14 +704,15 @@ class Outcome(NamedTuple):
     new_other: Tuple[str, ...]  # new findings of other families (reported, not counted)
     failure: Optional[str]
     cpu: float
-    caught_in: str = ""  # the importer (path in the repository) where the catch was, if not the file
+    caught_in: str = ""  # the importer (path in the repository) that has the catch, if any
 
 
 def line_map(original: str, mutated: str) -> Dict[int, int]:
     """Mutant line -> original line, from a line diff. Inside a replaced block (a dedented
     body) a line maps to the next original line with the same text but its indentation; a
     line with no such twin maps to the start of its block."""
-    a, b = original.splitlines(), mutated.splitlines()
+    a = [line.rstrip("\r\n") for line in split_lines(original)]
+    b = [line.rstrip("\r\n") for line in split_lines(mutated)]
     mapping: Dict[int, int] = {}
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
@@ -713,7 +742,8 @@ def lint_file_mutants(job: Tuple[str, str, List[Mutant], bool]) -> List[Outcome]
         errors.append(f"{where}: {type(error).__name__}: {error}")
 
     try:
-        before = collections.Counter((f.code, f.line) for f in lint_source(original, full, on_error=on_error))
+        before = collections.Counter((f.code, f.line)
+                                     for f in lint_source(original, full, on_error=on_error))
     except Exception as error:  # noqa: BLE001 -- reported, never raised
         return [Outcome(m.key, (), (), f"original: {type(error).__name__}: {error}", 0.0)
                 for m in mutants]
@@ -786,7 +816,8 @@ class Shadow:
     def _findings(path: str) -> collections.Counter:
         from torchgradlint.engine import lint_file
 
-        return collections.Counter((f.code, f.line) for f in lint_file(path, on_error=lambda *a: None))
+        findings = lint_file(path, on_error=lambda *_: None)
+        return collections.Counter((f.code, f.line) for f in findings)
 
     def caught_in_importers(self, text: str, family: str) -> Tuple[Tuple[str, ...], str]:
         if not self.importers:
@@ -849,9 +880,10 @@ def write_mutants(out: str, mutants: List[Mutant], originals: Dict[Tuple[str, st
     for mutant in mutants:
         original = originals[(mutant.repo, mutant.path)]
         name = f"{mutant.repo}/{mutant.path}"
-        diff = difflib.unified_diff(original.splitlines(keepends=True),
-                                    mutant.text.splitlines(keepends=True), name, name + " (mutant)", n=4)
-        stem = f"{mutant.repo.replace('/', '+')}__{mutant.path.replace('/', '__')}__{mutant.line}__{mutant.kind}.diff"
+        diff = difflib.unified_diff(split_lines(original), split_lines(mutant.text),
+                                    name, name + " (mutant)", n=4)
+        stem = "__".join([mutant.repo.replace("/", "+"), mutant.path.replace("/", "__"),
+                          str(mutant.line), mutant.kind]) + ".diff"
         with open(os.path.join(out, stem), "w", encoding="utf-8") as handle:
             handle.writelines(diff)
 
@@ -882,7 +914,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--file-only", action="store_true",
                         help="count only findings in the mutated file, not in its importers")
     args = parser.parse_args(argv)
-    os.environ["TORCHGRADLINT_NO_CACHE"] = "1"  # nothing written into the corpus; workers inherit it
+    os.environ["TORCHGRADLINT_NO_CACHE"] = "1"  # nothing written into the corpus; workers inherit
 
     corpus = os.path.abspath(args.corpus)
     revisions = read_revisions(args.corpus_list)
@@ -897,7 +929,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     started = time.perf_counter()
     with Pool(max(1, args.jobs)) as pool:
-        scans = pool.map(scan_repository, [(repo, root, kinds, args.per_repo) for repo, root in repos])
+        scans = pool.map(scan_repository,
+                         [(repo, root, kinds, args.per_repo) for repo, root in repos])
     mutants = [m for chosen, _ in scans for m in chosen]
     sites = sum((counts for _, counts in scans), collections.Counter())
     originals: Dict[Tuple[str, str], str] = {}
@@ -1002,7 +1035,8 @@ def report(args, mutants: List[Mutant], outcomes: Dict[Key, Outcome],
     for rule in sorted(by_rule):
         counts = by_rule[rule]
         rules.append([rule, " ".join(k for k in KINDS if EXPECTED_RULE[k] == rule), counts["valid"],
-                      counts["caught"], counts["by the rule"], recall(counts["caught"], counts["valid"])])
+                      counts["caught"], counts["by the rule"],
+                      recall(counts["caught"], counts["valid"])])
     print_table(rules, md)
 
     section(md, f"misses: valid mutants not caught ({len(misses)})")
@@ -1036,7 +1070,8 @@ def report(args, mutants: List[Mutant], outcomes: Dict[Key, Outcome],
         for key in stale:
             print(f"{bullet(md)}{key[3]} {key[0]}:{key[1]}:{key[2]}")
     moved = sorted({(r["repo"], r["revision"]) for r in audit.values()
-                    if r["revision"] and r["repo"] in revisions and r["revision"] != revisions[r["repo"]]})
+                    if r["revision"] and r["repo"] in revisions
+                    and r["revision"] != revisions[r["repo"]]})
     if moved:
         section(md, "audited at another revision than bench/corpus.txt lists")
         for repo, revision in moved:

@@ -82,12 +82,15 @@ def test_aliased_decorator_is_deleted():
 
 
 def test_detach_is_dropped():
-    assert mutants_by_kind()[("detach", 26)] == SOURCE.replace("critic(fake.detach())", "critic(fake)")
+    expected = SOURCE.replace("critic(fake.detach())", "critic(fake)")
+    assert mutants_by_kind()[("detach", 26)] == expected
 
 
 def test_float_and_item_are_dropped():
-    assert mutants_by_kind()[("item", 28)] == SOURCE.replace("running += float(loss)", "running += loss")
-    source = "import torch\n\nfor x in data:\n    loss = model(x).sum()\n    total += 2 * loss.item()\n"
+    expected = SOURCE.replace("running += float(loss)", "running += loss")
+    assert mutants_by_kind()[("item", 28)] == expected
+    source = ("import torch\n\nfor x in data:\n    loss = model(x).sum()\n"
+              "    total += 2 * loss.item()\n")
     [mutant] = find_mutants(source)
     assert mutant.text == source.replace("loss.item()", "loss")
 
@@ -99,7 +102,8 @@ def test_one_item_of_several_is_removed():
 
 
 def test_a_sole_statement_becomes_pass():
-    source = "import torch\n\ndef f(model, x):\n    if x:\n        model.eval()\n    return model(x)\n"
+    source = ("import torch\n\ndef f(model, x):\n    if x:\n        model.eval()\n"
+              "    return model(x)\n")
     [mutant] = [m for m in find_mutants(source) if m.kind == "eval"]
     assert mutant.text == source.replace("model.eval()", "pass")
 
@@ -116,3 +120,10 @@ def test_mutant_lines_map_back_over_a_deletion_and_a_dedent():
     assert mapping[8] == 9  # the loop, dedented, was line 9
     assert mapping[11] == 12  # ``return total``
     assert mapping[26] == 27
+
+
+def test_a_form_feed_in_a_string_does_not_shift_the_edit():
+    source = ("import torch\n\nPAGE = 'a\x0cb'\n\ndef f(model, x):\n    model.eval()\n"
+              "    return model(x)\n")
+    [mutant] = find_mutants(source)
+    assert mutant.text == source.replace("    model.eval()\n", "")
