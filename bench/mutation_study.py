@@ -226,7 +226,11 @@ def edited(text: str, edits: List[Tuple[int, int, str]]) -> str:
 
 
 class Aliases:
-    """Local names bound by imports, mapped to the dotted names they stand for."""
+    """Local names bound by imports, mapped to the dotted names they stand for.
+
+    The linter has its own import table; the study keeps this small one so that which
+    protections it finds (and so which mutants it makes) never depends on the analysis under
+    measurement."""
 
     def __init__(self, nodes: Iterable[ast.AST]):
         self.names: Dict[str, str] = {}
