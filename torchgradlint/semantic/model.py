@@ -217,8 +217,12 @@ class SemanticModel:
         return cls.has_dropout_or_batchnorm is not False
 
     def is_frozen(self, site: CallSite) -> bool:
-        """The model a forward runs has its parameters frozen: it builds no graph of its own."""
-        return self.facts.is_frozen(forwarded_model(site), site.function)
+        """The model a forward runs has its parameters frozen, or has none (an activation
+        written as a module): it builds no graph of its own."""
+        if self.facts.is_frozen(forwarded_model(site), site.function):
+            return True
+        cls = self.facts.model_class_of(site.function, site.model) if site.model else None
+        return cls is not None and _holds_no_parameters(cls, self.imports)
 
     # -- training -------------------------------------------------------------------------
     def reaches_training(self, site: CallSite) -> bool:
@@ -1008,6 +1012,34 @@ def _ancestors(cls: ClassInfo) -> List[ClassInfo]:
             found.append(base)
             stack.extend(base.base_classes)
     return found
+
+
+_PARAMETER_HOLDERS = {"Parameter", "ParameterList", "ParameterDict", "ModuleList", "ModuleDict",
+                      "Module"}
+
+
+def _holds_no_parameters(cls: ClassInfo, imports) -> bool:
+    """An ``nn.Module`` subclass written in the file whose ``__init__`` builds nothing that
+    holds parameters (``class Swish(nn.Module)`` with only a ``forward``)."""
+    if getattr(cls, "external", False) or not cls.bases or \
+            any(base not in api.MODULE_BASES for base in cls.bases):
+        return False
+    init = cls.methods.get("__init__")
+    if init is None:
+        return True
+    for site in init.sites:
+        if site.method == "__init__" and site.receiver in (None, "super") or \
+                site.method == "register_buffer" and site.receiver == "self":
+            continue  # ``super().__init__()``, buffers
+        qualified = site.qualified or ""
+        leaf = qualified.rsplit(".", 1)[-1]
+        if qualified.startswith("torch.nn.") and api.PARAMETERLESS_NN.fullmatch(leaf) and \
+                leaf not in _PARAMETER_HOLDERS:
+            continue
+        if site.callee == "super" or site.callee in ("float", "int", "str", "bool", "tuple", "list"):
+            continue
+        return False
+    return True
 
 
 def _assigned_names(statement: ast.stmt) -> Set[str]:
