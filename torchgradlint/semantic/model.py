@@ -440,9 +440,12 @@ class SemanticModel:
 
     def backward_passes(self):
         """(backward call, the optimizer step after it, the models it steps or None, the loss
-        expression) for every ``loss.backward()`` followed by a step."""
+        expression) for every ``loss.backward()`` -- or ``(a + b).backward()`` -- followed by a
+        step."""
         for backward in self.sites():
-            if backward.method != "backward" or backward.receiver is None:
+            if backward.method != "backward" or not isinstance(backward.node.func, ast.Attribute):
+                continue
+            if backward.receiver is None and not isinstance(backward.node.func.value, (ast.BinOp, ast.Call)):
                 continue
             step = self.optimizer_step_after(backward)
             if step is not None:
@@ -459,22 +462,31 @@ class SemanticModel:
         gradients in between: the gradients this backward left are used, not wasted."""
         zeroed_at = []
         for other in backward.function.sites:
-            if other.index <= backward.index or other.method != "zero_grad" or not other.receiver:
+            if other.index <= backward.index:
                 continue
-            if self.binding(other.function, other.receiver) & binding:
+            # ``reset_grad()``: an in-file helper that zeroes gradients does so where it is called
+            zeroing = [other] if other.method == "zero_grad" else [
+                inner for inner in (other.target.sites if other.target is not None and
+                                    not other.target.external else ()) if inner.method == "zero_grad"]
+            if any(self._zeroes(inner, binding) for inner in zeroing):
                 zeroed_at.append(other.index)
-            elif self.facts.is_optimizer(other.function, other.receiver):
-                stepped = self.stepped_models_of_optimizer(other)
-                if stepped is None or stepped & binding:
-                    zeroed_at.append(other.index)
         for step in self.later_steps(backward):
             stepped = self.stepped_models(step)
             if stepped and stepped & binding:
                 return not any(index < step.index for index in zeroed_at)
         return False
 
-    def stepped_models_of_optimizer(self, site: CallSite) -> Optional[Set[tuple]]:
-        return self.stepped_models(site)
+    def _zeroes(self, zero_grad: CallSite, binding: Set[tuple]) -> bool:
+        """``x.zero_grad()`` clears the gradients of the model ``binding``: ``x`` is that model,
+        or an optimizer that steps it (or one whose construction we cannot see)."""
+        if not zero_grad.receiver:
+            return False
+        if self.binding(zero_grad.function, zero_grad.receiver) & binding:
+            return True
+        if self.facts.is_optimizer(zero_grad.function, zero_grad.receiver):
+            stepped = self.stepped_models(zero_grad)
+            return stepped is None or bool(stepped & binding)
+        return False
 
     def stepped_models(self, step: CallSite) -> Optional[Set[tuple]]:
         """The bindings of the models whose parameters an optimizer step updates; None when
