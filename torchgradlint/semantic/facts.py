@@ -44,6 +44,7 @@ class Facts:
         self.returns_model: Dict[int, str] = {}
         self.training_sites: Set[int] = set()  # id(site) of backward / step / autograd.grad
         self.gradient_wanted: Set[int] = set()  # id(function) asking for input gradients
+        self.passed_models: Set[Tuple[int, str]] = set()  # parameters callers pass models to
 
     # -- entry point ----------------------------------------------------------------------
     def compute(self) -> None:
@@ -191,8 +192,10 @@ class Facts:
     def is_model(self, function: FunctionInfo, key: Optional[str]) -> bool:
         if not key:
             return False
-        if key in self.models[id(function)] and (not api.is_class_like(key) or key in function.local_names):
-            return True  # bound to a model here, however it is spelled (``Enc1 = Encoder()``)
+        if key in self.models[id(function)] and (not api.is_class_like(key) or key in function.local_names
+                                                 or (id(function), key) in self.passed_models):
+            return True  # bound to a model here, however it is spelled (``Enc1 = Encoder()``,
+            # ``def train_a_gan(D_net, G_net)`` called with models)
         if api.is_class_like(key) and key not in function.local_names and \
                 not self._bound_to_module_level_model(function, key):
             return False  # ``Model(envs)`` builds a model from a class, it runs none
@@ -477,6 +480,7 @@ class Facts:
                     if param not in self.models[id(function)] or (
                             cls is not None and (id(function), param) not in self.model_class):
                         self._record_model(function, param, UNKNOWN_ORIGIN, cls)
+                        self.passed_models.add((id(function), param))
                         gained = True
             if not gained:
                 continue
