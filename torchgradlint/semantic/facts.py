@@ -210,6 +210,18 @@ class Facts:
             return function is not self.module and key in self.models[id(self.module)]
         return False
 
+    def _callers_pass_functions(self, function: FunctionInfo, param: str) -> bool:
+        """Every in-file caller hands ``param`` a lambda or a function of the file: a callable
+        named ``model`` that is no network (``plot_decision_boundary(lambda x: predict(x), ...)``)."""
+        if param not in function.params or not function.callers:
+            return False
+        passed = [arg for site in function.callers for bound, arg in self.bind_arguments(site, function)
+                  if bound == param]
+        return bool(passed) and all(
+            isinstance(arg, ast.Lambda) or isinstance(arg, ast.Name) and any(
+                arg.id in scope.nested for scope in site_scopes) for arg, site_scopes in
+            ((arg, list(function.parent.enclosing_functions()) if function.parent else []) for arg in passed))
+
     def _names_an_import(self, function: FunctionInfo, key: str) -> bool:
         """``key`` refers to an imported module or name, unless an assignment in sight rebinds
         it (``import model`` then ``model = model.RNNModel()``: from there on a network)."""
@@ -417,7 +429,8 @@ class Facts:
                 owner = self.enclosing_class(function)
                 if owner is not None and owner.find_method(key[5:]) is not None:
                     continue  # ``self._swap_models(...)`` is a method, not a model
-            if api.looks_like_model_name(key) and self._bound_in_sight(function, key):
+            if api.looks_like_model_name(key) and self._bound_in_sight(function, key) and \
+                    not self._callers_pass_functions(function, key):
                 changed |= self._record_model(function, key, UNKNOWN_ORIGIN, None)
         returned = self._returned_model(function)
         if returned and self.returns_model.get(id(function)) != returned:

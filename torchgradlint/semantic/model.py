@@ -83,6 +83,7 @@ class SemanticModel:
                     self._external_evaluation_grad.get(id(function), frozenset()) | frozenset(call["grad"])
         self._in_test_file = _is_test_file(filename, tree)
         self._loop_trains: Dict[int, bool] = {}
+        self._parameterless_bindings: Dict[tuple, bool] = {}
         self._site_by_id = {id(site): site for site in self.sites()}
         self._function_by_id = {id(function): function for function in self.functions}
         self._evaluation_entries = self._find_evaluation_entries()
@@ -222,7 +223,8 @@ class SemanticModel:
         if self.facts.is_frozen(forwarded_model(site), site.function):
             return True
         cls = self.facts.model_class_of(site.function, site.model) if site.model else None
-        return cls is not None and _holds_no_parameters(cls, self.imports)
+        return cls is not None and _holds_no_parameters(cls, self.imports) or \
+            self._built_without_parameters(site)
 
     # -- training -------------------------------------------------------------------------
     def reaches_training(self, site: CallSite) -> bool:
@@ -746,13 +748,36 @@ class SemanticModel:
         return self._fed_dummy_input(site) and self._only_shape_is_read(site)
 
     def _trained_before(self, site: CallSite) -> bool:
-        """Some training step of the forward's function runs before it (or, in a loop, may)."""
+        """Some training step of the forward's function runs between the model's construction
+        and the forward (or, in a loop, may)."""
         function = site.function
         if not self.function_trains(function):
             return False
+        root = (site.model or "").split(".")[0]
+        built = max((index for index in range(site.index)
+                     if root in _assigned_names(function.statements[index])), default=-1)
         first_loop = min((loop.first_index for loop in site.loops), default=site.index)
-        return any(other.index < first_loop and self.facts.site_trains(other) for other in function.sites) \
-            or any(self.loop_trains(loop) for loop in site.loops)
+        return any(built < other.index < first_loop and self.facts.site_trains(other)
+                   for other in function.sites) or any(self.loop_trains(loop) for loop in site.loops)
+
+    def _built_without_parameters(self, site: CallSite) -> bool:
+        """The model was built, in the scope that binds it, by torch.nn layers that hold no
+        parameters (a pooling layer, an activation): calling it builds no graph."""
+        root = (site.model or "").split(".")[0]
+        for scope in site.function.enclosing_functions():
+            if root in scope.params:
+                return False
+            if root not in scope.local_names:
+                continue
+            known = self._parameterless_bindings.get((id(scope), root))
+            if known is None:
+                constructions = [statement.value for statement in scope.statements
+                                 if isinstance(statement, ast.Assign) and root in _assigned_names(statement)]
+                known = self._parameterless_bindings[(id(scope), root)] = bool(constructions) and all(
+                    isinstance(value, ast.Call) and _parameterless_layer(self.imports.resolve(value.func) or "")
+                    for value in constructions)
+            return known
+        return False
 
     def _made_ready_for_use(self, site: CallSite) -> bool:
         """Before the forward, its function loads weights into the model or switches its mode."""
@@ -1030,6 +1055,12 @@ _PARAMETER_HOLDERS = {"Parameter", "ParameterList", "ParameterDict", "ModuleList
                       "Module"}
 
 
+def _parameterless_layer(qualified: str) -> bool:
+    leaf = qualified.rsplit(".", 1)[-1]
+    return qualified.startswith("torch.nn.") and bool(api.PARAMETERLESS_NN.fullmatch(leaf)) and \
+        leaf not in _PARAMETER_HOLDERS
+
+
 def _holds_no_parameters(cls: ClassInfo, imports) -> bool:
     """An ``nn.Module`` subclass written in the file whose ``__init__`` builds nothing that
     holds parameters (``class Swish(nn.Module)`` with only a ``forward``)."""
@@ -1043,10 +1074,7 @@ def _holds_no_parameters(cls: ClassInfo, imports) -> bool:
         if site.method == "__init__" and site.receiver in (None, "super") or \
                 site.method == "register_buffer" and site.receiver == "self":
             continue  # ``super().__init__()``, buffers
-        qualified = site.qualified or ""
-        leaf = qualified.rsplit(".", 1)[-1]
-        if qualified.startswith("torch.nn.") and api.PARAMETERLESS_NN.fullmatch(leaf) and \
-                leaf not in _PARAMETER_HOLDERS:
+        if _parameterless_layer(site.qualified or ""):
             continue
         if site.callee == "super" or site.callee in ("float", "int", "str", "bool", "tuple", "list"):
             continue

@@ -33,7 +33,7 @@ SELF_RETURNING_METHODS = {"to", "cuda", "cpu", "float", "half", "double", "bfloa
 
 # torch.nn classes that hold no parameters: calling them never builds a graph of their own.
 PARAMETERLESS_NN = re.compile(
-    r"(.*Loss|ReLU\d*|LeakyReLU|GELU|SiLU|Mish|ELU|SELU|CELU|Sigmoid|Tanh|Softmax\d*d?|LogSoftmax|"
+    r"(.*Loss(\dd)?|ReLU\d*|LeakyReLU|GELU|SiLU|Mish|ELU|SELU|CELU|Sigmoid|Tanh|Softmax\d*d?|LogSoftmax|"
     r"Softmin|Softplus|Softsign|Hardswish|Hardsigmoid|Hardtanh|Tanhshrink|Threshold|GLU|"
     r"(Adaptive)?(Max|Avg|LP)Pool\dd|MaxUnpool\dd|FractionalMaxPool\dd|Dropout\d?d?|AlphaDropout|"
     r"FeatureAlphaDropout|Flatten|Unflatten|Identity|Upsample.*|PixelShuffle|PixelUnshuffle|"
