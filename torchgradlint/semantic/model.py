@@ -737,15 +737,17 @@ class SemanticModel:
     def _is_smoke_test(self, site: CallSite) -> bool:
         """One forward of a model freshly built in the same function, run once: a shape check
         of an architecture (``def test(): net = ResNet18(); print(net(x).size())``)."""
-        if site.model is None or self._runs_repeatedly(site):
+        if site.model is None:
             return False
         if (id(site.function), site.model) in self.facts.model_origin and \
                 self.facts.origin(site.function, site.model) == "fresh" and \
                 not self._trained_before(site) and not self._made_ready_for_use(site):
             # An untrained network with no weights loaded (nor switched to eval): its output
-            # can only be looked at for its shape. A notebook's `print(net(x).shape)` cell too.
+            # can only be looked at for its shape, in a loop or not. A notebook's
+            # `print(net(x).shape)` cell too.
             return True
-        return self._fed_dummy_input(site) and self._only_shape_is_read(site)
+        return not self._runs_repeatedly(site) and self._fed_dummy_input(site) and \
+            self._only_shape_is_read(site)
 
     def _trained_before(self, site: CallSite) -> bool:
         """Some training step of the forward's function runs between the model's construction
