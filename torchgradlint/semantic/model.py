@@ -938,9 +938,11 @@ class SemanticModel:
 
     def _grad_is_known(self, function: FunctionInfo) -> bool:
         """Autograd is on in ``function`` because something says so: the module's own code, a
-        call that we can see, or a decorator. A method nobody in the project calls runs in
-        whatever mode its unseen callers choose: its callees do not inherit an assumed "on"."""
-        if function.is_module_scope or function.callers or function.decorators:
+        call that we can see, a decorator, or its own backward pass (a training routine runs
+        with autograd on). A method nobody in the project calls runs in whatever mode its unseen
+        callers choose: its callees do not inherit an assumed "on"."""
+        if function.is_module_scope or function.callers or function.decorators or \
+                any(self.facts.site_trains(site) for site in function.sites):
             return True
         return function.cls is None or bool(self.flow.contributions(function))
 
