@@ -212,10 +212,20 @@ class SemanticModel:
         return False
 
     def may_have_dropout_or_batchnorm(self, site: CallSite, key: str) -> bool:
-        cls = self.facts.model_class_of(site.function, key)
+        cls = self.facts.model_class_of(site.function, key) or self._part_class(site.function, key)
         if cls is None:
             return self.facts.composition_of(site.function, key) is not False
         return cls.has_dropout_or_batchnorm is not False
+
+    def _part_class(self, function: FunctionInfo, key: str) -> Optional[ClassInfo]:
+        """The class of a model's part, ``model.encoder``, when the model's class builds it
+        from a class of the file (``self.encoder = Encoder()``)."""
+        owner, _, attribute = key.partition(".")
+        if not attribute or "." in attribute or owner == "self":
+            return None
+        cls = self.facts.model_class_of(function, owner)
+        part = self.facts.class_attr_class.get((id(cls), attribute)) if cls is not None else None
+        return part if part is not None and part.is_module else None
 
     def is_frozen(self, site: CallSite) -> bool:
         """The model a forward runs has its parameters frozen, or has none (an activation
