@@ -1084,6 +1084,10 @@ def _holds_no_parameters(cls: ClassInfo, imports) -> bool:
     init = cls.methods.get("__init__")
     if init is None:
         return True
+    for statement in init.statements:
+        if isinstance(statement, (ast.Assign, ast.AnnAssign)) and statement.value is not None and \
+                not isinstance(statement.value, (ast.Constant, ast.Call)):
+            return False  # ``self.encoder = encoder``: a module handed in holds parameters
     for site in init.sites:
         if site.method == "__init__" and site.receiver in (None, "super") or \
                 site.method == "register_buffer" and site.receiver == "self":
