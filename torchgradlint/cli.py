@@ -288,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="show a rule's documentation",
                                   description="Print the documentation page of a rule.")
     explain.add_argument("rule", metavar="CODE", help="a rule code (TGL101) or name")
+
+    clean = commands.add_parser("clean", help="remove the project's summary cache",
+                                description="Remove the cached module summaries of the project "
+                                "holding PATH (default: the current directory).")
+    clean.add_argument("paths", nargs="*", metavar="PATH", default=None)
     return parser
 
 
@@ -581,8 +586,17 @@ def command_explain(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
+def command_clean(args: argparse.Namespace) -> int:
+    from .cache import clean
+
+    for path in args.paths or ["."]:
+        removed = clean(path)
+        print(f"removed {removed}" if removed else f"{path}: no cache")
+    return EXIT_CLEAN
+
+
 COMMANDS = {"check": command_check, "fix": command_fix, "rules": command_rules,
-            "explain": command_explain}
+            "explain": command_explain, "clean": command_clean}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
