@@ -485,3 +485,91 @@ def test_flake8_and_check_agree_on_undecodable_files(tmp_path, cache, data):
                             cwd=str(tmp_path), capture_output=True, text=True,
                             env=env_for(tmp_path), timeout=120)
     assert "TGL101" in flake8.stdout
+
+
+# --------------------------------------------------------------------------- 7: signals
+
+
+def busy_tree(folder: Path, files: int = 40, functions: int = 1500) -> Path:
+    """Enough work for two workers to be busy for several seconds."""
+    body = "import torch\n\n" + "".join(
+        f"def evaluate_{number}(model, x):\n    model.eval()\n    return model(x)\n\n"
+        for number in range(functions))
+    for number in range(files):
+        write(folder, f"m{number:03}.py", body)
+    return folder
+
+
+def children_of(pid: int):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def start_check(tmp_path: Path, command: str = "check"):
+    tree = busy_tree(tmp_path / "tree")
+    process = subprocess.Popen([sys.executable, "-m", "torchgradlint", command, "-j2", str(tree)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=env_for(tmp_path), start_new_session=True)
+    deadline = time.monotonic() + 60
+    while len(children_of(process.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = children_of(process.pid)
+    assert len(workers) >= 2, "the workers did not start"
+    time.sleep(0.5)  # busy with their first files
+    return process, workers
+
+
+def wait_gone(pids, seconds: float) -> float:
+    start = time.monotonic()
+    while any(alive(pid) for pid in pids):
+        assert time.monotonic() - start < seconds, f"still running: {[p for p in pids if alive(p)]}"
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+LINUX = sys.platform.startswith("linux")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LINUX, reason="reads /proc")
+@pytest.mark.parametrize("how", ["SIGINT to the group", "SIGTERM", "SIGKILL"])
+def test_workers_stop_with_their_parent(tmp_path, how):
+    process, workers = start_check(tmp_path)
+    start = time.monotonic()
+    if how == "SIGINT to the group":
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    else:
+        os.kill(process.pid, getattr(signal, how))
+    try:
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    parent_exit = time.monotonic() - start
+    workers_gone = wait_gone(workers, 5.0)
+    assert parent_exit < 3.0
+    expected = {"SIGINT to the group": 130, "SIGTERM": 143, "SIGKILL": -signal.SIGKILL}[how]
+    assert process.returncode == expected
+    if how != "SIGKILL":
+        assert b"Traceback" not in process.stderr.read()
+    # the workers held the pipe: it closes once they are gone
+    assert process.stdout.read() is not None
+    print(f"{how}: parent exited in {parent_exit:.2f} s, workers gone "
+          f"{workers_gone:.2f} s later")

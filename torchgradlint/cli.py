@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import ast
-import concurrent.futures
 import json
 import os
 import sys
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
 from typing import List, Optional, Sequence, TextIO, Tuple
 
@@ -34,6 +32,7 @@ from .output import FORMATS, FORMATTERS, Problem, Report, format_sarif, rule_url
 from .pyproject_config import ConfigError, Options, settings_for, split_list
 from .rules import RULES, RULES_BY_CODE
 from .sourcefile import SourceError, decode_source, read_source
+from .workers import EXIT_TERMINATED, Terminated
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -128,17 +127,9 @@ def _analyse_task(path: str, config: Config) -> FileResult:
 
 def analyse_all(paths: Sequence[str], config: Config, jobs: int) -> List[FileResult]:
     """Analyse files, in worker processes when there are several files and jobs."""
-    if jobs > 1 and len(paths) > 1:
-        from concurrent.futures.process import BrokenProcessPool
+    from .workers import run_parallel
 
-        workers = min(jobs, len(paths))
-        chunksize = max(1, len(paths) // (workers * 4))
-        try:
-            with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-                return list(pool.map(_analyse_task, paths, repeat(config), chunksize=chunksize))
-        except (OSError, NotImplementedError, BrokenProcessPool):
-            pass  # no process support here (or a worker died): analyse in this process
-    return [analyse_path(path, config) for path in paths]
+    return run_parallel(_analyse_task, paths, jobs, config)
 
 
 # --------------------------------------------------------------------------- rule docs
@@ -419,18 +410,9 @@ def _fix_task(path: str, config: Config, unsafe: bool, diff_only: bool):
 
 def fix_all(paths: Sequence[str], config: Config, unsafe: bool, diff_only: bool, jobs: int):
     """Fix files, in worker processes when there are several files and jobs."""
-    if jobs > 1 and len(paths) > 1:
-        from concurrent.futures.process import BrokenProcessPool
+    from .workers import run_parallel
 
-        workers = min(jobs, len(paths))
-        chunksize = max(1, len(paths) // (workers * 4))
-        try:
-            with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-                return list(pool.map(_fix_task, paths, repeat(config), repeat(unsafe),
-                                     repeat(diff_only), chunksize=chunksize))
-        except (OSError, NotImplementedError, BrokenProcessPool):
-            pass  # no process support here (or a worker died): fix in this process
-    return [_fix_task(path, config, unsafe, diff_only) for path in paths]
+    return run_parallel(_fix_task, paths, jobs, config, unsafe, diff_only)
 
 
 def _plural(number: int, word: str) -> str:
@@ -615,6 +597,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("torchgradlint: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("torchgradlint: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
 
 
 if __name__ == "__main__":  # pragma: no cover
