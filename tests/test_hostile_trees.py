@@ -573,3 +573,62 @@ def test_workers_stop_with_their_parent(tmp_path, how):
     assert process.stdout.read() is not None
     print(f"{how}: parent exited in {parent_exit:.2f} s, workers gone "
           f"{workers_gone:.2f} s later")
+
+
+# --------------------------------------------------------------------------- 9: outputs, links
+
+
+@pytest.mark.skipif(not POSIX, reason="newlines in file names")
+@pytest.mark.parametrize("form", ["github", "text"])
+def test_a_newline_in_a_file_name_cannot_forge_an_annotation(tmp_path, cache, form):
+    folder = tmp_path / "tree"
+    folder.mkdir()
+    evil = "x\n::error file=README.md,line=1::forged\n.py"
+    (folder / evil).write_text(ENGINE)
+    (folder / "broken\n::error ::forged too\n.py").write_bytes(b"import torch\n(\n")
+    result = run_cli(tmp_path, "check", "--format", form, "tree")
+    assert result.returncode == 1
+    for stream in (result.stdout, result.stderr):
+        assert not [line for line in stream.splitlines() if line.startswith("::error")], stream
+    assert "forged" in result.stdout and "cannot analyse" in result.stderr
+
+
+def run_into_closed_pipe(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte (``| head -0``)
+    try:
+        return subprocess.run([sys.executable, "-m", "torchgradlint", *args], cwd=str(tmp_path),
+                              stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              env=env_for(tmp_path), timeout=120)
+    finally:
+        os.close(write_end)
+
+
+def test_a_broken_pipe_keeps_the_exit_status(tmp_path, cache):
+    clean = write(tmp_path, "clean.py", "import torch\n\nx = torch.ones(2)\n")
+    result = run_into_closed_pipe(tmp_path, "check", "--format", "json", str(clean))
+    assert (result.returncode, result.stderr) == (0, "")
+    root = project(tmp_path)
+    result = run_into_closed_pipe(tmp_path, "check", "--format", "json", str(root))
+    assert (result.returncode, result.stderr) == (1, "")
+
+
+@pytest.mark.skipif(not hasattr(os, "link"), reason="hard links")
+def test_fix_keeps_hard_links(tmp_path, cache):
+    original = write(tmp_path, "evaluate.py", ENGINE)
+    linked = tmp_path / "linked.py"
+    os.link(original, linked)
+    result = run_cli(tmp_path, "fix", "--unsafe-fixes", "evaluate.py")
+    assert result.returncode == 0, result.stderr
+    assert original.read_text() != textwrap.dedent(ENGINE)
+    assert linked.read_text() == original.read_text()
+    assert os.stat(original).st_ino == os.stat(linked).st_ino
+    assert os.stat(original).st_nlink == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".py") == ["evaluate.py", "linked.py"]
+
+
+@pytest.mark.skipif(not POSIX, reason="FIFOs")
+def test_fix_of_a_fifo_says_so(tmp_path, cache):
+    os.mkfifo(tmp_path / "pipe.py")
+    result = run_cli(tmp_path, "fix", "pipe.py", timeout=60)
+    assert "pipe.py: cannot fix: not a regular file" in result.stderr

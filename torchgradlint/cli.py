@@ -28,7 +28,7 @@ from .config import Config
 from .discovery import discover, is_excluded, path_sort_key, sorted_paths
 from .findings import Finding, RuleInfo
 from .noqa import NoqaIndex
-from .output import FORMATS, FORMATTERS, Problem, Report, format_sarif, rule_url
+from .output import FORMATS, FORMATTERS, Problem, Report, format_sarif, printable, rule_url
 from .pyproject_config import ConfigError, Options, settings_for, split_list
 from .rules import RULES, RULES_BY_CODE
 from .sourcefile import SourceError, decode_source, read_source
@@ -364,11 +364,11 @@ def command_check(args: argparse.Namespace) -> int:
     else:
         found = discover(paths, settings.exclude, force_exclude=args.force_exclude)
         for missing in found.missing:
-            print(f"{missing}: cannot analyse: no such file or directory", file=sys.stderr)
+            print(f"{printable(missing)}: cannot analyse: no such file or directory", file=sys.stderr)
             status = EXIT_ERROR
         files = sorted_paths(found.files)
         if args.show_files:
-            _write("".join(f"{path}\n" for path in files), args.output_file, sys.stdout)
+            _write("".join(f"{printable(path)}\n" for path in files), args.output_file, sys.stdout)
             return status
         if not files and not found.missing:
             print("torchgradlint: warning: no Python files found", file=sys.stderr)
@@ -381,7 +381,7 @@ def command_check(args: argparse.Namespace) -> int:
         reports.extend(Report(result.path, finding) for finding in result.findings)
         if result.problem is not None:
             problems.append(result.problem)
-            print(f"{result.path}: {result.problem.describe()}", file=sys.stderr)
+            print(f"{printable(result.path)}: {result.problem.describe()}", file=sys.stderr)
             if result.traceback and args.verbose:
                 print(result.traceback, file=sys.stderr, end="")
     reports.sort(key=lambda r: (path_sort_key(r.path), r.line, r.column, r.finding.code,
@@ -442,11 +442,11 @@ def command_fix(args: argparse.Namespace) -> int:
     status = EXIT_CLEAN
     found = discover(paths, settings.exclude, force_exclude=args.force_exclude)
     for missing in found.missing:
-        print(f"{missing}: cannot fix: no such file or directory", file=sys.stderr)
+        print(f"{printable(missing)}: cannot fix: no such file or directory", file=sys.stderr)
         status = EXIT_ERROR
     files = sorted_paths(found.files)
     if args.show_files:
-        sys.stdout.write("".join(f"{path}\n" for path in files))
+        sys.stdout.write("".join(f"{printable(path)}\n" for path in files))
         return status
     if not files and not found.missing:
         print("torchgradlint: warning: no Python files found", file=sys.stderr)
@@ -457,7 +457,7 @@ def command_fix(args: argparse.Namespace) -> int:
     fixed = changed = 0
     for result in results:
         if result.problem is not None:
-            print(f"{result.path}: {result.problem}", file=sys.stderr)
+            print(f"{printable(result.path)}: {result.problem}", file=sys.stderr)
             if result.error or args.strict:
                 status = EXIT_ERROR
         if result.changed and (result.written or args.diff):
@@ -581,18 +581,51 @@ COMMANDS = {"check": command_check, "fix": command_fix, "rules": command_rules,
             "explain": command_explain, "clean": command_clean}
 
 
+class _ReaderMayLeave:
+    """Standard output for a reader that may stop reading (``| head``): once the pipe breaks,
+    what follows goes to the null device and the run ends with the status it has earned."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            _silence_stdout()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover
+        pass
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    stdout = sys.stdout
+    if stdout is not None and not isinstance(stdout, _ReaderMayLeave):
+        sys.stdout = _ReaderMayLeave(stdout)
     try:
         return COMMANDS[args.command](args)
     except BrokenPipeError:
-        # The reader went away (``| head``): stop quietly, without a second error at exit.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except OSError:  # pragma: no cover
-            pass
+        # The reader of raw bytes (``fix -``) went away: stop quietly, without a second error
+        # at exit.
+        _silence_stdout()
         return EXIT_FINDINGS
     except KeyboardInterrupt:
         print("torchgradlint: interrupted", file=sys.stderr)
@@ -600,6 +633,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Terminated:
         print("torchgradlint: terminated", file=sys.stderr)
         return EXIT_TERMINATED
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -42,7 +42,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 from .config import DEFAULT_CONFIG, Config
 from .findings import Finding, Fix
 from .noqa import NoqaIndex, physical_lines
-from .sourcefile import SourceError, decode_source
+from .sourcefile import SourceError, decode_source, read_bytes
 
 # Fix kinds in the order they are applied: one group per round, the module linted in between.
 ROUNDS: Tuple[Tuple[str, ...], ...] = (
@@ -763,12 +763,37 @@ def _is_read_only(path: str, mode: int) -> bool:
         not os.access(path, os.W_OK)
 
 
+def _rewrite_in_place(path: str, data: bytes) -> None:
+    """Overwrite a file that has several hard links, keeping it one file: the fixed bytes are
+    already safe in the temporary file; the two system calls run with SIGINT and SIGTERM held
+    back so that an interruption cannot fall between them."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    blocking = hasattr(signal, "pthread_sigmask")
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if blocking else None
+    try:
+        descriptor = os.open(path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view):]
+            os.ftruncate(descriptor, len(data))
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    finally:
+        if blocking:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def write_atomically(path: str, data: bytes, expected: bytes, expected_stat: os.stat_result
                      ) -> Optional[str]:
     """Replace the file at ``path`` by ``data``; None on success, else why not.
 
     The data goes to a temporary file in the same folder, with the original's permissions, and
-    replaces the original with ``os.replace``. Refused when the file changed on disk since it
+    replaces the original with ``os.replace`` (a file with several hard links is overwritten in
+    place instead, so that the links stay one file). Refused when the file changed on disk since it
     was read (other bytes, size or modification time). A symbolic link is followed: its target
     is replaced and the link stays.
     """
@@ -798,8 +823,11 @@ def write_atomically(path: str, data: bytes, expected: bytes, expected_stat: os.
         if on_disk != expected or now.st_mtime_ns != expected_stat.st_mtime_ns or \
                 now.st_size != expected_stat.st_size:
             return "the file changed on disk while it was being fixed: left unchanged"
-        os.replace(temporary, real)
-        temporary = ""
+        if now.st_nlink > 1:
+            _rewrite_in_place(real, data)  # replacing it would split its hard links
+        else:
+            os.replace(temporary, real)
+            temporary = ""
     except OSError as exc:
         return f"cannot write the fixed file: {exc.strerror or exc}"
     finally:
@@ -818,10 +846,9 @@ def fix_file(path: str, config: Optional[Config] = None, unsafe: bool = False,
     result = FixResult(path)
     try:
         before = os.stat(path)
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except IsADirectoryError:
-        result.problem = "cannot fix: is a directory"
+        data = read_bytes(path)
+    except SourceError as exc:  # not a regular file, too big, unreadable
+        result.problem = f"cannot fix: {exc.reason}"
         return result
     except OSError as exc:
         result.problem = f"cannot fix: {exc.strerror or exc}"
