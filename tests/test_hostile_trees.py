@@ -632,3 +632,19 @@ def test_fix_of_a_fifo_says_so(tmp_path, cache):
     os.mkfifo(tmp_path / "pipe.py")
     result = run_cli(tmp_path, "fix", "pipe.py", timeout=60)
     assert "pipe.py: cannot fix: not a regular file" in result.stderr
+
+
+# --------------------------------------------------------------------------- 8: deep, long
+
+
+def test_a_long_elif_chain_is_analysed(tmp_path, cache):
+    """Python parses 2,500 ``elif`` branches; the analysis stopped at 486 (recursion limit)."""
+    branches = 2000
+    lines = ["import torch", "", "def evaluate(model, x, k):", "    model.eval()",
+             "    if k == 0:", "        y = model(x)"]
+    for number in range(1, branches):
+        lines += [f"    elif k == {number}:", f"        y = model(x) + {number}"]
+    path = write(tmp_path, "dispatch.py", "\n".join(lines + ["    return y", ""]))
+    found = codes(path)
+    assert len(found) == branches and {code for _, code in found} == {"TGL101"}
+    assert found[-1][0] == 6 + 2 * (branches - 1)
