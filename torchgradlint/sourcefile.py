@@ -80,6 +80,8 @@ def max_file_size() -> int:
 
 
 def _megabytes(size: int) -> str:
+    if size < 1024 ** 2:
+        return f"{size / 1024:.1f} KiB"
     return f"{size / 1024 ** 2:.1f} MiB"
 
 
