@@ -12,7 +12,7 @@ from typing import Iterator, List, Sequence, Tuple, Type
 
 from . import __version__
 from .config import Config
-from .engine import lint_tree
+from .engine import lint_tree, may_contain_findings
 
 
 class TorchGradLintPlugin:
@@ -52,7 +52,8 @@ class TorchGradLintPlugin:
             return
         try:
             source = "".join(self.lines)
-            if not source.isascii() and not _decodes_as_python_would(self.filename):
+            if not source.isascii() and may_contain_findings(source) and \
+                    not _decodes_as_python_would(self.filename):
                 return  # flake8 fell back to latin-1; `check` says "cannot analyse": one answer
             findings = lint_tree(self.tree, source, self.filename, self.config)
         except Exception:  # noqa: BLE001 -- never break someone's flake8 run
