@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import ast
-import concurrent.futures
 import json
 import os
 import sys
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
 from typing import List, Optional, Sequence, TextIO, Tuple
 
@@ -30,10 +28,11 @@ from .config import Config
 from .discovery import discover, is_excluded, path_sort_key, sorted_paths
 from .findings import Finding, RuleInfo
 from .noqa import NoqaIndex
-from .output import FORMATS, FORMATTERS, Problem, Report, format_sarif, rule_url
+from .output import FORMATS, FORMATTERS, Problem, Report, format_sarif, printable, rule_url
 from .pyproject_config import ConfigError, Options, settings_for, split_list
 from .rules import RULES, RULES_BY_CODE
 from .sourcefile import SourceError, decode_source, read_source
+from .workers import EXIT_TERMINATED, Terminated
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -128,17 +127,9 @@ def _analyse_task(path: str, config: Config) -> FileResult:
 
 def analyse_all(paths: Sequence[str], config: Config, jobs: int) -> List[FileResult]:
     """Analyse files, in worker processes when there are several files and jobs."""
-    if jobs > 1 and len(paths) > 1:
-        from concurrent.futures.process import BrokenProcessPool
+    from .workers import run_parallel
 
-        workers = min(jobs, len(paths))
-        chunksize = max(1, len(paths) // (workers * 4))
-        try:
-            with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-                return list(pool.map(_analyse_task, paths, repeat(config), chunksize=chunksize))
-        except (OSError, NotImplementedError, BrokenProcessPool):
-            pass  # no process support here (or a worker died): analyse in this process
-    return [analyse_path(path, config) for path in paths]
+    return run_parallel(_analyse_task, paths, jobs, config)
 
 
 # --------------------------------------------------------------------------- rule docs
@@ -288,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="show a rule's documentation",
                                   description="Print the documentation page of a rule.")
     explain.add_argument("rule", metavar="CODE", help="a rule code (TGL101) or name")
+
+    clean = commands.add_parser("clean", help="remove the project's summary cache",
+                                description="Remove the cached module summaries of the project "
+                                "holding PATH (default: the current directory).")
+    clean.add_argument("paths", nargs="*", metavar="PATH", default=None)
     return parser
 
 
@@ -368,11 +364,11 @@ def command_check(args: argparse.Namespace) -> int:
     else:
         found = discover(paths, settings.exclude, force_exclude=args.force_exclude)
         for missing in found.missing:
-            print(f"{missing}: cannot analyse: no such file or directory", file=sys.stderr)
+            print(f"{printable(missing)}: cannot analyse: no such file or directory", file=sys.stderr)
             status = EXIT_ERROR
         files = sorted_paths(found.files)
         if args.show_files:
-            _write("".join(f"{path}\n" for path in files), args.output_file, sys.stdout)
+            _write("".join(f"{printable(path)}\n" for path in files), args.output_file, sys.stdout)
             return status
         if not files and not found.missing:
             print("torchgradlint: warning: no Python files found", file=sys.stderr)
@@ -385,7 +381,7 @@ def command_check(args: argparse.Namespace) -> int:
         reports.extend(Report(result.path, finding) for finding in result.findings)
         if result.problem is not None:
             problems.append(result.problem)
-            print(f"{result.path}: {result.problem.describe()}", file=sys.stderr)
+            print(f"{printable(result.path)}: {result.problem.describe()}", file=sys.stderr)
             if result.traceback and args.verbose:
                 print(result.traceback, file=sys.stderr, end="")
     reports.sort(key=lambda r: (path_sort_key(r.path), r.line, r.column, r.finding.code,
@@ -414,18 +410,9 @@ def _fix_task(path: str, config: Config, unsafe: bool, diff_only: bool):
 
 def fix_all(paths: Sequence[str], config: Config, unsafe: bool, diff_only: bool, jobs: int):
     """Fix files, in worker processes when there are several files and jobs."""
-    if jobs > 1 and len(paths) > 1:
-        from concurrent.futures.process import BrokenProcessPool
+    from .workers import run_parallel
 
-        workers = min(jobs, len(paths))
-        chunksize = max(1, len(paths) // (workers * 4))
-        try:
-            with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-                return list(pool.map(_fix_task, paths, repeat(config), repeat(unsafe),
-                                     repeat(diff_only), chunksize=chunksize))
-        except (OSError, NotImplementedError, BrokenProcessPool):
-            pass  # no process support here (or a worker died): fix in this process
-    return [_fix_task(path, config, unsafe, diff_only) for path in paths]
+    return run_parallel(_fix_task, paths, jobs, config, unsafe, diff_only)
 
 
 def _plural(number: int, word: str) -> str:
@@ -455,11 +442,11 @@ def command_fix(args: argparse.Namespace) -> int:
     status = EXIT_CLEAN
     found = discover(paths, settings.exclude, force_exclude=args.force_exclude)
     for missing in found.missing:
-        print(f"{missing}: cannot fix: no such file or directory", file=sys.stderr)
+        print(f"{printable(missing)}: cannot fix: no such file or directory", file=sys.stderr)
         status = EXIT_ERROR
     files = sorted_paths(found.files)
     if args.show_files:
-        sys.stdout.write("".join(f"{path}\n" for path in files))
+        sys.stdout.write("".join(f"{printable(path)}\n" for path in files))
         return status
     if not files and not found.missing:
         print("torchgradlint: warning: no Python files found", file=sys.stderr)
@@ -470,7 +457,7 @@ def command_fix(args: argparse.Namespace) -> int:
     fixed = changed = 0
     for result in results:
         if result.problem is not None:
-            print(f"{result.path}: {result.problem}", file=sys.stderr)
+            print(f"{printable(result.path)}: {result.problem}", file=sys.stderr)
             if result.error or args.strict:
                 status = EXIT_ERROR
         if result.changed and (result.written or args.diff):
@@ -581,26 +568,73 @@ def command_explain(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
+def command_clean(args: argparse.Namespace) -> int:
+    from .cache import clean
+
+    for path in args.paths or ["."]:
+        removed = clean(path)
+        print(f"removed {removed}" if removed else f"{path}: no cache")
+    return EXIT_CLEAN
+
+
 COMMANDS = {"check": command_check, "fix": command_fix, "rules": command_rules,
-            "explain": command_explain}
+            "explain": command_explain, "clean": command_clean}
+
+
+class _ReaderMayLeave:
+    """Standard output for a reader that may stop reading (``| head``): once the pipe breaks,
+    what follows goes to the null device and the run ends with the status it has earned."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            _silence_stdout()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover
+        pass
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    stdout = sys.stdout
+    if stdout is not None and not isinstance(stdout, _ReaderMayLeave):
+        sys.stdout = _ReaderMayLeave(stdout)
     try:
         return COMMANDS[args.command](args)
     except BrokenPipeError:
-        # The reader went away (``| head``): stop quietly, without a second error at exit.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except OSError:  # pragma: no cover
-            pass
+        # The reader of raw bytes (``fix -``) went away: stop quietly, without a second error
+        # at exit.
+        _silence_stdout()
         return EXIT_FINDINGS
     except KeyboardInterrupt:
         print("torchgradlint: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("torchgradlint: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,7 +27,9 @@ class Config:
     shortcuts: bool = True
     select: Tuple[str, ...] = ()
     ignore: Tuple[str, ...] = ()
-    exclude: Tuple[str, ...] = ()
+    # Globs (``str``, relative to the current folder) or ``discovery.ExcludePattern``s: the
+    # project view does not look for callers in what they match.
+    exclude: Tuple[object, ...] = ()
 
     def wants(self, code: str) -> bool:
         if self.select and not any(code.startswith(prefix) for prefix in self.select):

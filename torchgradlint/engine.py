@@ -67,12 +67,68 @@ def lint_tree(tree: ast.Module, source: str, filename: str = "<string>",
     config = config or DEFAULT_CONFIG
     if screen and config.shortcuts and not may_contain_findings(source):
         return []
+    on_skip = on_skip or _ignore_skip
+    skipped: List[str] = []
     with collector_paused():
-        return _lint_tree(tree, source, filename, config, on_error, on_skip or _ignore_skip)
+        findings = _lint_tree(tree, source, filename, config, on_error,
+                              lambda name, why: skipped.append(why))
+        if skipped == [TOO_DEEP]:
+            # Deep but valid code (a 2,000-branch ``elif`` chain): once more, on a deep stack.
+            skipped.clear()
+            findings = _on_deep_stack(lambda: _lint_tree(
+                tree, source, filename, config, on_error, lambda name, why: skipped.append(why)),
+                fallback=[])
+            if findings is None:
+                skipped[:] = [TOO_DEEP]
+                findings = []
+    for why in skipped[:1]:
+        on_skip(filename, why)
+    return findings
 
 
 def _ignore_skip(filename: str, reason: str) -> None:
     pass
+
+
+# The analysis recurses along the nesting of the code (an ``elif`` is an ``if`` nested in the
+# ``else`` of the previous one). Python's default limit of 1,000 frames stops it at about 490
+# ``elif`` branches, where the parser itself goes to thousands: files that reach the limit are
+# analysed again in a thread with a big stack (address space, not memory, until it is used).
+DEEP_RECURSION_LIMIT = 25_000
+DEEP_STACK_BYTES = 512 * 1024 * 1024
+
+
+def _on_deep_stack(function: Callable[[], List[Finding]], fallback):
+    """``function()`` in a thread with a ``DEEP_STACK_BYTES`` stack and the recursion limit
+    raised to ``DEEP_RECURSION_LIMIT``; None when that cannot be done here."""
+    import threading
+
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["findings"] = function()
+        except BaseException as error:  # noqa: BLE001 -- handed back to the caller's thread
+            outcome["error"] = error
+
+    previous_limit = sys.getrecursionlimit()
+    try:
+        previous_stack = threading.stack_size(DEEP_STACK_BYTES)
+        try:
+            thread = threading.Thread(target=run, name="torchgradlint-deep-analysis", daemon=True)
+        finally:
+            threading.stack_size(previous_stack)
+        sys.setrecursionlimit(max(previous_limit, DEEP_RECURSION_LIMIT))
+        try:
+            thread.start()
+            thread.join()
+        finally:
+            sys.setrecursionlimit(previous_limit)
+    except (ValueError, RuntimeError, MemoryError):  # no thread or no such stack here
+        return None
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("findings")
 
 
 def _lint_tree(tree: ast.Module, source: str, filename: str, config: Optional[Config],

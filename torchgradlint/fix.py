@@ -42,7 +42,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 from .config import DEFAULT_CONFIG, Config
 from .findings import Finding, Fix
 from .noqa import NoqaIndex, physical_lines
-from .sourcefile import SourceError, decode_source
+from .sourcefile import SourceError, decode_source, read_bytes
 
 # Fix kinds in the order they are applied: one group per round, the module linted in between.
 ROUNDS: Tuple[Tuple[str, ...], ...] = (
@@ -484,9 +484,13 @@ def apply_fixes(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix]]:
     Returns the new text and the fixes that were applied (or made redundant by a wider wrap);
     the others -- a target the tree does not hold, a second edit of the same node -- are left
     for a later round. Raises FixError when the result would not compile.
+
+    Only the top-level statements that hold a target go through libcst, each group of them as a
+    module of its own; the rest of the file is kept as text. The cost of a fix follows the code
+    it edits, not the size of the file (libcst's tree of a whole 100,000-line module takes
+    gigabytes).
     """
     import libcst as cst
-    from libcst.metadata import MetadataWrapper
 
     unique: List[Fix] = []
     seen = set()
@@ -498,22 +502,36 @@ def apply_fixes(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix]]:
     if not unique:
         return source, []
     try:
-        module = cst.parse_module(source)
-    except Exception as exc:  # libcst's ParserSyntaxError, or a grammar it does not know
-        raise FixError(f"libcst cannot parse the module: {exc}".splitlines()[0]) from None
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise FixError(f"the module does not parse: {exc}".splitlines()[0]) from None
     columns = _Columns(source)
     requests = [_Request(fix, columns.char(fix.target[0]), columns.char(fix.target[1]), order)
                 for order, fix in enumerate(unique)]
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    plan = _Plan(wrapper, requests)
-    new_module = wrapper.module.visit(_editor(plan))
+    lines = physical_lines(source)
+    pieces: List[str] = []
+    done: List[_Request] = []
+    cursor = 0  # lines of ``source`` copied or edited so far
+    for first, last, group in _statement_groups(tree, requests, len(lines)):
+        text = "".join(lines[first - 1:last])
+        for request in group:
+            request.start = (request.start[0] - first + 1, request.start[1])
+            request.end = (request.end[0] - first + 1, request.end[1])
+        try:
+            module = cst.parse_module(text)
+        except Exception as exc:  # libcst's ParserSyntaxError, or a grammar it does not know
+            raise FixError(f"libcst cannot parse the module: {exc}".splitlines()[0]) from None
+        edited, group_done = _edit(module, group)
+        pieces.append("".join(lines[cursor:first - 1]))
+        pieces.append(edited)
+        cursor = last
+        done.extend(group_done)
+    pieces.append("".join(lines[cursor:]))
 
-    done = [r for r in requests
-            if r.applied or any(wider.applied for wider in r.covered_by)]
     applied = [r for r in done if r.applied]
     if not applied:
         return source, [r.fix for r in done]
-    tree = ast.parse(source)
+    result = "".join(pieces)
     bound = _bound_names(tree)
     missing: List[str] = []
     for request in applied:
@@ -523,12 +541,58 @@ def apply_fixes(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix]]:
                     and name not in missing:
                 missing.append(name)
     if missing:
-        new_module = _add_imports(new_module, missing)
-    result = new_module.code
+        result = _add_imports(cst.parse_module(result), missing).code
     problem = _compiles(result)
     if problem is not None:
         raise FixError(f"the fixed code would not compile ({problem})")
-    return result, [r.fix for r in done]
+    return result, [r.fix for r in sorted(done, key=lambda r: r.order)]
+
+
+def _edit(module, requests: List[_Request]) -> Tuple[str, List[_Request]]:
+    """Apply ``requests`` (positions within ``module``) to one module; its new code and the
+    requests done (applied, or covered by a wider wrap that was)."""
+    from libcst.metadata import MetadataWrapper
+
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    plan = _Plan(wrapper, requests)
+    new_module = wrapper.module.visit(_editor(plan))
+    done = [r for r in requests if r.applied or any(wider.applied for wider in r.covered_by)]
+    return new_module.code, done
+
+
+def _statement_groups(tree: ast.Module, requests: List[_Request], line_count: int):
+    """(first line, last line, requests) for each run of top-level statements that holds
+    targets; statements that share a line, or that one target spans, go together. A target
+    outside every statement puts the whole module in one group."""
+    spans = []
+    for node in tree.body:
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
+        spans.append([first, node.end_lineno or node.lineno])
+    merged: List[List] = []
+    for span in spans:
+        if merged and span[0] <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], span[1])
+        else:
+            merged.append(list(span) + [[]])
+    starts = [span[0] for span in merged]
+    import bisect
+
+    for request in requests:
+        line, end_line = request.start[0], request.end[0]
+        index = bisect.bisect_right(starts, line) - 1
+        if index < 0 or line > merged[index][1]:
+            return [(1, line_count, list(requests))]
+        last = index
+        while last + 1 < len(merged) and merged[last + 1][0] <= end_line:
+            last += 1
+        if last != index:  # one target over several statements: they become one group
+            merged[index][1] = merged[last][1]
+            for other in merged[index + 1:last + 1]:
+                merged[index][2].extend(other[2])
+            del merged[index + 1:last + 1]
+            starts = [span[0] for span in merged]
+        merged[index][2].append(request)
+    return [(first, last, group) for first, last, group in merged if group]
 
 
 Failure = Tuple[Optional[Fix], str]
@@ -572,6 +636,15 @@ def _apply_checked(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix], L
 Linter = Callable[[str], List[Finding]]
 
 
+_last_lines: List[object] = [None, []]  # (text, its physical lines): one split per text, not per finding
+
+
+def _lines_of(source: str) -> List[str]:
+    if _last_lines[0] is not source:
+        _last_lines[:] = [source, physical_lines(source)]
+    return _last_lines[1]  # type: ignore[return-value]
+
+
 def _signature(finding: Finding, source: str) -> tuple:
     """What identifies a finding across rounds, whose edits move lines: its code, message
     (without numbers) and fix, and the text of the fix's target."""
@@ -579,7 +652,7 @@ def _signature(finding: Finding, source: str) -> tuple:
     target = ""
     if fix is not None:
         (line, column), (end_line, end_column) = fix.target
-        lines = physical_lines(source)
+        lines = _lines_of(source)
         if 1 <= line <= end_line <= len(lines):
             chunk = "".join(lines[line - 1:end_line]).encode("utf-8")
             last = len("".join(lines[line - 1:end_line - 1]).encode("utf-8"))
@@ -724,7 +797,7 @@ class FixResult:
     remaining: List[Finding] = field(default_factory=list)
     changed: bool = False  # the fixed code differs from the file's
     written: bool = False
-    diff: str = ""  # unified diff of the change (always computed when changed)
+    diff: str = ""  # unified diff of the change (computed with diff_only)
     problem: Optional[str] = None  # why the file was not (fully) fixed
     error: bool = False  # the problem is an error (exit status 2), not a skipped file
     unresolved: int = 0
@@ -752,10 +825,8 @@ def unified_diff(path: str, old: str, new: str) -> str:
     name = path.replace(os.sep, "/")
     lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
                                  fromfile=f"a/{name}", tofile=f"b/{name}")
-    text = ""
-    for line in lines:
-        text += line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n"
-    return text
+    return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n"
+                   for line in lines)
 
 
 def _is_read_only(path: str, mode: int) -> bool:
@@ -763,12 +834,37 @@ def _is_read_only(path: str, mode: int) -> bool:
         not os.access(path, os.W_OK)
 
 
+def _rewrite_in_place(path: str, data: bytes) -> None:
+    """Overwrite a file that has several hard links, keeping it one file: the fixed bytes are
+    already safe in the temporary file; the two system calls run with SIGINT and SIGTERM held
+    back so that an interruption cannot fall between them."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    blocking = hasattr(signal, "pthread_sigmask")
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if blocking else None
+    try:
+        descriptor = os.open(path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view):]
+            os.ftruncate(descriptor, len(data))
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    finally:
+        if blocking:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def write_atomically(path: str, data: bytes, expected: bytes, expected_stat: os.stat_result
                      ) -> Optional[str]:
     """Replace the file at ``path`` by ``data``; None on success, else why not.
 
     The data goes to a temporary file in the same folder, with the original's permissions, and
-    replaces the original with ``os.replace``. Refused when the file changed on disk since it
+    replaces the original with ``os.replace`` (a file with several hard links is overwritten in
+    place instead, so that the links stay one file). Refused when the file changed on disk since it
     was read (other bytes, size or modification time). A symbolic link is followed: its target
     is replaced and the link stays.
     """
@@ -798,8 +894,11 @@ def write_atomically(path: str, data: bytes, expected: bytes, expected_stat: os.
         if on_disk != expected or now.st_mtime_ns != expected_stat.st_mtime_ns or \
                 now.st_size != expected_stat.st_size:
             return "the file changed on disk while it was being fixed: left unchanged"
-        os.replace(temporary, real)
-        temporary = ""
+        if now.st_nlink > 1:
+            _rewrite_in_place(real, data)  # replacing it would split its hard links
+        else:
+            os.replace(temporary, real)
+            temporary = ""
     except OSError as exc:
         return f"cannot write the fixed file: {exc.strerror or exc}"
     finally:
@@ -818,10 +917,9 @@ def fix_file(path: str, config: Optional[Config] = None, unsafe: bool = False,
     result = FixResult(path)
     try:
         before = os.stat(path)
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except IsADirectoryError:
-        result.problem = "cannot fix: is a directory"
+        data = read_bytes(path)
+    except SourceError as exc:  # not a regular file, too big, unreadable
+        result.problem = f"cannot fix: {exc.reason}"
         return result
     except OSError as exc:
         result.problem = f"cannot fix: {exc.strerror or exc}"
@@ -868,8 +966,8 @@ def fix_file(path: str, config: Optional[Config] = None, unsafe: bool = False,
         return unchanged(f"internal error: the fixed code would not compile ({problem}); "
                          "left unchanged (please report it)")
     result.changed = True
-    result.diff = unified_diff(path, source, new)
     if diff_only:
+        result.diff = unified_diff(path, source, new)
         return result
     try:
         encoded = encode_source(new, data)

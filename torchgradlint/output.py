@@ -60,9 +60,28 @@ class Problem:
         return f"{kind}: {self.reason}"
 
 
+def printable(path: str) -> str:
+    """A file name as one line of text: control characters (a newline in a name would start a
+    forged line, a GitHub Actions ``::error`` command among them) and undecodable bytes (kept by
+    Python as lone surrogates, which no UTF-8 stream accepts) escaped as ``\\n``, ``\\xNN``."""
+    if path.isprintable():
+        return path
+    out = []
+    for char in path:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif not char.isprintable() and char != " ":
+            out.append(char.encode("unicode_escape", "backslashreplace").decode("ascii"))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def format_text(reports: Sequence[Report], problems: Sequence[Problem] = ()) -> str:
     return "".join(
-        f"{r.path}:{r.line}:{r.column}: {r.finding.code} {r.finding.message}\n" for r in reports
+        f"{printable(r.path)}:{r.line}:{r.column}: {r.finding.code} {r.finding.message}\n"
+        for r in reports
     )
 
 

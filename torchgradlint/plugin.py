@@ -12,7 +12,7 @@ from typing import Iterator, List, Sequence, Tuple, Type
 
 from . import __version__
 from .config import Config
-from .engine import lint_tree
+from .engine import lint_tree, may_contain_findings
 
 
 class TorchGradLintPlugin:
@@ -39,9 +39,12 @@ class TorchGradLintPlugin:
 
     @classmethod
     def parse_options(cls, options) -> None:
+        # flake8's excludes: the project view does not look for callers in excluded folders.
+        excludes = _names(getattr(options, "exclude", ())) + _names(getattr(options, "extend_exclude", ()))
         cls.config = Config(
             no_grad_decorators=frozenset(_names(getattr(options, "tgl_no_grad_decorators", ()))),
             model_constructors=frozenset(_names(getattr(options, "tgl_model_constructors", ()))),
+            exclude=tuple(excludes),
         )
 
     def run(self) -> Iterator[Tuple[int, int, str, Type["TorchGradLintPlugin"]]]:
@@ -49,11 +52,30 @@ class TorchGradLintPlugin:
             return
         try:
             source = "".join(self.lines)
+            if not source.isascii() and may_contain_findings(source) and \
+                    not _decodes_as_python_would(self.filename):
+                return  # flake8 fell back to latin-1; `check` says "cannot analyse": one answer
             findings = lint_tree(self.tree, source, self.filename, self.config)
         except Exception:  # noqa: BLE001 -- never break someone's flake8 run
             return
         for finding in findings:
             yield finding.line, finding.col, finding.text(), type(self)
+
+
+def _decodes_as_python_would(filename: str) -> bool:
+    """The file's bytes decode as the interpreter decodes them (PEP 263). flake8 reads a file
+    that does not (invalid UTF-8, a wrong coding cookie) as latin-1 and runs the plugins."""
+    import os
+
+    from .sourcefile import SourceError, decode_source, read_bytes
+
+    if not filename or filename in ("-", "stdin") or not os.path.isfile(filename):
+        return True  # standard input: flake8 decoded it, nothing else to go by
+    try:
+        decode_source(read_bytes(filename), filename)
+    except SourceError:
+        return False
+    return True
 
 
 def _names(values) -> List[str]:

@@ -6,10 +6,16 @@ file (the folder above its outermost package), maps imports to files under it, a
 analysis of one file the summaries (``semantic/summary.py``) of the modules it imports and of
 the modules that import it (for the grad mode and model modes its functions are called with).
 
-Summaries are computed once per file content and cached on disk, keyed by the content's hash and
-torchgradlint's version, in ``.torchgradlint_cache/`` at the project root (relocate it with
-``TORCHGRADLINT_CACHE_DIR``, disable it with ``TORCHGRADLINT_NO_CACHE=1``). Imports that do not
-resolve inside the project are left alone: the analysis stays silent about what it cannot see.
+Everything beside the linted file is read with bounds: regular files only (never a FIFO or a
+device), at most the size limit (``sourcefile.read_bytes``). Callers are looked for under the
+root, without entering excluded folders, nested repositories or projects, virtual
+environments, or files above the size limit.
+
+Summaries are cached on disk (``cache.py``: under the user's cache folder, one folder per
+project, every entry signed and checked), keyed by the module's path under the root, its
+content, the settings and torchgradlint's version, with the digests of the modules it was
+computed from, taken from the very bytes that were read. Imports that do not resolve inside the
+project are left alone: the analysis stays silent about what it cannot see.
 """
 
 from __future__ import annotations
@@ -18,14 +24,15 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from typing import Dict, List, Optional, Tuple
 
 from . import __version__
+from .discovery import ExcludePattern, is_skipped_dir
 
-SKIPPED_DIRS = {".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".venv", "venv", "env",
-                "build", "dist", "node_modules", "site-packages", ".eggs", ".torchgradlint_cache",
-                ".mypy_cache", ".pytest_cache"}
+SKIPPED_DIRS = {".torchgradlint_cache"}  # besides discovery's (VCS, caches, venvs, builds)
+# A folder below the root holding one of these is another project (a cloned repository, a
+# vendored package with its own packaging): its files do not import the linted one.
+NESTED_PROJECT_MARKERS = (".git", ".hg", "pyproject.toml", "setup.py", "setup.cfg")
 MAX_PROJECT_FILES = 5000
 # A module imported by more files than this is a library's utility: its callers are too many and
 # too varied to say anything about how it is called, and reading them all would make a lint slow.
@@ -35,6 +42,8 @@ MAX_IMPORTERS = 40
 IMPORT_LINE = re.compile(rb"\n[ \t]*(?:from[ \t]+([.\w]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)"
                          rb"|import[ \t]+([^\n]+))")
 NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+UNREADABLE = ""  # the digest recorded for a module that could not be read
 
 
 def find_root(path: str) -> str:
@@ -56,12 +65,17 @@ def module_name(root: str, path: str) -> str:
     return ".".join(parts)
 
 
-def _well_formed(summary) -> bool:
-    return isinstance(summary, dict) and isinstance(summary.get("functions"), dict) and \
-        isinstance(summary.get("classes"), dict) and isinstance(summary.get("calls"), list) and \
-        all(isinstance(value, dict) for value in summary["functions"].values()) and \
-        all(isinstance(value, dict) for value in summary["classes"].values()) and \
-        all(isinstance(value, dict) and isinstance(value.get("target"), str) for value in summary["calls"])
+def _read(path: str) -> Optional[bytes]:
+    from .sourcefile import SourceError, read_bytes
+
+    try:
+        return read_bytes(path)
+    except SourceError:
+        return None
+
+
+def _digest(data: Optional[bytes]) -> str:
+    return UNREADABLE if data is None else hashlib.sha256(data).hexdigest()
 
 
 class ProjectIndex:
@@ -69,19 +83,23 @@ class ProjectIndex:
 
     _instances: Dict[Tuple[str, object], "ProjectIndex"] = {}
 
-    def __init__(self, root: str, config=None, cache_dir: Optional[str] = None):
+    def __init__(self, root: str, config=None):
+        from .cache import SummaryCache
+
         self.root = root
+        self.real_root = os.path.realpath(root)
         self.config = config
-        if os.environ.get("TORCHGRADLINT_NO_CACHE"):
-            self.cache_dir = None
-        else:
-            self.cache_dir = cache_dir or os.environ.get("TORCHGRADLINT_CACHE_DIR") or \
-                os.path.join(root, ".torchgradlint_cache")
-        self._summaries: Dict[str, Tuple[bytes, Optional[dict]]] = {}
+        self.cache = SummaryCache.for_root(root)
+        # (path, kind) -> (digest of the module, summary, digests of the modules it read)
+        self._summaries: Dict[Tuple[str, str], Tuple[str, Optional[dict], Dict[str, str]]] = {}
         self._files: Optional[List[str]] = None
         self._in_progress: set = set()
+        self._reading: List[Dict[str, str]] = []  # per summary being computed: what it read
         self._importer_map: Optional[Dict[str, List[str]]] = None
         self._is_file: Dict[str, bool] = {}  # one stat per candidate path and run
+        self._excludes = [pattern if isinstance(pattern, ExcludePattern)
+                          else ExcludePattern.make(pattern, os.getcwd())
+                          for pattern in getattr(config, "exclude", ()) or ()]
 
     @classmethod
     def for_file(cls, path: str, config=None) -> "ProjectIndex":
@@ -94,16 +112,45 @@ class ProjectIndex:
 
     # -- files ------------------------------------------------------------------------------
     def files(self) -> List[str]:
+        """The project's modules that may import others: regular ``*.py`` files under the root
+        within the size limit, outside skipped and excluded folders and nested projects."""
         if self._files is None:
+            from .sourcefile import max_file_size
+
+            limit = max_file_size()
             found: List[str] = []
-            for folder, dirs, names in os.walk(self.root):
-                dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.endswith(".egg-info")
-                                 and not os.path.isfile(os.path.join(folder, d, "pyvenv.cfg")))
-                found.extend(os.path.join(folder, n) for n in sorted(names) if n.endswith(".py"))
-                if len(found) > MAX_PROJECT_FILES:
-                    break
+            pending = [self.root]
+            while pending and len(found) <= MAX_PROJECT_FILES:
+                folder = pending.pop()
+                try:
+                    with os.scandir(folder) as listing:
+                        entries = sorted(listing, key=lambda entry: entry.name)
+                except OSError:
+                    continue
+                folders = []
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            if self._walks_into(entry):
+                                folders.append(entry.path)
+                        elif entry.name.endswith(".py") and entry.is_file() and \
+                                entry.stat().st_size <= limit and not self._excluded(entry.path):
+                            found.append(entry.path)
+                    except OSError:
+                        continue
+                pending.extend(reversed(folders))
             self._files = found[:MAX_PROJECT_FILES]
         return self._files
+
+    def _walks_into(self, entry) -> bool:
+        if entry.name in SKIPPED_DIRS or is_skipped_dir(entry.path, entry.name):
+            return False
+        if any(os.path.lexists(os.path.join(entry.path, marker)) for marker in NESTED_PROJECT_MARKERS):
+            return False
+        return not self._excluded(entry.path)
+
+    def _excluded(self, path: str) -> bool:
+        return any(pattern.matches(path) for pattern in self._excludes)
 
     def path_of(self, module: str, near: Optional[str] = None) -> Optional[str]:
         """The file of a module: under the root, or (as Python does for a script) next to the
@@ -143,89 +190,90 @@ class ProjectIndex:
         """The summary of the module at ``path``; None when it cannot be read or is being
         summarized already (an import cycle)."""
         path = os.path.abspath(path)
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError:
+        data = _read(path)
+        digest = _digest(data)
+        if self._reading:  # a summary being computed reads this module: it depends on it
+            self._reading[-1][self.relative(path)] = digest
+        if data is None:
             return None
         # A summary reads the summaries of what its module imports, and those are "shallow":
         # computed from their own file alone. Two levels, never the whole project.
         kind = "shallow" if self._in_progress else "full"
-        digest = hashlib.sha1(data).digest()  # keep a digest, not the file, in memory
         cached = self._summaries.get((path, kind))
-        if cached is not None and cached[0] == digest:
+        if cached is not None and cached[0] == digest and self._unchanged(cached[2]):
             return cached[1]
         if path in self._in_progress:
             return None
-        summary = self._load_cached(data, kind)
-        if summary is None:
+        key = self._cache_key(path, digest, kind)
+        loaded = self._load_cached(key)
+        if loaded is not None:
+            summary, depends_on = loaded
+        else:
             self._in_progress.add(path)
+            self._reading.append({})
             try:
                 summary = self._compute(path, data, linked=kind == "full")
             finally:
+                depends_on = self._reading.pop()
                 self._in_progress.discard(path)
-            self._store_cached(data, summary, kind)
-        self._summaries[(path, kind)] = (digest, summary)
+            self._store_cached(key, summary, depends_on)
+        self._summaries[(path, kind)] = (digest, summary, depends_on)
         return summary
 
-    def _cache_file(self, data: bytes, kind: str) -> Optional[str]:
-        if self.cache_dir is None:
+    def _cache_key(self, path: str, digest: str, kind: str) -> Optional[str]:
+        """Everything an entry depends on besides the modules it read: the module's place in
+        the project and its content, the settings, the version."""
+        if self.cache is None:
             return None
         from .semantic.summary import SUMMARY_FORMAT
 
-        key = f"{__version__}/{SUMMARY_FORMAT}/{kind}/{self._settings()}"
-        digest = hashlib.sha256(data + key.encode()).hexdigest()
-        return os.path.join(self.cache_dir, digest[:2], digest + ".json")
+        root = os.path.relpath(self.real_root, self.cache.project).replace(os.sep, "/")
+        return json.dumps([__version__, SUMMARY_FORMAT, kind, self._settings(), root,
+                           self.relative(path), digest])
 
-    @staticmethod
-    def _digest(path: str) -> Optional[str]:
-        try:
-            with open(path, "rb") as handle:
-                return hashlib.sha256(handle.read()).hexdigest()
-        except OSError:
+    def _confined(self, relative: str) -> Optional[str]:
+        """The file a dependency names, if it is a plain path inside the root."""
+        if not relative or "\0" in relative or "\\" in relative or relative.startswith("/") or \
+                os.path.isabs(relative) or ".." in relative.split("/"):
             return None
+        path = os.path.join(self.root, *relative.split("/"))
+        folder = os.path.realpath(os.path.dirname(path))
+        if os.path.commonpath([folder, self.real_root]) != self.real_root:
+            return None  # through a linked folder that leads out of the project
+        return path
 
-    def _load_cached(self, data: bytes, kind: str) -> Optional[dict]:
-        """A cached summary, if every module it was computed from is unchanged."""
-        path = self._cache_file(data, kind)
-        if path is None or not os.path.isfile(path):
-            return None
-        try:
-            with open(path, encoding="utf-8") as handle:
-                entry = json.load(handle)
-        except (OSError, ValueError):
-            return None
-        if not isinstance(entry, dict) or not isinstance(entry.get("depends_on", {}), dict):
-            return None  # not written by this version: compute it again
-        for dependency, digest in entry.get("depends_on", {}).items():
-            if not isinstance(dependency, str) or self._digest(os.path.join(self.root, dependency)) != digest:
-                return None
-        summary = entry.get("summary")
-        if not _well_formed(summary):
-            return None
-        return summary
+    def _unchanged(self, depends_on: Dict[str, str]) -> bool:
+        for relative, digest in depends_on.items():
+            path = self._confined(relative)
+            if path is None or _digest(_read(path)) != digest:
+                return False
+        return True
 
-    def _store_cached(self, data: bytes, summary: Optional[dict], kind: str) -> None:
-        path = self._cache_file(data, kind)
-        if path is None or summary is None:
+    def _load_cached(self, key: Optional[str]) -> Optional[Tuple[dict, Dict[str, str]]]:
+        """A cached summary and what it depends on, if the entry is well formed and every
+        module it was computed from is unchanged."""
+        from .semantic.summary import is_valid_summary
+
+        if key is None:
+            return None
+        entry = self.cache.load(key)
+        if entry is None:
+            return None
+        depends_on, summary = entry.get("depends_on"), entry.get("summary")
+        if type(depends_on) is not dict or not all(
+                type(name) is str and type(digest) is str and
+                (digest == UNREADABLE or HEX_DIGEST.fullmatch(digest))
+                for name, digest in depends_on.items()):
+            return None
+        if not is_valid_summary(summary) or not self._unchanged(depends_on):
+            return None
+        return summary, depends_on
+
+    def _store_cached(self, key: Optional[str], summary: Optional[dict],
+                      depends_on: Dict[str, str]) -> None:
+        if key is None or summary is None:
             return
-        depends_on = {}
-        for relative in summary.get("imports", ()):
-            source = os.path.join(self.root, relative)
-            if os.path.isfile(source):
-                depends_on[relative] = self._digest(source)
-        try:
-            if not os.path.isdir(self.cache_dir):
-                os.makedirs(self.cache_dir, exist_ok=True)
-                with open(os.path.join(self.cache_dir, ".gitignore"), "w") as ignore:
-                    ignore.write("# created by torchgradlint\n*\n")
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump({"depends_on": depends_on, "summary": summary}, out)
-            os.replace(temporary, path)
-        except OSError:
-            pass  # a read-only tree: work without the disk cache
+        self.cache.store(key, {"depends_on": depends_on, "summary": summary})
 
     def _compute(self, path: str, data: bytes, linked: bool = True) -> Optional[dict]:
         import ast
@@ -252,11 +300,11 @@ class ProjectIndex:
         except Exception:  # noqa: BLE001 -- a helper we cannot read is a helper we cannot see
             return None
 
-    def _settings(self) -> str:
+    def _settings(self) -> list:
         """The settings a summary depends on, as part of its cache key."""
         config = self._config()
-        return json.dumps([sorted(config.no_grad_decorators), sorted(config.model_constructors),
-                           config.shortcuts])
+        return [sorted(config.no_grad_decorators), sorted(config.model_constructors),
+                config.shortcuts]
 
     def _config(self):
         from .config import DEFAULT_CONFIG
@@ -272,10 +320,8 @@ class ProjectIndex:
             modules = self._module_files()
             mapping: Dict[str, List[str]] = {}
             for path in self.files():
-                try:
-                    with open(path, "rb") as handle:
-                        data = handle.read()
-                except OSError:
+                data = _read(path)
+                if data is None:
                     continue
                 current = module_name(self.root, path)
                 is_package = os.path.basename(path) == "__init__.py"
@@ -355,8 +401,5 @@ class ProjectIndex:
 
     @staticmethod
     def _mentions(path: str, pattern) -> bool:
-        try:
-            with open(path, "rb") as handle:
-                return pattern.search(handle.read()) is not None
-        except OSError:
-            return False
+        data = _read(path)
+        return data is not None and pattern.search(data) is not None

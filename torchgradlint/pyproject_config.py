@@ -262,7 +262,7 @@ def merge(file: FileSettings, options: Options, cwd: Optional[str] = None) -> Se
         select=codes,
         # Config treats an empty select as "everything": an empty selection ignores every rule.
         ignore=() if codes else tuple(rule.code for rule in RULES),
-        exclude=tuple(pattern.pattern for pattern in patterns),
+        exclude=tuple(patterns),
     )
     return Settings(config=config, exclude=patterns, source=file.path)
 

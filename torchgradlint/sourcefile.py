@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tokenize
-from typing import Union
+from typing import Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+# Python files bigger than this are not read (a ``*.py`` link to ``/dev/zero``, a generated data
+# dump): the command says "cannot analyse: too big", the project view leaves them out.
+DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
+MAX_FILE_SIZE_VARIABLE = "TORCHGRADLINT_MAX_FILE_SIZE"
+_SIZE_UNITS = {"": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2,
+               "mib": 1024 ** 2, "g": 1024 ** 3, "gb": 1024 ** 3, "gib": 1024 ** 3}
 
 
 class SourceError(Exception):
@@ -58,15 +66,71 @@ def decode_source(data: bytes, path: PathLike = "<bytes>") -> str:
     return text
 
 
-def read_source(path: PathLike) -> str:
-    """The text of the Python file at ``path``; SourceError if it cannot be read or decoded."""
+def max_file_size() -> int:
+    """The size limit in bytes: ``TORCHGRADLINT_MAX_FILE_SIZE`` (``20M``, ``512k``, ``1000000``)
+    or 10 MiB."""
+    text = os.environ.get(MAX_FILE_SIZE_VARIABLE, "").strip().lower()
+    number = text.rstrip("kmgib")
+    unit = text[len(number):]
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        value = int(float(number) * _SIZE_UNITS[unit]) if number else DEFAULT_MAX_FILE_SIZE
+    except (ValueError, KeyError, OverflowError):
+        return DEFAULT_MAX_FILE_SIZE
+    return value if value > 0 else DEFAULT_MAX_FILE_SIZE
+
+
+def _megabytes(size: int) -> str:
+    if size < 1024 ** 2:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / 1024 ** 2:.1f} MiB"
+
+
+def read_bytes(path: PathLike, limit: Optional[int] = None) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``limit`` of them (default
+    :func:`max_file_size`); SourceError for anything else.
+
+    Never blocks and never reads without bound: the file is opened without waiting (a FIFO
+    named ``x.py`` would wait for a writer), then refused unless it is a regular file (FIFOs,
+    sockets, ``/dev/zero`` and other devices) and smaller than the limit."""
+    limit = max_file_size() if limit is None else limit
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | \
+        getattr(os, "O_NOCTTY", 0)
+    try:
+        descriptor = os.open(path, flags)
     except IsADirectoryError:
         raise SourceError(path, "is a directory") from None
     except FileNotFoundError:
         raise SourceError(path, "no such file") from None
     except OSError as exc:
         raise SourceError(path, exc.strerror or str(exc)) from None
-    return decode_source(data, path)
+    try:
+        status = os.fstat(descriptor)
+        if stat.S_ISDIR(status.st_mode):
+            raise SourceError(path, "is a directory")
+        if not stat.S_ISREG(status.st_mode):
+            raise SourceError(path, "not a regular file (a FIFO, socket or device)")
+        if status.st_size > limit:
+            raise SourceError(path, f"too big ({_megabytes(status.st_size)}; the limit is "
+                              f"{_megabytes(limit)}, {MAX_FILE_SIZE_VARIABLE} changes it)")
+        chunks = []
+        remaining = limit + 1  # a file that grows while it is read is still bounded
+        while remaining > 0:
+            chunk = os.read(descriptor, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise SourceError(path, exc.strerror or str(exc)) from None
+    finally:
+        os.close(descriptor)
+    if len(data) > limit:
+        raise SourceError(path, f"too big (more than {_megabytes(limit)}; "
+                          f"{MAX_FILE_SIZE_VARIABLE} changes the limit)")
+    return data
+
+
+def read_source(path: PathLike) -> str:
+    """The text of the Python file at ``path``; SourceError if it cannot be read or decoded."""
+    return decode_source(read_bytes(path), path)

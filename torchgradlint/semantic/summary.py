@@ -116,6 +116,93 @@ def _calls_out(model) -> List[dict]:
     return calls
 
 
+# -- the schema a summary read back from disk must match ------------------------------------
+# A cache entry is data from disk: anything of another shape (an older format, a damaged or
+# hand-edited file) is refused as a whole, and the summary is computed again.
+
+GRAD_MODES = frozenset({"on", "off", "dynamic"})
+
+
+def _is_list_of(value, kinds) -> bool:
+    return type(value) is list and all(type(item) in kinds for item in value)
+
+
+def _is_str_list(value) -> bool:
+    return _is_list_of(value, (str,))
+
+
+def _is_mode(value, allow_none: bool = True) -> bool:
+    """A mode set as ``_mode_to_json`` writes it: [[mode, detail], ...]."""
+    if value is None:
+        return allow_none
+    return type(value) is list and all(
+        type(pair) is list and len(pair) == 2 and type(pair[0]) is str
+        and type(pair[1]) in (str, int, type(None)) for pair in value)
+
+
+def _has_exactly(value, fields: Dict[str, object]) -> bool:
+    if type(value) is not dict or set(value) != set(fields):
+        return False
+    return all(check(value[name]) for name, check in fields.items())
+
+
+def _optional(*kinds):
+    return lambda value: value is None or type(value) in kinds
+
+
+def _is(*kinds):
+    return lambda value: type(value) in kinds
+
+
+FUNCTION_FIELDS = {
+    "params": _is_str_list,
+    "method": _is(bool),
+    "no_grad_helper": _is(bool),
+    "decorated_grad": lambda v: v is None or (_is_str_list(v) and set(v) <= GRAD_MODES),
+    "trains": _is(bool),
+    "effects": lambda v: type(v) is dict and all(type(k) is str and _is_mode(m) for k, m in v.items()),
+    "returns_model": _optional(str, bool),
+    "return_mode": _is_mode,
+    "params_run_as_models": _is_str_list,
+    "params_reaching_training": _is_str_list,
+}
+CLASS_FIELDS = {
+    "is_module": _is(bool),
+    "dropout_or_batchnorm": _optional(bool),
+    "freezes_itself": _is(bool),
+}
+CALL_FIELDS = {
+    "target": lambda v: type(v) is str and ":" in v,
+    "line": _is(int),
+    "grad": lambda v: _is_str_list(v) and set(v) <= GRAD_MODES,
+    "args": lambda v: type(v) is list and all(_is_mode(item) for item in v),
+    "kwargs": lambda v: type(v) is dict and all(type(k) is str and _is_mode(m) for k, m in v.items()),
+    "feeds_training": _is(bool),
+    "trains_through_result": _is(bool),
+    "evaluation": _optional(str, bool),
+}
+
+
+def is_valid_summary(summary) -> bool:
+    """``summary`` has exactly the shape ``summarize`` gives (or the empty summary of a module
+    that cannot draw a finding): every key, every type, nothing else."""
+    if type(summary) is not dict:
+        return False
+    functions, classes, calls = summary.get("functions"), summary.get("classes"), summary.get("calls")
+    if type(functions) is not dict or type(classes) is not dict or type(calls) is not list:
+        return False
+    if type(summary.get("module")) is not str or type(summary.get("format")) is not int:
+        return False
+    if not set(summary) <= {"format", "module", "functions", "classes", "calls", "imports"}:
+        return False
+    if "imports" in summary and not _is_str_list(summary["imports"]):
+        return False
+    return all(type(name) is str and _has_exactly(facts, FUNCTION_FIELDS)
+               for name, facts in functions.items()) and \
+        all(type(name) is str and _has_exactly(facts, CLASS_FIELDS) for name, facts in classes.items()) and \
+        all(_has_exactly(call, CALL_FIELDS) for call in calls)
+
+
 class ExternalLinker:
     """Installs, in a file's semantic model, stubs for the project functions and classes it
     imports (from their summaries), and the calls other modules make into its functions."""
