@@ -109,6 +109,64 @@ def wraps_no_grad(references: GradSwitchReferences, function: FunctionInfo) -> b
     return disables and api.ENABLE_GRAD not in named and not any(site.model for site in function.sites)
 
 
+def bound_names(function: FunctionInfo) -> Set[str]:
+    """The names a function binds itself (its local variables): parameters, assignment, loop
+    and ``with`` targets, imports, nested definitions, minus ``global``/``nonlocal`` names."""
+    cached = getattr(function, "_bound_names", None)
+    if cached is not None:
+        return cached
+    bound: Set[str] = set(function.params) | set(function.nested)
+    shared: Set[str] = set()
+    targets: List[ast.AST] = []
+    for statement in function.statements:
+        kind = type(statement)
+        if kind is ast.Assign:
+            targets.extend(statement.targets)
+        elif kind in (ast.AnnAssign, ast.AugAssign):
+            targets.append(statement.target)
+        elif kind in (ast.For, ast.AsyncFor):
+            targets.append(statement.target)
+        elif kind in (ast.With, ast.AsyncWith):
+            targets.extend(item.optional_vars for item in statement.items if item.optional_vars)
+        elif kind in (ast.Import, ast.ImportFrom):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in statement.names)
+        elif kind in (ast.Global, ast.Nonlocal):
+            shared.update(statement.names)
+        elif kind is ast.ClassDef:
+            bound.add(statement.name)
+        elif isinstance(statement, ast.Try):
+            bound.update(handler.name for handler in statement.handlers if handler.name)
+    while targets:
+        target = targets.pop()
+        if isinstance(target, ast.Name):
+            bound.add(target.id)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            targets.extend(target.elts)
+        elif isinstance(target, ast.Starred):
+            targets.append(target.value)
+    bound -= shared
+    function._bound_names = bound
+    return bound
+
+
+def binding_scope(function: FunctionInfo, name: str) -> FunctionInfo:
+    """The scope whose variable ``name`` is, seen from ``function`` (Python's LEGB without
+    builtins: the function itself, an enclosing function, else the module)."""
+    for scope in function.enclosing_functions():
+        if scope.is_module_scope or name in bound_names(scope):
+            return scope
+    return function
+
+
+def shares_variable(caller: FunctionInfo, callee: FunctionInfo, name: str) -> bool:
+    """``name`` is the same variable in the caller and in the callee: a global both read, or a
+    variable of a function that a nested function closes over."""
+    if callee.external or name == "self":
+        return False
+    scope = binding_scope(callee, name)
+    return scope is not callee and scope is binding_scope(caller, name)
+
+
 def _same(a: Optional[State], b: Optional[State]) -> bool:
     if a is None or b is None:
         return a is b
@@ -198,7 +256,8 @@ class FlowAnalysis:
                                       for site in function.sites if site.target is not None}
                 before = (self.effects.get(id(function)), set(self.touched.get(id(function), ())))
                 returned = self.return_modes.get(id(function))
-                roots = {param: passed_in(param) for param in function.params}
+                roots = {name: passed_in(name) for name in self._free_roots(function)}
+                roots.update({param: passed_in(param) for param in function.params})
                 roots["self"] = passed_in("self")
                 self._analyze(function, State(GRAD_ON, roots))
                 after = (self.effects.get(id(function)), self.touched.get(id(function)))
@@ -209,6 +268,22 @@ class FlowAnalysis:
             if not changed:
                 break
         self._summarizing = False
+
+    def _free_roots(self, function: FunctionInfo) -> Set[str]:
+        """Variables of enclosing scopes (globals, closures) whose modes the function may use
+        or change: models it names, and the roots of what its callees switch."""
+        if function.is_module_scope:
+            return set()
+        names = set()
+        for site in function.sites:
+            for key in (site.model, site.receiver if site.method in ("eval", "train") else None):
+                if key:
+                    names.add(key.split(".")[0])
+            if site.target is not None:
+                names.update(key.split(".")[0] for key in self.touched.get(id(site.target), ()))
+                names.update(root for root in (dotted(arg) for arg in site.node.args) if root)
+        return {name.split(".")[0] for name in names
+                if name != "self" and binding_scope(function, name.split(".")[0]) is not function}
 
     def _propagate_states(self) -> None:
         visits: Dict[int, int] = {}
@@ -286,7 +361,7 @@ class FlowAnalysis:
         """What the function leaves behind: the modes of the models it was passed (or of
         ``self``'s attributes) that it switched, assigned or handed to a switching helper."""
         touched = set()
-        roots = set(function.params) | {"self"}
+        roots = set(function.params) | {"self"} | self._free_roots(function)
         for site in function.sites:
             if site.method in ("eval", "train") and site.receiver:
                 touched.add(site.receiver)
@@ -518,6 +593,8 @@ class FlowAnalysis:
         for param, arg in self.facts.bind_arguments(site, site.target):
             if param == root:
                 return self._expression_mode(state, arg)
+        if shares_variable(site.function, site.target, root):
+            return lookup_mode(state.modes, root)
         return None
 
     def _apply_constructor(self, site: CallSite, key: str, state: State) -> State:
@@ -548,6 +625,8 @@ class FlowAnalysis:
                 if text is None:
                     return None
                 return f"{text}.{rest}" if rest else text
+        if shares_variable(site.function, target, root):
+            return key  # a global, or a variable the callee closes over
         return None
 
     def _contribute(self, site: CallSite, state: State) -> None:
@@ -566,6 +645,9 @@ class FlowAnalysis:
                     modes[param + caller_key[len(text):]] = value
             if site.receiver and (caller_key == site.receiver or caller_key.startswith(site.receiver + ".")):
                 modes["self" + caller_key[len(site.receiver):]] = value
+            root = caller_key.partition(".")[0]
+            if caller_key not in modes and shares_variable(site.function, target, root):
+                modes[caller_key] = value
         contribution = State(state.grad, modes)
         # Within one analysis of the caller a call may be reached several times (loops): join.
         # A new analysis of the caller replaces what its earlier, provisional one passed on.
