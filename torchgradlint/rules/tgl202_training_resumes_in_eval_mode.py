@@ -31,6 +31,8 @@ def check(model):
             loop.node.lineno <= line <= loop.node.end_lineno for loop in site.loops for line in eval_lines)
         if not resumed:
             continue
+        if model.training_excluded_by_guard(site, set(eval_lines)):
+            continue  # ``if phase == "train": model.train() else: model.eval()`` ... backward likewise
         yield Finding(
             INFO.code, site.line, site.col,
             f"training forward of `{site.model}` may run in eval mode left by line "

@@ -211,6 +211,51 @@ class SemanticModel:
                     return True  # ``if training: model.train()``: the caller picks the mode
         return False
 
+    def training_excluded_by_guard(self, site: CallSite, eval_lines) -> bool:
+        """Every ``eval()`` that reaches the training forward ``site`` runs under one branch of
+        a test, and every training step of the forward's loop under the other branch of the same
+        test, whose names nothing reassigns inside the iteration (the ``for phase in ["train",
+        "val"]`` idiom): on the paths where the forward trains, the model is not in eval mode."""
+        function = site.function
+        switches = [index for index, statement in enumerate(function.statements)
+                    if statement.lineno in eval_lines]
+        if len(switches) < len(set(eval_lines)):
+            return False  # an eval() in a helper is not guarded here
+        loop = next((loop for loop in reversed(site.loops)
+                     if all(loop.contains_index(index) for index in switches)), None)
+        if loop is None or not switches:
+            return False  # an eval() before the loop holds for every iteration
+        eval_indexes = switches
+        steps = [other for other in loop.sites if self.facts.site_trains(other)]
+        if not steps:
+            return False
+        for eval_index in eval_indexes:
+            for step in steps:
+                step_guards = {(ast.dump(t), b) for t, b in function.guards[step.index]}
+                if not any((ast.dump(test), not branch) in step_guards and
+                           self._stable_within(function, loop, test, min(eval_index, step.index))
+                           for test, branch in function.guards[eval_index]):
+                    return False
+        return True
+
+    @staticmethod
+    def _stable_within(function: FunctionInfo, loop: Loop, test: ast.expr, first_use: int) -> bool:
+        """Inside one iteration of ``loop``, the names the test reads are bound only before
+        ``first_use`` and not inside an inner loop (``is_train = split == "train"`` at the top)."""
+        names = {node.id for node in ast.walk(test) if isinstance(node, ast.Name)}
+        for index in range(loop.first_index + 1, loop.last_index + 1):
+            statement = function.statements[index]
+            targets = list(statement.targets) if isinstance(statement, ast.Assign) else \
+                [statement.target] if isinstance(statement, (ast.AugAssign, ast.AnnAssign, ast.For)) else []
+            if not any(isinstance(node, ast.Name) and node.id in names
+                       for target in targets for node in ast.walk(target)):
+                continue
+            inner = any(other is not loop and loop.first_index < other.first_index <= index <= other.last_index
+                        for other in function.loops)
+            if index >= first_use or inner:
+                return False
+        return True
+
     def may_have_dropout_or_batchnorm(self, site: CallSite, key: str) -> bool:
         cls = self.facts.model_class_of(site.function, key) or self._part_class(site.function, key)
         if cls is None:
