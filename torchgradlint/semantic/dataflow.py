@@ -46,7 +46,7 @@ def may_reach_training(functions: List[FunctionInfo], linker, returns_training) 
 
 
 def _feeds_backward(site: CallSite) -> bool:
-    return site.method in ("backward", "manual_backward") or \
+    return site.method in ("backward", "manual_backward") or site.hidden_step or \
         site.qualified in api.AUTOGRAD_GRAD or site.qualified in api.AUTOGRAD_BACKWARD
 
 
@@ -237,7 +237,7 @@ class Dataflow:
             self.value_preds[node] |= inputs
         else:
             self.preds[node] |= inputs
-        if site.method in ("backward", "manual_backward"):  # _feeds_backward, as these two
+        if site.method in ("backward", "manual_backward") or site.hidden_step:  # _feeds_backward
             self.preds[TRAINING] |= inputs
             if isinstance(call.func, ast.Attribute):
                 self.preds[TRAINING] |= self.sources(function, index, call.func.value, bound)

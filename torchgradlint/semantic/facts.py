@@ -55,6 +55,7 @@ class Facts:
             self._find_instances(function)
         for function in self.functions:
             self._resolve_calls(function)
+        self._resolve_calls_of_passed_instances()
         for _ in range(len(self.functions) + 4):  # to a fixpoint, whatever the definition order
             changed = False
             for function in self.functions:
@@ -153,6 +154,38 @@ class Facts:
             if site.target is not None and not site.target.external:
                 site.target.callers.append(site)
 
+    def _resolve_calls_of_passed_instances(self) -> None:
+        """``train_one_epoch(..., NativeScaler())``: a parameter holds an instance of an in-file
+        class when its callers pass one; calling it (``loss_scaler(loss, optimizer)``) runs
+        that class's ``__call__``. Down a chain of helpers, a few rounds."""
+        for _ in range(3):
+            gained = False
+            for function in self.functions:
+                if function.is_module_scope or function.external:
+                    continue
+                for site in function.callers:
+                    for param, arg in self.bind_arguments(site, function):
+                        cls = self._instance_passed(site.function, arg)
+                        if cls is not None and (id(function), param) not in self.instance_class:
+                            self.instance_class[(id(function), param)] = cls
+                            gained = True
+            if not gained:
+                return
+            for function in self.functions:
+                for site in function.sites:
+                    if site.target is None and site.constructs is None:
+                        site.target = self.resolve_call(site)
+                        if site.target is not None and not site.target.external:
+                            site.target.callers.append(site)
+
+    def _instance_passed(self, function: FunctionInfo, arg: ast.AST) -> Optional[ClassInfo]:
+        if isinstance(arg, ast.Call):
+            callee = dotted(arg.func)
+            cls = self.classes.get(callee) if callee else None
+            return cls if cls is not None and not cls.external else None
+        key = dotted(arg)
+        return self.class_of_instance(function, key) if key else None
+
     def enclosing_class(self, function: FunctionInfo) -> Optional[ClassInfo]:
         for scope in function.enclosing_functions():
             if scope.cls is not None:
@@ -168,6 +201,9 @@ class Facts:
             for scope in function.enclosing_functions():
                 if name in scope.nested:
                     return scope.nested[name]
+            cls = self.class_of_instance(function, name)
+            if cls is not None and not cls.is_module:
+                return cls.find_method("__call__")  # an object of an in-file class, called
             return None
         if site.receiver in ("self", "cls"):
             cls = self.enclosing_class(function)
@@ -523,7 +559,8 @@ class Facts:
 
     def bind_arguments(self, site: CallSite, target: FunctionInfo) -> Iterable[Tuple[str, ast.AST]]:
         params = list(target.params)
-        if target.cls is not None and params and (site.receiver is not None or site.constructs):
+        if target.cls is not None and params and (site.receiver is not None or site.constructs or
+                                                  target.name == "__call__"):
             params = params[1:]  # self / cls
         node = site.node
         for param, arg in zip(params, node.args):
@@ -567,12 +604,37 @@ class Facts:
                 self.training_sites.add(id(site))
             elif site.method == "step" and site.receiver and "scaler" in site.receiver.lower():
                 self.training_sites.add(id(site))
+            elif self._hands_loss_to_unknown_step(function, site):
+                site.hidden_step = True
+                self.training_sites.add(id(site))
             elif site.method == "requires_grad_":
                 args = site.node.args
                 if not args or (isinstance(args[0], ast.Constant) and args[0].value is True):
                     self.gradient_wanted.add(id(function))
                 elif isinstance(args[0], ast.Constant) and args[0].value is False and site.receiver:
                     self.frozen.add(site.receiver)
+
+    def _hands_loss_to_unknown_step(self, function: FunctionInfo, site: CallSite) -> bool:
+        """A call of code we cannot see (a parameter, an object of an imported class) handed a
+        loss first and an optimizer after it: ``loss_scaler(loss, optimizer, ...)``. A function
+        or class we can read decides by its own code; a constructor or torch builds, not steps."""
+        if site.target is not None or site.constructs is not None or site.model is not None or \
+                site.callee is None or api.is_class_like(site.callee) or \
+                (site.qualified or "").split(".")[0] in api.TORCH_ROOTS:
+            return False
+        arguments = [arg for arg in site.node.args if not isinstance(arg, ast.Starred)]
+        if len(arguments) < 2 or not self._names_a_loss(function, arguments[0]):
+            return False
+        rest = arguments[1:] + [k.value for k in site.node.keywords if k.arg == "optimizer"]
+        return any(self.is_optimizer(function, dotted(arg)) for arg in rest if dotted(arg))
+
+    def _names_a_loss(self, function: FunctionInfo, expr: ast.AST) -> bool:
+        """A loss: named one, or computed by a loss function or criterion call."""
+        if isinstance(expr, ast.Call):
+            callee = dotted(expr.func) or ""
+            return bool(set(api.words(callee.rsplit(".", 1)[-1])) & api.LOSS_WORDS)
+        key = dotted(expr)
+        return bool(key) and bool(set(api.words(key.rsplit(".", 1)[-1])) & api.LOSS_WORDS)
 
     def _freeze_from_loop(self, function: FunctionInfo, target: ast.Attribute) -> None:
         """``for p in model.parameters(): p.requires_grad = False`` freezes ``model``."""

@@ -104,6 +104,9 @@ class CallSite:
     # A call of a project helper (another module) that runs this one model of the caller's with
     # autograd on: ``discriminator_loss(netD, real, fake)``. A forward for graph questions only.
     through_helper: Optional[str] = None
+    # A call into code we cannot see that is handed a loss and an optimizer (``loss_scaler(loss,
+    # optimizer)``, MAE's NativeScaler): it runs the backward pass and the step.
+    hidden_step: bool = False
 
     @property
     def line(self) -> int:
