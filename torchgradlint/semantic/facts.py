@@ -53,6 +53,7 @@ class Facts:
         self._classify_classes()
         for function in self.functions:
             self._find_instances(function)
+        self.own_module_names = self._own_module_names()
         for function in self.functions:
             self._resolve_calls(function)
         self._resolve_calls_of_passed_instances()
@@ -154,6 +155,25 @@ class Facts:
             if site.target is not None and not site.target.external:
                 site.target.callers.append(site)
 
+    def _own_module_names(self) -> Set[str]:
+        """Module-level names bound to this very module: ``importlib.import_module(__name__)``,
+        ``sys.modules[__name__]`` (how a script's ``__main__`` block calls its public API)."""
+        names = set()
+        for statement in self.module.statements:
+            if not isinstance(statement, ast.Assign) or len(statement.targets) != 1 or \
+                    not isinstance(statement.targets[0], ast.Name):
+                continue
+            value = statement.value
+            if isinstance(value, ast.Call) and self.imports.resolve(value.func) == "importlib.import_module":
+                argument = value.args[0] if value.args else None
+            elif isinstance(value, ast.Subscript) and self.imports.resolve(value.value) == "sys.modules":
+                argument = value.slice
+            else:
+                continue
+            if isinstance(argument, ast.Name) and argument.id == "__name__":
+                names.add(statement.targets[0].id)
+        return names
+
     def _resolve_calls_of_passed_instances(self) -> None:
         """``train_one_epoch(..., NativeScaler())``: a parameter holds an instance of an in-file
         class when its callers pass one; calling it (``loss_scaler(loss, optimizer)``) runs
@@ -208,6 +228,10 @@ class Facts:
         if site.receiver in ("self", "cls"):
             cls = self.enclosing_class(function)
             return cls.find_method(site.method) if cls else None
+        if site.receiver in self.own_module_names:
+            found = self.module.nested.get(site.method or "")
+            if found is not None:
+                return found  # ``api = importlib.import_module(__name__)``; ``api.detect(net, x)``
         cls = self.class_of_instance(function, site.receiver)
         if cls is not None:
             return cls.find_method(site.method)
