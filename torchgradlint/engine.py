@@ -141,11 +141,19 @@ def _lint_tree(tree: ast.Module, source: str, filename: str, config: Optional[Co
 
     config = config or DEFAULT_CONFIG
     imports = ImportTable.from_tree(tree)
+    project = None
     if not imports.imports_absolute(*TORCH_ROOTS):
-        return []  # only code that uses torch (or a library on it) can hold these bugs
+        project = _project_for(filename, config) if imports.star_modules else None
+        if project is None:
+            return []  # only code that uses torch (or a library on it) can hold these bugs
+        # ``from utils import *``, where utils imports torch, gives this file torch too.
+        imports.add_star_aliases(project.star_aliases(filename, imports.star_modules))
+        if not imports.imports_absolute(*TORCH_ROOTS):
+            return []
+    else:
+        project = _project_for(filename, config)
     try:
-        model = SemanticModel(tree, filename, config, project=_project_for(filename, config),
-                              imports=imports)
+        model = SemanticModel(tree, filename, config, project=project, imports=imports)
     except (RecursionError, TooDeepToAnalyse):
         on_skip(filename, TOO_DEEP)
         return []

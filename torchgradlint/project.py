@@ -100,6 +100,7 @@ class ProjectIndex:
         self._excludes = [pattern if isinstance(pattern, ExcludePattern)
                           else ExcludePattern.make(pattern, os.getcwd())
                           for pattern in getattr(config, "exclude", ()) or ()]
+        self._module_imports: Dict[str, Tuple[Dict[str, Tuple[str, str]], List[str]]] = {}
 
     @classmethod
     def for_file(cls, path: str, config=None) -> "ProjectIndex":
@@ -311,6 +312,88 @@ class ProjectIndex:
 
         return self.config or DEFAULT_CONFIG
 
+    # -- what a module's imports bring in ----------------------------------------------------
+    def module_imports(self, path: str) -> Tuple[Dict[str, Tuple[str, str]], List[str]]:
+        """A module's ``from X import a as b`` statements -- ``{"b": (X, "a")}`` with X made
+        absolute -- and the modules it star-imports, read from its import lines (no parse)."""
+        path = os.path.abspath(path)
+        cached = self._module_imports.get(path)
+        if cached is not None:
+            return cached
+        named: Dict[str, Tuple[str, str]] = {}
+        stars: List[str] = []
+        data = _read(path) or b""
+        current = module_name(self.root, path)
+        is_package = os.path.basename(path) == "__init__.py"
+        for match in IMPORT_LINE.finditer(b"\n" + data):
+            origin, members, plain = match.groups()
+            if plain is not None:
+                for part in plain.decode("utf-8", "replace").split(","):
+                    words = part.split()
+                    if len(words) == 3 and words[1] == "as":
+                        named[words[2]] = (words[0], "")
+                    elif len(words) == 1:
+                        head = words[0].split(".")[0]
+                        named.setdefault(head, (head, ""))
+                continue
+            base = self.absolute_module(current, origin.decode("utf-8", "replace"), is_package)
+            text = members.decode("utf-8", "replace").strip().strip("()").split("#")[0]
+            for part in text.replace("\\", " ").split(","):
+                words = part.split()
+                if words == ["*"]:
+                    stars.append(base)
+                elif len(words) == 1 or (len(words) == 3 and words[1] == "as"):
+                    named[words[-1]] = (base, words[0])
+        self._module_imports[path] = (named, stars)
+        return named, stars
+
+    def star_aliases(self, path: str, modules: List[str], depth: int = 0) -> Dict[str, str]:
+        """What ``from M import *`` of project modules brings into ``path`` beside M's own
+        definitions: the imports of M (``torch``, ``nn`` -> ``torch.nn``), through M's own star
+        imports, as qualified names."""
+        found: Dict[str, str] = {}
+        current = module_name(self.root, path)
+        is_package = os.path.basename(path) == "__init__.py"
+        for module in modules:
+            source = self.path_of(self.absolute_module(current, module, is_package), path)
+            if source is None or depth > 3:
+                continue
+            named, stars = self.module_imports(source)
+            for local, (origin, member) in named.items():
+                if not local.startswith("_") and not origin.startswith("."):
+                    found.setdefault(local, f"{origin}.{member}" if member else origin)
+            for local, target in self.star_aliases(source, stars, depth + 1).items():
+                found.setdefault(local, target)
+        return found
+
+    def resolve_member(self, module: str, name: str, near: Optional[str] = None,
+                       depth: int = 0) -> Optional[Tuple[str, str]]:
+        """The file and name that ``from module import name`` reaches, following re-exports
+        (``pkg/__init__.py``: ``from .train_utils import validation``) and star imports."""
+        path = self.path_of(module, near)
+        if path is None or depth > 4:
+            return None
+        if self._defines(path, name):
+            return path, name
+        named, stars = self.module_imports(path)
+        if name in named:
+            origin, member = named[name]
+            if member:
+                return self.resolve_member(origin, member, path, depth + 1)
+            return None
+        for star in stars:
+            found = self.resolve_member(star, name, path, depth + 1)
+            if found is not None:
+                return found
+        return None
+
+    def _defines(self, path: str, name: str) -> bool:
+        data = _read(path)
+        if data is None:
+            return False
+        pattern = rb"^(?:async[ \t]+def|def|class)[ \t]+" + re.escape(name.encode()) + rb"\b"
+        return re.search(pattern, data, re.MULTILINE) is not None
+
     # -- queries ----------------------------------------------------------------------------
     def _importers(self) -> Dict[str, List[str]]:
         """For every project file, the files whose import statements name it (``from .engine
@@ -376,7 +459,7 @@ class ProjectIndex:
         calls: List[dict] = []
         absolute = os.path.abspath(path)
         target_file = self.relative(path)
-        importers = self._importers().get(absolute, ())
+        importers = self._importers_through_reexports(absolute)
         if len(importers) > MAX_IMPORTERS:
             return []
         mentions = None
@@ -398,6 +481,30 @@ class ProjectIndex:
                 if where == target_file:
                     calls.append(dict(call, function=function, caller=summary.get("module")))
         return calls
+
+    def _importers_through_reexports(self, path: str) -> List[str]:
+        """The files that import ``path``, and those that import it through a package's
+        ``__init__.py`` or a module that star-imports it (re-exports)."""
+        mapping = self._importers()
+        found: List[str] = []
+        stack, seen = [path], {path}
+        while stack:
+            current = stack.pop()
+            for other in mapping.get(current, ()):
+                if other in seen:
+                    continue
+                seen.add(other)
+                found.append(other)
+                if os.path.basename(other) == "__init__.py" or self._star_imports(other, current):
+                    stack.append(other)
+        return found
+
+    def _star_imports(self, importer: str, path: str) -> bool:
+        _, stars = self.module_imports(importer)
+        current = module_name(self.root, importer)
+        is_package = os.path.basename(importer) == "__init__.py"
+        return any(self.path_of(self.absolute_module(current, star, is_package), importer) == path
+                   for star in stars)
 
     @staticmethod
     def _mentions(path: str, pattern) -> bool:

@@ -18,7 +18,7 @@ from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 from . import torch_api as api
 from .names import dotted
-from .structure import CallSite, FunctionInfo
+from .structure import CallSite, FunctionInfo, binding_scope
 
 ON, OFF, DYNAMIC = "on", "off", "dynamic"
 TRAIN, EVAL = "train", "eval"
@@ -107,55 +107,6 @@ def wraps_no_grad(references: GradSwitchReferences, function: FunctionInfo) -> b
     named = references.within(function)
     disables = api.NO_GRAD in named or api.INFERENCE_MODE in named
     return disables and api.ENABLE_GRAD not in named and not any(site.model for site in function.sites)
-
-
-def bound_names(function: FunctionInfo) -> Set[str]:
-    """The names a function binds itself (its local variables): parameters, assignment, loop
-    and ``with`` targets, imports, nested definitions, minus ``global``/``nonlocal`` names."""
-    cached = getattr(function, "_bound_names", None)
-    if cached is not None:
-        return cached
-    bound: Set[str] = set(function.params) | set(function.nested)
-    shared: Set[str] = set()
-    targets: List[ast.AST] = []
-    for statement in function.statements:
-        kind = type(statement)
-        if kind is ast.Assign:
-            targets.extend(statement.targets)
-        elif kind in (ast.AnnAssign, ast.AugAssign):
-            targets.append(statement.target)
-        elif kind in (ast.For, ast.AsyncFor):
-            targets.append(statement.target)
-        elif kind in (ast.With, ast.AsyncWith):
-            targets.extend(item.optional_vars for item in statement.items if item.optional_vars)
-        elif kind in (ast.Import, ast.ImportFrom):
-            bound.update((alias.asname or alias.name).split(".")[0] for alias in statement.names)
-        elif kind in (ast.Global, ast.Nonlocal):
-            shared.update(statement.names)
-        elif kind is ast.ClassDef:
-            bound.add(statement.name)
-        elif isinstance(statement, ast.Try):
-            bound.update(handler.name for handler in statement.handlers if handler.name)
-    while targets:
-        target = targets.pop()
-        if isinstance(target, ast.Name):
-            bound.add(target.id)
-        elif isinstance(target, (ast.Tuple, ast.List)):
-            targets.extend(target.elts)
-        elif isinstance(target, ast.Starred):
-            targets.append(target.value)
-    bound -= shared
-    function._bound_names = bound
-    return bound
-
-
-def binding_scope(function: FunctionInfo, name: str) -> FunctionInfo:
-    """The scope whose variable ``name`` is, seen from ``function`` (Python's LEGB without
-    builtins: the function itself, an enclosing function, else the module)."""
-    for scope in function.enclosing_functions():
-        if scope.is_module_scope or name in bound_names(scope):
-            return scope
-    return function
 
 
 def shares_variable(caller: FunctionInfo, callee: FunctionInfo, name: str) -> bool:

@@ -38,6 +38,9 @@ class SemanticModel:
         self.filename = filename
         self.config = config
         self.imports = imports or ImportTable.from_tree(tree)
+        if project is not None and self.imports.star_modules and not self.imports.star_aliases_added:
+            # ``from utils import *`` brings in what utils imports (``torch``, ``nn``) too.
+            self.imports.add_star_aliases(project.star_aliases(filename, self.imports.star_modules))
         structure = StructureBuilder(tree, self.imports).build()
         self.structure = structure
         self.functions: List[FunctionInfo] = structure.functions

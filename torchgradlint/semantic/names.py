@@ -8,7 +8,7 @@ variables, parameters or functions of the file).
 from __future__ import annotations
 
 import ast
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 # Different spellings of the same torch object, mapped to one canonical name.
 CANONICAL = {
@@ -68,6 +68,8 @@ class ImportTable:
 
     def __init__(self) -> None:
         self.aliases: Dict[str, str] = {}
+        self.star_modules: List[str] = []  # ``from utils import *``: "utils" (relative: "..x")
+        self.star_aliases_added = False
 
     @classmethod
     def from_tree(cls, tree: ast.AST) -> "ImportTable":
@@ -84,6 +86,7 @@ class ImportTable:
                 base = "." * (node.level or 0) + (node.module or "")
                 for alias in node.names:
                     if alias.name == "*":
+                        table.star_modules.append(base)
                         continue
                     local = alias.asname or alias.name
                     table.aliases[local] = f"{base}.{alias.name}" if base else alias.name
@@ -105,6 +108,13 @@ class ImportTable:
 
     def is_imported(self, name: str) -> bool:
         return name.split(".")[0] in self.aliases
+
+    def add_star_aliases(self, aliases: Dict[str, str]) -> None:
+        """Names a star import brings in (the imported module's own imports: ``torch``, ``nn``);
+        the file's own imports win."""
+        self.star_aliases_added = True
+        for local, target in aliases.items():
+            self.aliases.setdefault(local, target)
 
     def imports_absolute(self, *roots: str) -> bool:
         """An absolute import of one of ``roots`` (``from .torch import x`` is a project module)."""

@@ -204,6 +204,56 @@ class FunctionInfo:
             function = function.parent
 
 
+def bound_names(function: FunctionInfo) -> Set[str]:
+    """The names a function binds itself (its local variables): parameters, assignment, loop
+    and ``with`` targets, imports, nested definitions, minus ``global``/``nonlocal`` names."""
+    cached = getattr(function, "_bound_names", None)
+    if cached is not None:
+        return cached
+    bound: Set[str] = set(function.params) | set(function.nested)
+    shared: Set[str] = set()
+    targets: List[ast.AST] = []
+    for statement in function.statements:
+        kind = type(statement)
+        if kind is ast.Assign:
+            targets.extend(statement.targets)
+        elif kind in (ast.AnnAssign, ast.AugAssign):
+            targets.append(statement.target)
+        elif kind in (ast.For, ast.AsyncFor):
+            targets.append(statement.target)
+        elif kind in (ast.With, ast.AsyncWith):
+            targets.extend(item.optional_vars for item in statement.items if item.optional_vars)
+        elif kind in (ast.Import, ast.ImportFrom):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in statement.names)
+        elif kind in (ast.Global, ast.Nonlocal):
+            shared.update(statement.names)
+        elif kind is ast.ClassDef:
+            bound.add(statement.name)
+        elif isinstance(statement, ast.Try):
+            bound.update(handler.name for handler in statement.handlers if handler.name)
+    while targets:
+        target = targets.pop()
+        if isinstance(target, ast.Name):
+            bound.add(target.id)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            targets.extend(target.elts)
+        elif isinstance(target, ast.Starred):
+            targets.append(target.value)
+    bound -= shared
+    function._bound_names = bound
+    return bound
+
+
+def binding_scope(function: FunctionInfo, name: str) -> FunctionInfo:
+    """The scope whose variable ``name`` is, seen from ``function`` (Python's LEGB without
+    builtins: the function itself, an enclosing function, else the module)."""
+    for scope in function.enclosing_functions():
+        if scope.is_module_scope or name in bound_names(scope):
+            return scope
+    return function
+
+
+
 class StructureBuilder:
     """Builds FunctionInfo/ClassInfo objects for a module."""
 

@@ -224,7 +224,7 @@ class ExternalLinker:
 
     # -- imports ------------------------------------------------------------------------------
     def link(self) -> None:
-        members: Dict[str, tuple] = {}
+        members: Dict[str, tuple] = {}  # local name -> (module, name) as imported
         modules: Dict[str, str] = {}
         for local, target in self.model.imports.aliases.items():
             absolute = self.project.absolute_module(self.module, target, self.is_package)
@@ -236,29 +236,46 @@ class ExternalLinker:
             owner, _, name = absolute.rpartition(".")
             if owner and self.project.path_of(owner, self.path):
                 members[local] = (owner, name)
-        if not members and not modules:
+        stars = [self.project.absolute_module(self.module, star, self.is_package)
+                 for star in self.model.imports.star_modules]
+        if not members and not modules and not stars:
             return
         wanted = set()
-        for site in self.model.sites():
-            if site.callee in members:
-                wanted.add((site.callee, members[site.callee]))
-            elif site.receiver in modules and site.method:
-                wanted.add((site.callee, (modules[site.receiver], site.method)))
-        for function in self.model.functions:
-            for decorator in function.decorators:
-                name = dotted(decorator.func if isinstance(decorator, ast.Call) else decorator)
-                if name in members:
-                    wanted.add((name, members[name]))
-                elif name and name.rpartition(".")[0] in modules:
-                    wanted.add((name, (modules[name.rpartition(".")[0]], name.rpartition(".")[2])))
-        for item, _ in self.model.structure.with_items:
-            name = dotted(item.func if isinstance(item, ast.Call) else item)
+
+        def want(name: Optional[str]) -> None:
+            if not name:
+                return
             if name in members:
                 wanted.add((name, members[name]))
+            elif name.rpartition(".")[0] in modules:
+                wanted.add((name, (modules[name.rpartition(".")[0]], name.rpartition(".")[2])))
+            elif stars and "." not in name and name not in self._defined_here():
+                wanted.add((name, ("*", name)))  # perhaps from ``from utils import *``
+
+        for site in self.model.sites():
+            want(site.callee)
+        for function in self.model.functions:
+            for decorator in function.decorators:
+                want(dotted(decorator.func if isinstance(decorator, ast.Call) else decorator))
+        for item, _ in self.model.structure.with_items:
+            want(dotted(item.func if isinstance(item, ast.Call) else item))
         for written, (owner, name) in sorted(wanted):
-            source = self.project.path_of(owner, self.path)
-            self.imported_modules.add(self.project.relative(source))
-            self._install(written, source, name)
+            candidates = stars if owner == "*" else [owner]
+            for module in candidates:
+                # Through re-exports: ``from pkg import f`` where pkg/__init__.py imports f.
+                found = self.project.resolve_member(module, name, self.path)
+                if found is not None:
+                    source, name = found
+                    self.imported_modules.add(self.project.relative(source))
+                    self._install(written, source, name)
+                    break
+
+    def _defined_here(self) -> set:
+        """Module-level names the file binds itself (a star import does not override them)."""
+        from .structure import bound_names
+
+        module = self.model.module_function
+        return bound_names(module) | set(self.model.classes) | set(self.model.imports.aliases)
 
     def _install(self, written: str, source: str, name: str) -> None:
         from .structure import ClassInfo, FunctionInfo
