@@ -450,7 +450,7 @@ class FlowAnalysis:
             grad = self._context_grad(site.node.args[0])  # ``stack.enter_context(torch.no_grad())``
             if grad is not None:
                 return state.with_grad(grad)
-        if site.method in ("eval", "train") and site.receiver:
+        if site.method in ("eval", "train") and site.receiver and not self._own_method(site):
             mode = self._switch_mode(site)
             value = frozenset({(mode, site.line)}) if mode else None
             return state.set_mode(site.receiver, value)
@@ -462,6 +462,12 @@ class FlowAnalysis:
                     if mapped:
                         state = state.set_mode(mapped, self._resolve(site, value, state))
         return state
+
+    @staticmethod
+    def _own_method(site: CallSite) -> bool:
+        """``gan.train()`` of a class that is no nn.Module: its own method, not a mode switch."""
+        target = site.target
+        return target is not None and target.cls is not None and not target.cls.is_module
 
     @staticmethod
     def _switch_mode(site: CallSite) -> Optional[str]:

@@ -949,6 +949,11 @@ class SemanticModel:
 
         modes = {}
         params = list(function.params)
+        if function.cls is not None and params:
+            params = params[1:]  # called on an instance: ``gan.visualize_results()``
+            for suffix, value in (call.get("receiver") or {}).items():
+                if value is not None:
+                    modes["self" + suffix] = mode_from_json(value)
         for param, value in zip(params, call.get("args", ())):
             if value is not None:
                 modes[param] = mode_from_json(value)

@@ -20,7 +20,7 @@ from . import torch_api as api
 from .flow import PASSED_IN
 from .names import dotted
 
-SUMMARY_FORMAT = 4  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 5  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -102,8 +102,15 @@ def _calls_out(model) -> List[dict]:
             positional.append(_mode_to_json(model.mode_of(site, key), True) if key else None)
         keywords = {k.arg: _mode_to_json(model.mode_of(site, dotted(k.value)), True)
                     for k in site.node.keywords if k.arg and dotted(k.value)}
+        receiver = {}
+        if site.target.cls is not None and site.receiver:
+            # ``gan.visualize_results()``: the modes of ``gan`` and its attributes, as ``self``'s
+            receiver = {key[len(site.receiver):]: _mode_to_json(value, True)
+                        for key, value in model.flow.site_modes.get(id(site), {}).items()
+                        if key == site.receiver or key.startswith(site.receiver + ".")}
         feeds = model.feeds_training(site)
         calls.append({
+            "receiver": receiver,
             "target": target,
             "line": site.line,
             "grad": sorted(model.grad_at(site)),
@@ -278,7 +285,7 @@ class ExternalLinker:
         return bound_names(module) | set(self.model.classes) | set(self.model.imports.aliases)
 
     def _install(self, written: str, source: str, name: str) -> None:
-        from .structure import ClassInfo, FunctionInfo
+        from .structure import ClassInfo
 
         owner = self.project.relative(source)
         summary = self.project.summary(source)
@@ -290,30 +297,42 @@ class ExternalLinker:
             info.is_module = bool(facts.get("is_module"))
             info.has_dropout_or_batchnorm = facts.get("dropout_or_batchnorm")
             info.freezes_itself = bool(facts.get("freezes_itself"))
-            self.model.classes.setdefault(written, info)
+            if self.model.classes.setdefault(written, info) is info:
+                # Its methods, so that ``gan = GAN(); gan.train()`` links to GAN.train's summary.
+                for qualname, method_facts in summary.get("functions", {}).items():
+                    owner_name, _, method = qualname.partition(".")
+                    if owner_name == name and method and "." not in method and method_facts.get("method"):
+                        info.methods[method] = self._stub(f"{written}.{method}", method, owner,
+                                                          qualname, method_facts, info)
             return
         function_facts = (summary or {}).get("functions", {}).get(name)
         if summary is not None and function_facts is None:
             return  # not a function of that module (a constant, a re-export we cannot follow)
+        stub = self._stub(written, written.rsplit(".", 1)[-1], owner, name, function_facts, None)
+        if "." not in written:
+            self.model.module_function.nested.setdefault(written, stub)
+
+    def _stub(self, written: str, local: str, owner: str, name: str, function_facts, cls):
+        from .structure import FunctionInfo
+
         params = list(function_facts["params"]) if function_facts else []
         arguments = ast.arguments(posonlyargs=[], args=[ast.arg(arg=p) for p in params],
                                   vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
         node = ast.FunctionDef(name=name, args=arguments, body=[ast.Pass()], decorator_list=[],
                                lineno=1, col_offset=0, end_lineno=1, end_col_offset=0)
-        local = written.rsplit(".", 1)[-1]
-        stub = FunctionInfo(node, local, f"{owner}:{name}", None, self.model.module_function,
+        stub = FunctionInfo(node, local, f"{owner}:{name}", cls, self.model.module_function,
                             params=params)
         stub.external = True
         stub.external_name = f"{owner}:{name}"
         stub.external_facts = function_facts
         self.model.functions.append(stub)
-        if "." not in written:
-            self.model.module_function.nested.setdefault(written, stub)
         self.stubs[written] = stub
+        return stub
 
     # -- what the analyses need from the stubs ------------------------------------------------
     def resolve(self, site):
-        return self.stubs.get(site.callee) if site.callee else None
+        stub = self.stubs.get(site.callee) if site.callee else None
+        return stub if stub is not None and stub.cls is None else None
 
     def _callers_matter(self, function, shortcuts: bool = True) -> bool:
         """The grad mode and model modes its callers give can change what is reported: the
@@ -379,15 +398,15 @@ class ExternalLinker:
             return []
         shortcuts = self.model.config.shortcuts
         by_name = {f.qualname: f for f in self.model.functions
-                   if not f.is_module_scope and not getattr(f, "external", False) and f.cls is None
+                   if not f.is_module_scope and not getattr(f, "external", False)
                    and f.parent is not None and f.parent.is_module_scope
                    and self._callers_matter(f, shortcuts)}
         if not by_name:
             return []  # nothing here whose callers could change a finding: skip reading them
         found = []
-        mentioned = set(by_name) if shortcuts else None
+        mentioned = {name.rsplit(".", 1)[-1] for name in by_name} if shortcuts else None
         for call in self.project.incoming_calls(self.path, mentioned):
             function = by_name.get(call["function"])
-            if function is not None and function.cls is None:
+            if function is not None:
                 found.append((function, call))
         return found
