@@ -22,6 +22,7 @@ class Facts:
     def __init__(self, imports: ImportTable, functions: List[FunctionInfo],
                  classes: Dict[str, ClassInfo], module_function: FunctionInfo, config, linker=None):
         self.linker = linker
+        self.frameworks = None  # FrameworkLoops: the functions a framework calls, and when
         self.imports = imports
         self.functions = functions
         self.classes = classes
@@ -152,6 +153,10 @@ class Facts:
                 site.target = site.constructs.find_method("__init__")
             else:
                 site.target = self.resolve_call(site)
+            if site.target is None and self.frameworks is not None:
+                site.target = self.frameworks.constructions.get(id(site.node))
+                site.registers = site.target is not None
+                site.target = site.target or self.frameworks.loop_run_by(site)
             if site.target is not None and not site.target.external:
                 site.target.callers.append(site)
 

@@ -454,7 +454,7 @@ class FlowAnalysis:
             mode = self._switch_mode(site)
             value = frozenset({(mode, site.line)}) if mode else None
             return state.set_mode(site.receiver, value)
-        if site.target is not None:
+        if site.target is not None and not site.registers:
             effects = self.effects.get(id(site.target))
             if effects and site.constructs is None:
                 for key, value in effects.items():

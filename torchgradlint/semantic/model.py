@@ -14,6 +14,7 @@ from ..config import DEFAULT_CONFIG, Config
 from . import torch_api as api
 from .dataflow import MUTATING_METHODS, TRAINING, Dataflow, may_reach_training
 from .facts import Facts
+from .frameworks import FrameworkLoops
 from .flow import EVAL, OFF, ON, FlowAnalysis, lookup_mode
 from .names import ImportTable, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
@@ -46,6 +47,8 @@ class SemanticModel:
         self.functions: List[FunctionInfo] = structure.functions
         self.classes: Dict[str, ClassInfo] = structure.classes
         self.module_function = structure.module_function
+        self.frameworks = FrameworkLoops(tree, self.imports, self.functions)
+        self.functions.extend(self.frameworks.build())
         self.linker = None
         incoming = []
         if project is not None:
@@ -55,6 +58,7 @@ class SemanticModel:
             self.linker.link()
         self.facts = Facts(self.imports, self.functions, self.classes, self.module_function, config,
                            self.linker)
+        self.facts.frameworks = self.frameworks
         self.facts.compute()
         if self.linker is not None:
             incoming = self.linker.incoming()

@@ -107,6 +107,9 @@ class CallSite:
     # A call into code we cannot see that is handed a loss and an optimizer (``loss_scaler(loss,
     # optimizer)``, MAE's NativeScaler): it runs the backward pass and the step.
     hidden_step: bool = False
+    # Hands a function to a framework that runs it later (``Engine(train_step)``): the target
+    # is entered with the state here, but its effects do not happen here.
+    registers: bool = False
 
     @property
     def line(self) -> int:

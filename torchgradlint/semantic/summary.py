@@ -50,7 +50,8 @@ def summarize(model, module_name: str) -> dict:
     for function in model.functions:
         if function.is_module_scope or getattr(function, "external", False):
             continue
-        if function.parent is not None and not function.parent.is_module_scope:
+        if function.parent is not None and not function.parent.is_module_scope or \
+                getattr(function, "framework_loop", False):
             continue  # nested functions are not importable
         decorated = model.flow._decorator_grad(function)
         functions[function.qualname] = {
@@ -399,7 +400,7 @@ class ExternalLinker:
         shortcuts = self.model.config.shortcuts
         by_name = {f.qualname: f for f in self.model.functions
                    if not f.is_module_scope and not getattr(f, "external", False)
-                   and f.parent is not None and f.parent.is_module_scope
+                   and not getattr(f, "framework_loop", False) and f.parent is not None and f.parent.is_module_scope
                    and self._callers_matter(f, shortcuts)}
         if not by_name:
             return []  # nothing here whose callers could change a finding: skip reading them
