@@ -798,3 +798,35 @@ def test_force_exclude_covers_files_inside_excluded_folders(tmp_path):
     assert listed(run("check", "--show-files", *named, cwd=tmp_path)) == named
     assert listed(run("check", "--show-files", "--force-exclude", *named, cwd=tmp_path)) == [
         "tests/test_a.py"]
+
+
+# --------------------------------------------------------------------------- -v: unknown modes
+
+UNFOLLOWED = '''import torch
+
+
+@torch.no_grad()
+def evaluate(model, batches):
+    return [model(x) for x in batches]
+
+
+def run(cfg, batches, flag):
+    net = build(cfg)
+    net.train(flag)
+    with torch.no_grad():
+        return [net(x) for x in batches]
+'''
+
+
+def test_verbose_notes_models_whose_mode_stays_unknown(tmp_path):
+    write(tmp_path, "infer.py", UNFOLLOWED)
+    quiet = run("check", "infer.py", cwd=tmp_path)
+    assert quiet.returncode == 0 and "note:" not in err(quiet)
+    result = run("check", "-v", "infer.py", cwd=tmp_path)
+    assert result.returncode == 0 and out(result) == ""  # notes are no findings
+    notes = [line for line in err(result).splitlines() if ": note: " in line]
+    assert len(notes) == 2
+    assert notes[0].startswith("infer.py:6: note: `model` in evaluate(): mode unknown")
+    assert "a parameter of evaluate() that no code in the project passes" in notes[0]
+    assert notes[1].startswith("infer.py:13: note: `net` in run(): mode unknown")
+    assert "`net.train(flag)` at line 11" in notes[1]

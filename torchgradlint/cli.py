@@ -50,6 +50,7 @@ class FileResult:
     findings: List[Finding] = field(default_factory=list)
     problem: Optional[Problem] = None
     traceback: Optional[str] = None
+    notes: List[Tuple[int, str]] = field(default_factory=list)  # ``-v``: what was not followed
 
 
 def parse_module(source: str, path: str) -> Tuple[Optional[ast.Module], Optional[str]]:
@@ -72,7 +73,7 @@ def parse_module(source: str, path: str) -> Tuple[Optional[ast.Module], Optional
         return None, "syntax error: too deeply nested for the Python parser"
 
 
-def analyse_source(source: str, path: str, config: Config) -> FileResult:
+def analyse_source(source: str, path: str, config: Config, notes: bool = False) -> FileResult:
     """Findings for one file's text, after selection and ``# noqa``; never raises.
 
     The findings come from ``engine.lint_tree`` on Python's ``ast`` of the file, the very call
@@ -103,7 +104,8 @@ def analyse_source(source: str, path: str, config: Config) -> FileResult:
         def on_skip(filename: str, why: str) -> None:
             result.problem = Problem(path, why)
 
-        findings = lint_tree(tree, source, path, config, on_error, on_skip=on_skip)
+        findings = lint_tree(tree, source, path, config, on_error, on_skip=on_skip,
+                             notes=result.notes if notes else None)
         result.findings = noqa.filter(f for f in findings if config.wants(f.code))
     except Exception as exc:  # the engine promises not to raise; say so loudly if it does
         errors.append(f"{type(exc).__name__}: {exc}".rstrip(": "))
@@ -113,23 +115,23 @@ def analyse_source(source: str, path: str, config: Config) -> FileResult:
     return result
 
 
-def analyse_path(path: str, config: Config) -> FileResult:
+def analyse_path(path: str, config: Config, notes: bool = False) -> FileResult:
     try:
         source = read_source(path)
     except SourceError as exc:
         return FileResult(path, problem=Problem(path, exc.reason))
-    return analyse_source(source, path, config)
+    return analyse_source(source, path, config, notes)
 
 
-def _analyse_task(path: str, config: Config) -> FileResult:
-    return analyse_path(path, config)
+def _analyse_task(path: str, config: Config, notes: bool = False) -> FileResult:
+    return analyse_path(path, config, notes)
 
 
-def analyse_all(paths: Sequence[str], config: Config, jobs: int) -> List[FileResult]:
+def analyse_all(paths: Sequence[str], config: Config, jobs: int, notes: bool = False) -> List[FileResult]:
     """Analyse files, in worker processes when there are several files and jobs."""
     from .workers import run_parallel
 
-    return run_parallel(_analyse_task, paths, jobs, config)
+    return run_parallel(_analyse_task, paths, jobs, config, notes)
 
 
 # --------------------------------------------------------------------------- rule docs
@@ -228,7 +230,7 @@ def _add_run_options(command: argparse.ArgumentParser, findings: str) -> None:
                      help=f"exit 0 even when {findings} (errors still exit 2)")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="say which configuration file is used; print tracebacks of internal "
-                     "errors")
+                     "errors; note the models whose mode the analysis could not follow")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -360,7 +362,7 @@ def command_check(args: argparse.Namespace) -> int:
         except SourceError as exc:
             results = [FileResult(name, problem=Problem(name, exc.reason))]
         else:
-            results = [analyse_source(source, name, config)]
+            results = [analyse_source(source, name, config, notes=args.verbose)]
     else:
         found = discover(paths, settings.exclude, force_exclude=args.force_exclude)
         for missing in found.missing:
@@ -373,7 +375,7 @@ def command_check(args: argparse.Namespace) -> int:
         if not files and not found.missing:
             print("torchgradlint: warning: no Python files found", file=sys.stderr)
         jobs = args.jobs or os.cpu_count() or 1
-        results = analyse_all(files, config, jobs)
+        results = analyse_all(files, config, jobs, notes=args.verbose)
 
     reports: List[Report] = []
     problems: List[Problem] = []
@@ -384,6 +386,8 @@ def command_check(args: argparse.Namespace) -> int:
             print(f"{printable(result.path)}: {result.problem.describe()}", file=sys.stderr)
             if result.traceback and args.verbose:
                 print(result.traceback, file=sys.stderr, end="")
+        for line, note in result.notes:
+            print(f"{result.path}:{line}: note: {note}", file=sys.stderr)
     reports.sort(key=lambda r: (path_sort_key(r.path), r.line, r.column, r.finding.code,
                                 r.finding.message))
 

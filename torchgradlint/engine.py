@@ -57,13 +57,15 @@ def collector_paused() -> Iterator[None]:
 
 def lint_tree(tree: ast.Module, source: str, filename: str = "<string>",
               config: Optional[Config] = None, on_error: ErrorHook = _report_internal_error,
-              screen: bool = True, on_skip: Optional[SkipHook] = None) -> List[Finding]:
+              screen: bool = True, on_skip: Optional[SkipHook] = None,
+              notes: Optional[list] = None) -> List[Finding]:
     """Findings for an already parsed module. Never raises.
 
     ``screen``: skip, on a text search, sources that mention none of the words every finding
     needs (a speed path only: the tests check it never changes the findings). ``on_skip``: told
     when the file is too deep or too big to analyse (the flake8 plugin stays silent; the CLI
-    says "cannot analyse")."""
+    says "cannot analyse"). ``notes``: a list to extend with (line, text) notes on what the
+    analysis could not follow (models whose mode stays unknown; ``check -v``)."""
     config = config or DEFAULT_CONFIG
     if screen and config.shortcuts and not may_contain_findings(source):
         return []
@@ -71,13 +73,15 @@ def lint_tree(tree: ast.Module, source: str, filename: str = "<string>",
     skipped: List[str] = []
     with collector_paused():
         findings = _lint_tree(tree, source, filename, config, on_error,
-                              lambda name, why: skipped.append(why))
+                              lambda name, why: skipped.append(why), notes)
         if skipped == [TOO_DEEP]:
             # Deep but valid code (a 2,000-branch ``elif`` chain): once more, on a deep stack.
             skipped.clear()
+            if notes is not None:
+                notes.clear()
             findings = _on_deep_stack(lambda: _lint_tree(
-                tree, source, filename, config, on_error, lambda name, why: skipped.append(why)),
-                fallback=[])
+                tree, source, filename, config, on_error, lambda name, why: skipped.append(why),
+                notes), fallback=[])
             if findings is None:
                 skipped[:] = [TOO_DEEP]
                 findings = []
@@ -132,7 +136,7 @@ def _on_deep_stack(function: Callable[[], List[Finding]], fallback):
 
 
 def _lint_tree(tree: ast.Module, source: str, filename: str, config: Optional[Config],
-               on_error: ErrorHook, on_skip: SkipHook) -> List[Finding]:
+               on_error: ErrorHook, on_skip: SkipHook, notes: Optional[list] = None) -> List[Finding]:
     from .rules import checkers
     from .semantic import SemanticModel
     from .semantic.model import TooDeepToAnalyse
@@ -174,6 +178,15 @@ def _lint_tree(tree: ast.Module, source: str, filename: str, config: Optional[Co
             return []
         except Exception as error:  # noqa: BLE001
             on_error(filename, f"rule {info.code}", error)
+    if notes is not None:
+        from .semantic.unknown import unknown_mode_notes
+
+        try:
+            notes.extend(unknown_mode_notes(model))
+        except (TooDeepToAnalyse, RecursionError):
+            pass
+        except Exception as error:  # noqa: BLE001
+            on_error(filename, "the notes on unknown modes", error)
     return sorted(set(findings), key=lambda f: (f.line, f.col, f.code))
 
 
