@@ -522,11 +522,25 @@ class FlowAnalysis:
                 mode = self._switch_mode(site)
                 return frozenset({(mode, site.line)}) if mode else UNKNOWN_MODE
             return lookup_mode(state.modes, same)
+        switch = self._chained_switch(expr)
+        if switch is not None:  # ``Net().eval()``, ``Net().eval().to(device)``: the last switch holds
+            mode = self._switch_mode(switch)
+            return frozenset({(mode, switch.line)}) if mode else UNKNOWN_MODE
         if origin == "fresh" or (site is not None and site.constructs is not None):
             return frozenset({(TRAIN, None)})
         if origin == "pretrained":
             return frozenset({(EVAL, None)})
         return UNKNOWN_MODE
+
+    def _chained_switch(self, expr: ast.AST) -> Optional[CallSite]:
+        """The outermost ``eval()``/``train()`` in a chain of methods that return the module."""
+        while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute):
+            if expr.func.attr in ("eval", "train"):
+                return self._site_of_node.get(id(expr))
+            if expr.func.attr not in api.SELF_RETURNING_METHODS:
+                return None
+            expr = expr.func.value
+        return None
 
     def _resolve(self, site: CallSite, value, state: State, new_object: Optional[str] = None):
         """A callee's summary value seen from the caller: its switches happen at the call's
