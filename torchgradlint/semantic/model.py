@@ -173,7 +173,8 @@ class SemanticModel:
 
     def mode_when_training(self, site: CallSite, key: str):
         """The mode of ``key`` at a training forward, counting only the in-file callers whose
-        call trains (a helper that evaluation calls too is not training in eval mode)."""
+        call trains -- its result reaches a backward pass, or it trains itself, with autograd on
+        (a helper that evaluation calls too, under no_grad, is not training in eval mode)."""
         mode = self.mode_of(site, key)
         function = site.function
         if not mode or function.is_module_scope:
@@ -184,7 +185,8 @@ class SemanticModel:
         joined = None
         for caller_id, state in self.flow.contributions(function).items():
             caller = self._site_by_id.get(caller_id)
-            if caller is None or not self.reaches_training(caller):
+            if caller is None or ON not in state.grad or not (
+                    self.reaches_training(caller) or self.site_trains(caller)):
                 continue
             value = lookup_mode(state.modes, key) or frozenset({("?", None)})
             joined = value if joined is None else joined | value
