@@ -78,7 +78,7 @@ class SemanticModel:
         self._externally_called: Dict[int, bool] = {}
         for function, call in incoming:
             self._externally_called[id(function)] = self._externally_called.get(id(function), False) \
-                or bool(call.get("feeds_training"))
+                or bool(call.get("feeds_training")) or bool(call.get("result_escapes"))
         self._anything_trains: Optional[bool] = None
         self._external_evaluation = {
             id(function): f"called from evaluation code in {call.get('caller')} at line {call['line']}"

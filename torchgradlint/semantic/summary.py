@@ -19,6 +19,7 @@ from typing import Dict, List, Optional
 from . import torch_api as api
 from .flow import PASSED_IN
 from .names import dotted
+from .usage import ESCAPES
 
 SUMMARY_FORMAT = 5  # part of the cache key: bump it when summaries change shape or meaning
 
@@ -110,7 +111,11 @@ def _calls_out(model) -> List[dict]:
                         for key, value in model.flow.site_modes.get(id(site), {}).items()
                         if key == site.receiver or key.startswith(site.receiver + ".")}
         feeds = model.feeds_training(site)
+        # A result handed on out of sight (returned to this module's own callers, stored):
+        # the callee cannot tell it is not used for training.
+        escapes = not feeds and not site.is_statement and model.output_fate(site, True) == ESCAPES
         calls.append({
+            "result_escapes": escapes,
             "receiver": receiver,
             "target": target,
             "line": site.line,
