@@ -46,8 +46,6 @@ def check(model):
             evidence = model.unused_output_evidence(site)
         if evidence is None:
             continue
-        if not eval_lines and model.samples_during_training(site):
-            continue  # a GAN's progress samples, drawn in training mode like every other forward
         lines = sorted(line for value, line in mode if value == TRAIN and line)
         since = f", set by the call at line {lines[0]}" if lines else ""
         yield Finding(

@@ -763,18 +763,6 @@ class SemanticModel:
                         return found
         return None
 
-    def samples_during_training(self, site: CallSite) -> bool:
-        """A helper named for drawing samples (``sample_image``, ``generate``), called from a
-        training loop, runs the forward on no evaluation data: progress samples of a model that
-        trains, which GAN code draws in training mode on purpose."""
-        function = site.function
-        if function.is_module_scope or not self.drawn_during_training(site):
-            return False
-        words = set(api.words(function.name)) & api.EVAL_FUNCTION_WORDS
-        if not words or not words <= api.GENERATION_WORDS:
-            return False
-        return self._context_evidence(site, strong_only=True) is None
-
     def drawn_during_training(self, site: CallSite, depth: int = 0) -> bool:
         """The forward runs inside a loop that trains, directly or through helpers called
         there (a GAN's progress samples, or a validation run each epoch)."""

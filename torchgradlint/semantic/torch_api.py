@@ -110,9 +110,6 @@ EVAL_FUNCTION_WORDS = {
     "sampling", "generate", "generation", "translate", "beam", "greedy", "benchmark", "accuracy",
     "demo", "visualize", "visualise", "visualization", "inpaint",
 }
-# The evaluation words that name drawing samples rather than measuring (a GAN's progress pictures).
-GENERATION_WORDS = {"sample", "sampling", "generate", "generation", "translate", "beam", "greedy",
-                    "demo", "visualize", "visualise", "visualization", "inpaint"}
 # Words in a project helper's name that say it disables autograd (``smart_inference_mode``).
 NO_GRAD_HELPER_WORDS = ({"no", "grad"}, {"nograd"}, {"inference", "mode"})
 LOSS_WORDS = {"loss", "losses", "criterion", "crit", "nll", "entropy", "mse", "bce"}
