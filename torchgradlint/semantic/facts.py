@@ -126,7 +126,7 @@ class Facts:
             qualified = self.imports.resolve(node.func) or ""
             leaf = qualified.rsplit(".", 1)[-1]
             if qualified.startswith("torch.nn."):
-                if api.DROPOUT_OR_BATCHNORM.fullmatch(leaf):
+                if api.behaves_by_mode(leaf, node):
                     return True
                 continue
             if qualified.startswith("torch.nn.functional.") and leaf.startswith(("dropout", "batch_norm")):
@@ -509,7 +509,7 @@ class Facts:
         if not qualified.startswith("torch.nn."):
             return None
         leaf = qualified[len("torch.nn."):]
-        if api.DROPOUT_OR_BATCHNORM.fullmatch(leaf) or leaf.startswith(("Transformer", "MultiheadAttention")):
+        if api.behaves_by_mode(leaf, call) or leaf.startswith(("Transformer", "MultiheadAttention")):
             return True
         if leaf in ("LSTM", "GRU", "RNN"):
             dropout = next((k.value for k in call.keywords if k.arg == "dropout"), None)

@@ -45,6 +45,19 @@ DROPOUT_OR_BATCHNORM = re.compile(
     r"(Dropout\d?d?|AlphaDropout|FeatureAlphaDropout|BatchNorm\dd|SyncBatchNorm|LazyBatchNorm\dd|"
     r"InstanceNorm\dd)"
 )
+
+
+def behaves_by_mode(leaf: str, call) -> bool:
+    """A torch.nn layer that computes differently in eval mode: Dropout, BatchNorm, and
+    InstanceNorm only when it keeps running statistics (``track_running_stats=True``)."""
+    if not DROPOUT_OR_BATCHNORM.fullmatch(leaf):
+        return False
+    if leaf.startswith("InstanceNorm"):
+        tracked = next((k.value for k in call.keywords if k.arg == "track_running_stats"), None)
+        return tracked is not None and not (getattr(tracked, "value", True) is False)
+    return True
+
+
 # Base classes that make a class an nn.Module.
 MODULE_BASES = {
     "torch.nn.Module", "torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict",
