@@ -113,7 +113,9 @@ def _calls_out(model) -> List[dict]:
         feeds = model.feeds_training(site)
         # A result handed on out of sight (returned to this module's own callers, stored):
         # the callee cannot tell it is not used for training.
-        escapes = not feeds and not site.is_statement and model.output_fate(site, True) == ESCAPES
+        escapes = not feeds and not site.is_statement and (
+            model.output_fate(site, True) == ESCAPES if model.anything_trains
+            else not site.function.is_module_scope)  # no def-use graph to build: it may be returned
         calls.append({
             "result_escapes": escapes,
             "receiver": receiver,
