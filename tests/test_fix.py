@@ -39,6 +39,10 @@ WRONG_FIXES = {
     "TGL202/bad_shared_run_epoch_no_train.py":
         "the fix (marked unsafe: the function also evaluates) puts `model.train()` in the loop "
         "shared by training and validation: validation now runs in training mode (TGL201)",
+    "TGL202/bad_phase_loop_without_train.py":
+        "the fix (marked unsafe: the loop also runs the val phase under no_grad) puts "
+        "`model.train()` before the forward both phases share: the val phase runs in training "
+        "mode (TGL201)",
 }
 
 RUNNER = r"""
