@@ -46,6 +46,8 @@ def check(model):
             evidence = model.unused_output_evidence(site)
         if evidence is None:
             continue
+        if not eval_lines and model.is_progress_sample(site):
+            continue  # a GAN generator sampled in training mode for pictures: deliberate
         lines = sorted(line for value, line in mode if value == TRAIN and line)
         since = f", set by the call at line {lines[0]}" if lines else ""
         yield Finding(

@@ -91,6 +91,7 @@ class SemanticModel:
         self._in_test_file = _is_test_file(filename, tree)
         self._loop_trains: Dict[int, bool] = {}
         self._parameterless_bindings: Dict[tuple, bool] = {}
+        self._generators: Dict[frozenset, bool] = {}
         self._site_by_id = {id(site): site for site in self.sites()}
         self._function_by_id = {id(function): function for function in self.functions}
         self._evaluation_entries = self._find_evaluation_entries()
@@ -805,6 +806,7 @@ class SemanticModel:
             return False
         if (id(site.function), site.model) in self.facts.model_origin and \
                 self.facts.origin(site.function, site.model) == "fresh" and \
+                self._built_from_scratch(site) and \
                 not self._trained_before(site) and not self._made_ready_for_use(site):
             # An untrained network with no weights loaded (nor switched to eval): its output
             # can only be looked at for its shape, in a loop or not. A notebook's
@@ -812,6 +814,58 @@ class SemanticModel:
             return True
         return not self._runs_repeatedly(site) and self._fed_dummy_input(site) and \
             self._only_shape_is_read(site)
+
+    def _built_from_scratch(self, site: CallSite) -> bool:
+        """The model's construction loads no trained weights: a torch.nn layer, or a class of
+        the file whose construction reads no checkpoint and builds no pretrained backbone."""
+        cls = self.facts.model_class_of(site.function, site.model)
+        if cls is None:
+            return (id(site.function), site.model) in self.facts.model_origin and \
+                self.facts.model_class.get((id(site.function), site.model)) is None and \
+                self._constructed_by_torch_nn(site)
+        seen, stack = set(), [cls]
+        while stack:
+            current = stack.pop()
+            if id(current) in seen:
+                continue
+            if getattr(current, "external", False):
+                return False  # built in another module: we cannot tell
+            seen.add(id(current))
+            for method in current.methods.values():
+                for inner in method.sites:
+                    qualified = inner.qualified or ""
+                    if inner.method in ("load_state_dict", "from_pretrained", "load") or \
+                            qualified.startswith(("torchvision.", "timm.", "torch.hub.", "transformers.")) or \
+                            any(k.arg in ("pretrained", "weights", "checkpoint") for k in inner.node.keywords):
+                        return False
+            stack.extend(current.base_classes)
+        return True
+
+    def _constructed_by_torch_nn(self, site: CallSite) -> bool:
+        root = (site.model or "").split(".")[0]
+        for statement in site.function.statements[:site.index]:
+            if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call) and \
+                    root in _assigned_names(statement):
+                qualified = self.imports.resolve(statement.value.func) or ""
+                return qualified.startswith("torch.nn.")
+        return False
+
+    def is_progress_sample(self, site: CallSite) -> bool:
+        """A GAN's progress samples: a forward drawn during training of a model whose output,
+        elsewhere in the file, feeds another model (a generator feeding its discriminator).
+        Sampling it in training mode for pictures is a deliberate, widespread convention."""
+        if not self.anything_trains or not self.drawn_during_training(site):
+            return False
+        binding = self.model_binding(site)
+        key = frozenset(binding)
+        known = self._generators.get(key)
+        if known is None:
+            forwards = [other for other in self.forwards() if other.model is not None]
+            own = {("call", id(other)) for other in forwards if self.model_binding(other) & binding}
+            known = any(own & self.dataflow.upstream(("call", id(other)))
+                        for other in forwards if not self.model_binding(other) & binding)
+            self._generators[key] = known
+        return known
 
     def _trained_before(self, site: CallSite) -> bool:
         """Some training step of the forward's function runs between the model's construction
