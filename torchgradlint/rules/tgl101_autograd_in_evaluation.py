@@ -9,10 +9,13 @@ or evaluation code calls it. Code that asks for input gradients (adversarial exa
 saliency, gradient penalties) uses its graphs and stays silent.
 """
 
-from ..findings import Finding, Fix, span
-from ..rules import RULES_BY_CODE
+from ..findings import Finding, Fix, RuleInfo, span
 
-INFO = RULES_BY_CODE["TGL101"]
+RULE = RuleInfo(
+    "TGL101", "forward-with-autograd-in-evaluation",
+    "evaluation or inference forward pass runs with autograd enabled",
+    fix_safety="unsafe",
+)
 
 
 def check(model):
@@ -32,7 +35,7 @@ def check(model):
             if evidence is None or not model.evaluation_reaches_with_grad(site):
                 continue
         yield Finding(
-            INFO.code, site.line, site.col,
+            RULE.code, site.line, site.col,
             f"forward pass of `{site.model}` in evaluation code ({evidence}) builds an autograd "
             f"graph: run it under `with torch.no_grad():` or decorate the function with "
             f"`@torch.no_grad()` (or use `torch.inference_mode()`)", fix)

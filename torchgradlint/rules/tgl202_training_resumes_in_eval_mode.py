@@ -4,11 +4,14 @@ A training forward (its value reaches a backward pass) whose model may be in eva
 of an ``eval()`` -- inline or in a helper -- that the flow analysis carries around the loop.
 """
 
-from ..findings import Finding, Fix, span
-from ..rules import RULES_BY_CODE
+from ..findings import Finding, Fix, RuleInfo, span
 from ..semantic.flow import EVAL, TRAIN
 
-INFO = RULES_BY_CODE["TGL202"]
+RULE = RuleInfo(
+    "TGL202", "training-resumes-in-eval-mode",
+    "training resumes after an evaluation left the model in eval mode",
+    fix_safety="safe",
+)
 
 
 def check(model):
@@ -32,7 +35,7 @@ def check(model):
         if not resumed:
             continue
         yield Finding(
-            INFO.code, site.line, site.col,
+            RULE.code, site.line, site.col,
             f"training forward of `{site.model}` may run in eval mode left by line "
             f"{eval_lines[0]}: call `{site.model}.train()` before training resumes",
             Fix("insert-before", span(model.statement_of(site)), f"{site.model}.train()",
