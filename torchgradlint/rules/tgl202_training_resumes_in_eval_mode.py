@@ -11,6 +11,7 @@ RULE = RuleInfo(
     "TGL202", "training-resumes-in-eval-mode",
     "training resumes after an evaluation left the model in eval mode",
     fix_safety="safe",
+    unsafe_when=("a function shared by training and evaluation",),
 )
 
 
