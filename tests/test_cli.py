@@ -430,8 +430,8 @@ def test_columns_count_what_each_format_expects(tmp_path):
     write(tmp_path, "accents.py", ACCENTS)
     write(tmp_path, "emoji.py", EMOJI)
     text = out(run("check", ".", cwd=tmp_path))
-    assert [line.split(": TGL")[0] for line in text.splitlines()] == ["accents.py:5:16",
-                                                                     "emoji.py:2:10"]
+    places = [line.split(": TGL")[0] for line in text.splitlines()]
+    assert places == ["accents.py:5:16", "emoji.py:2:10"]
     items = json.loads(out(run("check", "--format", "json", ".", cwd=tmp_path)))
     assert [(i["line"], i["column"]) for i in items] == [(5, 16), (2, 10)]
     github = out(run("check", "--format", "github", ".", cwd=tmp_path))
@@ -647,7 +647,8 @@ def test_rules_lists_every_rule(tmp_path):
     assert [line.split()[0] for line in lines[:len(RULES)]] == [rule.code for rule in RULES]
     for line, rule in zip(lines, RULES):
         assert rule.name in line and rule.summary in line
-        assert line.split()[2] == {"safe": "safe", "unsafe": "unsafe", "none": "no"}[rule.fix_safety]
+        words = {"safe": "safe", "unsafe": "unsafe", "none": "no"}
+        assert line.split()[2] == words[rule.fix_safety]
     footnotes = lines[len(RULES):]  # the shapes in which a safe rule's fix is unsafe
     assert footnotes == [f"* {rule.code}: unsafe for {'; '.join(rule.unsafe_when)}"
                          for rule in RULES if rule.unsafe_when]

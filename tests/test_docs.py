@@ -11,8 +11,6 @@ page assumes.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
 import pytest
 
 from conftest import FIXTURES, ROOT, fixture_files
@@ -69,7 +67,8 @@ def _table_rows(text: str, first_cell: str):
     """The rows of a markdown table whose first cell links a rule page, by code."""
     rows = {}
     for line in text.splitlines():
-        match = re.match(r"\| \[(TGL\d{3})\]\(" + re.escape(first_cell) + r"TGL\d{3}\.md\) \|", line)
+        link = r"\| \[(TGL\d{3})\]\(" + re.escape(first_cell) + r"TGL\d{3}\.md\) \|"
+        match = re.match(link, line)
         if match:
             rows[match.group(1)] = [cell.strip() for cell in line.strip().strip("|").split("|")]
     return rows

@@ -61,9 +61,9 @@ class TorchGradLintPlugin:
         except Exception:  # noqa: BLE001 -- never break someone's flake8 run
             return
         if skipped:  # flake8 parsed it, the analysis cannot: say so (E999 covers syntax errors)
-            from .rules.tgl001_file_not_analysed import finding
+            from .rules.tgl001_file_not_analysed import finding as unanalysable
 
-            findings = [finding(skipped[0])]
+            findings = [unanalysable(skipped[0])]
         for finding in findings:
             yield finding.line, finding.col, finding.text(), type(self)
 

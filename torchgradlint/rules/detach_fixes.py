@@ -50,14 +50,13 @@ def detach_repair(model, backward, loss, consumer, leaking) -> DetachRepair:
         return _second_forward(model, backward, loss, consumer, arg, others)
     if _input_gradient_taken(model, function, sources):
         if not isinstance(arg, ast.Name) or sources & others:
-            return DetachRepair(None, f"differentiate the penalty with respect to a detached "
-                                      f"`{written}` that requires grad")
+            return DetachRepair(
+                None, f"give this step its own `{written}.detach().requires_grad_()`")
         name = arg.id
         return DetachRepair(
             Fix("insert-before", span(model.statement_of(consumer)),
                 f"{name} = {name}.detach().requires_grad_()"),
-            f"rebind `{name} = {name}.detach().requires_grad_()` before it (the penalty "
-            f"differentiates with respect to `{name}`)")
+            f"rebind `{name} = {name}.detach().requires_grad_()` first")
     return DetachRepair(Fix("method", span(arg), "detach"), f"pass `{_detached(arg)}`")
 
 
@@ -140,7 +139,7 @@ def _second_forward(model, backward, loss, consumer, arg, others) -> DetachRepai
     statement through which it reaches ``backward``."""
     function = consumer.function
     model_name = forwarded_model(consumer) or "the model"
-    remedy = f"run `{model_name}` again on `{_detached(arg)}` for this loss"
+    remedy = f"run `{model_name}` again on `{_detached(arg)}` for this loss"  # not the shared one
     statement = model.statement_of(consumer)
     if backward.function is not function or not (
             isinstance(statement, ast.Assign) and len(statement.targets) == 1
@@ -148,8 +147,9 @@ def _second_forward(model, backward, loss, consumer, arg, others) -> DetachRepai
         return DetachRepair(None, remedy)
     name = statement.targets[0].id
     for loop in function.loops:
+        earlier = range(loop.first_index, consumer.index)
         if loop.contains_index(consumer.index) and any(
-                _reads(function.statements[k], name) for k in range(loop.first_index, consumer.index)):
+                _reads(function.statements[k], name) for k in earlier):
             return DetachRepair(None, remedy)  # an earlier statement reads last iteration's value
     redefined = [k for k in model.dataflow.definitions(function, name) if k > consumer.index]
     last = redefined[0] if redefined else len(function.statements) - 1

@@ -34,11 +34,11 @@ def check(model):
             evidence = model.evaluation_evidence(site)
             if evidence is None or not model.evaluation_reaches_with_grad(site):
                 continue
+        remedy = "run it under `torch.no_grad()`" if fix is not None else \
+            "switch autograd with the flag (`torch.set_grad_enabled(training)`)"
         yield Finding(
             RULE.code, site.line, site.col,
-            f"forward pass of `{site.model}` in evaluation code ({evidence}) builds an autograd "
-            f"graph: run it under `with torch.no_grad():` or decorate the function with "
-            f"`@torch.no_grad()` (or use `torch.inference_mode()`)", fix)
+            f"`{site.model}` evaluates with autograd on: {remedy} (evaluation: {evidence})", fix)
 
 
 def no_grad_fix(model, site):

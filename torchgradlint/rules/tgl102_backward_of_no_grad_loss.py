@@ -2,7 +2,7 @@
 
 import ast
 
-from ..findings import Finding, RuleInfo, source_text
+from ..findings import Finding, RuleInfo, line_ref, source_text
 
 RULE = RuleInfo(
     "TGL102", "backward-of-no-grad-loss",
@@ -24,5 +24,5 @@ def check(model):
         if line is not None:
             yield Finding(
                 RULE.code, site.line, site.col,
-                f"`{source_text(loss)}` was computed with autograd off (line {line}), so this "
-                f"backward fails or trains nothing: compute the loss with autograd enabled")
+                f"backward of `{source_text(loss)}`, computed with autograd off: it fails or "
+                f"trains nothing (no_grad at {line_ref(line)})")

@@ -20,5 +20,5 @@ def check(model):
         if qualified in api.GRAD_CONTEXTS:
             written = source_text(item)
             yield Finding(RULE.code, item.lineno, item.col_offset,
-                          f"`{written}` is used without being called (a TypeError at run time): "
-                          f"write `with {written}():`", Fix("call", span(item)))
+                          f"`{written}` is not called: write `with {written}():` (a TypeError "
+                          f"at run time)", Fix("call", span(item)))

@@ -5,7 +5,7 @@ there, helpers that switch it carry their effect to the caller. Unknown modes st
 do models whose class is in the file and holds neither Dropout nor BatchNorm.
 """
 
-from ..findings import Finding, Fix, RuleInfo, span
+from ..findings import Finding, Fix, RuleInfo, line_ref, span
 from ..semantic.flow import EVAL, TRAIN
 
 RULE = RuleInfo(
@@ -50,10 +50,10 @@ def check(model):
         if evidence is None:
             continue
         lines = sorted(line for value, line in mode if value == TRAIN and line)
-        since = f", set by the call at line {lines[0]}" if lines else ""
+        since = f"; training mode set at {line_ref(lines[0])}" if lines else ""
         yield Finding(
             RULE.code, site.line, site.col,
-            f"evaluation forward of `{site.model}` ({evidence}) runs in training mode{since}: "
-            f"Dropout/BatchNorm behave as in training; call `{site.model}.eval()` before evaluating",
+            f"`{site.model}` evaluates in training mode: call `{site.model}.eval()` first "
+            f"(evaluation: {evidence}{since})",
             Fix("insert-before", span(model.evaluation_start(site)), f"{site.model}.eval()",
                 safe=False))

@@ -4,7 +4,7 @@ A training forward (its value reaches a backward pass) whose model may be in eva
 of an ``eval()`` -- inline or in a helper -- that the flow analysis carries around the loop.
 """
 
-from ..findings import Finding, Fix, RuleInfo, span
+from ..findings import Finding, Fix, RuleInfo, line_ref, span
 from ..semantic.flow import EVAL, TRAIN
 
 RULE = RuleInfo(
@@ -37,8 +37,8 @@ def check(model):
             continue
         yield Finding(
             RULE.code, site.line, site.col,
-            f"training forward of `{site.model}` may run in eval mode left by line "
-            f"{eval_lines[0]}: call `{site.model}.train()` before training resumes",
+            f"`{site.model}` may train in eval mode: call `{site.model}.train()` first "
+            f"(eval mode set at {line_ref(eval_lines[0])})",
             Fix("insert-before", span(model.statement_of(site)), f"{site.model}.train()",
                 safe=_only_trains(model, site)))
 

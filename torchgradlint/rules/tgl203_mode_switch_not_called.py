@@ -17,5 +17,5 @@ def check(model):
         if isinstance(value, ast.Attribute) and value.attr in ("eval", "train"):
             written = source_text(value)
             yield Finding(RULE.code, statement.lineno, statement.col_offset,
-                          f"`{written}` is referenced but not called, so the mode does not "
-                          f"change: write `{written}()`", Fix("call", span(value)))
+                          f"`{written}` is not called, so the mode does not change: write "
+                          f"`{written}()`", Fix("call", span(value)))

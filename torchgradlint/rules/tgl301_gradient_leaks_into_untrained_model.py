@@ -62,8 +62,9 @@ def _findings(model):
             elif site.model is not None:  # a helper's call: its result is a loss, not a tensor to cut
                 yield Finding(
                     RULE.code, site.line, site.col,
-                    f"`{forwarded_model(site)}` gets gradients it does not use from the backward "
-                    f"at {line_ref(backward.line)}: run it under `no_grad` or `.detach()` its output",
+                    f"`{forwarded_model(site)}` gets gradients nothing uses: run it under "
+                    f"`torch.no_grad()` (the backward at {line_ref(backward.line)}; "
+                    f"`{step.receiver}` does not train it)",
                     Fix("method", span(site.node), "detach", safe=False))
 
 
@@ -71,9 +72,9 @@ def _leak_through(model, backward, step, loss, consumer, leaking):
     repair = detach_repair(model, backward, loss, consumer, leaking)
     return Finding(
         RULE.code, consumer.line, consumer.col,
-        f"`{forwarded_model(leaking)}`'s output reaches `{forwarded_model(consumer)}`'s update "
+        f"`{forwarded_model(leaking)}`'s output reaches `{forwarded_model(consumer)}` "
         f"undetached: {repair.remedy} (the backward at {line_ref(backward.line)} runs into "
-        f"`{forwarded_model(leaking)}`, which `{step.receiver}` does not train)", repair.fix)
+        f"`{forwarded_model(leaking)}`; `{step.receiver}` does not train it)", repair.fix)
 
 
 def _downstream_of(model, site, trained) -> bool:

@@ -4,7 +4,7 @@ The generator's loss computed from ``netD(fake.detach())`` (or ``fake.data``, or
 ``no_grad``): the backward never reaches the generator, and its step trains nothing.
 """
 
-from ..findings import Finding, RuleInfo
+from ..findings import Finding, RuleInfo, line_ref
 
 RULE = RuleInfo(
     "TGL303", "trained-model-cut-off-from-loss",
@@ -35,9 +35,9 @@ def check(model):
         line, col, what = cut
         yield Finding(
             RULE.code, line, col,
-            f"{what} cuts the loss of the backward at line {backward.line} off from the model "
-            f"that `{step.receiver}.step()` (line {step.line}) trains: that step trains nothing; "
-            f"keep the graph (no `.detach()` / `.data` / `no_grad` here)")
+            f"{what} cuts `{step.receiver}`'s model off from its loss: that step trains "
+            f"nothing; keep the graph here (the backward at {line_ref(backward.line)}, the step "
+            f"at {line_ref(step.line)})")
 
 
 def _no_grad_forward(model, trained):
