@@ -359,6 +359,19 @@ def run_python(script: str, *args: str, cwd: Path) -> subprocess.CompletedProces
                           capture_output=True, env=env, timeout=300)
 
 
+def test_flake8_plugin_reports_a_file_too_deep_to_analyse():
+    """flake8 parsed it (no E999), the analysis cannot follow it: the plugin says TGL001."""
+    import ast
+
+    from torchgradlint.plugin import TorchGradLintPlugin
+
+    tree = ast.parse(TOO_DEEP)
+    lines = TOO_DEEP.splitlines(keepends=True)
+    found = [(line, col, text.split()[0]) for line, col, text, _ in
+             TorchGradLintPlugin(tree, lines, "deep.py").run()]
+    assert found == [(1, 0, "TGL001")]
+
+
 def test_syntax_error_next_to_findings(tmp_path):
     write(tmp_path, "broken.py", BROKEN)
     write(tmp_path, "bad.py", BAD)

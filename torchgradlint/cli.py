@@ -462,7 +462,9 @@ def _fix_summary(fixed: int, files: int, remaining: List[Finding], unsafe: bool,
     verb = "would fix" if diff_only else "fixed"
     text = f"{verb} {_plural(fixed, 'finding')} in {_plural(files, 'file')}; " \
            f"{len(remaining)} remain"
-    hidden = sum(1 for f in remaining if f.fix is not None and not f.fix.safe)
+    from .fix import is_safe_fix
+
+    hidden = sum(1 for f in remaining if f.fix is not None and not is_safe_fix(f))
     if hidden and not unsafe:
         text += f" ({hidden} with an unsafe fix: --unsafe-fixes)"
     return text

@@ -662,8 +662,19 @@ def _signature(finding: Finding, source: str) -> tuple:
             fix.kind if fix else None, fix.text if fix else None, " ".join(target.split()))
 
 
+def is_safe_fix(finding: Finding) -> bool:
+    """The finding's fix is safe: the fix says so and its rule declares safe fixes (``RULE`` in
+    the rule's module; a rule declared unsafe cannot emit a safe fix by mistake)."""
+    from .rules import RULES_BY_CODE
+
+    rule = RULES_BY_CODE.get(finding.code)
+    return finding.fix is not None and finding.fix.safe and \
+        rule is not None and rule.fix_safety == "safe"
+
+
 def _wanted(finding: Finding, unsafe: bool) -> bool:
-    return finding.fix is not None and finding.fix.kind in KINDS and (finding.fix.safe or unsafe)
+    return finding.fix is not None and finding.fix.kind in KINDS and (
+        unsafe or is_safe_fix(finding))
 
 
 @dataclass

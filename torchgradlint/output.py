@@ -139,9 +139,11 @@ def format_json(reports: Sequence[Report], problems: Sequence[Problem] = ()) -> 
 def _fix_of(finding: Finding) -> Optional[str]:
     """This finding's own fix: ``safe``, ``unsafe`` (a safe rule's fix in one of the shapes it
     declares unsafe), or None (no automatic fix here)."""
+    from .fix import is_safe_fix
+
     if finding.fix is None:
         return None
-    return "safe" if finding.fix.safe else "unsafe"
+    return "safe" if is_safe_fix(finding) else "unsafe"
 
 
 def _escape_data(text: str) -> str:
