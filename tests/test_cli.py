@@ -359,11 +359,15 @@ def run_python(script: str, *args: str, cwd: Path) -> subprocess.CompletedProces
                           capture_output=True, env=env, timeout=300)
 
 
-def test_flake8_plugin_reports_a_file_too_deep_to_analyse():
-    """flake8 parsed it (no E999), the analysis cannot follow it: the plugin says TGL001."""
+def test_flake8_plugin_reports_a_file_too_deep_to_analyse(monkeypatch):
+    """flake8 parsed it (no E999), the analysis cannot follow it even on its deep stack (its
+    limit lowered to the interpreter's here): the plugin says TGL001."""
     import ast
 
+    from torchgradlint import engine
     from torchgradlint.plugin import TorchGradLintPlugin
+
+    monkeypatch.setattr(engine, "DEEP_RECURSION_LIMIT", sys.getrecursionlimit())
 
     tree = ast.parse(TOO_DEEP)
     lines = TOO_DEEP.splitlines(keepends=True)
