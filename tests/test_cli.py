@@ -313,25 +313,27 @@ def test_command_line_exclude_replaces_and_extend_exclude_adds(tmp_path):
 # --------------------------------------------------------------------------- unreadable files
 
 
-def test_syntax_error_is_reported_on_stderr_and_does_not_change_the_exit_code(tmp_path):
+def test_syntax_error_is_a_tgl001_finding(tmp_path):
     write(tmp_path, "broken.py", BROKEN)
     result = run("check", "broken.py", cwd=tmp_path)
-    assert result.returncode == 0
-    assert out(result) == ""
+    assert result.returncode == 1
+    assert out(result) == "broken.py:3:7: TGL001 file not analysed: syntax error: invalid syntax\n"
     (message,) = err(result).splitlines()
     assert message.startswith("broken.py: cannot analyse: syntax error at line 3, column ")
     assert run("check", "--strict", "broken.py", cwd=tmp_path).returncode == 2
+    assert run("check", "--extend-ignore", "TGL001", "broken.py", cwd=tmp_path).returncode == 0
 
 
 TOO_DEEP = ("import torch\nimport torch.nn as nn\n\nmodel = nn.Linear(2, 2)\n\n\n"
             "def g(a):\n    x = a" + ".data" * 1200 + "\n    return model(x)\n")
 
 
-def test_a_file_too_deep_to_analyse_is_named_and_does_not_change_the_exit_code(tmp_path):
-    """Parsed by Python but nested deeper than the analysis goes: no finding is possible, and
-    the CLI says so (as for a syntax error) instead of staying silent. Such files are analysed
-    again on a deep stack, which takes everything Python itself parses; the limit of that
-    second try is lowered here to the interpreter's default, so that it fails too."""
+def test_a_file_too_deep_to_analyse_is_a_tgl001_finding(tmp_path):
+    """Parsed by Python but nested deeper than the analysis goes: no rule could look at it,
+    and the CLI says so (a TGL001 finding, and why on stderr) instead of staying silent. Such
+    files are analysed again on a deep stack, which takes everything Python itself parses; the
+    limit of that second try is lowered here to the interpreter's default, so that it fails
+    too."""
     write(tmp_path, "deep.py", TOO_DEEP)
     write(tmp_path, "bad.py", BAD)
     result = run("check", ".", cwd=tmp_path)
@@ -344,7 +346,7 @@ def test_a_file_too_deep_to_analyse_is_named_and_does_not_change_the_exit_code(t
     for strict, status in ((False, 1), (True, 2)):
         result = run_python(shallow, "check", *(["--strict"] if strict else []), ".", cwd=tmp_path)
         assert result.returncode == status, err(result)
-        assert codes_by_line(result) == [("bad.py", BAD_LINE, "TGL103")]
+        assert codes_by_line(result) == [("bad.py", BAD_LINE, "TGL103"), ("deep.py", 1, "TGL001")]
         assert err(result).strip() == ("deep.py: cannot analyse: nested deeper than the "
                                        "analysis goes (Python's recursion limit)")
 
@@ -357,12 +359,29 @@ def run_python(script: str, *args: str, cwd: Path) -> subprocess.CompletedProces
                           capture_output=True, env=env, timeout=300)
 
 
+def test_flake8_plugin_reports_a_file_too_deep_to_analyse(monkeypatch):
+    """flake8 parsed it (no E999), the analysis cannot follow it even on its deep stack (its
+    limit lowered to the interpreter's here): the plugin says TGL001."""
+    import ast
+
+    from torchgradlint import engine
+    from torchgradlint.plugin import TorchGradLintPlugin
+
+    monkeypatch.setattr(engine, "DEEP_RECURSION_LIMIT", sys.getrecursionlimit())
+
+    tree = ast.parse(TOO_DEEP)
+    lines = TOO_DEEP.splitlines(keepends=True)
+    found = [(line, col, text.split()[0]) for line, col, text, _ in
+             TorchGradLintPlugin(tree, lines, "deep.py").run()]
+    assert found == [(1, 0, "TGL001")]
+
+
 def test_syntax_error_next_to_findings(tmp_path):
     write(tmp_path, "broken.py", BROKEN)
     write(tmp_path, "bad.py", BAD)
     result = run("check", ".", cwd=tmp_path)
     assert result.returncode == 1
-    assert codes_by_line(result) == [("bad.py", BAD_LINE, "TGL103")]
+    assert codes_by_line(result) == [("bad.py", BAD_LINE, "TGL103"), ("broken.py", 3, "TGL001")]
     assert "broken.py: cannot analyse: syntax error" in err(result)
     assert run("check", "--strict", ".", cwd=tmp_path).returncode == 2
 
@@ -370,26 +389,83 @@ def test_syntax_error_next_to_findings(tmp_path):
 def test_undecodable_file(tmp_path):
     write(tmp_path, "latin.py", b'x = 1\nname = "caf\xe9"\n')
     result = run("check", "latin.py", cwd=tmp_path)
-    assert result.returncode == 0
-    assert err(result).strip() == (
-        "latin.py: cannot analyse: not valid utf-8 at line 2, column 12 "
-        "(byte b'\\xe9': invalid continuation byte)"
-    )
+    assert result.returncode == 1
+    why = "not valid utf-8 at line 2, column 12 (byte b'\\xe9': invalid continuation byte)"
+    assert err(result).strip() == f"latin.py: cannot analyse: {why}"
+    assert out(result) == f"latin.py:1:1: TGL001 file not analysed: {why}\n"
     assert run("check", "--strict", "latin.py", cwd=tmp_path).returncode == 2
 
 
 def test_unknown_coding_cookie(tmp_path):
     write(tmp_path, "odd.py", b"# -*- coding: klingon -*-\nx = 1\n")
     result = run("check", "odd.py", cwd=tmp_path)
-    assert result.returncode == 0
+    assert result.returncode == 1
     assert err(result).strip() == "odd.py: cannot analyse: unknown encoding: klingon"
+    assert codes_by_line(result) == [("odd.py", 1, "TGL001")]
 
 
 def test_null_bytes(tmp_path):
     write(tmp_path, "nul.py", b"import torch\nx = 1\x00\n")
     result = run("check", "nul.py", cwd=tmp_path)
-    assert result.returncode == 0
+    assert result.returncode == 1
     assert err(result).startswith("nul.py: cannot analyse:")
+    assert [code for _, _, code in codes_by_line(result)] == ["TGL001"]
+
+
+def test_unanalysable_file_in_every_format(tmp_path):
+    write(tmp_path, "broken.py", BROKEN)
+    github = out(run("check", "--format", "github", ".", cwd=tmp_path))
+    assert github == "::warning file=broken.py,line=3,col=7,title=TGL001::file not analysed: " \
+                     "syntax error: invalid syntax\n"
+    (item,) = json.loads(out(run("check", "--format", "json", ".", cwd=tmp_path)))
+    assert (item["code"], item["line"], item["column"], item["fix"]) == ("TGL001", 3, 7, None)
+    sarif = json.loads(out(run("check", "--format", "sarif", ".", cwd=tmp_path)))
+    (result,) = sarif["runs"][0]["results"]
+    assert result["ruleId"] == "TGL001"
+    assert result["locations"][0]["physicalLocation"]["region"] == {"startLine": 3,
+                                                                    "startColumn": 7}
+
+
+def test_fix_reports_an_unanalysable_file_as_remaining(tmp_path):
+    write(tmp_path, "broken.py", BROKEN)
+    result = run("fix", "broken.py", cwd=tmp_path)
+    assert result.returncode == 1
+    assert codes_by_line(result) == [("broken.py", 3, "TGL001")]
+    piped = run("fix", "-", cwd=tmp_path, stdin=BROKEN.encode())
+    assert piped.returncode == 1 and out(piped) == BROKEN
+    assert "-:3:7: TGL001 file not analysed" in err(piped)
+
+
+# A finding after non-ASCII text on its line: `model.eval` starts at character 15 (0-based), at
+# byte 21 (each é is two bytes in UTF-8), at UTF-16 code unit 15; after an emoji (one character,
+# two UTF-16 code units, four UTF-8 bytes) at character 10 and code unit 11.
+ACCENTS = 'import torch\n\n\ndef validate(model):\n    s = "ééé"; model.eval\n'
+EMOJI = 'import torch\ns = "\U0001F600"; model.eval\n'
+
+
+def test_columns_count_what_each_format_expects(tmp_path):
+    write(tmp_path, "accents.py", ACCENTS)
+    write(tmp_path, "emoji.py", EMOJI)
+    text = out(run("check", ".", cwd=tmp_path))
+    places = [line.split(": TGL")[0] for line in text.splitlines()]
+    assert places == ["accents.py:5:16", "emoji.py:2:10"]
+    items = json.loads(out(run("check", "--format", "json", ".", cwd=tmp_path)))
+    assert [(i["line"], i["column"]) for i in items] == [(5, 16), (2, 10)]
+    github = out(run("check", "--format", "github", ".", cwd=tmp_path))
+    assert "line=5,col=16," in github and "line=2,col=10," in github
+    sarif = json.loads(out(run("check", "--format", "sarif", ".", cwd=tmp_path)))
+    regions = [r["locations"][0]["physicalLocation"]["region"] for r in sarif["runs"][0]["results"]]
+    assert regions == [{"startLine": 5, "startColumn": 16}, {"startLine": 2, "startColumn": 11}]
+    fixed = run("fix", "--diff", "--select", "TGL101", ".", cwd=tmp_path)  # nothing to fix
+    assert [line.split(": TGL")[0] for line in out(fixed).splitlines()] == []
+    remaining = run("fix", "--select", "TGL203", "--diff", "emoji.py", cwd=tmp_path)
+    assert remaining.returncode == 1
+
+
+def test_json_gives_each_finding_its_own_fix_safety(tmp_path):
+    write(tmp_path, "a.py", BAD)
+    (item,) = json.loads(out(run("check", "--format", "json", "a.py", cwd=tmp_path)))
+    assert (item["fix_safety"], item["fix"]) == ("safe", "safe")
 
 
 def test_bom_and_coding_cookie_files_are_decoded(tmp_path):
@@ -424,8 +500,8 @@ def test_json_format(tmp_path):
 
 
 def test_json_format_without_findings_is_an_empty_list(tmp_path):
-    write(tmp_path, "broken.py", BROKEN)  # nothing to report
-    result = run("check", "--format", "json", "broken.py", cwd=tmp_path)
+    write(tmp_path, "clean.py", CLEAN)
+    result = run("check", "--format", "json", "clean.py", cwd=tmp_path)
     assert json.loads(out(result)) == []
 
 
@@ -463,9 +539,9 @@ def check_sarif_document(document: dict) -> dict:
 def test_sarif_catalogue_and_notifications(tmp_path):
     write(tmp_path, "broken.py", BROKEN)
     result = run("check", "--format", "sarif", ".", cwd=tmp_path)
-    assert result.returncode == 0
+    assert result.returncode == 1
     run_ = check_sarif_document(json.loads(out(result)))
-    assert run_["results"] == []
+    assert [r["ruleId"] for r in run_["results"]] == ["TGL001"]
     (notification,) = run_["invocations"][0]["toolExecutionNotifications"]
     assert notification["message"]["text"].startswith("cannot analyse: syntax error")
     location = notification["locations"][0]["physicalLocation"]["artifactLocation"]
@@ -585,9 +661,14 @@ def test_rules_lists_every_rule(tmp_path):
     result = run("rules", cwd=tmp_path)
     assert result.returncode == 0
     lines = out(result).splitlines()
-    assert [line.split()[0] for line in lines] == [rule.code for rule in RULES]
+    assert [line.split()[0] for line in lines[:len(RULES)]] == [rule.code for rule in RULES]
     for line, rule in zip(lines, RULES):
         assert rule.name in line and rule.summary in line
+        words = {"safe": "safe", "unsafe": "unsafe", "none": "no"}
+        assert line.split()[2] == words[rule.fix_safety]
+    footnotes = lines[len(RULES):]  # the shapes in which a safe rule's fix is unsafe
+    assert footnotes == [f"* {rule.code}: unsafe for {'; '.join(rule.unsafe_when)}"
+                         for rule in RULES if rule.unsafe_when]
     data = json.loads(out(run("rules", "--format", "json", cwd=tmp_path)))
     assert [item["code"] for item in data] == [rule.code for rule in RULES]
     assert {item["fix_safety"] for item in data} <= {"safe", "unsafe", "none"}

@@ -13,10 +13,12 @@ import ast
 import codecs
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -84,12 +86,13 @@ def text_of(stream: bytes) -> str:
 
 
 class Fixed:
-    def __init__(self, root: Path, first, second, snapshot, observed) -> None:
+    def __init__(self, root: Path, first, second, snapshot, observed, steps) -> None:
         self.root = root
         self.first = first
         self.second = second
         self.snapshot = snapshot  # bytes after the first run
         self.observed = observed
+        self.steps = steps  # tests/gradient_steps.py's comparison, by fixed path
 
     def path(self, original: Path) -> Path:
         return self.root / original.parent.name / original.name
@@ -110,7 +113,14 @@ def fixed(tmp_path_factory) -> Fixed:
     assert result.returncode == 0, result.stderr[-4000:]
     line = [text for text in result.stdout.splitlines() if text.startswith("TGL-FIX-RESULT ")][-1]
     observed = json.loads(line[len("TGL-FIX-RESULT "):])
-    return Fixed(root, first, second, snapshot, observed)
+    pairs = [str(p) for original in FIXABLE
+             for p in (original, root / original.parent.name / original.name)]
+    compared = subprocess.run([sys.executable, str(ROOT / "tests" / "gradient_steps.py"), *pairs],
+                              cwd=str(root), env=environment(), capture_output=True, text=True,
+                              timeout=1800)
+    assert compared.returncode == 0, compared.stderr[-4000:]
+    steps = json.loads(compared.stdout.strip().splitlines()[-1])
+    return Fixed(root, first, second, snapshot, observed, steps)
 
 
 def test_every_fixable_rule_has_a_fixture():
@@ -162,6 +172,67 @@ def test_fixed_fixture_runs_cleanly_with_no_new_bug(original, fixed):
     before = {code for _, code in marks.runtime}
     after = {code for _, code in observed["findings"]}
     assert after <= before, f"new at run time: {sorted(after - before)}"
+
+
+# Rules whose fix must leave every optimizer step's gradients exactly as they were: no_grad
+# around an evaluation, .detach() of a leak into a model the step does not train, .detach() of an
+# accumulated value. (TGL2xx fixes change a mode, which is the point: they must train the same
+# models, with other numbers; a TGL103 program crashed before its fix.)
+SAME_GRADIENTS = {"TGL101", "TGL301", "TGL302"}
+
+
+@pytest.mark.parametrize("original", FIXABLE, ids=IDS)
+def test_fixed_fixture_trains_the_same_models(original, fixed):
+    compared = fixed.steps[str(fixed.path(original))]
+    assert compared["after_error"] is None, compared
+    if compared["before_error"] is None:
+        assert compared["training"] is None, compared
+
+
+def _keeps_gradients(path: Path) -> bool:
+    """Every fix is of a rule in SAME_GRADIENTS, and a TGL301 fix is a safe one (an unsafe one
+    runs a model with Dropout a second time: other masks, other gradients)."""
+    fixes = [f for f in lint_file(str(path)) if f.fix is not None]
+    return all(f.code in SAME_GRADIENTS and (f.fix.safe or f.code != "TGL301") for f in fixes)
+
+
+GRADIENT_KEEPING = [(path, ident) for path, ident in zip(FIXABLE, IDS) if _keeps_gradients(path)]
+
+
+@pytest.mark.parametrize("original", [path for path, _ in GRADIENT_KEEPING],
+                         ids=[ident for _, ident in GRADIENT_KEEPING])
+def test_fixed_fixture_steps_get_the_same_gradients(original, fixed):
+    compared = fixed.steps[str(fixed.path(original))]
+    if original.parent.name.startswith("TGL3"):
+        assert compared["steps"][0] > 0, compared  # training programs: something to compare
+    assert compared["gradients"] is None, compared
+
+
+def _signatures(findings):
+    return Counter((f.code, re.sub(r"\d+", "#", f.message)) for f in findings)
+
+
+@pytest.mark.parametrize("original", FIXABLE, ids=IDS)
+def test_a_fix_never_produces_a_new_finding(original, fixed):
+    before = _signatures(lint_file(str(original)))
+    after = _signatures(lint_file(str(fixed.path(original))))
+    assert not after - before, sorted(after - before)
+
+
+def test_the_fix_cases_are_fixed_by_safe_fixes(tmp_path):
+    # ../shared/fix-cases: the leak is repaired where detaching the call would break the program
+    for name in ("bad_shared_d_output_for_g_and_d.py", "bad_wgan_div_critic_penalty.py"):
+        source = (FIXTURES / "TGL301" / name).read_text(encoding="utf-8")
+        outcome = fix_text(source, name)
+        assert outcome.remaining == [] and outcome.source != source, name
+    shared = fix_text((FIXTURES / "TGL301" / "bad_shared_d_output_for_g_and_d.py").read_text(),
+                      "shared.py").source
+    assert "D_gen = discriminator(gen_imgs)  # expect" in shared  # the generator's forward stays
+    assert "    D_gen = discriminator(gen_imgs.detach())\n    d_loss =" in shared
+    wgan = fix_text((FIXTURES / "TGL301" / "bad_wgan_div_critic_penalty.py").read_text(),
+                    "wgan.py").source
+    assert "    fake_imgs = fake_imgs.detach().requires_grad_()\n" \
+           "    fake_validity = discriminator(fake_imgs)" in wgan
 
 
 # --------------------------------------------------------------------------- one pass

@@ -20,6 +20,8 @@ def test_every_rule_has_bad_and_good_fixtures():
     from torchgradlint.rules import RULES
 
     for rule in RULES:
+        if rule.code.startswith("TGL0"):
+            continue  # files the linter cannot analyse: tests/test_cli.py, not programs to run
         folder = FIXTURES / rule.code
         bad = sorted(folder.glob("bad_*.py"))
         good = sorted(folder.glob("good_*.py"))

@@ -10,8 +10,8 @@ Each input goes through
 
 None may raise, hang or print a traceback. A file Python itself cannot compile (the oracle is
 ``compile()`` on the file's bytes, which applies PEP 263) gets exactly one ``path: cannot
-analyse: why`` line on the CLI's standard error and no findings; the exit status is 0 or 1, and
-2 only under ``--strict``. Every in-process call runs under a time limit; no test times the
+analyse: why`` line on the CLI's standard error and one TGL001 finding; the exit status is 0 or
+1, and 2 only under ``--strict``. Every in-process call runs under a time limit; no test times the
 linter otherwise.
 
 Inputs the linter mishandles today are listed in ``KNOWN_BUGS`` with the reason; those tests
@@ -695,8 +695,8 @@ def test_flake8_on_every_input(case_folder: Path) -> None:
     assert result.returncode in (0, 1), stderr[-3000:]
     codes = {line.split(": ", 1)[1].split()[0] for line in
              result.stdout.decode("utf-8", "replace").splitlines() if ": " in line}
-    assert codes <= {"TGL101", "TGL102", "TGL103", "TGL201", "TGL202", "TGL203", "TGL301",
-                     "TGL302", "TGL303", "E902", "E999"}, codes
+    assert codes <= {"TGL001", "TGL101", "TGL102", "TGL103", "TGL201", "TGL202", "TGL203",
+                     "TGL301", "TGL302", "TGL303", "E902", "E999"}, codes
 
 
 @pytest.mark.parametrize("data, kind", [
@@ -715,8 +715,10 @@ def test_cli_stdin(data: bytes, kind: str, tmp_path: Path) -> None:
         assert result.returncode == 1 and b"TGL103" in result.stdout and stderr == ""
     elif kind == "clean":
         assert result.returncode == 0 and stderr == ""
-    else:
-        assert result.returncode == 0, stderr
+    else:  # a file that cannot be analysed: one TGL001 finding, and why on stderr
+        assert result.returncode == 1, stderr
+        assert result.stdout.decode().startswith("stdin_case.py:") and \
+            [line.split()[1] for line in result.stdout.decode().splitlines()] == ["TGL001"]
         lines = stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("stdin_case.py: cannot analyse: "), lines
 

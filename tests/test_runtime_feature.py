@@ -594,6 +594,21 @@ def test_ignore_list_patterns(tmp_path):
     assert allowed("*:12") == [True, False]
 
 
+@pytest.mark.parametrize("pattern", ["TGL109", "tgl9", "pkg/train.py:TGL999", "x.py:3:TGL404"])
+def test_ignore_list_rejects_unknown_codes_like_the_cli(pattern, tmp_path):
+    with pytest.raises(ValueError, match="unknown rule code or prefix"):
+        IgnoreList([pattern], root=tmp_path)
+    with pytest.raises(ValueError, match="unknown rule code or prefix"):
+        watched(ignore=[pattern])
+
+
+def test_allow_list_with_an_unknown_code_is_a_usage_error(pytester):
+    pytester.makepyfile(test_eval=EVAL_BUG)
+    result = pytester.runpytest(*LOAD, "--tgl-runtime", "--tgl-runtime-ignore=TGL109")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown rule code or prefix 'TGL109'*"])
+
+
 # --------------------------------------------------------------------------- no leaks
 
 def test_nothing_is_kept_alive_after_a_watched_training_and_eval_loop():

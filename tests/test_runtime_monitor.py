@@ -5,6 +5,7 @@ Each script is written to tmp_path and run with ``run_path``; its ``# expect:`` 
 """
 
 import gc
+import sys
 import textwrap
 import weakref
 
@@ -451,6 +452,54 @@ def test_cli_prints_findings(tmp_path, capsys):
     good = tmp_path / "good.py"
     good.write_text(SCRIPTS["tgl101_good"])
     assert cli_main([str(good)]) == 0
+
+
+def test_cli_passes_arguments_to_the_script(tmp_path, capsys):
+    path = tmp_path / "args.py"
+    path.write_text(SCRIPTS["tgl101_bad"].replace(
+        "for x in [torch.randn(3, 4) for _ in range(3)]:",
+        "import sys\nfor x in [torch.randn(3, 4) for _ in range(int(sys.argv[2]))]:") +
+        "assert sys.argv[1:] == ['--steps', '3'], sys.argv\n")
+    assert cli_main([str(path), "--steps", "3"]) == 1
+    captured = capsys.readouterr()
+    assert "uncaught" not in captured.err, captured.err
+    assert ": TGL101 " in captured.out
+
+
+def test_cli_missing_script_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli_main([str(tmp_path / "missing.py")])
+    assert exited.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.endswith("cannot run '" + str(tmp_path / "missing.py") + "': no such file")
+
+
+def test_cli_rejects_unknown_codes_in_ignore(tmp_path, capsys):
+    path = tmp_path / "bad.py"
+    path.write_text(SCRIPTS["tgl101_bad"])
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["--ignore", "TGL109", str(path)])
+    assert exited.value.code == 2
+    assert "unknown rule code or prefix 'TGL109'" in capsys.readouterr().err
+    assert cli_main(["--ignore", "TGL101", str(path)]) == 0
+
+
+def test_cli_reports_findings_in_imported_project_modules(tmp_path, capsys, monkeypatch):
+    """The evaluation loop lives in a module the script imports: the finding is reported at
+    its line there, as the pytest plugin reports it."""
+    body = SCRIPTS["tgl101_bad"].split("model = nn.Linear(4, 2)\n")[1]
+    helper = tmp_path / "evaluation.py"
+    helper.write_text("import torch\n\n\ndef evaluate(model):\n" +
+                      "".join(f"    {line}\n" for line in body.splitlines()))
+    script = tmp_path / "main.py"
+    script.write_text(HEADER + "from evaluation import evaluate\n"
+                      "evaluate(nn.Linear(4, 2))\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "evaluation", raising=False)
+    assert cli_main(["main.py"]) == 1
+    forward = next(n for n, line in enumerate(helper.read_text().splitlines(), 1)
+                   if "out = model(x)" in line)
+    assert f"evaluation.py:{forward}: TGL101 " in capsys.readouterr().out
 
 
 def test_runtime_not_imported_by_linter():

@@ -21,14 +21,15 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, TextIO, Tuple
+from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
 from . import __version__
 from .config import Config
 from .discovery import discover, is_excluded, path_sort_key, sorted_paths
 from .findings import Finding, RuleInfo
 from .noqa import NoqaIndex
-from .output import FORMATS, FORMATTERS, Problem, Report, format_sarif, printable, rule_url
+from .output import (FORMATS, FORMATTERS, Problem, Report, format_sarif, non_ascii_lines,
+                     printable, rule_url)
 from .pyproject_config import ConfigError, Options, settings_for, split_list
 from .rules import RULES, RULES_BY_CODE
 from .sourcefile import SourceError, decode_source, read_source
@@ -51,6 +52,10 @@ class FileResult:
     problem: Optional[Problem] = None
     traceback: Optional[str] = None
     notes: List[Tuple[int, str]] = field(default_factory=list)  # ``-v``: what was not followed
+    lines: Dict[int, str] = field(default_factory=dict)  # non-ASCII lines with a finding
+
+    def reports(self) -> List[Report]:
+        return [Report(self.path, f, self.lines.get(f.line, "")) for f in self.findings]
 
 
 def parse_module(source: str, path: str) -> Tuple[Optional[ast.Module], Optional[str]]:
@@ -71,6 +76,36 @@ def parse_module(source: str, path: str) -> Tuple[Optional[ast.Module], Optional
         return None, f"syntax error: {exc}"
     except (RecursionError, MemoryError):
         return None, "syntax error: too deeply nested for the Python parser"
+
+
+def syntax_error_position(source: str, path: str) -> Tuple[int, int]:
+    """Where Python's parser stops on ``source``: 1-based line, 0-based UTF-8 byte column (the
+    ``ast`` convention of every Finding); the start of the file when it cannot tell."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(source, path, "exec", ast.PyCF_ONLY_AST)
+    except SyntaxError as exc:
+        lines = source.splitlines()
+        line = exc.lineno or 1
+        if not 1 <= line <= len(lines):
+            return (max(1, min(line, len(lines) or 1)), 0)
+        offset = max((exc.offset or 1) - 1, 0)
+        return line, len(lines[line - 1][:offset].encode("utf-8"))
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    return 1, 0
+
+
+def unanalysable_reports(results: Sequence[FileResult], config: Config) -> List[Report]:
+    """A TGL001 finding for every file that could not be analysed (not an internal error)."""
+    from .rules.tgl001_file_not_analysed import finding
+
+    if not config.wants("TGL001"):
+        return []
+    return [Report(r.path, finding(r.problem.reason, r.problem.line, r.problem.col),
+                   r.lines.get(r.problem.line, ""))
+            for r in results if r.problem is not None and not r.problem.internal]
 
 
 def analyse_source(source: str, path: str, config: Config, notes: bool = False) -> FileResult:
@@ -98,7 +133,9 @@ def analyse_source(source: str, path: str, config: Config, notes: bool = False) 
             return result  # the engine's own screen: nothing it could report
         tree, reason = parse_module(source, path)
         if tree is None:
-            result.problem = Problem(path, reason or "cannot parse")
+            line, col = syntax_error_position(source, path)
+            result.problem = Problem(path, reason or "cannot parse", line=line, col=col)
+            result.lines = non_ascii_lines(source, [Finding("TGL001", line, col, "")])
             return result
 
         def on_skip(filename: str, why: str) -> None:
@@ -107,6 +144,7 @@ def analyse_source(source: str, path: str, config: Config, notes: bool = False) 
         findings = lint_tree(tree, source, path, config, on_error, on_skip=on_skip,
                              notes=result.notes if notes else None)
         result.findings = noqa.filter(f for f in findings if config.wants(f.code))
+        result.lines = non_ascii_lines(source, result.findings)
     except Exception as exc:  # the engine promises not to raise; say so loudly if it does
         errors.append(f"{type(exc).__name__}: {exc}".rstrip(": "))
         result.traceback = traceback.format_exc()
@@ -377,10 +415,10 @@ def command_check(args: argparse.Namespace) -> int:
         jobs = args.jobs or os.cpu_count() or 1
         results = analyse_all(files, config, jobs, notes=args.verbose)
 
-    reports: List[Report] = []
+    reports: List[Report] = unanalysable_reports(results, config)
     problems: List[Problem] = []
     for result in results:
-        reports.extend(Report(result.path, finding) for finding in result.findings)
+        reports.extend(result.reports())
         if result.problem is not None:
             problems.append(result.problem)
             print(f"{printable(result.path)}: {result.problem.describe()}", file=sys.stderr)
@@ -428,7 +466,9 @@ def _fix_summary(fixed: int, files: int, remaining: List[Finding], unsafe: bool,
     verb = "would fix" if diff_only else "fixed"
     text = f"{verb} {_plural(fixed, 'finding')} in {_plural(files, 'file')}; " \
            f"{len(remaining)} remain"
-    hidden = sum(1 for f in remaining if f.fix is not None and not f.fix.safe)
+    from .fix import is_safe_fix
+
+    hidden = sum(1 for f in remaining if f.fix is not None and not is_safe_fix(f))
     if hidden and not unsafe:
         text += f" ({hidden} with an unsafe fix: --unsafe-fixes)"
     return text
@@ -469,7 +509,8 @@ def command_fix(args: argparse.Namespace) -> int:
             changed += 1
             if args.diff:
                 sys.stdout.write(result.diff)
-        reports.extend(Report(result.path, finding) for finding in result.remaining)
+        reports.extend(Report(result.path, finding, result.lines.get(finding.line, ""))
+                       for finding in result.remaining)
     reports.sort(key=lambda r: (path_sort_key(r.path), r.line, r.column, r.finding.code))
     if not args.diff:
         sys.stdout.write(FORMATTERS["text"](reports, []))
@@ -496,18 +537,24 @@ def _fix_stdin(args: argparse.Namespace, settings, config: Config) -> int:
         if not args.diff:
             sys.stdout.buffer.write(data)
         return EXIT_CLEAN
+    from .rules.tgl001_file_not_analysed import finding as unanalysable
+
     try:
         source = decode_source(data, name)
     except SourceError as exc:
         print(f"{name}: cannot fix: {exc.reason}", file=sys.stderr)
         if not args.diff:
             sys.stdout.buffer.write(data)
-        return EXIT_ERROR if args.strict else EXIT_CLEAN
+        if config.wants("TGL001"):
+            sys.stderr.write(FORMATTERS["text"]([Report(name, unanalysable(exc.reason))], []))
+        return EXIT_ERROR if args.strict else _exit_for_findings(args, config.wants("TGL001"))
     status = EXIT_CLEAN
     tree, reason = parse_module(source, name)
     if tree is None:
         print(f"{name}: cannot fix: {reason}", file=sys.stderr)
-        new, fixed, remaining = source, 0, []
+        new, fixed = source, 0
+        remaining = [unanalysable(reason, *syntax_error_position(source, name))] \
+            if config.wants("TGL001") else []
         status = EXIT_ERROR if args.strict else EXIT_CLEAN
     else:
         outcome = fix_text(source, name, config, args.unsafe_fixes)
@@ -521,7 +568,8 @@ def _fix_stdin(args: argparse.Namespace, settings, config: Config) -> int:
     else:
         sys.stdout.buffer.write(encode_source(new, data) if new != source else data)
     sys.stdout.flush()
-    reports = [Report(name, finding) for finding in remaining]
+    reports = [Report(name, finding, line)
+               for finding, line in zip(remaining, _line_texts(new, remaining))]
     sys.stderr.write(FORMATTERS["text"](reports, []))
     print(_fix_summary(fixed, int(new != source), remaining, args.unsafe_fixes, args.diff),
           file=sys.stderr)
@@ -531,15 +579,26 @@ def _fix_stdin(args: argparse.Namespace, settings, config: Config) -> int:
     return status
 
 
+def _line_texts(source: str, findings: Sequence[Finding]) -> List[str]:
+    lines = non_ascii_lines(source, findings)
+    return [lines.get(finding.line, "") for finding in findings]
+
+
+def _exit_for_findings(args: argparse.Namespace, found: bool) -> int:
+    return EXIT_FINDINGS if found and not args.exit_zero else EXIT_CLEAN
+
+
 def _fix_label(rule: RuleInfo) -> str:
+    if rule.unsafe_when:
+        return "safe fix*"
     return {"safe": "safe fix", "unsafe": "unsafe fix"}.get(rule.fix_safety, "no fix")
 
 
 def command_rules(args: argparse.Namespace) -> int:
     if args.format == "json":
         items = [
-            {"code": r.code, "name": r.name, "fix_safety": r.fix_safety, "summary": r.summary,
-             "url": rule_url(r.code)}
+            {"code": r.code, "name": r.name, "fix_safety": r.fix_safety,
+             "fix_unsafe_when": list(r.unsafe_when), "summary": r.summary, "url": rule_url(r.code)}
             for r in RULES
         ]
         sys.stdout.write(json.dumps(items, indent=2) + "\n")
@@ -551,6 +610,9 @@ def command_rules(args: argparse.Namespace) -> int:
             f"{rule.code}  {rule.name:<{name_width}}  {_fix_label(rule):<{fix_width}}  "
             f"{rule.summary}\n"
         )
+    for rule in RULES:
+        if rule.unsafe_when:
+            sys.stdout.write(f"* {rule.code}: unsafe for {'; '.join(rule.unsafe_when)}\n")
     return EXIT_CLEAN
 
 

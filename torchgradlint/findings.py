@@ -51,16 +51,40 @@ class Finding:
         return f"{self.code} {self.message}"
 
 
+FIX_SAFETIES = ("safe", "unsafe", "none")
+
+
 @dataclass(frozen=True)
 class RuleInfo:
+    """A rule's metadata, declared by its module as ``RULE`` (see ``rules/__init__.py``).
+
+    ``fix_safety``: ``safe`` (the fix keeps what the program computes, except for the bug),
+    ``unsafe`` (review it) or ``none`` (no automatic fix). ``unsafe_when``: the shapes in which
+    a ``safe`` rule marks its fix unsafe; a safe rule emits unsafe fixes only there.
+    """
+
     code: str
     name: str
     summary: str
-    fix_safety: str = "none"  # "safe", "unsafe" or "none"
+    fix_safety: str = "none"
+    unsafe_when: Tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.fix_safety not in FIX_SAFETIES:
+            raise ValueError(f"{self.code}: fix_safety must be one of {FIX_SAFETIES}")
+        if self.unsafe_when and self.fix_safety != "safe":
+            raise ValueError(f"{self.code}: unsafe_when qualifies a safe fix only")
 
     @property
     def doc_path(self) -> str:
         return f"docs/rules/{self.code}.md"
+
+    @property
+    def fix_label(self) -> str:
+        """``safe``, ``unsafe``, ``none`` or ``safe (unsafe for ...; ...)``."""
+        if self.unsafe_when:
+            return f"safe (unsafe for {'; '.join(self.unsafe_when)})"
+        return self.fix_safety
 
 
 EXPECT_MARK = re.compile(r"#\s*expect(?P<kind>-static|-runtime)?:\s*(?P<codes>TGL\d{3}(?:\s*,\s*TGL\d{3})*)")
@@ -104,6 +128,27 @@ def source_text(node, limit: int = 60) -> str:
     except (RecursionError, ValueError, MemoryError):
         return "..."
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def line_ref(line: int) -> str:
+    """``line 25``, or ``main.py:25`` for a line of another file (a :class:`ForeignLine`)."""
+    where = getattr(line, "file", None)
+    return f"{where}:{int(line)}" if where else f"line {int(line)}"
+
+
+class ForeignLine(int):
+    """A line number of another file (a caller in another module of the project): equal to its
+    number, so that analyses treat it as one; messages name the file (:func:`line_ref`)."""
+
+    file: str
+
+    def __new__(cls, line: int, file: str) -> "ForeignLine":
+        value = super().__new__(cls, line)
+        value.file = file
+        return value
+
+    def __reduce__(self):
+        return ForeignLine, (int(self), self.file)
 
 
 def span(node) -> Tuple[Position, Position]:

@@ -42,6 +42,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 from .config import DEFAULT_CONFIG, Config
 from .findings import Finding, Fix
 from .noqa import NoqaIndex, physical_lines
+from .output import non_ascii_lines
 from .sourcefile import SourceError, decode_source, read_bytes
 
 # Fix kinds in the order they are applied: one group per round, the module linted in between.
@@ -661,8 +662,19 @@ def _signature(finding: Finding, source: str) -> tuple:
             fix.kind if fix else None, fix.text if fix else None, " ".join(target.split()))
 
 
+def is_safe_fix(finding: Finding) -> bool:
+    """The finding's fix is safe: the fix says so and its rule declares safe fixes (``RULE`` in
+    the rule's module; a rule declared unsafe cannot emit a safe fix by mistake)."""
+    from .rules import RULES_BY_CODE
+
+    rule = RULES_BY_CODE.get(finding.code)
+    return finding.fix is not None and finding.fix.safe and \
+        rule is not None and rule.fix_safety == "safe"
+
+
 def _wanted(finding: Finding, unsafe: bool) -> bool:
-    return finding.fix is not None and finding.fix.kind in KINDS and (finding.fix.safe or unsafe)
+    return finding.fix is not None and finding.fix.kind in KINDS and (
+        unsafe or is_safe_fix(finding))
 
 
 @dataclass
@@ -801,6 +813,7 @@ class FixResult:
     problem: Optional[str] = None  # why the file was not (fully) fixed
     error: bool = False  # the problem is an error (exit status 2), not a skipped file
     unresolved: int = 0
+    lines: Dict[int, str] = field(default_factory=dict)  # non-ASCII lines with a remaining finding
 
 
 def _encoding_of(data: bytes) -> str:
@@ -924,17 +937,23 @@ def fix_file(path: str, config: Optional[Config] = None, unsafe: bool = False,
     except OSError as exc:
         result.problem = f"cannot fix: {exc.strerror or exc}"
         return result
+    from .rules.tgl001_file_not_analysed import finding as unanalysable
+
     try:
         source = decode_source(data, path)
     except SourceError as exc:
         result.problem = f"cannot fix: {exc.reason}"
+        result.remaining = [unanalysable(exc.reason)] if config.wants("TGL001") else []
         return result
 
-    from .cli import parse_module  # the reason Python gives for a syntax error
+    from .cli import parse_module, syntax_error_position  # the reason Python gives
 
     tree, reason = parse_module(source, path)
     if tree is None:
         result.problem = f"cannot fix: {reason}"
+        if config.wants("TGL001"):
+            result.remaining = [unanalysable(reason, *syntax_error_position(source, path))]
+            result.lines = non_ascii_lines(source, result.remaining)
         return result
     try:
         outcome = fix_text(source, path, config, unsafe)
@@ -945,6 +964,7 @@ def fix_file(path: str, config: Optional[Config] = None, unsafe: bool = False,
         return result
     result.fixed = outcome.fixed
     result.remaining = outcome.remaining
+    result.lines = non_ascii_lines(outcome.source, outcome.remaining)
     result.unresolved = outcome.unresolved
 
     def unchanged(problem: str) -> FixResult:
@@ -952,6 +972,7 @@ def fix_file(path: str, config: Optional[Config] = None, unsafe: bool = False,
         result.error = True
         result.fixed = 0
         result.remaining = outcome.initial
+        result.lines = non_ascii_lines(source, outcome.initial)
         return result
 
     if outcome.problem:

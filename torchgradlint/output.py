@@ -1,6 +1,9 @@
 """Report formats of ``torchgradlint check``: text, json, sarif and github.
 
-Every format prints 1-based line and column numbers (Finding.col is 0-based).
+Every format prints 1-based line and column numbers. A Finding's column is the ``ast`` one
+(0-based, UTF-8 bytes; the flake8 plugin hands it to flake8 as it is, flake8's convention for
+ast-based plugins); the formats count what their readers count: characters for text, JSON and
+GitHub annotations (as ruff does), UTF-16 code units for SARIF (its default ``columnKind``).
 """
 
 from __future__ import annotations
@@ -26,20 +29,48 @@ def rule_url(code: str) -> str:
     return f"{DOCS_BASE_URL}{code}.md"
 
 
+def non_ascii_lines(source: str, findings) -> Dict[int, str]:
+    """The lines of ``source`` that findings point into and that hold non-ASCII text (their
+    columns need converting); empty for an ASCII source."""
+    if source.isascii():
+        return {}
+    from .noqa import physical_lines
+
+    lines = physical_lines(source)
+    wanted = {f.line for f in findings}
+    return {number: lines[number - 1] for number in wanted
+            if 1 <= number <= len(lines) and not lines[number - 1].isascii()}
+
+
 @dataclass(frozen=True)
 class Report:
     """One finding in one file (``path`` as displayed)."""
 
     path: str
     finding: Finding
+    line_text: str = ""  # the text of the finding's line, when it is not ASCII
 
     @property
     def line(self) -> int:
         return self.finding.line
 
+    def _prefix(self) -> Optional[str]:
+        """The line's text before the finding, when it holds more than ASCII."""
+        if not self.line_text or self.line_text.isascii():
+            return None
+        return self.line_text.encode("utf-8")[:self.finding.col].decode("utf-8", "ignore")
+
     @property
     def column(self) -> int:
-        return self.finding.col + 1
+        """1-based, in characters (code points)."""
+        prefix = self._prefix()
+        return self.finding.col + 1 if prefix is None else len(prefix) + 1
+
+    @property
+    def utf16_column(self) -> int:
+        """1-based, in UTF-16 code units (SARIF's default column kind)."""
+        prefix = self._prefix()
+        return self.finding.col + 1 if prefix is None else len(prefix.encode("utf-16-le")) // 2 + 1
 
     @property
     def rule(self) -> Optional[RuleInfo]:
@@ -54,6 +85,8 @@ class Problem:
     path: str
     reason: str
     internal: bool = False
+    line: int = 1  # where Python's parser stopped, for a syntax error
+    col: int = 0
 
     def describe(self) -> str:
         kind = "internal error" if self.internal else "cannot analyse"
@@ -97,9 +130,20 @@ def format_json(reports: Sequence[Report], problems: Sequence[Problem] = ()) -> 
             "name": rule.name if rule else None,
             "message": report.finding.message,
             "fix_safety": rule.fix_safety if rule else None,
+            "fix": _fix_of(report.finding),
             "url": rule_url(report.finding.code) if rule else None,
         })
     return json.dumps(items, indent=2) + "\n"
+
+
+def _fix_of(finding: Finding) -> Optional[str]:
+    """This finding's own fix: ``safe``, ``unsafe`` (a safe rule's fix in one of the shapes it
+    declares unsafe), or None (no automatic fix here)."""
+    from .fix import is_safe_fix
+
+    if finding.fix is None:
+        return None
+    return "safe" if is_safe_fix(finding) else "unsafe"
 
 
 def _escape_data(text: str) -> str:
@@ -151,7 +195,8 @@ def _sarif_rule(rule: RuleInfo, doc: Optional[str]) -> Dict[str, object]:
         "fullDescription": {"text": _full_description(rule, doc)},
         "helpUri": rule_url(rule.code),
         "defaultConfiguration": {"level": "warning"},
-        "properties": {"tags": ["pytorch", "correctness"], "fixSafety": rule.fix_safety},
+        "properties": {"tags": ["pytorch", "correctness"], "fixSafety": rule.fix_safety,
+                       "fixUnsafeWhen": list(rule.unsafe_when)},
     }
     if doc:
         entry["help"] = {"text": doc, "markdown": doc}
@@ -201,7 +246,7 @@ def format_sarif(
             "locations": [{
                 "physicalLocation": {
                     "artifactLocation": artifact_location(report.path, root),
-                    "region": {"startLine": report.line, "startColumn": report.column},
+                    "region": {"startLine": report.line, "startColumn": report.utf16_column},
                 },
             }],
         }

@@ -50,14 +50,20 @@ class TorchGradLintPlugin:
     def run(self) -> Iterator[Tuple[int, int, str, Type["TorchGradLintPlugin"]]]:
         if not isinstance(self.tree, ast.Module):
             return
+        skipped: List[str] = []
         try:
             source = "".join(self.lines)
             if not source.isascii() and may_contain_findings(source) and \
                     not _decodes_as_python_would(self.filename):
                 return  # flake8 fell back to latin-1; `check` says "cannot analyse": one answer
-            findings = lint_tree(self.tree, source, self.filename, self.config)
+            findings = lint_tree(self.tree, source, self.filename, self.config,
+                                 on_skip=lambda filename, why: skipped.append(why))
         except Exception:  # noqa: BLE001 -- never break someone's flake8 run
             return
+        if skipped:  # flake8 parsed it, the analysis cannot: say so (E999 covers syntax errors)
+            from .rules.tgl001_file_not_analysed import finding as unanalysable
+
+            findings = [unanalysable(skipped[0])]
         for finding in findings:
             yield finding.line, finding.col, finding.text(), type(self)
 

@@ -479,7 +479,8 @@ class ProjectIndex:
             for call in summary.get("calls", ()):
                 where, _, function = call["target"].rpartition(":")
                 if where == target_file:
-                    calls.append(dict(call, function=function, caller=summary.get("module")))
+                    calls.append(dict(call, function=function, caller=summary.get("module"),
+                                      caller_file=self.relative(other)))
         return calls
 
     def _importers_through_reexports(self, path: str) -> List[str]:

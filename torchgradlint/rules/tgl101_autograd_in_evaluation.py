@@ -9,10 +9,13 @@ or evaluation code calls it. Code that asks for input gradients (adversarial exa
 saliency, gradient penalties) uses its graphs and stays silent.
 """
 
-from ..findings import Finding, Fix, span
-from ..rules import RULES_BY_CODE
+from ..findings import Finding, Fix, RuleInfo, span
 
-INFO = RULES_BY_CODE["TGL101"]
+RULE = RuleInfo(
+    "TGL101", "forward-with-autograd-in-evaluation",
+    "evaluation or inference forward pass runs with autograd enabled",
+    fix_safety="unsafe",
+)
 
 
 def check(model):
@@ -31,11 +34,11 @@ def check(model):
             evidence = model.evaluation_evidence(site)
             if evidence is None or not model.evaluation_reaches_with_grad(site):
                 continue
+        remedy = "run it under `torch.no_grad()`" if fix is not None else \
+            "switch autograd with the flag (`torch.set_grad_enabled(training)`)"
         yield Finding(
-            INFO.code, site.line, site.col,
-            f"forward pass of `{site.model}` in evaluation code ({evidence}) builds an autograd "
-            f"graph: run it under `with torch.no_grad():` or decorate the function with "
-            f"`@torch.no_grad()` (or use `torch.inference_mode()`)", fix)
+            RULE.code, site.line, site.col,
+            f"`{site.model}` evaluates with autograd on: {remedy} (evaluation: {evidence})", fix)
 
 
 def no_grad_fix(model, site):

@@ -2,10 +2,13 @@
 
 import ast
 
-from ..findings import Finding, source_text
-from ..rules import RULES_BY_CODE
+from ..findings import Finding, RuleInfo, line_ref, source_text
 
-INFO = RULES_BY_CODE["TGL102"]
+RULE = RuleInfo(
+    "TGL102", "backward-of-no-grad-loss",
+    "backward or optimizer step on a loss computed under no_grad / inference_mode",
+    fix_safety="none",
+)
 
 
 def check(model):
@@ -20,6 +23,6 @@ def check(model):
         line = model.computed_without_graph(site, loss)
         if line is not None:
             yield Finding(
-                INFO.code, site.line, site.col,
-                f"`{source_text(loss)}` was computed with autograd off (line {line}), so this "
-                f"backward fails or trains nothing: compute the loss with autograd enabled")
+                RULE.code, site.line, site.col,
+                f"backward of `{source_text(loss)}`, computed with autograd off: it fails or "
+                f"trains nothing (no_grad at {line_ref(line)})")

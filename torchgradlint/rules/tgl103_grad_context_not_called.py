@@ -2,11 +2,14 @@
 
 import ast
 
-from ..findings import Finding, Fix, span, source_text
-from ..rules import RULES_BY_CODE
+from ..findings import Finding, Fix, RuleInfo, source_text, span
 from ..semantic import torch_api as api
 
-INFO = RULES_BY_CODE["TGL103"]
+RULE = RuleInfo(
+    "TGL103", "grad-context-not-called",
+    "no_grad / inference_mode / enable_grad used as a with item without being called",
+    fix_safety="safe",
+)
 
 
 def check(model):
@@ -16,6 +19,6 @@ def check(model):
         qualified = model.imports.resolve(item)
         if qualified in api.GRAD_CONTEXTS:
             written = source_text(item)
-            yield Finding(INFO.code, item.lineno, item.col_offset,
-                          f"`{written}` is used without being called (a TypeError at run time): "
-                          f"write `with {written}():`", Fix("call", span(item)))
+            yield Finding(RULE.code, item.lineno, item.col_offset,
+                          f"`{written}` is not called: write `with {written}():` (a TypeError "
+                          f"at run time)", Fix("call", span(item)))

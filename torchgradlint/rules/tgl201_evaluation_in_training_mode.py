@@ -5,11 +5,14 @@ there, helpers that switch it carry their effect to the caller. Unknown modes st
 do models whose class is in the file and holds neither Dropout nor BatchNorm.
 """
 
-from ..findings import Finding, Fix, span
-from ..rules import RULES_BY_CODE
+from ..findings import Finding, Fix, RuleInfo, line_ref, span
 from ..semantic.flow import EVAL, TRAIN
 
-INFO = RULES_BY_CODE["TGL201"]
+RULE = RuleInfo(
+    "TGL201", "evaluation-in-training-mode",
+    "evaluation forward pass while the model is in training mode",
+    fix_safety="unsafe",
+)
 
 
 def check(model):
@@ -49,10 +52,10 @@ def check(model):
         if not eval_lines and model.is_progress_sample(site):
             continue  # a GAN generator sampled in training mode for pictures: deliberate
         lines = sorted(line for value, line in mode if value == TRAIN and line)
-        since = f", set by the call at line {lines[0]}" if lines else ""
+        since = f"; training mode set at {line_ref(lines[0])}" if lines else ""
         yield Finding(
-            INFO.code, site.line, site.col,
-            f"evaluation forward of `{site.model}` ({evidence}) runs in training mode{since}: "
-            f"Dropout/BatchNorm behave as in training; call `{site.model}.eval()` before evaluating",
+            RULE.code, site.line, site.col,
+            f"`{site.model}` evaluates in training mode: call `{site.model}.eval()` first "
+            f"(evaluation: {evidence}{since})",
             Fix("insert-before", span(model.evaluation_start(site)), f"{site.model}.eval()",
                 safe=False))

@@ -4,11 +4,15 @@ A training forward (its value reaches a backward pass) whose model may be in eva
 of an ``eval()`` -- inline or in a helper -- that the flow analysis carries around the loop.
 """
 
-from ..findings import Finding, Fix, span
-from ..rules import RULES_BY_CODE
+from ..findings import Finding, Fix, RuleInfo, line_ref, span
 from ..semantic.flow import EVAL, TRAIN
 
-INFO = RULES_BY_CODE["TGL202"]
+RULE = RuleInfo(
+    "TGL202", "training-resumes-in-eval-mode",
+    "training resumes after an evaluation left the model in eval mode",
+    fix_safety="safe",
+    unsafe_when=("a function shared by training and evaluation",),
+)
 
 
 def check(model):
@@ -34,9 +38,9 @@ def check(model):
         if model.training_excluded_by_guard(site, set(eval_lines)):
             continue  # ``if phase == "train": model.train() else: model.eval()`` ... backward likewise
         yield Finding(
-            INFO.code, site.line, site.col,
-            f"training forward of `{site.model}` may run in eval mode left by line "
-            f"{eval_lines[0]}: call `{site.model}.train()` before training resumes",
+            RULE.code, site.line, site.col,
+            f"`{site.model}` may train in eval mode: call `{site.model}.train()` first "
+            f"(eval mode set at {line_ref(eval_lines[0])})",
             Fix("insert-before", span(model.statement_of(site)), f"{site.model}.train()",
                 safe=_only_trains(model, site)))
 

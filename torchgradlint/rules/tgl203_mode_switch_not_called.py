@@ -2,10 +2,13 @@
 
 import ast
 
-from ..findings import Finding, Fix, span, source_text
-from ..rules import RULES_BY_CODE
+from ..findings import Finding, Fix, RuleInfo, source_text, span
 
-INFO = RULES_BY_CODE["TGL203"]
+RULE = RuleInfo(
+    "TGL203", "mode-switch-not-called",
+    "model.eval / model.train referenced without being called",
+    fix_safety="safe",
+)
 
 
 def check(model):
@@ -13,6 +16,6 @@ def check(model):
         value = statement.value
         if isinstance(value, ast.Attribute) and value.attr in ("eval", "train"):
             written = source_text(value)
-            yield Finding(INFO.code, statement.lineno, statement.col_offset,
-                          f"`{written}` is referenced but not called, so the mode does not "
-                          f"change: write `{written}()`", Fix("call", span(value)))
+            yield Finding(RULE.code, statement.lineno, statement.col_offset,
+                          f"`{written}` is not called, so the mode does not change: write "
+                          f"`{written}()`", Fix("call", span(value)))

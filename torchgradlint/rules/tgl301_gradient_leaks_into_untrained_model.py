@@ -9,12 +9,18 @@ or a distillation teacher run with autograd on. A model the backward must run th
 not reported for its other forwards in that loss (no detach could spare it).
 """
 
-from ..findings import Finding, Fix, span
-from ..rules import RULES_BY_CODE
+from ..findings import Finding, Fix, RuleInfo, line_ref, span
 from ..semantic.model import forwarded_model
 from ..semantic.roles import role
+from .detach_fixes import detach_repair
 
-INFO = RULES_BY_CODE["TGL301"]
+RULE = RuleInfo(
+    "TGL301", "gradient-leaks-into-untrained-model",
+    "backward pass sends gradients into a model the following step does not train",
+    fix_safety="safe",
+    unsafe_when=("a target network or teacher (its output is detached)",
+                 "a second forward of a model with Dropout or BatchNorm"),
+)
 
 
 def check(model):
@@ -52,37 +58,28 @@ def _findings(model):
                 continue  # a later step (with no zero_grad before it) uses these gradients
             consumers = [t for t in trained if ("call", id(site)) in model.dataflow.upstream(("call", id(t)))]
             if consumers:
-                consumer = consumers[0]
-                yield Finding(
-                    INFO.code, consumer.line, consumer.col,
-                    f"`{forwarded_model(consumer)}` is trained by `{step.receiver}.step()` "
-                    f"(line {step.line}) on the output of `{forwarded_model(site)}` (line {site.line}) without "
-                    f"`.detach()`: the backward at line {backward.line} also runs through "
-                    f"`{forwarded_model(site)}`; "
-                    f"pass `.detach()` of it", _detach_argument(model, consumer, site))
+                yield _leak_through(model, backward, step, loss, consumers[0], site)
             elif site.model is not None:  # a helper's call: its result is a loss, not a tensor to cut
                 yield Finding(
-                    INFO.code, site.line, site.col,
-                    f"the backward at line {backward.line} sends gradients into "
-                    f"`{forwarded_model(site)}`, "
-                    f"which `{step.receiver}.step()` (line {step.line}) does not train: run it "
-                    f"under `torch.no_grad()` or `.detach()` its output",
+                    RULE.code, site.line, site.col,
+                    f"`{forwarded_model(site)}` gets gradients nothing uses: run it under "
+                    f"`torch.no_grad()` (the backward at {line_ref(backward.line)}; "
+                    f"`{step.receiver}` does not train it)",
                     Fix("method", span(site.node), "detach", safe=False))
+
+
+def _leak_through(model, backward, step, loss, consumer, leaking):
+    repair = detach_repair(model, backward, loss, consumer, leaking)
+    return Finding(
+        RULE.code, consumer.line, consumer.col,
+        f"`{forwarded_model(leaking)}`'s output reaches `{forwarded_model(consumer)}` "
+        f"undetached: {repair.remedy} (the backward at {line_ref(backward.line)} runs into "
+        f"`{forwarded_model(leaking)}`; `{step.receiver}` does not train it)", repair.fix)
 
 
 def _downstream_of(model, site, trained) -> bool:
     upstream_of_site = model.dataflow.upstream(("call", id(site)))
     return any(("call", id(t)) in upstream_of_site for t in trained)
-
-
-def _detach_argument(model, consumer, leaking):
-    """``.detach()`` on the argument of the trained model's call that carries the leak."""
-    node = ("call", id(leaking))
-    for arg in consumer.node.args:
-        sources = model.dataflow.sources(consumer.function, consumer.index, arg)
-        if node in sources or any(node in model.dataflow.upstream(source) for source in sources):
-            return Fix("method", span(arg), "detach")
-    return None
 
 
 def _entered_without_grad(model, site, upstream):

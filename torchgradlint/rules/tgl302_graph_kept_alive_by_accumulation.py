@@ -9,12 +9,15 @@ autograd is off, and where the accumulated value feeds a backward pass (accumula
 
 import ast
 
-from ..findings import Finding, Fix, span, source_text
-from ..rules import RULES_BY_CODE
+from ..findings import Finding, Fix, RuleInfo, line_ref, source_text, span
 from ..semantic.names import dotted
 from ..semantic.torch_api import words
 
-INFO = RULES_BY_CODE["TGL302"]
+RULE = RuleInfo(
+    "TGL302", "graph-kept-alive-by-accumulation",
+    "tensor with autograd history accumulated across iterations",
+    fix_safety="safe",
+)
 APPENDING = {"append", "extend", "insert", "appendleft"}
 CONCATENATING = {"torch.cat", "torch.stack", "torch.hstack", "torch.vstack", "torch.concat",
                  "torch.concatenate"}
@@ -64,13 +67,13 @@ def check(model):
 def _finding(line, col, key, written, forward, value):
     scalar = not isinstance(value, (ast.Tuple, ast.List, ast.Dict, ast.Set))
     fix = Fix("method", span(value), "detach") if scalar else None
-    remedy = f"accumulate `{written}.item()` (or `.detach()`)" if scalar else \
+    remedy = f"accumulate `{written}.item()` or `.detach()`" if scalar else \
         "store Python numbers (`.item()`) or detached tensors"
     return Finding(
-        INFO.code, line, col,
-        f"{key if key.endswith('`') else '`' + key + '`'} accumulates `{written}`, which carries "
-        f"the autograd graph of `{forward.model}` (line {forward.line}): every step's graph stays "
-        f"alive; {remedy}", fix)
+        RULE.code, line, col,
+        f"{key if key.endswith('`') else '`' + key + '`'} keeps every step's autograd graph: "
+        f"{remedy} (`{written}` carries the graph of `{forward.model}`, {line_ref(forward.line)})",
+        fix)
 
 
 def _graph_forwards(model, nodes):

@@ -4,10 +4,13 @@ The generator's loss computed from ``netD(fake.detach())`` (or ``fake.data``, or
 ``no_grad``): the backward never reaches the generator, and its step trains nothing.
 """
 
-from ..findings import Finding
-from ..rules import RULES_BY_CODE
+from ..findings import Finding, RuleInfo, line_ref
 
-INFO = RULES_BY_CODE["TGL303"]
+RULE = RuleInfo(
+    "TGL303", "trained-model-cut-off-from-loss",
+    "the model an optimizer step trains reaches its loss only through a detach or no_grad",
+    fix_safety="none",
+)
 
 
 def check(model):
@@ -31,10 +34,10 @@ def check(model):
         reported.add(cut)
         line, col, what = cut
         yield Finding(
-            INFO.code, line, col,
-            f"{what} cuts the loss of the backward at line {backward.line} off from the model "
-            f"that `{step.receiver}.step()` (line {step.line}) trains: that step trains nothing; "
-            f"keep the graph (no `.detach()` / `.data` / `no_grad` here)")
+            RULE.code, line, col,
+            f"{what} cuts `{step.receiver}`'s model off from its loss: that step trains "
+            f"nothing; keep the graph here (the backward at {line_ref(backward.line)}, the step "
+            f"at {line_ref(step.line)})")
 
 
 def _no_grad_forward(model, trained):

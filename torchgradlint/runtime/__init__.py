@@ -127,6 +127,17 @@ def watch(paths: Optional[Iterable[PathLike]] = None) -> Watch:
 _CODE = re.compile(r"TGL\d{0,3}", re.IGNORECASE)
 
 
+def _known_code(code: str) -> str:
+    """``code`` upper-cased, when it is a rule's code or a prefix of one (else ValueError)."""
+    from ..rules import RULES
+
+    code = code.upper()
+    if not any(rule.code.startswith(code) for rule in RULES):
+        raise ValueError(f"unknown rule code or prefix '{code}' "
+                         "(run `torchgradlint rules` for the list)")
+    return code
+
+
 class IgnoreList:
     """An allow-list of findings, shared by :func:`watched` and the pytest plugin.
 
@@ -141,6 +152,8 @@ class IgnoreList:
     """
 
     def __init__(self, patterns: Iterable[str] = (), root: Optional[PathLike] = None):
+        """Raises ValueError for a code or prefix no rule has (``TGL109``), as the linter's
+        ``--select`` / ``--ignore`` do: a typo must not silently allow nothing."""
         self.root = os.path.realpath(os.fspath(root) if root is not None else os.getcwd())
         self.patterns: List[str] = []
         self._rules: List[tuple] = []
@@ -154,11 +167,11 @@ class IgnoreList:
     def _parse(pattern: str) -> tuple:
         """``(path glob or None, line or None, code prefix or None)``."""
         if _CODE.fullmatch(pattern):
-            return (None, None, pattern.upper())
+            return (None, None, _known_code(pattern))
         parts = pattern.split(":")
         code = line = None
         if len(parts) > 1 and _CODE.fullmatch(parts[-1]):
-            code = parts.pop().upper()
+            code = _known_code(parts.pop())
         if len(parts) > 1 and parts[-1].isdigit():
             line = int(parts.pop())
         glob = ":".join(parts).replace(os.sep, "/").rstrip("/")
@@ -255,6 +268,7 @@ def watched(func: Optional[Callable] = None, *, on_finding: str = "raise",
     if on_finding not in _ON_FINDING:
         raise ValueError(f"on_finding must be one of {_ON_FINDING}, not {on_finding!r}")
     ignore_patterns = [ignore] if isinstance(ignore, str) else list(ignore)
+    IgnoreList(ignore_patterns)  # an unknown code is an error now, not at the first call
 
     def decorate(fn: Callable) -> Callable:
         if inspect.isgeneratorfunction(fn) or inspect.iscoroutinefunction(fn) or \
@@ -295,8 +309,11 @@ def watched(func: Optional[Callable] = None, *, on_finding: str = "raise",
 _CM_PROTOCOL = ("context manager protocol", "__enter__", "is not a context manager")
 
 
-def run_path(path: PathLike, argv: Optional[list] = None) -> RuntimeReport:
-    """Run the script at ``path`` as ``__main__`` under ``watch(paths=[path])``.
+def run_path(path: PathLike, argv: Optional[list] = None, *,
+             user_code: bool = False) -> RuntimeReport:
+    """Run the script at ``path`` as ``__main__`` under ``watch(paths=[path])`` -- with
+    ``user_code``, under ``watch()``: findings in the project modules it imports are reported
+    where they happen too. ``argv``: the script's arguments (``sys.argv[1:]``).
 
     Never raises for the script's own exceptions: an uncaught exception ends the run and is
     stored in ``report.error``/``report.error_type``; a context-manager-protocol TypeError at a
@@ -317,7 +334,7 @@ def run_path(path: PathLike, argv: Optional[list] = None) -> RuntimeReport:
     sys.modules["__main__"] = module
     sys.argv = [path] + list(argv or [])
     sys.path.insert(0, os.path.dirname(path))
-    context = watch(paths=[path])
+    context = watch(paths=None if user_code else [path])
     try:
         with context as report:
             try:

@@ -67,8 +67,11 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--tgl-runtime needs PyTorch, which cannot be imported: {exc}")
     patterns = list(config.getini("tgl_runtime_ignore"))
     patterns += list(config.getoption("tgl_runtime_ignore") or [])
-    config.stash[_STATE] = _State(IgnoreList(patterns, root=str(config.rootpath)),
-                                  str(config.rootpath))
+    try:
+        ignore = IgnoreList(patterns, root=str(config.rootpath))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--tgl-runtime-ignore / tgl_runtime_ignore: {exc}") from None
+    config.stash[_STATE] = _State(ignore, str(config.rootpath))
 
 
 def pytest_unconfigure(config):
@@ -94,7 +97,10 @@ class _State:
         self.stop()
         if off:
             return
-        self.item_ignore = IgnoreList(patterns, root=self.root)
+        try:
+            self.item_ignore = IgnoreList(patterns, root=self.root)
+        except ValueError as exc:
+            pytest.fail(f"@pytest.mark.{_MARKER}(ignore=...): {exc}", pytrace=False)
         watch = Watch()
         watch.__enter__()  # raises if another watch is active (it is left alone)
         self.watch = watch

@@ -11,6 +11,7 @@ import os
 from typing import Dict, FrozenSet, Iterator, List, Optional, Set
 
 from ..config import DEFAULT_CONFIG, Config
+from ..findings import ForeignLine, line_ref
 from . import torch_api as api
 from .dataflow import MUTATING_METHODS, TRAINING, Dataflow, may_reach_training
 from .facts import Facts
@@ -81,7 +82,7 @@ class SemanticModel:
                 or bool(call.get("feeds_training")) or bool(call.get("result_escapes"))
         self._anything_trains: Optional[bool] = None
         self._external_evaluation = {
-            id(function): f"called from evaluation code in {call.get('caller')} at line {call['line']}"
+            id(function): f"called from evaluation code at {_caller_file(call)}:{call['line']}"
             for function, call in incoming if call.get("evaluation") and not call.get("feeds_training")}
         self._external_evaluation_grad: Dict[int, FrozenSet[str]] = {}
         for function, call in incoming:
@@ -657,8 +658,8 @@ class SemanticModel:
             mode = self.mode_of(site, site.model)
             if mode and all(value == EVAL for value, _ in mode):
                 lines = sorted(line for _, line in mode if line)
-                where = f" by line {lines[0]}" if lines else ""
-                return f"`{site.model}` was switched to eval mode{where}"
+                where = f" at {line_ref(lines[0])}" if lines else ""
+                return f"`{site.model}` switched to eval mode{where}"
         return self._context_evidence(site, strong_only=self.in_training_loop(site))
 
     def unused_graph_evidence(self, site: CallSite) -> Optional[str]:
@@ -1005,7 +1006,15 @@ class SemanticModel:
         return True
 
     def _incoming_modes(self, function: FunctionInfo, call: dict):
+        """The modes another module's call passes in; the lines that set them are lines of
+        that module (ForeignLine), so that messages name its file."""
         from .summary import mode_from_json
+
+        caller = _caller_file(call)
+
+        def modes_of(value):
+            return frozenset((mode, ForeignLine(line, caller) if type(line) is int else line)
+                             for mode, line in mode_from_json(value))
 
         modes = {}
         params = list(function.params)
@@ -1016,10 +1025,10 @@ class SemanticModel:
                     modes["self" + suffix] = mode_from_json(value)
         for param, value in zip(params, call.get("args", ())):
             if value is not None:
-                modes[param] = mode_from_json(value)
+                modes[param] = modes_of(value)
         for param, value in call.get("kwargs", {}).items():
             if param in params and value is not None:
-                modes[param] = mode_from_json(value)
+                modes[param] = modes_of(value)
         return modes
 
     def _find_evaluation_entries(self) -> Dict[int, str]:
@@ -1100,6 +1109,11 @@ class SemanticModel:
                 if mode and all(value == EVAL for value, _ in mode):
                     return f"`{key}` in eval mode"
         return None
+
+
+def _caller_file(call: dict) -> str:
+    """The file of a call record from another module (its path from the project root)."""
+    return call.get("caller_file") or str(call.get("caller") or "?").replace(".", "/") + ".py"
 
 
 def _is_loss_call(site: CallSite, facts) -> bool:
