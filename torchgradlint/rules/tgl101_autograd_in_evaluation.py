@@ -24,7 +24,13 @@ def check(model):
             continue
         fix = no_grad_fix(model, site)
         evidence = model.unused_graph_evidence(site)
-        if evidence is None and model.is_training_context(site):
+        if evidence is not None:
+            yield Finding(
+                RULE.code, site.line, site.col,
+                f"`{site.model}` runs with autograd on but no backward pass uses its output: "
+                f"run it under `torch.no_grad()` ({evidence})", fix)
+            continue
+        if model.is_training_context(site):
             # A step shared with training through a flag: no_grad around it would stop
             # training too (``torch.set_grad_enabled(train)`` is the repair, not a mechanical one).
             evidence, fix = model.evaluated_through_a_flag(site), None

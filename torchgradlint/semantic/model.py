@@ -676,7 +676,7 @@ class SemanticModel:
             return None  # its input requires gradients: they are read elsewhere (hooks, .grad)
         if self.output_fate(site, with_values=True) == TRAINS and self._trained_by_a_step(site):
             return None  # detached on purpose for another model's step (a GAN's fake for D)
-        return self._explained("its output never reaches a backward pass", site)
+        return self._explained("the graph is built for nothing", site)
 
     def _trained_by_a_step(self, site: CallSite) -> bool:
         """Some optimizer step of the file may update the model the forward runs (one whose
