@@ -8,7 +8,7 @@ import re
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from . import torch_api as api
-from .names import ImportTable, dotted
+from .names import ImportTable, assignment_pairs, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo
 
 PRETRAINED_OWNER = re.compile(r"Model|Net|VAE|Encoder|Decoder|Transformer|For[A-Z]|GPT|Bert|"
@@ -16,6 +16,23 @@ PRETRAINED_OWNER = re.compile(r"Model|Net|VAE|Encoder|Decoder|Transformer|For[A-
 
 # How a model comes to exist, which decides its mode when created.
 FRESH, PRETRAINED, UNKNOWN_ORIGIN = "fresh", "pretrained", "unknown"
+LIBRARY_FACTORY, NAMED_FACTORY = "library", "named"
+
+
+def join_compositions(verdicts: Iterable[Optional[bool]]) -> Optional[bool]:
+    """Several models that one name may hold: True if one of them holds Dropout/BatchNorm,
+    False only if none may."""
+    verdicts = list(verdicts)
+    if any(verdicts):
+        return True
+    return False if all(v is False for v in verdicts) else None
+
+
+def _is_self_training(node: ast.AST) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        node = node.operand
+    return isinstance(node, ast.Attribute) and node.attr == "training" and \
+        isinstance(node.value, ast.Name) and node.value.id == "self"
 
 
 class Facts:
@@ -95,6 +112,7 @@ class Facts:
                     info.is_module = True
                     changed = True
         self._composition_verdicts: Dict[int, Optional[bool]] = {}
+        self._judging: Set[int] = set()
         for info in self.classes.values():
             if info.is_module and not info.external:
                 verdict = self._class_has_dropout_or_batchnorm(info, set())
@@ -107,9 +125,18 @@ class Facts:
         its length squared): without cycles, its verdict is what the walk would find."""
         if id(info) in self._composition_verdicts:
             return self._composition_verdicts[id(info)]
-        if id(info) in seen:
+        if info.external:
+            return info.has_dropout_or_batchnorm
+        if id(info) in seen or id(info) in self._judging:
             return False
         seen.add(id(info))
+        self._judging.add(id(info))
+        try:
+            return self._judge_class(info, seen)
+        finally:
+            self._judging.discard(id(info))
+
+    def _judge_class(self, info: ClassInfo, seen: Set[int]) -> Optional[bool]:
         verdict: Optional[bool] = False
         if any(b not in api.MODULE_BASES and b not in self.classes for b in info.bases):
             verdict = None  # inherits from something we cannot see
@@ -119,25 +146,131 @@ class Facts:
                 return True
             if inherited is None:
                 verdict = None
-        for node in (site.node for method in info.methods.values() for site in method.sites):
+        for site in self._sites_building(info):
+            node = site.node
             qualified = self.imports.resolve(node.func) or ""
             leaf = qualified.rsplit(".", 1)[-1]
-            if qualified.startswith("torch.nn."):
-                if api.DROPOUT_OR_BATCHNORM.fullmatch(leaf):
+            if qualified.startswith("torch.nn.functional."):
+                if self._functional_depends_on_mode(leaf, node):
                     return True
                 continue
-            if qualified.startswith("torch.nn.functional.") and leaf.startswith(("dropout", "batch_norm")):
-                return True
-            if leaf in self.classes and self.classes[leaf].is_module:
-                inner = self._class_has_dropout_or_batchnorm(self.classes[leaf], seen)
+            if qualified.startswith("torch.nn."):
+                if self._layer_depends_on_mode(qualified[len("torch.nn."):], node):
+                    return True
+                continue
+            if any(_is_self_training(arg) for arg in list(node.args) + [k.value for k in node.keywords]):
+                return True  # ``self.drop_path(x, training=self.training)``
+            if site.method in api.SUBMODULE_LISTINGS and site.receiver not in (None, "self"):
+                # ``nn.Sequential(*list(backbone.children())[:-1])``: another model's layers
+                inner = self._global_model_composition(site.receiver)
                 if inner:
                     return True
                 if inner is None:
                     verdict = None
-            elif api.is_fresh_model_call(qualified) or qualified.startswith(
-                    ("torchvision.", "timm.", "transformers.")) or qualified in self.constructors:
+            elif leaf in self.classes and self.classes[leaf].is_module or \
+                    site.callee in self.classes and self.classes[site.callee].is_module:
+                inner = self._class_has_dropout_or_batchnorm(
+                    self.classes.get(leaf) or self.classes[site.callee], seen)
+                if inner:
+                    return True
+                if inner is None:
+                    verdict = None
+            elif api.is_fresh_model_call(qualified) or self._names_model_factory(site.node):
+                return True  # torchvision / timm / torch.hub models hold BatchNorm or Dropout
+            elif qualified.startswith(("transformers.", "diffusers.")) or qualified in self.constructors:
                 verdict = None
+        if any(_is_self_training(test) for test in self._guard_tests(info)):
+            return True  # ``if self.training:`` -- it behaves differently in training mode
         return verdict
+
+    def _building_functions(self, info: ClassInfo) -> List[FunctionInfo]:
+        """The class's methods, the functions nested in them (``def block(...)`` in
+        ``__init__``) and the in-file functions they call (a module-level ``conv_block``)."""
+        found: List[FunctionInfo] = []
+        seen: Set[int] = set()
+        stack = list(info.methods.values())
+        while stack:
+            function = stack.pop()
+            if id(function) in seen or function.external:
+                continue
+            seen.add(id(function))
+            found.append(function)
+            stack.extend(function.nested.values())
+            for site in function.sites:
+                if site.receiver is None and site.callee and site.callee not in self.classes:
+                    target = self.resolve_call(site)
+                    if target is not None and target.cls is None:
+                        stack.append(target)
+        return found
+
+    def _sites_building(self, info: ClassInfo) -> Iterable[CallSite]:
+        for function in self._building_functions(info):
+            yield from function.sites
+
+    def _guard_tests(self, info: ClassInfo) -> Iterable[ast.expr]:
+        seen: Set[int] = set()
+        for function in info.methods.values():
+            for guards in function.guards:
+                for test, _ in guards:
+                    if id(test) not in seen:
+                        seen.add(id(test))
+                        yield test
+
+    @staticmethod
+    def _layer_depends_on_mode(leaf: str, call: ast.Call) -> bool:
+        """A torch.nn layer that behaves differently in training mode."""
+        if api.DROPOUT_OR_BATCHNORM.fullmatch(leaf) or leaf.startswith(("Transformer", "MultiheadAttention")):
+            return True
+        if leaf in ("LSTM", "GRU", "RNN"):
+            dropout = next((k.value for k in call.keywords if k.arg == "dropout"), None)
+            return dropout is not None and not (isinstance(dropout, ast.Constant) and not dropout.value)
+        return False
+
+    @staticmethod
+    def _functional_depends_on_mode(leaf: str, call: ast.Call) -> bool:
+        """``F.dropout(x, p, training=self.training)``: a functional layer whose ``training``
+        argument is not a constant (a constant one behaves the same in both modes)."""
+        position = api.FUNCTIONAL_TRAINING_ARGUMENT.get(leaf)
+        if position is None:
+            return False
+        argument = call.args[position] if len(call.args) > position else next(
+            (k.value for k in call.keywords if k.arg == "training"), None)
+        return argument is not None and not isinstance(argument, ast.Constant)
+
+    def _global_model_composition(self, key: Optional[str]) -> Optional[bool]:
+        """Whether a module-level model holds Dropout/BatchNorm, from its assignments (class
+        verdicts come before the models are found: read the statements themselves)."""
+        if not key or "." in key:
+            return None
+        verdicts = [self.expression_composition(self.module, value)
+                    for statement in self.module.statements
+                    for target, value in assignment_pairs(statement) if dotted(target) == key]
+        return join_compositions(verdicts) if verdicts else None
+
+    def _names_model_factory(self, call: ast.Call) -> bool:
+        return self.model_factory(call) == LIBRARY_FACTORY
+
+    def model_factory(self, call: ast.Call) -> Optional[str]:
+        """``getattr(models, arch)(...)``, ``models.__dict__[arch](...)``: a model class looked
+        up by name in a module of models -- torchvision's or timm's (LIBRARY_FACTORY: they hold
+        BatchNorm or Dropout), or an imported module named for models (NAMED_FACTORY)."""
+        func = call.func
+        if isinstance(func, ast.Call) and dotted(func.func) == "getattr" and func.args:
+            owner = func.args[0]
+        elif isinstance(func, ast.Subscript) and isinstance(func.value, ast.Attribute) and \
+                func.value.attr == "__dict__":
+            owner = func.value.value
+        else:
+            return None
+        name = dotted(owner)
+        if not name or not self.imports.is_imported(name.split(".")[0]):
+            return None
+        qualified = self.imports.resolve(owner) or ""
+        if qualified in ("torchvision.models", "timm.models", "timm"):
+            return LIBRARY_FACTORY
+        if set(api.words(qualified.rsplit(".", 1)[-1])) & api.MODEL_MODULE_WORDS:
+            return NAMED_FACTORY
+        return None
 
     # -- calls ----------------------------------------------------------------------------
     def _resolve_calls(self, function: FunctionInfo) -> None:
@@ -283,6 +416,8 @@ class Facts:
 
     def model_expression(self, function: FunctionInfo, expr: ast.AST):
         """(origin, class, same_as_key) if ``expr`` evaluates to a model, else None."""
+        if isinstance(expr, ast.IfExp):
+            return self._either_model(function, expr)
         if isinstance(expr, ast.Call):
             func = expr.func
             if isinstance(func, ast.Attribute) and func.attr in api.SELF_RETURNING_METHODS and \
@@ -291,8 +426,20 @@ class Facts:
             qualified = self.imports.resolve(func) or ""
             text = dotted(func) or ""
             leaf = text.rsplit(".", 1)[-1]
-            if "." not in text and text in self.classes and self.classes[text].is_module:
+            if text in self.classes and self.classes[text].is_module:
+                # ``Net()``, or ``nets.Net()`` of a project module (a dotted name is a stub's)
                 return (FRESH, self.classes[text], None)
+            if qualified in api.WRAPPERS_KEEPING_MODEL and expr.args:
+                # ``nn.DataParallel(net)`` runs ``net``: its mode and layers are the wrapped model's
+                inner = expr.args[0]
+                key = dotted(inner)
+                if key is None:
+                    return self.model_expression(function, inner)
+                if qualified == "copy.deepcopy" and not self.is_model(function, key):
+                    return None  # a copy of anything
+                return ("same", None, key)
+            if self.model_factory(expr) is not None:
+                return (FRESH, None, None)  # ``getattr(models, arch)()``: a new module trains
             if isinstance(func, ast.Attribute):
                 receiver = dotted(func.value)
                 if func.attr in api.SELF_RETURNING_METHODS and self.is_model(function, receiver):
@@ -309,10 +456,6 @@ class Facts:
                 return (UNKNOWN_ORIGIN, None, None)
             if api.is_fresh_model_call(qualified):
                 return (FRESH, None, None)
-            if qualified in api.WRAPPERS_KEEPING_MODEL and expr.args:
-                inner = dotted(expr.args[0])
-                if self.is_model(function, inner):
-                    return ("same", None, inner)
             if "." not in text:
                 for scope in function.enclosing_functions():
                     target = scope.nested.get(text)
@@ -329,6 +472,28 @@ class Facts:
         if key and self.is_model(function, key):
             return ("same", None, key)
         return None
+
+    def _either_model(self, function: FunctionInfo, expr: ast.IfExp):
+        """``Net().cuda() if cuda else Net()``: a model when a branch is one (a ``None``
+        branch holds none); its origin and class when the branches agree."""
+        found = []
+        for branch in (expr.body, expr.orelse):
+            if isinstance(branch, ast.Constant) and branch.value is None:
+                continue
+            result = self.model_expression(function, branch)
+            if result is None:
+                return None  # a branch that may not be a model at all
+            origin, cls, same = result
+            if same is not None:
+                origin = self.origin(function, same) or UNKNOWN_ORIGIN
+                cls = cls or self.model_class_of(function, same)
+            found.append((origin, cls))
+        if not found:
+            return None
+        origins = {origin for origin, _ in found}
+        classes = {id(cls) for _, cls in found}
+        return (origins.pop() if len(origins) == 1 else UNKNOWN_ORIGIN,
+                found[0][1] if len(classes) == 1 else None, None)
 
     def _record_model(self, function: FunctionInfo, key: str, origin: str,
                       cls: Optional[ClassInfo]) -> bool:
@@ -352,18 +517,15 @@ class Facts:
     def _find_instances(self, function: FunctionInfo) -> None:
         """``trainer = Trainer(...)``: names holding instances of the file's classes."""
         for statement in function.statements:
-            if not isinstance(statement, (ast.Assign, ast.AnnAssign)) or \
-                    not isinstance(statement.value, ast.Call):
-                continue
-            value = statement.value
-            while isinstance(value.func, ast.Attribute) and value.func.attr in api.SELF_RETURNING_METHODS \
-                    and isinstance(value.func.value, ast.Call):
-                value = value.func.value  # ``Vgg16(requires_grad=False).to(device)``
-            callee = dotted(value.func)
-            if callee not in self.classes:
-                continue
-            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-            for target in targets:
+            for target, value in assignment_pairs(statement):
+                if not isinstance(value, ast.Call):
+                    continue
+                while isinstance(value.func, ast.Attribute) and value.func.attr in api.SELF_RETURNING_METHODS \
+                        and isinstance(value.func.value, ast.Call):
+                    value = value.func.value  # ``Vgg16(requires_grad=False).to(device)``
+                callee = dotted(value.func)
+                if callee not in self.classes:
+                    continue
                 key = dotted(target)
                 if not key:
                     continue
@@ -376,32 +538,22 @@ class Facts:
     def _find_models(self, function: FunctionInfo) -> bool:
         changed = False
         for statement in function.statements:
-            targets: List[ast.AST] = []
-            value = None
-            if isinstance(statement, ast.Assign):
-                targets, value = statement.targets, statement.value
-            elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
-                targets, value = [statement.target], statement.value
-            for target in targets:
+            for target, value in assignment_pairs(statement):
                 key = dotted(target)
                 if key and "." not in key:
                     function.local_names.add(key)
-            if value is None:
-                continue
-            found = self.model_expression(function, value)
-            if found is None:
-                continue
-            origin, cls, same = found
-            if same is not None:
-                origin = self.origin(function, same) or UNKNOWN_ORIGIN
-                cls = cls or self.model_class_of(function, same)
-            for target in targets:
-                key = dotted(target)
-                if key:
-                    changed |= self._record_model(function, key, origin, cls)
-                    if same is None and isinstance(value, ast.Call):
-                        self.composition.setdefault(self._composition_key(function, key),
-                                                    self.dropout_or_batchnorm_in(value))
+                found = self.model_expression(function, value) if key else None
+                if found is None:
+                    continue
+                origin, cls, same = found
+                if same is not None:
+                    origin = self.origin(function, same) or UNKNOWN_ORIGIN
+                    cls = cls or self.model_class_of(function, same)
+                changed |= self._record_model(function, key, origin, cls)
+                if cls is None:
+                    where = self._composition_key(function, key)
+                    if self.composition.get(where) is None:
+                        self.composition[where] = self.expression_composition(function, value)
         for param, annotation in function.annotations.items():
             leaf = annotation.rsplit(".", 1)[-1]
             if annotation in api.MODULE_BASES or (leaf in self.classes and self.classes[leaf].is_module):
@@ -444,11 +596,8 @@ class Facts:
         if not qualified.startswith("torch.nn."):
             return None
         leaf = qualified[len("torch.nn."):]
-        if api.DROPOUT_OR_BATCHNORM.fullmatch(leaf) or leaf.startswith(("Transformer", "MultiheadAttention")):
+        if self._layer_depends_on_mode(leaf, call):
             return True
-        if leaf in ("LSTM", "GRU", "RNN"):
-            dropout = next((k.value for k in call.keywords if k.arg == "dropout"), None)
-            return dropout is not None and not (isinstance(dropout, ast.Constant) and not dropout.value)
         if leaf in ("Sequential", "ModuleList") and not call.keywords:
             verdict: Optional[bool] = False
             elements = list(call.args)
@@ -461,7 +610,44 @@ class Facts:
                 if inner is None:
                     verdict = None
             return verdict
+        if qualified in api.WRAPPERS_KEEPING_MODEL:
+            return None
         return False if leaf[:1].isupper() and "." not in leaf else None
+
+    def class_composition(self, cls: ClassInfo) -> Optional[bool]:
+        if cls.external or id(cls) in self._composition_verdicts:
+            return cls.has_dropout_or_batchnorm
+        return self._class_has_dropout_or_batchnorm(cls, set())
+
+    def expression_composition(self, function: FunctionInfo, expr: ast.AST) -> Optional[bool]:
+        """Whether the model an expression evaluates to holds Dropout/BatchNorm (None: cannot
+        tell). Follows ``a if c else b``, ``.to(device)`` chains and wrappers such as
+        ``nn.DataParallel``, which run the model they wrap."""
+        if isinstance(expr, ast.IfExp):
+            branches = [b for b in (expr.body, expr.orelse)
+                        if not (isinstance(b, ast.Constant) and b.value is None)]
+            return join_compositions(self.expression_composition(function, b) for b in branches)
+        key = dotted(expr)
+        if key is not None:
+            cls = self.model_class_of(function, key)
+            return self.class_composition(cls) if cls is not None else self.composition_of(function, key)
+        if not isinstance(expr, ast.Call):
+            return None
+        func = expr.func
+        if isinstance(func, ast.Attribute) and func.attr in api.SELF_RETURNING_METHODS and \
+                isinstance(func.value, ast.Call):
+            return self.expression_composition(function, func.value)
+        qualified = self.imports.resolve(func) or ""
+        if qualified in api.WRAPPERS_KEEPING_MODEL and expr.args:
+            return self.expression_composition(function, expr.args[0])
+        text = dotted(func) or ""
+        if text in self.classes and self.classes[text].is_module:
+            return self.class_composition(self.classes[text])
+        if qualified.startswith("torch.nn."):
+            return self.dropout_or_batchnorm_in(expr)
+        if api.is_fresh_model_call(qualified) or self.model_factory(expr) == LIBRARY_FACTORY:
+            return True  # torchvision / timm / torch.hub models hold BatchNorm or Dropout
+        return None
 
     def _returned_model(self, function: FunctionInfo) -> Optional[str]:
         if function.is_module_scope:

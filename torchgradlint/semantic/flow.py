@@ -17,7 +17,7 @@ import ast
 from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 from . import torch_api as api
-from .names import dotted
+from .names import assignment_pairs, dotted
 from .structure import CallSite, FunctionInfo
 
 ON, OFF, DYNAMIC = "on", "off", "dynamic"
@@ -451,14 +451,8 @@ class FlowAnalysis:
         return None
 
     def _assign(self, statement: ast.stmt, state: State) -> State:
-        if isinstance(statement, ast.Assign):
-            targets, value = statement.targets, statement.value
-        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
-            targets, value = [statement.target], statement.value
-        else:
-            return state
-        site = self._site_of_node.get(id(value))
-        for target in targets:
+        for target, value in assignment_pairs(statement):
+            site = self._site_of_node.get(id(value))
             key = dotted(target)
             if not key:
                 continue
@@ -476,7 +470,25 @@ class FlowAnalysis:
         key = dotted(expr)
         if key is not None:
             return lookup_mode(state.modes, key)
+        if isinstance(expr, ast.IfExp):
+            return self._either_mode(state, expr)
         site = self._site_of_node.get(id(expr))
+        if isinstance(expr, ast.Call):
+            func = expr.func
+            if isinstance(func, ast.Attribute) and func.attr in api.SELF_RETURNING_METHODS and \
+                    isinstance(func.value, ast.Call):
+                # ``Net().eval()``, ``nn.DataParallel(net).eval()``, ``Net().to(device)``
+                if site is not None and site.method in ("eval", "train"):
+                    inner = self._expression_mode(state, func.value)
+                    if inner is None:
+                        return None
+                    mode = self._switch_mode(site)
+                    return frozenset({(mode, site.line)}) if mode else UNKNOWN_MODE
+                return self._expression_mode(state, func.value)
+            if expr.args and self.imports.resolve(func) in api.WRAPPERS_KEEPING_MODEL:
+                inner = self._expression_mode(state, expr.args[0])
+                if inner is not None:
+                    return inner  # the wrapper runs the model it wraps, in that model's mode
         if site is not None and site.target is not None and site.constructs is None:
             returned = self.return_modes.get(id(site.target))
             if returned is not None:
@@ -495,6 +507,15 @@ class FlowAnalysis:
         if origin == "pretrained":
             return frozenset({(EVAL, None)})
         return UNKNOWN_MODE
+
+    def _either_mode(self, state: State, expr: ast.IfExp):
+        """``Net().cuda() if cuda else Net()``: the modes of both branches (a ``None`` branch
+        holds no model)."""
+        modes = [self._expression_mode(state, branch) for branch in (expr.body, expr.orelse)
+                 if not (isinstance(branch, ast.Constant) and branch.value is None)]
+        if all(mode is None for mode in modes):
+            return None
+        return frozenset().union(*(mode or UNKNOWN_MODE for mode in modes))
 
     def _resolve(self, site: CallSite, value, state: State, new_object: Optional[str] = None):
         """A callee's summary value seen from the caller: its switches happen at the call's

@@ -25,6 +25,7 @@ UNKNOWN_MODE_CALLS = {"torch.load", "torch.jit.load", "torch.jit.script", "torch
                       "torch.export.load"}
 WRAPPERS_KEEPING_MODEL = {
     "torch.nn.DataParallel", "torch.nn.DistributedDataParallel", "torch.compile",
+    "torch.nn.parallel.DataParallel", "torch.nn.parallel.DistributedDataParallel",
     "copy.deepcopy", "torch.nn.SyncBatchNorm.convert_sync_batchnorm",
 }
 # Methods that return the module itself.
@@ -45,6 +46,16 @@ DROPOUT_OR_BATCHNORM = re.compile(
     r"(Dropout\d?d?|AlphaDropout|FeatureAlphaDropout|BatchNorm\dd|SyncBatchNorm|LazyBatchNorm\dd|"
     r"InstanceNorm\dd)"
 )
+# Functional layers whose ``training`` argument (its position) makes them mode-dependent.
+FUNCTIONAL_TRAINING_ARGUMENT = {
+    "dropout": 2, "dropout1d": 2, "dropout2d": 2, "dropout3d": 2, "alpha_dropout": 2,
+    "feature_alpha_dropout": 2, "batch_norm": 5,
+}
+# Methods that hand out a module's submodules (``list(backbone.children())[:-1]``).
+SUBMODULE_LISTINGS = {"children", "modules", "named_children", "named_modules"}
+# Words that name a module of model classes (``getattr(models, arch)()``).
+MODEL_MODULE_WORDS = {"models", "model", "nets", "net", "networks", "network", "archs",
+                      "architectures", "backbones", "zoo"}
 # Base classes that make a class an nn.Module.
 MODULE_BASES = {
     "torch.nn.Module", "torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict",
