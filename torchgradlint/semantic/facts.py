@@ -28,6 +28,16 @@ def join_compositions(verdicts: Iterable[Optional[bool]]) -> Optional[bool]:
     return False if all(v is False for v in verdicts) else None
 
 
+def _argument(call: ast.Call, name: str, position: int) -> Optional[ast.AST]:
+    if len(call.args) > position and not any(isinstance(a, ast.Starred) for a in call.args[:position + 1]):
+        return call.args[position]
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def _may_be_nonzero(node: Optional[ast.AST]) -> bool:
+    return node is not None and not (isinstance(node, ast.Constant) and not node.value)
+
+
 def _is_self_training(node: ast.AST) -> bool:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         node = node.operand
@@ -59,6 +69,10 @@ class Facts:
         self.frozen_by_function: Dict[int, Set[str]] = {}
         self.optimizers: Dict[Tuple[int, str], Set[str]] = {}
         self.returns_model: Dict[int, str] = {}
+        self.returns_composition: Dict[int, Optional[bool]] = {}  # of the model it returns
+        # (function, name) -> element expressions of a list/dict/comprehension of models
+        self.containers: Dict[Tuple[int, str], List[ast.AST]] = {}
+        self.loop_bindings: Dict[int, List[tuple]] = {}  # id of a ``for`` -> loop_models()
         self.training_sites: Set[int] = set()  # id(site) of backward / step / autograd.grad
         self.gradient_wanted: Set[int] = set()  # id(function) asking for input gradients
         self.passed_models: Set[Tuple[int, str]] = set()  # parameters callers pass models to
@@ -219,11 +233,20 @@ class Facts:
     @staticmethod
     def _layer_depends_on_mode(leaf: str, call: ast.Call) -> bool:
         """A torch.nn layer that behaves differently in training mode."""
-        if api.DROPOUT_OR_BATCHNORM.fullmatch(leaf) or leaf.startswith(("Transformer", "MultiheadAttention")):
+        if leaf.startswith(("Transformer", "MultiheadAttention")):
             return True
+        if api.DROPOUT_OR_BATCHNORM.fullmatch(leaf):
+            # Without running statistics a norm layer normalises each batch in both modes
+            # (InstanceNorm keeps none unless asked to).
+            tracks = _argument(call, "track_running_stats", 4)
+            if tracks is None:
+                return not leaf.startswith("InstanceNorm")
+            return not (isinstance(tracks, ast.Constant) and not tracks.value)
         if leaf in ("LSTM", "GRU", "RNN"):
-            dropout = next((k.value for k in call.keywords if k.arg == "dropout"), None)
-            return dropout is not None and not (isinstance(dropout, ast.Constant) and not dropout.value)
+            # dropout acts between stacked layers only: one layer (the default) has none
+            dropout, layers = _argument(call, "dropout", 5), _argument(call, "num_layers", 2)
+            return _may_be_nonzero(dropout) and (layers is not None and not (
+                isinstance(layers, ast.Constant) and layers.value == 1))
         return False
 
     @staticmethod
@@ -233,8 +256,7 @@ class Facts:
         position = api.FUNCTIONAL_TRAINING_ARGUMENT.get(leaf)
         if position is None:
             return False
-        argument = call.args[position] if len(call.args) > position else next(
-            (k.value for k in call.keywords if k.arg == "training"), None)
+        argument = _argument(call, "training", position)
         return argument is not None and not isinstance(argument, ast.Constant)
 
     def _global_model_composition(self, key: Optional[str]) -> Optional[bool]:
@@ -535,6 +557,111 @@ class Facts:
                     if owner is not None:
                         self.class_attr_class.setdefault((id(owner), key[5:]), self.classes[callee])
 
+    def _record_assigned(self, function: FunctionInfo, key: str, values: List[tuple]) -> bool:
+        """``key`` holds what one of ``values`` ((scope, expression) pairs) evaluates to:
+        a model when every one is; a container of models when one is a list, tuple, dict or
+        comprehension of them (``nets = [Net() for _ in range(3)]``)."""
+        found = [self.model_expression(scope, value) for scope, value in values]
+        if not found or any(f is None for f in found):
+            if len(values) == 1 and values[0][0] is function:
+                elements = self.container_elements(function, values[0][1])
+                if elements:
+                    self.containers[(id(function), key)] = elements
+            return False
+        origins, classes = set(), []
+        for (scope, _), (origin, cls, same) in zip(values, found):
+            if same is not None:
+                origin = self.origin(scope, same) or UNKNOWN_ORIGIN
+                cls = cls or self.model_class_of(scope, same)
+            origins.add(origin)
+            classes.append(cls)
+        origin = origins.pop() if len(origins) == 1 else UNKNOWN_ORIGIN
+        cls = classes[0] if all(c is classes[0] for c in classes) else None
+        changed = self._record_model(function, key, origin, cls)
+        if cls is None:
+            where = self._composition_key(function, key)
+            if self.composition.get(where) is None:
+                self.composition[where] = join_compositions(
+                    self.expression_composition(scope, value) for scope, value in values)
+        return changed
+
+    def container_elements(self, function: FunctionInfo, value: ast.AST) -> List[ast.AST]:
+        """The element expressions of a literal list/tuple/dict or a comprehension, when every
+        one is a model."""
+        if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+            elements = list(value.elts)
+        elif isinstance(value, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
+            elements = [value.elt]
+        elif isinstance(value, ast.Dict):
+            elements = list(value.values)
+        elif isinstance(value, ast.DictComp):
+            elements = [value.value]
+        else:
+            return []
+        if not elements or any(isinstance(e, ast.Starred) or self.model_expression(function, e) is None
+                               for e in elements):
+            return []
+        return elements
+
+    def container(self, function: FunctionInfo, key: str) -> Optional[Tuple[FunctionInfo, List[ast.AST]]]:
+        for scope in list(function.enclosing_functions()) + [self.module]:
+            elements = self.containers.get((id(scope), key))
+            if elements:
+                return scope, elements
+        return None
+
+    def loop_models(self, function: FunctionInfo, node: ast.stmt) -> List[tuple]:
+        """(target, source keys, element (scope, expression) pairs) for each loop variable
+        that holds a model: ``for net in nets``, ``for net, opt in zip(nets, opts)``,
+        ``for i, net in enumerate(nets)``, ``for name, net in nets.items()``,
+        ``for m in [netG, netD]``. A source is an element's own name, or the container's
+        name when its elements have none (``nets = [Net() for _ in range(3)]``)."""
+        if not isinstance(node, (ast.For, ast.AsyncFor)):
+            return []
+        known = self.loop_bindings.get(id(node))
+        if known is None:
+            known = self.loop_bindings[id(node)] = self._loop_models(function, node)
+        return known
+
+    def _loop_models(self, function: FunctionInfo, node: ast.stmt) -> List[tuple]:
+        if not isinstance(node, (ast.For, ast.AsyncFor)):
+            return []
+        pairs = [(node.target, node.iter)]
+        found = []
+        while pairs:
+            target, iterable = pairs.pop()
+            if isinstance(iterable, ast.Call) and isinstance(target, ast.Tuple):
+                name = dotted(iterable.func)
+                if name == "zip" and len(iterable.args) == len(target.elts):
+                    pairs.extend(zip(target.elts, iterable.args))
+                    continue
+                if name == "enumerate" and iterable.args and len(target.elts) == 2:
+                    pairs.append((target.elts[1], iterable.args[0]))
+                    continue
+                if isinstance(iterable.func, ast.Attribute) and iterable.func.attr == "items" and \
+                        len(target.elts) == 2:
+                    pairs.append((target.elts[1], iterable.func.value))
+                    continue
+            if isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Attribute) and \
+                    iterable.func.attr == "values" and not iterable.args:
+                iterable = iterable.func.value
+            key = dotted(target)
+            if not key:
+                continue
+            if isinstance(iterable, (ast.List, ast.Tuple)) and iterable.elts:
+                names = [dotted(e) for e in iterable.elts]
+                if all(n and self.is_model(function, n) for n in names):
+                    found.append((key, names, [(function, e) for e in iterable.elts]))
+                continue
+            name = dotted(iterable)
+            held = self.container(function, name) if name else None
+            if held is not None:
+                scope, elements = held
+                names = [dotted(e) for e in elements]
+                sources = names if all(names) else [name]
+                found.append((key, sources, [(scope, e) for e in elements]))
+        return found
+
     def _find_models(self, function: FunctionInfo) -> bool:
         changed = False
         for statement in function.statements:
@@ -542,18 +669,11 @@ class Facts:
                 key = dotted(target)
                 if key and "." not in key:
                     function.local_names.add(key)
-                found = self.model_expression(function, value) if key else None
-                if found is None:
-                    continue
-                origin, cls, same = found
-                if same is not None:
-                    origin = self.origin(function, same) or UNKNOWN_ORIGIN
-                    cls = cls or self.model_class_of(function, same)
-                changed |= self._record_model(function, key, origin, cls)
-                if cls is None:
-                    where = self._composition_key(function, key)
-                    if self.composition.get(where) is None:
-                        self.composition[where] = self.expression_composition(function, value)
+                if key:
+                    changed |= self._record_assigned(function, key, [(function, value)])
+        for loop in function.loops:
+            for target, sources, elements in self._loop_models(function, loop.node):
+                changed |= self._record_assigned(function, target, elements)
         for param, annotation in function.annotations.items():
             leaf = annotation.rsplit(".", 1)[-1]
             if annotation in api.MODULE_BASES or (leaf in self.classes and self.classes[leaf].is_module):
@@ -588,6 +708,13 @@ class Facts:
         if returned and self.returns_model.get(id(function)) != returned:
             self.returns_model[id(function)] = returned
             changed = True
+        if returned:
+            composition = join_compositions(
+                self.expression_composition(function, statement.value) for statement in function.statements
+                if isinstance(statement, ast.Return) and statement.value is not None)
+            if self.returns_composition.get(id(function)) != composition:
+                self.returns_composition[id(function)] = composition
+                changed = True
         return changed
 
     def dropout_or_batchnorm_in(self, call: ast.Call) -> Optional[bool]:
@@ -643,6 +770,11 @@ class Facts:
         text = dotted(func) or ""
         if text in self.classes and self.classes[text].is_module:
             return self.class_composition(self.classes[text])
+        if "." not in text:
+            for scope in function.enclosing_functions():
+                target = scope.nested.get(text)
+                if target is not None:  # ``make_calibrator()``: what the factory returns
+                    return self.returns_composition.get(id(target))
         if qualified.startswith("torch.nn."):
             return self.dropout_or_batchnorm_in(expr)
         if api.is_fresh_model_call(qualified) or self.model_factory(expr) == LIBRARY_FACTORY:

@@ -368,16 +368,19 @@ class FlowAnalysis:
             return join(self._block(node[3], state), self._block(node[4], state))
         if kind == "loop":
             state = self._sites(node[3], state)
+            models = self.facts.loop_models(self._function, node[1])
             self._loop_depth += 1
             try:
-                first = self._block(node[4], state)
-                top = join(state, first)
+                first = self._iteration(node[4], state, models)
+                # A loop over models runs at least once (there is a model to run); any other
+                # loop may not run at all.
+                top = join(state, first) if not models or first is None else first
                 # A second pass carries the end of one iteration into the next; it is needed only
                 # when the first changed something, and (cost 2**depth) not deep inside loops.
                 if _same(top, state) or self._loop_depth > 4:
                     after = top
                 else:
-                    after = join(top, self._block(node[4], top))
+                    after = join(top, self._iteration(node[4], top, models))
             finally:
                 self._loop_depth -= 1
             return self._block(node[5], after) if node[5] else after
@@ -399,6 +402,26 @@ class FlowAnalysis:
                 result = join(result, self._block(case, state))
             return result
         return state
+
+    def _iteration(self, body, state: State, models) -> Optional[State]:
+        """One pass over a loop's body. A loop variable that holds a model (``for net in
+        nets``) starts in the join of its sources' modes; what the body switched it to
+        becomes the mode of every source (the loop visits them all)."""
+        bound = {}
+        for target, sources, _ in models:
+            values = [lookup_mode(state.modes, source) for source in sources]
+            value = None if any(v is None for v in values) else frozenset().union(*values)
+            state = state.set_mode(target, value)
+            bound[target] = lookup_mode(state.modes, target)
+        end = self._block(body, state)
+        if end is None:
+            return None
+        for target, sources, _ in models:
+            value = lookup_mode(end.modes, target)
+            if value is not None and value != bound[target]:
+                for source in sources:
+                    end = end.set_mode(source, value)
+        return end
 
     # -- effects of calls -----------------------------------------------------------------
     def _sites(self, sites: List[CallSite], state: State) -> State:
@@ -472,6 +495,9 @@ class FlowAnalysis:
             return lookup_mode(state.modes, key)
         if isinstance(expr, ast.IfExp):
             return self._either_mode(state, expr)
+        if isinstance(expr, (ast.List, ast.Tuple, ast.Set, ast.ListComp, ast.SetComp, ast.GeneratorExp,
+                             ast.Dict, ast.DictComp)):
+            return self._elements_mode(state, expr)
         site = self._site_of_node.get(id(expr))
         if isinstance(expr, ast.Call):
             func = expr.func
@@ -507,6 +533,15 @@ class FlowAnalysis:
         if origin == "pretrained":
             return frozenset({(EVAL, None)})
         return UNKNOWN_MODE
+
+    def _elements_mode(self, state: State, expr: ast.AST):
+        """A container of models (``[Net() for _ in range(3)]``): the join of its elements'
+        modes, when every element is a model."""
+        elements = self.facts.container_elements(self._function, expr)
+        modes = [self._expression_mode(state, element) for element in elements]
+        if not modes or any(mode is None for mode in modes):
+            return None
+        return frozenset().union(*modes)
 
     def _either_mode(self, state: State, expr: ast.IfExp):
         """``Net().cuda() if cuda else Net()``: the modes of both branches (a ``None`` branch

@@ -84,6 +84,7 @@ class SemanticModel:
         self._in_test_file = _is_test_file(filename, tree)
         self._loop_trains: Dict[int, bool] = {}
         self._parameterless_bindings: Dict[tuple, bool] = {}
+        self._trained_bindings: Dict[frozenset, bool] = {}
         self._site_by_id = {id(site): site for site in self.sites()}
         self._function_by_id = {id(function): function for function in self.functions}
         self._evaluation_entries = self._find_evaluation_entries()
@@ -212,10 +213,31 @@ class SemanticModel:
         return False
 
     def may_have_dropout_or_batchnorm(self, site: CallSite, key: str) -> bool:
+        """The model holds Dropout/BatchNorm (or code that reads ``self.training``), or may:
+        when its layers cannot be seen, a model this program trains is taken to hold them
+        (a trained network that is evaluated usually does); one it never trains is not."""
         cls = self.facts.model_class_of(site.function, key) or self._part_class(site.function, key)
         if cls is None:
-            return self.facts.composition_of(site.function, key) is not False
-        return cls.has_dropout_or_batchnorm is not False
+            verdict = self.facts.composition_of(site.function, key)
+        else:
+            verdict = self.facts.class_composition(cls)
+        if verdict is not None:
+            return verdict
+        return self.trains_model(site.function, key)
+
+    def trains_model(self, function: FunctionInfo, key: str) -> bool:
+        """Some forward of the model reaches a backward pass, or an optimizer steps its
+        parameters."""
+        binding = frozenset(self.binding(function, key))
+        known = self._trained_bindings.get(binding)
+        if known is None:
+            known = any(self.binding(site.function, site.model) & binding and self.reaches_training(site)
+                        for site in self.forwards()) or any(
+                self.binding(self._function_by_id[scope], owner) & binding
+                for (scope, _), owners in self.facts.optimizers.items() if scope in self._function_by_id
+                for owner in owners)
+            self._trained_bindings[binding] = known
+        return known
 
     def _part_class(self, function: FunctionInfo, key: str) -> Optional[ClassInfo]:
         """The class of a model's part, ``model.encoder``, when the model's class builds it
@@ -521,6 +543,25 @@ class SemanticModel:
             for function, models in created:
                 for model_key in models:
                     found |= self.binding(function, model_key)
+                    found |= self._submodule_bindings(self.facts.model_class_of(function, model_key))
+        return found
+
+    def _submodule_bindings(self, cls: Optional[ClassInfo]) -> Set[tuple]:
+        """``model.parameters()`` holds its submodules' parameters: in the methods of the
+        model's class (``cnn.forward(x)`` runs ``self.layer1``), ``self`` and ``self.x``
+        are the stepped model too."""
+        found: Set[tuple] = set()
+        if cls is None or cls.external:
+            return found
+        stack, seen = [cls], set()
+        while stack:
+            current = stack.pop()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            found |= {("attr", id(current), attribute) for attribute in current.model_attributes}
+            found |= {("name", id(method), "self") for method in current.methods.values()}
+            stack.extend(current.base_classes)
         return found
 
     def runs_inside(self, site: CallSite, bindings: Set[tuple]) -> bool:
@@ -839,9 +880,14 @@ class SemanticModel:
         if not arguments:
             return False
         for arg in arguments:
-            producers = self.dataflow.sources(site.function, site.index, arg)
+            producers = set(self.dataflow.sources(site.function, site.index, arg))
             for node in list(producers):
                 if node[0] == "def":
+                    producers |= self.dataflow.preds.get(node, set())
+            for node in list(producers):  # ``Variable(torch.zeros(...))`` wraps what it is given
+                wrapper = self._site_by_id.get(node[1]) if node[0] == "call" else None
+                if wrapper is not None and wrapper.qualified == "torch.autograd.Variable":
+                    producers.discard(node)
                     producers |= self.dataflow.preds.get(node, set())
             calls = [self._site_by_id.get(node[1]) for node in producers if node[0] == "call"]
             if not calls or any(call is None or (call.qualified or "") not in api.TENSOR_FACTORIES

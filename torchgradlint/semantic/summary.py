@@ -20,7 +20,7 @@ from . import torch_api as api
 from .flow import PASSED_IN
 from .names import dotted
 
-SUMMARY_FORMAT = 4  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 5  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -62,6 +62,7 @@ def summarize(model, module_name: str) -> dict:
             "effects": {key: _mode_to_json(value)
                         for key, value in model.flow.effects.get(id(function), {}).items()},
             "returns_model": model.facts.returns_model.get(id(function)),
+            "returns_dropout_or_batchnorm": model.facts.returns_composition.get(id(function)),
             "return_mode": _mode_to_json(model.flow.return_modes.get(id(function))),
             "params_run_as_models": _params_run_as_models(model, function),
             "params_reaching_training": [
@@ -325,6 +326,7 @@ class ExternalLinker:
             info = stub.external_facts
             if info and info.get("returns_model"):
                 facts.returns_model[id(stub)] = info["returns_model"]
+                facts.returns_composition[id(stub)] = info.get("returns_dropout_or_batchnorm")
 
     def preset_facts(self, facts) -> None:
         for stub in self.stubs.values():
