@@ -649,9 +649,12 @@ class Facts:
             if not key:
                 continue
             if isinstance(iterable, (ast.List, ast.Tuple)) and iterable.elts:
-                names = [dotted(e) for e in iterable.elts]
-                if all(n and self.is_model(function, n) for n in names):
-                    found.append((key, names, [(function, e) for e in iterable.elts]))
+                # ``for m in [netG, netD]``: the models it names; ``for m in (GCN(), MLP())``:
+                # models without names of their own (no source to write back to)
+                elements = self.container_elements(function, iterable)
+                if elements:
+                    names = [dotted(e) for e in elements]
+                    found.append((key, names if all(names) else [], [(function, e) for e in elements]))
                 continue
             name = dotted(iterable)
             held = self.container(function, name) if name else None

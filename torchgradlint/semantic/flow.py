@@ -408,8 +408,9 @@ class FlowAnalysis:
         nets``) starts in the join of its sources' modes; what the body switched it to
         becomes the mode of every source (the loop visits them all)."""
         bound = {}
-        for target, sources, _ in models:
-            values = [lookup_mode(state.modes, source) for source in sources]
+        for target, sources, elements in models:
+            values = [lookup_mode(state.modes, source) for source in sources] if sources else \
+                [self._expression_mode(state, element) for _, element in elements]
             value = None if any(v is None for v in values) else frozenset().union(*values)
             state = state.set_mode(target, value)
             bound[target] = lookup_mode(state.modes, target)

@@ -543,25 +543,6 @@ class SemanticModel:
             for function, models in created:
                 for model_key in models:
                     found |= self.binding(function, model_key)
-                    found |= self._submodule_bindings(self.facts.model_class_of(function, model_key))
-        return found
-
-    def _submodule_bindings(self, cls: Optional[ClassInfo]) -> Set[tuple]:
-        """``model.parameters()`` holds its submodules' parameters: in the methods of the
-        model's class (``cnn.forward(x)`` runs ``self.layer1``), ``self`` and ``self.x``
-        are the stepped model too."""
-        found: Set[tuple] = set()
-        if cls is None or cls.external:
-            return found
-        stack, seen = [cls], set()
-        while stack:
-            current = stack.pop()
-            if id(current) in seen:
-                continue
-            seen.add(id(current))
-            found |= {("attr", id(current), attribute) for attribute in current.model_attributes}
-            found |= {("name", id(method), "self") for method in current.methods.values()}
-            stack.extend(current.base_classes)
         return found
 
     def runs_inside(self, site: CallSite, bindings: Set[tuple]) -> bool:
