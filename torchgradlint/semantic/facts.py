@@ -808,9 +808,15 @@ class Facts:
             for site in function.callers:
                 for param, arg in self.bind_arguments(site, function):
                     key = dotted(arg)
-                    if not key or not self.is_model(site.function, key):
+                    if key is None:  # ``extract(Features(), loader)``: a model built in the call
+                        found = self.model_expression(site.function, arg)
+                        if found is None:
+                            continue
+                        cls = found[1]
+                    elif not self.is_model(site.function, key):
                         continue
-                    cls = self.model_class_of(site.function, key)
+                    else:
+                        cls = self.model_class_of(site.function, key)
                     if param not in self.models[id(function)] or (
                             cls is not None and (id(function), param) not in self.model_class):
                         self._record_model(function, param, UNKNOWN_ORIGIN, cls)
@@ -833,14 +839,11 @@ class Facts:
             for site in function.callers:
                 for param, arg in self.bind_arguments(site, function):
                     key = dotted(arg)
-                    if key and self.is_model(site.function, key):
-                        cls = self.model_class_of(site.function, key)
-                        verdict = cls.has_dropout_or_batchnorm if cls is not None else \
-                            self.composition_of(site.function, key)
-                        verdicts.setdefault(param, []).append(verdict)
+                    if key and self.is_model(site.function, key) or \
+                            key is None and self.model_expression(site.function, arg) is not None:
+                        verdicts.setdefault(param, []).append(self.expression_composition(site.function, arg))
             for param, found in verdicts.items():
-                combined = True if any(v for v in found) else (False if all(v is False for v in found) else None)
-                self.composition.setdefault((id(function), param), combined)
+                self.composition.setdefault((id(function), param), join_compositions(found))
 
     def bind_arguments(self, site: CallSite, target: FunctionInfo) -> Iterable[Tuple[str, ast.AST]]:
         params = list(target.params)
