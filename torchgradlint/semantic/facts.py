@@ -38,6 +38,11 @@ def _may_be_nonzero(node: Optional[ast.AST]) -> bool:
     return node is not None and not (isinstance(node, ast.Constant) and not node.value)
 
 
+def _walked_by_a_loop(site: CallSite) -> bool:
+    """The call is the iterable of a ``for`` loop (``for m in net.modules():``)."""
+    return any(isinstance(loop.node, ast.For) and loop.node.iter is site.node for loop in site.function.loops)
+
+
 def _is_self_training(node: ast.AST) -> bool:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         node = node.operand
@@ -174,8 +179,10 @@ class Facts:
                 continue
             if any(_is_self_training(arg) for arg in list(node.args) + [k.value for k in node.keywords]):
                 return True  # ``self.drop_path(x, training=self.training)``
-            if site.method in api.SUBMODULE_LISTINGS and site.receiver not in (None, "self"):
+            if site.method in api.SUBMODULE_LISTINGS and site.receiver not in (None, "self") and \
+                    not site.receiver.startswith("self.") and not _walked_by_a_loop(site):
                 # ``nn.Sequential(*list(backbone.children())[:-1])``: another model's layers
+                # (``for m in net.modules(): init(m)`` only visits them)
                 inner = self._global_model_composition(site.receiver)
                 if inner:
                     return True
@@ -578,11 +585,11 @@ class Facts:
         origin = origins.pop() if len(origins) == 1 else UNKNOWN_ORIGIN
         cls = classes[0] if all(c is classes[0] for c in classes) else None
         changed = self._record_model(function, key, origin, cls)
-        if cls is None:
-            where = self._composition_key(function, key)
-            if self.composition.get(where) is None:
-                self.composition[where] = join_compositions(
-                    self.expression_composition(scope, value) for scope, value in values)
+        where = self._composition_key(function, key)
+        verdict = join_compositions(self.expression_composition(scope, value) for scope, value in values)
+        # One name assigned several models (``self.vq = EMA(...)`` / ``self.vq = Plain(...)``)
+        self.composition[where] = join_compositions([self.composition[where], verdict]) \
+            if where in self.composition else verdict
         return changed
 
     def container_elements(self, function: FunctionInfo, value: ast.AST) -> List[ast.AST]:

@@ -226,8 +226,11 @@ class SemanticModel:
         return self.trains_model(site.function, key)
 
     def trains_model(self, function: FunctionInfo, key: str) -> bool:
-        """Some forward of the model reaches a backward pass, or an optimizer steps its
-        parameters."""
+        """Some forward of the model (or of the model it is a part of: ``model.encoder``)
+        reaches a backward pass, or an optimizer steps its parameters."""
+        root = key.split(".")[0]
+        if root != key and root != "self" and self.trains_model(function, root):
+            return True
         binding = frozenset(self.binding(function, key))
         known = self._trained_bindings.get(binding)
         if known is None:
