@@ -150,6 +150,8 @@ class FlowAnalysis:
         self.entry_modes: Dict[int, Modes] = {}
         self.effects: Dict[int, Dict[str, Optional[FrozenSet]]] = {}
         self.return_modes: Dict[int, Optional[FrozenSet]] = {}
+        # ``return model, criterion``: the mode of each element, when every return is such a tuple
+        self.return_element_modes: Dict[int, Optional[tuple]] = {}
         self._site_of_node = {id(site.node): site for f in functions for site in f.sites}
         self.touched: Dict[int, Set[str]] = {}
         self._contributions: Dict[int, Dict[int, State]] = {}
@@ -197,14 +199,15 @@ class FlowAnalysis:
                 seen[id(function)] = {id(site.target): versions.get(id(site.target), 0)
                                       for site in function.sites if site.target is not None}
                 before = (self.effects.get(id(function)), set(self.touched.get(id(function), ())))
-                returned = self.return_modes.get(id(function))
+                returned = (self.return_modes.get(id(function)), self.return_element_modes.get(id(function)))
                 roots = {param: passed_in(param) for param in function.params}
                 roots["self"] = passed_in("self")
                 self._analyze(function, State(GRAD_ON, roots))
                 after = (self.effects.get(id(function)), self.touched.get(id(function)))
                 changed |= before != after
                 if (before[0] or {}) != (after[0] or {}) or before[1] != set(after[1] or ()) or \
-                        returned != self.return_modes.get(id(function)):
+                        returned != (self.return_modes.get(id(function)),
+                                     self.return_element_modes.get(id(function))):
                     versions[id(function)] = versions.get(id(function), 0) + 1
             if not changed:
                 break
@@ -258,6 +261,7 @@ class FlowAnalysis:
         self._function = function
         self._returns = []
         self._return_mode = None
+        self._return_elements: Optional[tuple] = None
         before = {}
         if not self._summarizing:
             self.entry_grad[id(function)] = entry.grad
@@ -281,6 +285,7 @@ class FlowAnalysis:
         if self._summarizing:
             self._record_effects(function, exit_state)
             self.return_modes[id(function)] = self._return_mode
+            self.return_element_modes[id(function)] = self._return_elements or None
 
     def _record_effects(self, function: FunctionInfo, exit_state: Optional[State]) -> None:
         """What the function leaves behind: the modes of the models it was passed (or of
@@ -352,6 +357,8 @@ class FlowAnalysis:
                 returned = node[1].value
                 value = self._expression_mode(state, returned) if returned is not None else None
                 self._return_mode = (value or UNKNOWN_MODE) | (self._return_mode or frozenset())
+                if self._summarizing:
+                    self._note_returned_elements(state, returned)
             return None
         if kind == "with":
             outer_grad = state.grad
@@ -474,10 +481,48 @@ class FlowAnalysis:
             return TRAIN if argument.value else EVAL
         return None
 
+    def _note_returned_elements(self, state: State, returned: Optional[ast.AST]) -> None:
+        """``return model, criterion, postprocessors``: each element's mode (UNKNOWN where it
+        is no model we know); a return of another shape makes the elements unknown."""
+        site = self._site_of_node.get(id(returned)) if returned is not None else None
+        if isinstance(returned, ast.Tuple) and not any(isinstance(e, ast.Starred) for e in returned.elts):
+            elements = tuple(self._expression_mode(state, e) or UNKNOWN_MODE for e in returned.elts)
+        elif site is not None and site.target is not None and self.return_element_modes.get(id(site.target)):
+            # ``return build(args)``: what the callee returns, seen from here
+            elements = tuple(self._resolve(site, mode, state)
+                             for mode in self.return_element_modes[id(site.target)])
+        else:
+            elements = ()
+        previous = self._return_elements
+        if previous is None:
+            self._return_elements = elements
+        elif len(previous) != len(elements):
+            self._return_elements = ()
+        else:
+            self._return_elements = tuple(a | b for a, b in zip(previous, elements))
+
+    def _unpack_returned(self, target: ast.AST, value: ast.AST, state: State) -> Optional[State]:
+        """``model, criterion = build_model(args)``: the modes of the elements the function
+        returns (None when it does not return such a tuple)."""
+        site = self._site_of_node.get(id(value))
+        if site is None or site.target is None or site.constructs is not None:
+            return None
+        elements = self.return_element_modes.get(id(site.target))
+        if not elements or len(elements) != len(target.elts):
+            return None
+        for element, mode in zip(target.elts, elements):
+            key = dotted(element)
+            if key and (mode != UNKNOWN_MODE or key in state.modes):
+                state = state.set_mode(key, self._resolve(site, mode, state))
+        return state
+
     def _assign(self, statement: ast.stmt, state: State) -> State:
         for target, value in assignment_pairs(statement):
             site = self._site_of_node.get(id(value))
             key = dotted(target)
+            if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, ast.Call):
+                state = self._unpack_returned(target, value, state) or state
+                continue
             if not key:
                 continue
             if site is not None and site.constructs is not None:
