@@ -52,5 +52,5 @@ def check(model):
             INFO.code, site.line, site.col,
             f"evaluation forward of `{site.model}` ({evidence}) runs in training mode{since}: "
             f"Dropout/BatchNorm behave as in training; call `{site.model}.eval()` before evaluating",
-            Fix("insert-before", span(model.evaluation_start(site)), f"{site.model}.eval()",
+            Fix("insert-before", span(model.evaluation_start(site, site.model)), f"{site.model}.eval()",
                 safe=False))

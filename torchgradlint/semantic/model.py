@@ -428,10 +428,18 @@ class SemanticModel:
     def statement_of(self, site: CallSite) -> ast.stmt:
         return site.function.statements[site.index]
 
-    def evaluation_start(self, site: CallSite) -> ast.stmt:
+    def evaluation_start(self, site: CallSite, model: Optional[str] = None) -> ast.stmt:
         """Where an evaluation around ``site`` begins: its outermost loop that does not train,
-        else its own statement (where a fix puts ``no_grad`` or ``model.eval()``)."""
-        for loop in site.loops:
+        else its own statement (where a fix puts ``no_grad`` or ``model.eval()``). With
+        ``model``, inside the loop that binds it (``for net in nets: net(x)``)."""
+        loops = list(site.loops)
+        if model is not None:
+            root = model.split(".")[0]
+            binding = [i for i, loop in enumerate(loops) if isinstance(loop.node, (ast.For, ast.AsyncFor))
+                       and root in {n.id for n in ast.walk(loop.node.target) if isinstance(n, ast.Name)}]
+            if binding:
+                loops = loops[binding[-1] + 1:]
+        for loop in loops:
             if not self.loop_trains(loop):
                 return loop.node
         return self.statement_of(site)
