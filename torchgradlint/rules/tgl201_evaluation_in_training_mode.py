@@ -57,5 +57,5 @@ def check(model):
             RULE.code, site.line, site.col,
             f"`{site.model}` evaluates in training mode: call `{site.model}.eval()` first "
             f"(evaluation: {evidence}{since})",
-            Fix("insert-before", span(model.evaluation_start(site)), f"{site.model}.eval()",
+            Fix("insert-before", span(model.evaluation_start(site, site.model)), f"{site.model}.eval()",
                 safe=False))

@@ -8,7 +8,7 @@ import re
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from . import torch_api as api
-from .names import ImportTable, dotted
+from .names import ImportTable, assignment_pairs, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo
 
 PRETRAINED_OWNER = re.compile(r"Model|Net|VAE|Encoder|Decoder|Transformer|For[A-Z]|GPT|Bert|"
@@ -16,6 +16,38 @@ PRETRAINED_OWNER = re.compile(r"Model|Net|VAE|Encoder|Decoder|Transformer|For[A-
 
 # How a model comes to exist, which decides its mode when created.
 FRESH, PRETRAINED, UNKNOWN_ORIGIN = "fresh", "pretrained", "unknown"
+LIBRARY_FACTORY, NAMED_FACTORY = "library", "named"
+
+
+def join_compositions(verdicts: Iterable[Optional[bool]]) -> Optional[bool]:
+    """Several models that one name may hold: True if one of them holds Dropout/BatchNorm,
+    False only if none may."""
+    verdicts = list(verdicts)
+    if any(verdicts):
+        return True
+    return False if all(v is False for v in verdicts) else None
+
+
+def _argument(call: ast.Call, name: str, position: int) -> Optional[ast.AST]:
+    if len(call.args) > position and not any(isinstance(a, ast.Starred) for a in call.args[:position + 1]):
+        return call.args[position]
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def _may_be_nonzero(node: Optional[ast.AST]) -> bool:
+    return node is not None and not (isinstance(node, ast.Constant) and not node.value)
+
+
+def _walked_by_a_loop(site: CallSite) -> bool:
+    """The call is the iterable of a ``for`` loop (``for m in net.modules():``)."""
+    return any(isinstance(loop.node, ast.For) and loop.node.iter is site.node for loop in site.function.loops)
+
+
+def _is_self_training(node: ast.AST) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        node = node.operand
+    return isinstance(node, ast.Attribute) and node.attr == "training" and \
+        isinstance(node.value, ast.Name) and node.value.id == "self"
 
 
 class Facts:
@@ -43,6 +75,10 @@ class Facts:
         self.frozen_by_function: Dict[int, Set[str]] = {}
         self.optimizers: Dict[Tuple[int, str], Set[str]] = {}
         self.returns_model: Dict[int, str] = {}
+        self.returns_composition: Dict[int, Optional[bool]] = {}  # of the model it returns
+        # (function, name) -> element expressions of a list/dict/comprehension of models
+        self.containers: Dict[Tuple[int, str], List[ast.AST]] = {}
+        self.loop_bindings: Dict[int, List[tuple]] = {}  # id of a ``for`` -> loop_models()
         self.training_sites: Set[int] = set()  # id(site) of backward / step / autograd.grad
         self.gradient_wanted: Set[int] = set()  # id(function) asking for input gradients
         self.passed_models: Set[Tuple[int, str]] = set()  # parameters callers pass models to
@@ -98,6 +134,7 @@ class Facts:
                     info.is_module = True
                     changed = True
         self._composition_verdicts: Dict[int, Optional[bool]] = {}
+        self._judging: Set[int] = set()
         for info in self.classes.values():
             if info.is_module and not info.external:
                 verdict = self._class_has_dropout_or_batchnorm(info, set())
@@ -110,9 +147,18 @@ class Facts:
         its length squared): without cycles, its verdict is what the walk would find."""
         if id(info) in self._composition_verdicts:
             return self._composition_verdicts[id(info)]
-        if id(info) in seen:
+        if info.external:
+            return info.has_dropout_or_batchnorm
+        if id(info) in seen or id(info) in self._judging:
             return False
         seen.add(id(info))
+        self._judging.add(id(info))
+        try:
+            return self._judge_class(info, seen)
+        finally:
+            self._judging.discard(id(info))
+
+    def _judge_class(self, info: ClassInfo, seen: Set[int]) -> Optional[bool]:
         verdict: Optional[bool] = False
         if any(b not in api.MODULE_BASES and b not in self.classes for b in info.bases):
             verdict = None  # inherits from something we cannot see
@@ -122,25 +168,141 @@ class Facts:
                 return True
             if inherited is None:
                 verdict = None
-        for node in (site.node for method in info.methods.values() for site in method.sites):
+        for site in self._sites_building(info):
+            node = site.node
             qualified = self.imports.resolve(node.func) or ""
             leaf = qualified.rsplit(".", 1)[-1]
-            if qualified.startswith("torch.nn."):
-                if api.behaves_by_mode(leaf, node):
+            if qualified.startswith("torch.nn.functional."):
+                if self._functional_depends_on_mode(leaf, node):
                     return True
                 continue
-            if qualified.startswith("torch.nn.functional.") and leaf.startswith(("dropout", "batch_norm")):
-                return True
-            if leaf in self.classes and self.classes[leaf].is_module:
-                inner = self._class_has_dropout_or_batchnorm(self.classes[leaf], seen)
+            if qualified.startswith("torch.nn."):
+                if self._layer_depends_on_mode(qualified[len("torch.nn."):], node):
+                    return True
+                continue
+            if any(_is_self_training(arg) for arg in list(node.args) + [k.value for k in node.keywords]):
+                return True  # ``self.drop_path(x, training=self.training)``
+            if site.method in api.SUBMODULE_LISTINGS and site.receiver not in (None, "self") and \
+                    not site.receiver.startswith("self.") and not _walked_by_a_loop(site):
+                # ``nn.Sequential(*list(backbone.children())[:-1])``: another model's layers
+                # (``for m in net.modules(): init(m)`` only visits them)
+                inner = self._global_model_composition(site.receiver)
                 if inner:
                     return True
                 if inner is None:
                     verdict = None
-            elif api.is_fresh_model_call(qualified) or qualified.startswith(
-                    ("torchvision.", "timm.", "transformers.")) or qualified in self.constructors:
+            elif leaf in self.classes and self.classes[leaf].is_module or \
+                    site.callee in self.classes and self.classes[site.callee].is_module:
+                inner = self._class_has_dropout_or_batchnorm(
+                    self.classes.get(leaf) or self.classes[site.callee], seen)
+                if inner:
+                    return True
+                if inner is None:
+                    verdict = None
+            elif api.is_fresh_model_call(qualified) or self._names_model_factory(site.node):
+                return True  # torchvision / timm / torch.hub models hold BatchNorm or Dropout
+            elif qualified.startswith(("transformers.", "diffusers.")) or qualified in self.constructors:
                 verdict = None
+        if any(_is_self_training(test) for test in self._guard_tests(info)):
+            return True  # ``if self.training:`` -- it behaves differently in training mode
         return verdict
+
+    def _building_functions(self, info: ClassInfo) -> List[FunctionInfo]:
+        """The class's methods, the functions nested in them (``def block(...)`` in
+        ``__init__``) and the in-file functions they call (a module-level ``conv_block``)."""
+        found: List[FunctionInfo] = []
+        seen: Set[int] = set()
+        stack = list(info.methods.values())
+        while stack:
+            function = stack.pop()
+            if id(function) in seen or function.external:
+                continue
+            seen.add(id(function))
+            found.append(function)
+            stack.extend(function.nested.values())
+            for site in function.sites:
+                if site.receiver is None and site.callee and site.callee not in self.classes:
+                    target = self.resolve_call(site)
+                    if target is not None and target.cls is None:
+                        stack.append(target)
+        return found
+
+    def _sites_building(self, info: ClassInfo) -> Iterable[CallSite]:
+        for function in self._building_functions(info):
+            yield from function.sites
+
+    def _guard_tests(self, info: ClassInfo) -> Iterable[ast.expr]:
+        seen: Set[int] = set()
+        for function in info.methods.values():
+            for guards in function.guards:
+                for test, _ in guards:
+                    if id(test) not in seen:
+                        seen.add(id(test))
+                        yield test
+
+    @staticmethod
+    def _layer_depends_on_mode(leaf: str, call: ast.Call) -> bool:
+        """A torch.nn layer that behaves differently in training mode."""
+        if leaf.startswith(("Transformer", "MultiheadAttention")):
+            return True
+        if api.DROPOUT_OR_BATCHNORM.fullmatch(leaf):
+            # Without running statistics a norm layer normalises each batch in both modes
+            # (InstanceNorm keeps none unless asked to).
+            tracks = _argument(call, "track_running_stats", 4)
+            if tracks is None:
+                return not leaf.startswith("InstanceNorm")
+            return not (isinstance(tracks, ast.Constant) and not tracks.value)
+        if leaf in ("LSTM", "GRU", "RNN"):
+            # dropout acts between stacked layers only: one layer (the default) has none
+            dropout, layers = _argument(call, "dropout", 5), _argument(call, "num_layers", 2)
+            return _may_be_nonzero(dropout) and (layers is not None and not (
+                isinstance(layers, ast.Constant) and layers.value == 1))
+        return False
+
+    @staticmethod
+    def _functional_depends_on_mode(leaf: str, call: ast.Call) -> bool:
+        """``F.dropout(x, p, training=self.training)``: a functional layer whose ``training``
+        argument is not a constant (a constant one behaves the same in both modes)."""
+        position = api.FUNCTIONAL_TRAINING_ARGUMENT.get(leaf)
+        if position is None:
+            return False
+        argument = _argument(call, "training", position)
+        return argument is not None and not isinstance(argument, ast.Constant)
+
+    def _global_model_composition(self, key: Optional[str]) -> Optional[bool]:
+        """Whether a module-level model holds Dropout/BatchNorm, from its assignments (class
+        verdicts come before the models are found: read the statements themselves)."""
+        if not key or "." in key:
+            return None
+        verdicts = [self.expression_composition(self.module, value)
+                    for statement in self.module.statements
+                    for target, value in assignment_pairs(statement) if dotted(target) == key]
+        return join_compositions(verdicts) if verdicts else None
+
+    def _names_model_factory(self, call: ast.Call) -> bool:
+        return self.model_factory(call) == LIBRARY_FACTORY
+
+    def model_factory(self, call: ast.Call) -> Optional[str]:
+        """``getattr(models, arch)(...)``, ``models.__dict__[arch](...)``: a model class looked
+        up by name in a module of models -- torchvision's or timm's (LIBRARY_FACTORY: they hold
+        BatchNorm or Dropout), or an imported module named for models (NAMED_FACTORY)."""
+        func = call.func
+        if isinstance(func, ast.Call) and dotted(func.func) == "getattr" and func.args:
+            owner = func.args[0]
+        elif isinstance(func, ast.Subscript) and isinstance(func.value, ast.Attribute) and \
+                func.value.attr == "__dict__":
+            owner = func.value.value
+        else:
+            return None
+        name = dotted(owner)
+        if not name or not self.imports.is_imported(name.split(".")[0]):
+            return None
+        qualified = self.imports.resolve(owner) or ""
+        if qualified in ("torchvision.models", "timm.models", "timm"):
+            return LIBRARY_FACTORY
+        if set(api.words(qualified.rsplit(".", 1)[-1])) & api.MODEL_MODULE_WORDS:
+            return NAMED_FACTORY
+        return None
 
     # -- calls ----------------------------------------------------------------------------
     def _resolve_calls(self, function: FunctionInfo) -> None:
@@ -348,6 +510,8 @@ class Facts:
 
     def model_expression(self, function: FunctionInfo, expr: ast.AST):
         """(origin, class, same_as_key) if ``expr`` evaluates to a model, else None."""
+        if isinstance(expr, ast.IfExp):
+            return self._either_model(function, expr)
         if isinstance(expr, ast.Call):
             func = expr.func
             if isinstance(func, ast.Attribute) and func.attr in api.SELF_RETURNING_METHODS and \
@@ -356,8 +520,20 @@ class Facts:
             qualified = self.imports.resolve(func) or ""
             text = dotted(func) or ""
             leaf = text.rsplit(".", 1)[-1]
-            if "." not in text and text in self.classes and self.classes[text].is_module:
+            if text in self.classes and self.classes[text].is_module:
+                # ``Net()``, or ``nets.Net()`` of a project module (a dotted name is a stub's)
                 return (FRESH, self.classes[text], None)
+            if qualified in api.WRAPPERS_KEEPING_MODEL and expr.args:
+                # ``nn.DataParallel(net)`` runs ``net``: its mode and layers are the wrapped model's
+                inner = expr.args[0]
+                key = dotted(inner)
+                if key is None:
+                    return self.model_expression(function, inner)
+                if qualified == "copy.deepcopy" and not self.is_model(function, key):
+                    return None  # a copy of anything
+                return ("same", None, key)
+            if self.model_factory(expr) is not None:
+                return (FRESH, None, None)  # ``getattr(models, arch)()``: a new module trains
             if isinstance(func, ast.Attribute):
                 receiver = dotted(func.value)
                 if func.attr in api.SELF_RETURNING_METHODS and self.is_model(function, receiver):
@@ -374,10 +550,6 @@ class Facts:
                 return (UNKNOWN_ORIGIN, None, None)
             if api.is_fresh_model_call(qualified):
                 return (FRESH, None, None)
-            if qualified in api.WRAPPERS_KEEPING_MODEL and expr.args:
-                inner = dotted(expr.args[0])
-                if self.is_model(function, inner):
-                    return ("same", None, inner)
             if "." not in text:
                 for scope in function.enclosing_functions():
                     target = scope.nested.get(text)
@@ -394,6 +566,28 @@ class Facts:
         if key and self.is_model(function, key):
             return ("same", None, key)
         return None
+
+    def _either_model(self, function: FunctionInfo, expr: ast.IfExp):
+        """``Net().cuda() if cuda else Net()``: a model when a branch is one (a ``None``
+        branch holds none); its origin and class when the branches agree."""
+        found = []
+        for branch in (expr.body, expr.orelse):
+            if isinstance(branch, ast.Constant) and branch.value is None:
+                continue
+            result = self.model_expression(function, branch)
+            if result is None:
+                return None  # a branch that may not be a model at all
+            origin, cls, same = result
+            if same is not None:
+                origin = self.origin(function, same) or UNKNOWN_ORIGIN
+                cls = cls or self.model_class_of(function, same)
+            found.append((origin, cls))
+        if not found:
+            return None
+        origins = {origin for origin, _ in found}
+        classes = {id(cls) for _, cls in found}
+        return (origins.pop() if len(origins) == 1 else UNKNOWN_ORIGIN,
+                found[0][1] if len(classes) == 1 else None, None)
 
     def _record_model(self, function: FunctionInfo, key: str, origin: str,
                       cls: Optional[ClassInfo]) -> bool:
@@ -417,18 +611,15 @@ class Facts:
     def _find_instances(self, function: FunctionInfo) -> None:
         """``trainer = Trainer(...)``: names holding instances of the file's classes."""
         for statement in function.statements:
-            if not isinstance(statement, (ast.Assign, ast.AnnAssign)) or \
-                    not isinstance(statement.value, ast.Call):
-                continue
-            value = statement.value
-            while isinstance(value.func, ast.Attribute) and value.func.attr in api.SELF_RETURNING_METHODS \
-                    and isinstance(value.func.value, ast.Call):
-                value = value.func.value  # ``Vgg16(requires_grad=False).to(device)``
-            callee = dotted(value.func)
-            if callee not in self.classes:
-                continue
-            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-            for target in targets:
+            for target, value in assignment_pairs(statement):
+                if not isinstance(value, ast.Call):
+                    continue
+                while isinstance(value.func, ast.Attribute) and value.func.attr in api.SELF_RETURNING_METHODS \
+                        and isinstance(value.func.value, ast.Call):
+                    value = value.func.value  # ``Vgg16(requires_grad=False).to(device)``
+                callee = dotted(value.func)
+                if callee not in self.classes:
+                    continue
                 key = dotted(target)
                 if not key:
                     continue
@@ -438,35 +629,126 @@ class Facts:
                     if owner is not None:
                         self.class_attr_class.setdefault((id(owner), key[5:]), self.classes[callee])
 
+    def _record_assigned(self, function: FunctionInfo, key: str, values: List[tuple]) -> bool:
+        """``key`` holds what one of ``values`` ((scope, expression) pairs) evaluates to:
+        a model when every one is; a container of models when one is a list, tuple, dict or
+        comprehension of them (``nets = [Net() for _ in range(3)]``)."""
+        found = [self.model_expression(scope, value) for scope, value in values]
+        if not found or any(f is None for f in found):
+            if len(values) == 1 and values[0][0] is function:
+                elements = self.container_elements(function, values[0][1])
+                if elements:
+                    self.containers[(id(function), key)] = elements
+            return False
+        origins, classes = set(), []
+        for (scope, _), (origin, cls, same) in zip(values, found):
+            if same is not None:
+                origin = self.origin(scope, same) or UNKNOWN_ORIGIN
+                cls = cls or self.model_class_of(scope, same)
+            origins.add(origin)
+            classes.append(cls)
+        origin = origins.pop() if len(origins) == 1 else UNKNOWN_ORIGIN
+        cls = classes[0] if all(c is classes[0] for c in classes) else None
+        changed = self._record_model(function, key, origin, cls)
+        where = self._composition_key(function, key)
+        verdict = join_compositions(self.expression_composition(scope, value) for scope, value in values)
+        # One name assigned several models (``self.vq = EMA(...)`` / ``self.vq = Plain(...)``)
+        self.composition[where] = join_compositions([self.composition[where], verdict]) \
+            if where in self.composition else verdict
+        return changed
+
+    def container_elements(self, function: FunctionInfo, value: ast.AST) -> List[ast.AST]:
+        """The element expressions of a literal list/tuple/dict or a comprehension, when every
+        one is a model."""
+        if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+            elements = list(value.elts)
+        elif isinstance(value, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
+            elements = [value.elt]
+        elif isinstance(value, ast.Dict):
+            elements = list(value.values)
+        elif isinstance(value, ast.DictComp):
+            elements = [value.value]
+        else:
+            return []
+        if not elements or any(isinstance(e, ast.Starred) or self.model_expression(function, e) is None
+                               for e in elements):
+            return []
+        return elements
+
+    def container(self, function: FunctionInfo, key: str) -> Optional[Tuple[FunctionInfo, List[ast.AST]]]:
+        for scope in list(function.enclosing_functions()) + [self.module]:
+            elements = self.containers.get((id(scope), key))
+            if elements:
+                return scope, elements
+        return None
+
+    def loop_models(self, function: FunctionInfo, node: ast.stmt) -> List[tuple]:
+        """(target, source keys, element (scope, expression) pairs) for each loop variable
+        that holds a model: ``for net in nets``, ``for net, opt in zip(nets, opts)``,
+        ``for i, net in enumerate(nets)``, ``for name, net in nets.items()``,
+        ``for m in [netG, netD]``. A source is an element's own name, or the container's
+        name when its elements have none (``nets = [Net() for _ in range(3)]``)."""
+        if not isinstance(node, (ast.For, ast.AsyncFor)):
+            return []
+        known = self.loop_bindings.get(id(node))
+        if known is None:
+            known = self.loop_bindings[id(node)] = self._loop_models(function, node)
+        return known
+
+    def _loop_models(self, function: FunctionInfo, node: ast.stmt) -> List[tuple]:
+        if not isinstance(node, (ast.For, ast.AsyncFor)):
+            return []
+        pairs = [(node.target, node.iter)]
+        found = []
+        while pairs:
+            target, iterable = pairs.pop()
+            if isinstance(iterable, ast.Call) and isinstance(target, ast.Tuple):
+                name = dotted(iterable.func)
+                if name == "zip" and len(iterable.args) == len(target.elts):
+                    pairs.extend(zip(target.elts, iterable.args))
+                    continue
+                if name == "enumerate" and iterable.args and len(target.elts) == 2:
+                    pairs.append((target.elts[1], iterable.args[0]))
+                    continue
+                if isinstance(iterable.func, ast.Attribute) and iterable.func.attr == "items" and \
+                        len(target.elts) == 2:
+                    pairs.append((target.elts[1], iterable.func.value))
+                    continue
+            if isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Attribute) and \
+                    iterable.func.attr == "values" and not iterable.args:
+                iterable = iterable.func.value
+            key = dotted(target)
+            if not key:
+                continue
+            if isinstance(iterable, (ast.List, ast.Tuple)) and iterable.elts:
+                # ``for m in [netG, netD]``: the models it names; ``for m in (GCN(), MLP())``:
+                # models without names of their own (no source to write back to)
+                elements = self.container_elements(function, iterable)
+                if elements:
+                    names = [dotted(e) for e in elements]
+                    found.append((key, names if all(names) else [], [(function, e) for e in elements]))
+                continue
+            name = dotted(iterable)
+            held = self.container(function, name) if name else None
+            if held is not None:
+                scope, elements = held
+                names = [dotted(e) for e in elements]
+                sources = names if all(names) else [name]
+                found.append((key, sources, [(scope, e) for e in elements]))
+        return found
+
     def _find_models(self, function: FunctionInfo) -> bool:
         changed = False
         for statement in function.statements:
-            targets: List[ast.AST] = []
-            value = None
-            if isinstance(statement, ast.Assign):
-                targets, value = statement.targets, statement.value
-            elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
-                targets, value = [statement.target], statement.value
-            for target in targets:
+            for target, value in assignment_pairs(statement):
                 key = dotted(target)
                 if key and "." not in key:
                     function.local_names.add(key)
-            if value is None:
-                continue
-            found = self.model_expression(function, value)
-            if found is None:
-                continue
-            origin, cls, same = found
-            if same is not None:
-                origin = self.origin(function, same) or UNKNOWN_ORIGIN
-                cls = cls or self.model_class_of(function, same)
-            for target in targets:
-                key = dotted(target)
                 if key:
-                    changed |= self._record_model(function, key, origin, cls)
-                    if same is None and isinstance(value, ast.Call):
-                        self.composition.setdefault(self._composition_key(function, key),
-                                                    self.dropout_or_batchnorm_in(value))
+                    changed |= self._record_assigned(function, key, [(function, value)])
+        for loop in function.loops:
+            for target, sources, elements in self._loop_models(function, loop.node):
+                changed |= self._record_assigned(function, target, elements)
         for param, annotation in function.annotations.items():
             leaf = annotation.rsplit(".", 1)[-1]
             if annotation in api.MODULE_BASES or (leaf in self.classes and self.classes[leaf].is_module):
@@ -501,6 +783,13 @@ class Facts:
         if returned and self.returns_model.get(id(function)) != returned:
             self.returns_model[id(function)] = returned
             changed = True
+        if returned:
+            composition = join_compositions(
+                self.expression_composition(function, statement.value) for statement in function.statements
+                if isinstance(statement, ast.Return) and statement.value is not None)
+            if self.returns_composition.get(id(function)) != composition:
+                self.returns_composition[id(function)] = composition
+                changed = True
         return changed
 
     def dropout_or_batchnorm_in(self, call: ast.Call) -> Optional[bool]:
@@ -509,11 +798,8 @@ class Facts:
         if not qualified.startswith("torch.nn."):
             return None
         leaf = qualified[len("torch.nn."):]
-        if api.behaves_by_mode(leaf, call) or leaf.startswith(("Transformer", "MultiheadAttention")):
+        if self._layer_depends_on_mode(leaf, call):
             return True
-        if leaf in ("LSTM", "GRU", "RNN"):
-            dropout = next((k.value for k in call.keywords if k.arg == "dropout"), None)
-            return dropout is not None and not (isinstance(dropout, ast.Constant) and not dropout.value)
         if leaf in ("Sequential", "ModuleList") and not call.keywords:
             verdict: Optional[bool] = False
             elements = list(call.args)
@@ -526,7 +812,49 @@ class Facts:
                 if inner is None:
                     verdict = None
             return verdict
+        if qualified in api.WRAPPERS_KEEPING_MODEL:
+            return None
         return False if leaf[:1].isupper() and "." not in leaf else None
+
+    def class_composition(self, cls: ClassInfo) -> Optional[bool]:
+        if cls.external or id(cls) in self._composition_verdicts:
+            return cls.has_dropout_or_batchnorm
+        return self._class_has_dropout_or_batchnorm(cls, set())
+
+    def expression_composition(self, function: FunctionInfo, expr: ast.AST) -> Optional[bool]:
+        """Whether the model an expression evaluates to holds Dropout/BatchNorm (None: cannot
+        tell). Follows ``a if c else b``, ``.to(device)`` chains and wrappers such as
+        ``nn.DataParallel``, which run the model they wrap."""
+        if isinstance(expr, ast.IfExp):
+            branches = [b for b in (expr.body, expr.orelse)
+                        if not (isinstance(b, ast.Constant) and b.value is None)]
+            return join_compositions(self.expression_composition(function, b) for b in branches)
+        key = dotted(expr)
+        if key is not None:
+            cls = self.model_class_of(function, key)
+            return self.class_composition(cls) if cls is not None else self.composition_of(function, key)
+        if not isinstance(expr, ast.Call):
+            return None
+        func = expr.func
+        if isinstance(func, ast.Attribute) and func.attr in api.SELF_RETURNING_METHODS and \
+                isinstance(func.value, ast.Call):
+            return self.expression_composition(function, func.value)
+        qualified = self.imports.resolve(func) or ""
+        if qualified in api.WRAPPERS_KEEPING_MODEL and expr.args:
+            return self.expression_composition(function, expr.args[0])
+        text = dotted(func) or ""
+        if text in self.classes and self.classes[text].is_module:
+            return self.class_composition(self.classes[text])
+        if "." not in text:
+            for scope in function.enclosing_functions():
+                target = scope.nested.get(text)
+                if target is not None:  # ``make_calibrator()``: what the factory returns
+                    return self.returns_composition.get(id(target))
+        if qualified.startswith("torch.nn."):
+            return self.dropout_or_batchnorm_in(expr)
+        if api.is_fresh_model_call(qualified) or self.model_factory(expr) == LIBRARY_FACTORY:
+            return True  # torchvision / timm / torch.hub models hold BatchNorm or Dropout
+        return None
 
     def _returned_model(self, function: FunctionInfo) -> Optional[str]:
         if function.is_module_scope:
@@ -552,9 +880,15 @@ class Facts:
             for site in function.callers:
                 for param, arg in self.bind_arguments(site, function):
                     key = dotted(arg)
-                    if not key or not self.is_model(site.function, key):
+                    if key is None:  # ``extract(Features(), loader)``: a model built in the call
+                        found = self.model_expression(site.function, arg)
+                        if found is None:
+                            continue
+                        cls = found[1]
+                    elif not self.is_model(site.function, key):
                         continue
-                    cls = self.model_class_of(site.function, key)
+                    else:
+                        cls = self.model_class_of(site.function, key)
                     if param not in self.models[id(function)] or (
                             cls is not None and (id(function), param) not in self.model_class):
                         self._record_model(function, param, UNKNOWN_ORIGIN, cls)
@@ -577,14 +911,11 @@ class Facts:
             for site in function.callers:
                 for param, arg in self.bind_arguments(site, function):
                     key = dotted(arg)
-                    if key and self.is_model(site.function, key):
-                        cls = self.model_class_of(site.function, key)
-                        verdict = cls.has_dropout_or_batchnorm if cls is not None else \
-                            self.composition_of(site.function, key)
-                        verdicts.setdefault(param, []).append(verdict)
+                    if key and self.is_model(site.function, key) or \
+                            key is None and self.model_expression(site.function, arg) is not None:
+                        verdicts.setdefault(param, []).append(self.expression_composition(site.function, arg))
             for param, found in verdicts.items():
-                combined = True if any(v for v in found) else (False if all(v is False for v in found) else None)
-                self.composition.setdefault((id(function), param), combined)
+                self.composition.setdefault((id(function), param), join_compositions(found))
 
     def bind_arguments(self, site: CallSite, target: FunctionInfo) -> Iterable[Tuple[str, ast.AST]]:
         params = list(target.params)

@@ -17,7 +17,7 @@ import ast
 from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 from . import torch_api as api
-from .names import dotted
+from .names import assignment_pairs, dotted
 from .structure import CallSite, FunctionInfo, binding_scope
 
 ON, OFF, DYNAMIC = "on", "off", "dynamic"
@@ -159,6 +159,8 @@ class FlowAnalysis:
         self.entry_modes: Dict[int, Modes] = {}
         self.effects: Dict[int, Dict[str, Optional[FrozenSet]]] = {}
         self.return_modes: Dict[int, Optional[FrozenSet]] = {}
+        # ``return model, criterion``: the mode of each element, when every return is such a tuple
+        self.return_element_modes: Dict[int, Optional[tuple]] = {}
         self._site_of_node = {id(site.node): site for f in functions for site in f.sites}
         self.touched: Dict[int, Set[str]] = {}
         self._contributions: Dict[int, Dict[int, State]] = {}
@@ -206,7 +208,7 @@ class FlowAnalysis:
                 seen[id(function)] = {id(site.target): versions.get(id(site.target), 0)
                                       for site in function.sites if site.target is not None}
                 before = (self.effects.get(id(function)), set(self.touched.get(id(function), ())))
-                returned = self.return_modes.get(id(function))
+                returned = (self.return_modes.get(id(function)), self.return_element_modes.get(id(function)))
                 roots = {name: passed_in(name) for name in self._free_roots(function)}
                 roots.update({param: passed_in(param) for param in function.params})
                 roots["self"] = passed_in("self")
@@ -214,7 +216,8 @@ class FlowAnalysis:
                 after = (self.effects.get(id(function)), self.touched.get(id(function)))
                 changed |= before != after
                 if (before[0] or {}) != (after[0] or {}) or before[1] != set(after[1] or ()) or \
-                        returned != self.return_modes.get(id(function)):
+                        returned != (self.return_modes.get(id(function)),
+                                     self.return_element_modes.get(id(function))):
                     versions[id(function)] = versions.get(id(function), 0) + 1
             if not changed:
                 break
@@ -284,6 +287,7 @@ class FlowAnalysis:
         self._function = function
         self._returns = []
         self._return_mode = None
+        self._return_elements: Optional[tuple] = None
         before = {}
         if not self._summarizing:
             self.entry_grad[id(function)] = entry.grad
@@ -307,6 +311,7 @@ class FlowAnalysis:
         if self._summarizing:
             self._record_effects(function, exit_state)
             self.return_modes[id(function)] = self._return_mode
+            self.return_element_modes[id(function)] = self._return_elements or None
 
     def _record_effects(self, function: FunctionInfo, exit_state: Optional[State]) -> None:
         """What the function leaves behind: the modes of the models it was passed (or of
@@ -378,6 +383,8 @@ class FlowAnalysis:
                 returned = node[1].value
                 value = self._expression_mode(state, returned) if returned is not None else None
                 self._return_mode = (value or UNKNOWN_MODE) | (self._return_mode or frozenset())
+                if self._summarizing:
+                    self._note_returned_elements(state, returned)
             return None
         if kind == "with":
             outer_grad = state.grad
@@ -394,16 +401,19 @@ class FlowAnalysis:
             return join(self._block(node[3], state), self._block(node[4], state))
         if kind == "loop":
             state = self._sites(node[3], state)
+            models = self.facts.loop_models(self._function, node[1])
             self._loop_depth += 1
             try:
-                first = self._block(node[4], state)
-                top = join(state, first)
+                first = self._iteration(node[4], state, models)
+                # A loop over models runs at least once (there is a model to run); any other
+                # loop may not run at all.
+                top = join(state, first) if not models or first is None else first
                 # A second pass carries the end of one iteration into the next; it is needed only
                 # when the first changed something, and (cost 2**depth) not deep inside loops.
                 if _same(top, state) or self._loop_depth > 4:
                     after = top
                 else:
-                    after = join(top, self._block(node[4], top))
+                    after = join(top, self._iteration(node[4], top, models))
             finally:
                 self._loop_depth -= 1
             return self._block(node[5], after) if node[5] else after
@@ -425,6 +435,27 @@ class FlowAnalysis:
                 result = join(result, self._block(case, state))
             return result
         return state
+
+    def _iteration(self, body, state: State, models) -> Optional[State]:
+        """One pass over a loop's body. A loop variable that holds a model (``for net in
+        nets``) starts in the join of its sources' modes; what the body switched it to
+        becomes the mode of every source (the loop visits them all)."""
+        bound = {}
+        for target, sources, elements in models:
+            values = [lookup_mode(state.modes, source) for source in sources] if sources else \
+                [self._expression_mode(state, element) for _, element in elements]
+            value = None if any(v is None for v in values) else frozenset().union(*values)
+            state = state.set_mode(target, value)
+            bound[target] = lookup_mode(state.modes, target)
+        end = self._block(body, state)
+        if end is None:
+            return None
+        for target, sources, _ in models:
+            value = lookup_mode(end.modes, target)
+            if value is not None and value != bound[target]:
+                for source in sources:
+                    end = end.set_mode(source, value)
+        return end
 
     # -- effects of calls -----------------------------------------------------------------
     def _sites(self, sites: List[CallSite], state: State) -> State:
@@ -482,16 +513,48 @@ class FlowAnalysis:
             return TRAIN if argument.value else EVAL
         return None
 
-    def _assign(self, statement: ast.stmt, state: State) -> State:
-        if isinstance(statement, ast.Assign):
-            targets, value = statement.targets, statement.value
-        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
-            targets, value = [statement.target], statement.value
+    def _note_returned_elements(self, state: State, returned: Optional[ast.AST]) -> None:
+        """``return model, criterion, postprocessors``: each element's mode (UNKNOWN where it
+        is no model we know); a return of another shape makes the elements unknown."""
+        site = self._site_of_node.get(id(returned)) if returned is not None else None
+        if isinstance(returned, ast.Tuple) and not any(isinstance(e, ast.Starred) for e in returned.elts):
+            elements = tuple(self._expression_mode(state, e) or UNKNOWN_MODE for e in returned.elts)
+        elif site is not None and site.target is not None and self.return_element_modes.get(id(site.target)):
+            # ``return build(args)``: what the callee returns, seen from here
+            elements = tuple(self._resolve(site, mode, state)
+                             for mode in self.return_element_modes[id(site.target)])
         else:
-            return state
+            elements = ()
+        previous = self._return_elements
+        if previous is None:
+            self._return_elements = elements
+        elif len(previous) != len(elements):
+            self._return_elements = ()
+        else:
+            self._return_elements = tuple(a | b for a, b in zip(previous, elements))
+
+    def _unpack_returned(self, target: ast.AST, value: ast.AST, state: State) -> Optional[State]:
+        """``model, criterion = build_model(args)``: the modes of the elements the function
+        returns (None when it does not return such a tuple)."""
         site = self._site_of_node.get(id(value))
-        for target in targets:
+        if site is None or site.target is None or site.constructs is not None:
+            return None
+        elements = self.return_element_modes.get(id(site.target))
+        if not elements or len(elements) != len(target.elts):
+            return None
+        for element, mode in zip(target.elts, elements):
+            key = dotted(element)
+            if key and (mode != UNKNOWN_MODE or key in state.modes):
+                state = state.set_mode(key, self._resolve(site, mode, state))
+        return state
+
+    def _assign(self, statement: ast.stmt, state: State) -> State:
+        for target, value in assignment_pairs(statement):
+            site = self._site_of_node.get(id(value))
             key = dotted(target)
+            if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, ast.Call):
+                state = self._unpack_returned(target, value, state) or state
+                continue
             if not key:
                 continue
             if site is not None and site.constructs is not None:
@@ -508,7 +571,28 @@ class FlowAnalysis:
         key = dotted(expr)
         if key is not None:
             return lookup_mode(state.modes, key)
+        if isinstance(expr, ast.IfExp):
+            return self._either_mode(state, expr)
+        if isinstance(expr, (ast.List, ast.Tuple, ast.Set, ast.ListComp, ast.SetComp, ast.GeneratorExp,
+                             ast.Dict, ast.DictComp)):
+            return self._elements_mode(state, expr)
         site = self._site_of_node.get(id(expr))
+        if isinstance(expr, ast.Call):
+            func = expr.func
+            if isinstance(func, ast.Attribute) and func.attr in api.SELF_RETURNING_METHODS and \
+                    isinstance(func.value, ast.Call):
+                # ``Net().eval()``, ``nn.DataParallel(net).eval()``, ``Net().to(device)``
+                if site is not None and site.method in ("eval", "train"):
+                    inner = self._expression_mode(state, func.value)
+                    if inner is None:
+                        return None
+                    mode = self._switch_mode(site)
+                    return frozenset({(mode, site.line)}) if mode else UNKNOWN_MODE
+                return self._expression_mode(state, func.value)
+            if expr.args and self.imports.resolve(func) in api.WRAPPERS_KEEPING_MODEL:
+                inner = self._expression_mode(state, expr.args[0])
+                if inner is not None:
+                    return inner  # the wrapper runs the model it wraps, in that model's mode
         if site is not None and site.target is not None and site.constructs is None:
             returned = self.return_modes.get(id(site.target))
             if returned is not None:
@@ -522,25 +606,29 @@ class FlowAnalysis:
                 mode = self._switch_mode(site)
                 return frozenset({(mode, site.line)}) if mode else UNKNOWN_MODE
             return lookup_mode(state.modes, same)
-        switch = self._chained_switch(expr)
-        if switch is not None:  # ``Net().eval()``, ``Net().eval().to(device)``: the last switch holds
-            mode = self._switch_mode(switch)
-            return frozenset({(mode, switch.line)}) if mode else UNKNOWN_MODE
         if origin == "fresh" or (site is not None and site.constructs is not None):
             return frozenset({(TRAIN, None)})
         if origin == "pretrained":
             return frozenset({(EVAL, None)})
         return UNKNOWN_MODE
 
-    def _chained_switch(self, expr: ast.AST) -> Optional[CallSite]:
-        """The outermost ``eval()``/``train()`` in a chain of methods that return the module."""
-        while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute):
-            if expr.func.attr in ("eval", "train"):
-                return self._site_of_node.get(id(expr))
-            if expr.func.attr not in api.SELF_RETURNING_METHODS:
-                return None
-            expr = expr.func.value
-        return None
+    def _elements_mode(self, state: State, expr: ast.AST):
+        """A container of models (``[Net() for _ in range(3)]``): the join of its elements'
+        modes, when every element is a model."""
+        elements = self.facts.container_elements(self._function, expr)
+        modes = [self._expression_mode(state, element) for element in elements]
+        if not modes or any(mode is None for mode in modes):
+            return None
+        return frozenset().union(*modes)
+
+    def _either_mode(self, state: State, expr: ast.IfExp):
+        """``Net().cuda() if cuda else Net()``: the modes of both branches (a ``None`` branch
+        holds no model)."""
+        modes = [self._expression_mode(state, branch) for branch in (expr.body, expr.orelse)
+                 if not (isinstance(branch, ast.Constant) and branch.value is None)]
+        if all(mode is None for mode in modes):
+            return None
+        return frozenset().union(*(mode or UNKNOWN_MODE for mode in modes))
 
     def _resolve(self, site: CallSite, value, state: State, new_object: Optional[str] = None):
         """A callee's summary value seen from the caller: its switches happen at the call's

@@ -93,6 +93,7 @@ class SemanticModel:
         self._loop_trains: Dict[int, bool] = {}
         self._parameterless_bindings: Dict[tuple, bool] = {}
         self._generators: Dict[frozenset, bool] = {}
+        self._trained_bindings: Dict[frozenset, bool] = {}
         self._site_by_id = {id(site): site for site in self.sites()}
         self._function_by_id = {id(function): function for function in self.functions}
         self._evaluation_entries = self._find_evaluation_entries()
@@ -268,10 +269,37 @@ class SemanticModel:
         return True
 
     def may_have_dropout_or_batchnorm(self, site: CallSite, key: str) -> bool:
+        """The model holds Dropout/BatchNorm (or code that reads ``self.training``), or may:
+        when its layers cannot be seen, a model this program trains is taken to hold them
+        (a trained network that is evaluated usually does); one it never trains is not."""
         cls = self.facts.model_class_of(site.function, key) or self._part_class(site.function, key)
         if cls is None:
-            return self.facts.composition_of(site.function, key) is not False
-        return cls.has_dropout_or_batchnorm is not False
+            verdict = self.facts.composition_of(site.function, key)
+        else:
+            verdict = self.facts.class_composition(cls)
+        if verdict is not None:
+            return verdict
+        root = key.split(".")[0]
+        if root in site.function.params and id(site.function) in self._externally_called:
+            return True  # handed in by another module, which we read only for its modes
+        return self.trains_model(site.function, key)
+
+    def trains_model(self, function: FunctionInfo, key: str) -> bool:
+        """Some forward of the model (or of the model it is a part of: ``model.encoder``)
+        reaches a backward pass, or an optimizer steps its parameters."""
+        root = key.split(".")[0]
+        if root != key and root != "self" and self.trains_model(function, root):
+            return True
+        binding = frozenset(self.binding(function, key))
+        known = self._trained_bindings.get(binding)
+        if known is None:
+            known = any(self.binding(site.function, site.model) & binding and self.reaches_training(site)
+                        for site in self.forwards()) or any(
+                self.binding(self._function_by_id[scope], owner) & binding
+                for (scope, _), owners in self.facts.optimizers.items() if scope in self._function_by_id
+                for owner in owners)
+            self._trained_bindings[binding] = known
+        return known
 
     def _part_class(self, function: FunctionInfo, key: str) -> Optional[ClassInfo]:
         """The class of a model's part, ``model.encoder``, when the model's class builds it
@@ -459,10 +487,18 @@ class SemanticModel:
     def statement_of(self, site: CallSite) -> ast.stmt:
         return site.function.statements[site.index]
 
-    def evaluation_start(self, site: CallSite) -> ast.stmt:
+    def evaluation_start(self, site: CallSite, model: Optional[str] = None) -> ast.stmt:
         """Where an evaluation around ``site`` begins: its outermost loop that does not train,
-        else its own statement (where a fix puts ``no_grad`` or ``model.eval()``)."""
-        for loop in site.loops:
+        else its own statement (where a fix puts ``no_grad`` or ``model.eval()``). With
+        ``model``, inside the loop that binds it (``for net in nets: net(x)``)."""
+        loops = list(site.loops)
+        if model is not None:
+            root = model.split(".")[0]
+            binding = [i for i, loop in enumerate(loops) if isinstance(loop.node, (ast.For, ast.AsyncFor))
+                       and root in {n.id for n in ast.walk(loop.node.target) if isinstance(n, ast.Name)}]
+            if binding:
+                loops = loops[binding[-1] + 1:]
+        for loop in loops:
             if not self.loop_trains(loop):
                 return loop.node
         return self.statement_of(site)
@@ -948,9 +984,14 @@ class SemanticModel:
         if not arguments:
             return False
         for arg in arguments:
-            producers = self.dataflow.sources(site.function, site.index, arg)
+            producers = set(self.dataflow.sources(site.function, site.index, arg))
             for node in list(producers):
                 if node[0] == "def":
+                    producers |= self.dataflow.preds.get(node, set())
+            for node in list(producers):  # ``Variable(torch.zeros(...))`` wraps what it is given
+                wrapper = self._site_by_id.get(node[1]) if node[0] == "call" else None
+                if wrapper is not None and wrapper.qualified == "torch.autograd.Variable":
+                    producers.discard(node)
                     producers |= self.dataflow.preds.get(node, set())
             calls = [self._site_by_id.get(node[1]) for node in producers if node[0] == "call"]
             if not calls or any(call is None or (call.qualified or "") not in api.TENSOR_FACTORIES

@@ -8,7 +8,7 @@ variables, parameters or functions of the file).
 from __future__ import annotations
 
 import ast
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 # Different spellings of the same torch object, mapped to one canonical name.
 CANONICAL = {
@@ -45,6 +45,27 @@ def dotted(node: ast.AST) -> Optional[str]:
 
 
 _Name, _Attribute = ast.Name, ast.Attribute
+
+
+def assignment_pairs(statement: ast.stmt) -> List[Tuple[ast.AST, ast.AST]]:
+    """(target, value) of an assignment, a tuple unpacked element by element when both sides
+    are written out: ``netG, netD = Generator(), Discriminator()`` gives two pairs."""
+    if isinstance(statement, ast.Assign):
+        pending = [(target, statement.value) for target in statement.targets]
+    elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+        pending = [(statement.target, statement.value)]
+    else:
+        return []
+    pairs = []
+    while pending:
+        target, value = pending.pop(0)
+        if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)) and \
+                len(target.elts) == len(value.elts) and \
+                not any(isinstance(e, ast.Starred) for e in target.elts + value.elts):
+            pending[:0] = list(zip(target.elts, value.elts))
+        else:
+            pairs.append((target, value))
+    return pairs
 
 _COMPOUND_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 

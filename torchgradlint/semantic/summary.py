@@ -64,7 +64,10 @@ def summarize(model, module_name: str) -> dict:
             "effects": {key: _mode_to_json(value)
                         for key, value in model.flow.effects.get(id(function), {}).items()},
             "returns_model": model.facts.returns_model.get(id(function)),
+            "returns_dropout_or_batchnorm": model.facts.returns_composition.get(id(function)),
             "return_mode": _mode_to_json(model.flow.return_modes.get(id(function))),
+            "return_element_modes": [_mode_to_json(value) for value in
+                                     model.flow.return_element_modes.get(id(function)) or ()],
             "params_run_as_models": _params_run_as_models(model, function),
             "params_reaching_training": [
                 p for p in function.params if model.anything_trains
@@ -369,6 +372,7 @@ class ExternalLinker:
             info = stub.external_facts
             if info and info.get("returns_model"):
                 facts.returns_model[id(stub)] = info["returns_model"]
+                facts.returns_composition[id(stub)] = info.get("returns_dropout_or_batchnorm")
 
     def preset_facts(self, facts) -> None:
         for stub in self.stubs.values():
@@ -384,6 +388,8 @@ class ExternalLinker:
             flow.effects[id(stub)] = {key: mode_from_json(value) for key, value in info["effects"].items()}
             flow.touched[id(stub)] = set(info["effects"])
             flow.return_modes[id(stub)] = mode_from_json(info.get("return_mode"))
+            flow.return_element_modes[id(stub)] = tuple(
+                mode_from_json(value) for value in info.get("return_element_modes") or ()) or None
             if info.get("no_grad_helper"):
                 flow.no_grad_helpers.add(id(stub))
 

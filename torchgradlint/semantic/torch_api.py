@@ -25,6 +25,7 @@ UNKNOWN_MODE_CALLS = {"torch.load", "torch.jit.load", "torch.jit.script", "torch
                       "torch.export.load"}
 WRAPPERS_KEEPING_MODEL = {
     "torch.nn.DataParallel", "torch.nn.DistributedDataParallel", "torch.compile",
+    "torch.nn.parallel.DataParallel", "torch.nn.parallel.DistributedDataParallel",
     "copy.deepcopy", "torch.nn.SyncBatchNorm.convert_sync_batchnorm",
 }
 # Methods that return the module itself.
@@ -47,17 +48,16 @@ DROPOUT_OR_BATCHNORM = re.compile(
 )
 
 
-def behaves_by_mode(leaf: str, call) -> bool:
-    """A torch.nn layer that computes differently in eval mode: Dropout, BatchNorm, and
-    InstanceNorm only when it keeps running statistics (``track_running_stats=True``)."""
-    if not DROPOUT_OR_BATCHNORM.fullmatch(leaf):
-        return False
-    if leaf.startswith("InstanceNorm"):
-        tracked = next((k.value for k in call.keywords if k.arg == "track_running_stats"), None)
-        return tracked is not None and not (getattr(tracked, "value", True) is False)
-    return True
-
-
+# Functional layers whose ``training`` argument (its position) makes them mode-dependent.
+FUNCTIONAL_TRAINING_ARGUMENT = {
+    "dropout": 2, "dropout1d": 2, "dropout2d": 2, "dropout3d": 2, "alpha_dropout": 2,
+    "feature_alpha_dropout": 2, "batch_norm": 5,
+}
+# Methods that hand out a module's submodules (``list(backbone.children())[:-1]``).
+SUBMODULE_LISTINGS = {"children", "modules", "named_children", "named_modules"}
+# Words that name a module of model classes (``getattr(models, arch)()``).
+MODEL_MODULE_WORDS = {"models", "model", "nets", "net", "networks", "network", "archs",
+                      "architectures", "backbones", "zoo"}
 # Base classes that make a class an nn.Module.
 MODULE_BASES = {
     "torch.nn.Module", "torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict",

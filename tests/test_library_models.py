@@ -1,0 +1,92 @@
+"""Models from torchvision, timm and torch.hub: fresh modules in training mode that hold
+BatchNorm/Dropout. These libraries are not installed with the fixtures (which import torch
+only), so the linter is checked on source text here; what the marks claim about each library
+is its documented behaviour (a new module is in training mode until ``eval()``)."""
+
+import textwrap
+
+from torchgradlint.engine import lint_source
+
+
+def findings(source):
+    return sorted((f.line, f.code) for f in lint_source(textwrap.dedent(source), "library_models.py"))
+
+
+def test_library_models_are_evaluated_in_training_mode():
+    source = '''
+    import timm
+    import torch
+    import torchvision
+
+
+    @torch.no_grad()
+    def predict(model, images):
+        return model(images).argmax(1)
+
+
+    def main(images):
+        resnet = torchvision.models.resnet18(weights="DEFAULT")
+        print(predict(resnet, images))
+        vit = timm.create_model("vit_small_patch16_224", pretrained=True)
+        with torch.no_grad():
+            print(vit(images).argmax(1))
+        hub_model = torch.hub.load("pytorch/vision", "resnet18", weights="DEFAULT")
+        with torch.no_grad():
+            for batch in images.split(2):
+                print(hub_model(batch).argmax(1))
+        chosen = getattr(torchvision.models, "resnet50")(weights="DEFAULT")
+        with torch.no_grad():
+            print(chosen(images).argmax(1))
+    '''
+    assert findings(source) == [(9, "TGL201"), (17, "TGL201"), (21, "TGL201"), (24, "TGL201")]
+
+
+def test_library_models_switched_to_eval_mode():
+    source = '''
+    import timm
+    import torch
+    import torchvision
+
+
+    @torch.no_grad()
+    def predict(model, images):
+        model.eval()
+        return model(images).argmax(1)
+
+
+    def main(images):
+        print(predict(torchvision.models.resnet18(weights="DEFAULT"), images))
+        vit = timm.create_model("vit_small_patch16_224", pretrained=True).eval()
+        hub_model = torch.hub.load("pytorch/vision", "resnet18", weights="DEFAULT")
+        hub_model.eval()
+        with torch.no_grad():
+            print(vit(images).argmax(1), hub_model(images).argmax(1))
+    '''
+    assert findings(source) == []
+
+
+def test_children_of_a_library_model_hold_its_batchnorm():
+    source = '''
+    import torch
+    import torch.nn as nn
+    import torchvision
+
+
+    class Features(nn.Module):
+        def __init__(self):
+            super().__init__()
+            backbone = torchvision.models.resnet18(weights="DEFAULT")
+            self.body = nn.Sequential(*list(backbone.children())[:-1])
+
+        def forward(self, x):
+            return self.body(x).flatten(1)
+
+
+    @torch.no_grad()
+    def extract(net, loader):
+        return [net(x) for x in loader]
+
+
+    print(extract(Features(), [torch.randn(2, 3, 64, 64)]))
+    '''
+    assert findings(source) == [(19, "TGL201")]
