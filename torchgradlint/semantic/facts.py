@@ -43,6 +43,23 @@ def _walked_by_a_loop(site: CallSite) -> bool:
     return any(isinstance(loop.node, ast.For) and loop.node.iter is site.node for loop in site.function.loops)
 
 
+def _keeps_what_it_is_handed(info: ClassInfo) -> bool:
+    """The class's ``__init__`` stores one of its parameters on ``self``, unchanged: a module
+    built elsewhere and handed in (``Seq2Seq(encoder, decoder)``)."""
+    init = info.methods.get("__init__")
+    if init is None:
+        return False
+    params = set(init.params) - {"self"}
+    called = {site.callee for method in info.methods.values() for site in method.sites}
+    for statement in init.statements:
+        if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Name) and \
+                statement.value.id in params and any(
+                    isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                    and f"self.{t.attr}" in called for t in statement.targets):
+            return True  # stored and then called: a module, not a hyper-parameter
+    return False
+
+
 def _is_self_training(node: ast.AST) -> bool:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         node = node.operand
@@ -160,6 +177,8 @@ class Facts:
 
     def _judge_class(self, info: ClassInfo, seen: Set[int]) -> Optional[bool]:
         verdict: Optional[bool] = False
+        if _keeps_what_it_is_handed(info):
+            verdict = None  # ``self.encoder = encoder``: layers built by the caller
         if any(b not in api.MODULE_BASES and b not in self.classes for b in info.bases):
             verdict = None  # inherits from something we cannot see
         for base in info.base_classes:
