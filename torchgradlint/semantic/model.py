@@ -859,7 +859,16 @@ class SemanticModel:
         if cls is None:
             return (id(site.function), site.model) in self.facts.model_origin and \
                 self.facts.model_class.get((id(site.function), site.model)) is None and \
-                self._constructed_by_torch_nn(site)
+                self._constructed_without_weights(site)
+        return self._class_loads_no_weights(cls)
+
+    def _loads_weights(self, function: FunctionInfo) -> bool:
+        return any(inner.method in ("load_state_dict", "from_pretrained", "load") or
+                   (inner.qualified or "").startswith(("torchvision.", "timm.", "torch.hub.", "transformers.")) or
+                   any(k.arg in ("pretrained", "weights", "checkpoint") for k in inner.node.keywords)
+                   for inner in function.sites)
+
+    def _class_loads_no_weights(self, cls: ClassInfo) -> bool:
         seen, stack = set(), [cls]
         while stack:
             current = stack.pop()
@@ -868,23 +877,27 @@ class SemanticModel:
             if getattr(current, "external", False):
                 return False  # built in another module: we cannot tell
             seen.add(id(current))
-            for method in current.methods.values():
-                for inner in method.sites:
-                    qualified = inner.qualified or ""
-                    if inner.method in ("load_state_dict", "from_pretrained", "load") or \
-                            qualified.startswith(("torchvision.", "timm.", "torch.hub.", "transformers.")) or \
-                            any(k.arg in ("pretrained", "weights", "checkpoint") for k in inner.node.keywords):
-                        return False
+            if any(self._loads_weights(method) for method in current.methods.values()):
+                return False
             stack.extend(current.base_classes)
         return True
 
-    def _constructed_by_torch_nn(self, site: CallSite) -> bool:
+    def _constructed_without_weights(self, site: CallSite) -> bool:
+        """Built by a torch.nn layer, or by a factory of the file (``densenet_cifar()``) that
+        loads no weights and builds classes of the file that load none."""
         root = (site.model or "").split(".")[0]
-        for statement in site.function.statements[:site.index]:
+        for statement in reversed(site.function.statements[:site.index]):
             if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call) and \
                     root in _assigned_names(statement):
                 qualified = self.imports.resolve(statement.value.func) or ""
-                return qualified.startswith("torch.nn.")
+                if qualified.startswith("torch.nn."):
+                    return True
+                factory = next((other.target for other in site.function.sites
+                                if other.node is statement.value), None)
+                if factory is None or factory.external or self._loads_weights(factory):
+                    return False
+                return all(self._class_loads_no_weights(inner.constructs)
+                           for inner in factory.sites if inner.constructs is not None)
         return False
 
     def is_progress_sample(self, site: CallSite) -> bool:
