@@ -90,3 +90,17 @@ def test_children_of_a_library_model_hold_its_batchnorm():
     print(extract(Features(), [torch.randn(2, 3, 64, 64)]))
     '''
     assert findings(source) == [(19, "TGL201")]
+
+
+def test_hub_entry_points_outside_pytorch_may_wrap_their_model():
+    """YOLOv5's hub entry point returns ``AutoShape``, which switches to eval mode and runs
+    under inference_mode itself: neither mode nor grad mode can be read off the call site. The
+    ``pytorch/...`` repositories return plain modules (see the tests above)."""
+    source = '''
+    import torch
+
+    model = torch.hub.load("ultralytics/yolov5", "yolov5s")
+    results = model("https://ultralytics.com/images/zidane.jpg")
+    results.print()
+    '''
+    assert findings(source) == []

@@ -567,6 +567,8 @@ class Facts:
                         return (PRETRAINED, self.classes[owner], None)
             if qualified in self.constructors or leaf in self.constructors:
                 return (UNKNOWN_ORIGIN, None, None)
+            if qualified == "torch.hub.load" and not api.plain_hub_module(expr):
+                return (UNKNOWN_ORIGIN, None, None)  # the hub's entry point may wrap it
             if api.is_fresh_model_call(qualified):
                 return (FRESH, None, None)
             if "." not in text:

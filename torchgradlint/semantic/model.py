@@ -710,9 +710,22 @@ class SemanticModel:
             return None
         if self.needs_input_gradients(site):
             return None  # its input requires gradients: they are read elsewhere (hooks, .grad)
+        if self._loaded_from_a_hub_wrapper(site):
+            return None  # the hub's entry point may run its own inference code
+
         if self.output_fate(site, with_values=True) == TRAINS and self._trained_by_a_step(site):
             return None  # detached on purpose for another model's step (a GAN's fake for D)
         return self._explained("the graph is built for nothing", site)
+
+    def _loaded_from_a_hub_wrapper(self, site: CallSite) -> bool:
+        root = (site.model or "").split(".")[0]
+        for scope in site.function.enclosing_functions():
+            for statement in scope.statements:
+                if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call) and \
+                        root in _assigned_names(statement) and \
+                        self.imports.resolve(statement.value.func) == "torch.hub.load":
+                    return not api.plain_hub_module(statement.value)
+        return False
 
     def _trained_by_a_step(self, site: CallSite) -> bool:
         """Some optimizer step of the file may update the model the forward runs (one whose

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 
 # Grad-mode contexts, canonical names (see names.CANONICAL).
@@ -225,3 +226,11 @@ def is_fresh_model_call(qualified: str) -> bool:
 
 def is_optimizer_class(qualified: str) -> bool:
     return qualified.startswith(OPTIMIZER_PREFIXES) and not OPTIMIZER_NOT_CLASSES.match(qualified)
+
+
+def plain_hub_module(call: ast.Call) -> bool:
+    """``torch.hub.load("pytorch/vision", "resnet18")``: the PyTorch repositories' entry points
+    return plain modules in training mode; others may return wrappers with their own inference
+    code (YOLOv5's ``AutoShape`` runs in eval mode under inference_mode)."""
+    repo = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "repo_or_dir"), None)
+    return isinstance(repo, ast.Constant) and isinstance(repo.value, str) and repo.value.startswith("pytorch/")
