@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from . import __version__
 from .discovery import ExcludePattern, is_skipped_dir
@@ -96,6 +96,7 @@ class ProjectIndex:
         self._in_progress: set = set()
         self._reading: List[Dict[str, str]] = []  # per summary being computed: what it read
         self._importer_map: Optional[Dict[str, List[str]]] = None
+        self._star_importers: Set[str] = set()  # files with an ``import *`` line
         self._is_file: Dict[str, bool] = {}  # one stat per candidate path and run
         self._excludes = [pattern if isinstance(pattern, ExcludePattern)
                           else ExcludePattern.make(pattern, os.getcwd())
@@ -406,6 +407,8 @@ class ProjectIndex:
                 data = _read(path)
                 if data is None:
                     continue
+                if b"import *" in data or b"import*" in data:
+                    self._star_importers.add(path)
                 current = module_name(self.root, path)
                 is_package = os.path.basename(path) == "__init__.py"
                 for target in self._imported_files(data, current, is_package, modules):
@@ -459,7 +462,7 @@ class ProjectIndex:
         calls: List[dict] = []
         absolute = os.path.abspath(path)
         target_file = self.relative(path)
-        importers = self._importers_through_reexports(absolute)
+        importers = self._importers_through_reexports(absolute, MAX_IMPORTERS)
         if len(importers) > MAX_IMPORTERS:
             return []
         mentions = None
@@ -483,9 +486,10 @@ class ProjectIndex:
                                       caller_file=self.relative(other)))
         return calls
 
-    def _importers_through_reexports(self, path: str) -> List[str]:
+    def _importers_through_reexports(self, path: str, limit: Optional[int] = None) -> List[str]:
         """The files that import ``path``, and those that import it through a package's
-        ``__init__.py`` or a module that star-imports it (re-exports)."""
+        ``__init__.py`` or a module that star-imports it (re-exports). With ``limit``, the walk
+        stops once it has found more than that many (the caller gives up on so many)."""
         mapping = self._importers()
         found: List[str] = []
         stack, seen = [path], {path}
@@ -496,11 +500,15 @@ class ProjectIndex:
                     continue
                 seen.add(other)
                 found.append(other)
+                if limit is not None and len(found) > limit:
+                    return found
                 if os.path.basename(other) == "__init__.py" or self._star_imports(other, current):
                     stack.append(other)
         return found
 
     def _star_imports(self, importer: str, path: str) -> bool:
+        if importer not in self._star_importers:
+            return False  # (read off the importer scan: no ``import *`` in its text)
         _, stars = self.module_imports(importer)
         current = module_name(self.root, importer)
         is_package = os.path.basename(importer) == "__init__.py"
