@@ -8,7 +8,7 @@ import re
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from . import torch_api as api
-from .names import ImportTable, assignment_pairs, dotted
+from .names import ImportTable, assigned_names, assignment_pairs, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo
 
 PRETRAINED_OWNER = re.compile(r"Model|Net|VAE|Encoder|Decoder|Transformer|For[A-Z]|GPT|Bert|"
@@ -99,6 +99,8 @@ class Facts:
         self.training_sites: Set[int] = set()  # id(site) of backward / step / autograd.grad
         self.gradient_wanted: Set[int] = set()  # id(function) asking for input gradients
         self.passed_models: Set[Tuple[int, str]] = set()  # parameters callers pass models to
+        # id(function) -> names it makes require gradients (inputs of saliency, FGSM, penalties)
+        self.gradient_inputs: Dict[int, Set[str]] = {}
 
     # -- entry point ----------------------------------------------------------------------
     def compute(self) -> None:
@@ -970,6 +972,7 @@ class Facts:
                     value = statement.value
                     if isinstance(value, ast.Constant) and value.value is True:
                         self.gradient_wanted.add(id(function))
+                        self._wants_gradients_of(function, dotted(target.value))
                     elif not (isinstance(value, ast.Constant) and value.value):
                         # ``= False`` or ``= requires_grad`` (a flag the caller sets False)
                         self._freeze_from_loop(function, target)
@@ -992,8 +995,16 @@ class Facts:
                 args = site.node.args
                 if not args or (isinstance(args[0], ast.Constant) and args[0].value is True):
                     self.gradient_wanted.add(id(function))
+                    self._wants_gradients_of(function, site.receiver, *assigned_names(
+                        function.statements[site.index]))
                 elif isinstance(args[0], ast.Constant) and args[0].value is False and site.receiver:
                     self.frozen.add(site.receiver)
+            if any(k.arg == "requires_grad" and isinstance(k.value, ast.Constant) and k.value.value
+                   for k in site.node.keywords):  # ``x = torch.zeros(..., requires_grad=True)``
+                self._wants_gradients_of(function, *assigned_names(function.statements[site.index]))
+
+    def _wants_gradients_of(self, function: FunctionInfo, *names: Optional[str]) -> None:
+        self.gradient_inputs.setdefault(id(function), set()).update(name for name in names if name)
 
     def _hands_loss_to_unknown_step(self, function: FunctionInfo, site: CallSite) -> bool:
         """A call of code we cannot see (a parameter, an object of an imported class) handed a

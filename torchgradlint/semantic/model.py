@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import os
-from typing import Dict, FrozenSet, Iterator, List, Optional, Set
+from typing import Dict, FrozenSet, Iterator, List, Optional, Set, Tuple
 
 from ..config import DEFAULT_CONFIG, Config
 from ..findings import ForeignLine, line_ref
@@ -17,7 +17,7 @@ from .dataflow import MUTATING_METHODS, TRAINING, Dataflow, may_reach_training
 from .facts import Facts
 from .frameworks import FrameworkLoops
 from .flow import EVAL, OFF, ON, FlowAnalysis, lookup_mode
-from .names import ImportTable, dotted
+from .names import ImportTable, assigned_names, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 from .usage import ESCAPES, TRAINS, UNUSED, UsageAnalysis
 
@@ -91,7 +91,7 @@ class SemanticModel:
                     self._external_evaluation_grad.get(id(function), frozenset()) | frozenset(call["grad"])
         self._in_test_file = _is_test_file(filename, tree)
         self._loop_trains: Dict[int, bool] = {}
-        self._parameterless_bindings: Dict[tuple, bool] = {}
+        self._assignments: Dict[tuple, List[Tuple[int, ast.stmt]]] = {}
         self._generators: Dict[frozenset, bool] = {}
         self._trained_bindings: Dict[frozenset, bool] = {}
         self._site_by_id = {id(site): site for site in self.sites()}
@@ -372,30 +372,10 @@ class SemanticModel:
         return False
 
     def _inputs_wanting_gradients(self, function: FunctionInfo) -> Set[str]:
-        """Names the function makes require gradients (``x.requires_grad_()``,
-        ``x.requires_grad = True``, ``x = torch.zeros(..., requires_grad=True)``)."""
+        """Names the function (or one enclosing it) makes require gradients."""
         names: Set[str] = set()
         for scope in function.enclosing_functions():
-            for statement in scope.statements:
-                for node in ast.walk(statement) if not isinstance(
-                        statement, (ast.For, ast.While, ast.If, ast.With, ast.Try)) else ():
-                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                            node.func.attr == "requires_grad_":
-                        names.update(_assigned_names(statement))
-                        receiver = dotted(node.func.value)
-                        if receiver:
-                            names.add(receiver)
-                    elif isinstance(node, ast.Call) and any(
-                            k.arg == "requires_grad" and isinstance(k.value, ast.Constant) and k.value.value
-                            for k in node.keywords):
-                        names.update(_assigned_names(statement))
-                if isinstance(statement, ast.Assign) and any(
-                        isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in statement.targets):
-                    for target in statement.targets:
-                        if isinstance(target, ast.Attribute) and target.attr == "requires_grad":
-                            receiver = dotted(target.value)
-                            if receiver:
-                                names.add(receiver)
+            names |= self.facts.gradient_inputs.get(id(scope), set())
         return names
 
     def computed_without_graph(self, site: CallSite, expr: ast.AST) -> Optional[int]:
@@ -717,12 +697,30 @@ class SemanticModel:
             return None  # detached on purpose for another model's step (a GAN's fake for D)
         return self._explained("the graph is built for nothing", site)
 
+    def _assignments_of(self, function: FunctionInfo, name: str) -> List[Tuple[int, ast.stmt]]:
+        """(index, statement) of every statement of ``function`` that binds ``name``: where a
+        model is built (asked by several questions about one forward, so read once)."""
+        key = (id(function), name)
+        found = self._assignments.get(key)
+        if found is None:
+            found = self._assignments[key] = [
+                (index, statement) for index, statement in enumerate(function.statements)
+                if name in assigned_names(statement)]
+        return found
+
+    def _constructions(self, site: CallSite, before: bool = False) -> List[Tuple[int, ast.Call]]:
+        """The calls that build the model of a forward in its own function (``before``: above
+        the forward only), as (statement index, call)."""
+        root = (site.model or "").split(".")[0]
+        return [(index, statement.value) for index, statement in self._assignments_of(site.function, root)
+                if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)
+                and (not before or index < site.index)]
+
     def _loaded_from_a_hub_wrapper(self, site: CallSite) -> bool:
         root = (site.model or "").split(".")[0]
         for scope in site.function.enclosing_functions():
-            for statement in scope.statements:
+            for _, statement in self._assignments_of(scope, root):
                 if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call) and \
-                        root in _assigned_names(statement) and \
                         self.imports.resolve(statement.value.func) == "torch.hub.load":
                     return not api.plain_hub_module(statement.value)
         return False
@@ -878,7 +876,7 @@ class SemanticModel:
     def _loads_weights(self, function: FunctionInfo) -> bool:
         return any(inner.method in ("load_state_dict", "from_pretrained", "load") or
                    (inner.qualified or "").startswith(("torchvision.", "timm.", "torch.hub.", "transformers.")) or
-                   any(k.arg in ("pretrained", "weights", "checkpoint") for k in inner.node.keywords)
+                   any(k.arg in _WEIGHT_KEYWORDS for k in inner.node.keywords)
                    for inner in function.sites)
 
     def _class_loads_no_weights(self, cls: ClassInfo) -> bool:
@@ -898,20 +896,17 @@ class SemanticModel:
     def _constructed_without_weights(self, site: CallSite) -> bool:
         """Built by a torch.nn layer, or by a factory of the file (``densenet_cifar()``) that
         loads no weights and builds classes of the file that load none."""
-        root = (site.model or "").split(".")[0]
-        for statement in reversed(site.function.statements[:site.index]):
-            if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call) and \
-                    root in _assigned_names(statement):
-                qualified = self.imports.resolve(statement.value.func) or ""
-                if qualified.startswith("torch.nn."):
-                    return True
-                factory = next((other.target for other in site.function.sites
-                                if other.node is statement.value), None)
-                if factory is None or factory.external or self._loads_weights(factory):
-                    return False
-                return all(self._class_loads_no_weights(inner.constructs)
-                           for inner in factory.sites if inner.constructs is not None)
-        return False
+        constructions = self._constructions(site, before=True)
+        if not constructions:
+            return False
+        _, call = constructions[-1]
+        if (self.imports.resolve(call.func) or "").startswith("torch.nn."):
+            return True
+        factory = next((other.target for other in site.function.sites if other.node is call), None)
+        if factory is None or factory.external or self._loads_weights(factory):
+            return False
+        return all(self._class_loads_no_weights(inner.constructs)
+                   for inner in factory.sites if inner.constructs is not None)
 
     def is_progress_sample(self, site: CallSite) -> bool:
         """A GAN's progress samples: a forward drawn during training of a model whose output,
@@ -937,8 +932,8 @@ class SemanticModel:
         if not self.function_trains(function):
             return False
         root = (site.model or "").split(".")[0]
-        built = max((index for index in range(site.index)
-                     if root in _assigned_names(function.statements[index])), default=-1)
+        built = max((index for index, _ in self._assignments_of(function, root) if index < site.index),
+                    default=-1)
         first_loop = min((loop.first_index for loop in site.loops), default=site.index)
         return any(built < other.index < first_loop and self.facts.site_trains(other)
                    for other in function.sites) or any(self.loop_trains(loop) for loop in site.loops)
@@ -952,14 +947,11 @@ class SemanticModel:
                 return False
             if root not in scope.local_names:
                 continue
-            known = self._parameterless_bindings.get((id(scope), root))
-            if known is None:
-                constructions = [statement.value for statement in scope.statements
-                                 if isinstance(statement, ast.Assign) and root in _assigned_names(statement)]
-                known = self._parameterless_bindings[(id(scope), root)] = bool(constructions) and all(
-                    isinstance(value, ast.Call) and _parameterless_layer(self.imports.resolve(value.func) or "")
-                    for value in constructions)
-            return known
+            constructions = [statement.value for _, statement in self._assignments_of(scope, root)
+                             if isinstance(statement, ast.Assign)]
+            return bool(constructions) and all(
+                isinstance(value, ast.Call) and _parameterless_layer(self.imports.resolve(value.func) or "")
+                for value in constructions)
         return False
 
     def _made_ready_for_use(self, site: CallSite) -> bool:
@@ -969,14 +961,10 @@ class SemanticModel:
                other.receiver.split(".")[0] == root and other.method in _PREPARING_METHODS
                for other in site.function.sites):
             return True
-        for statement in site.function.statements[:site.index]:
-            if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call) and \
-                    root in _assigned_names(statement) and any(
-                        k.arg in ("pretrained", "weights", "checkpoint", "checkpoint_path")
-                        and not (isinstance(k.value, ast.Constant) and not k.value.value)
-                        for k in statement.value.keywords):
-                return True  # ``resnet50(pretrained=True)``: built with trained weights
-        return False
+        # ``resnet50(pretrained=True)``: built with trained weights
+        return any(k.arg in _WEIGHT_KEYWORDS | {"checkpoint_path"} and
+                   not (isinstance(k.value, ast.Constant) and not k.value.value)
+                   for _, call in self._constructions(site, before=True) for k in call.keywords)
 
     def _only_shape_is_read(self, site: CallSite) -> bool:
         """The forward's output is read for its size (``model(dummy).shape[1]``, or a name it
@@ -1233,12 +1221,10 @@ def _switches_mode_by(function: FunctionInfo, param: str) -> bool:
         if any(isinstance(node, ast.Attribute) and node.attr in ("train", "eval") for node in nodes) \
                 and any(isinstance(node, ast.Name) and node.id == param for node in nodes):
             return True
-    guards = [test for tests in function.guards for test, _ in tests]
-    return False if not guards else any(
-        isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call) and
-        isinstance(statement.value.func, ast.Attribute) and statement.value.func.attr in ("train", "eval")
-        and any(_flag_test(test, branch, (param,)) for test, branch in function.guards[index])
-        for index, statement in enumerate(function.statements))
+    # ``if train: model.train()``: a switch guarded by the flag
+    return any(site.method in ("train", "eval") and site.is_statement and any(
+        _flag_test(test, branch, (param,)) for test, branch in function.guards[site.index])
+        for site in function.sites)
 
 
 def _truth(value, wanted) -> Optional[bool]:
@@ -1294,12 +1280,7 @@ def _holds_no_parameters(cls: ClassInfo, imports) -> bool:
     return True
 
 
-def _assigned_names(statement: ast.stmt) -> Set[str]:
-    targets = statement.targets if isinstance(statement, ast.Assign) else \
-        [statement.target] if isinstance(statement, (ast.AnnAssign, ast.AugAssign)) else []
-    return {node.id for target in targets for node in ast.walk(target) if isinstance(node, ast.Name)}
-
-
+_WEIGHT_KEYWORDS = {"pretrained", "weights", "checkpoint"}
 _PREPARING_METHODS = {"load_state_dict", "load_weights", "eval", "train", "requires_grad_"}
 
 

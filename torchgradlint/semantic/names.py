@@ -8,7 +8,7 @@ variables, parameters or functions of the file).
 from __future__ import annotations
 
 import ast
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 # Different spellings of the same torch object, mapped to one canonical name.
 CANONICAL = {
@@ -45,6 +45,13 @@ def dotted(node: ast.AST) -> Optional[str]:
 
 
 _Name, _Attribute = ast.Name, ast.Attribute
+
+
+def assigned_names(statement: ast.stmt) -> Set[str]:
+    """The plain names an assignment statement binds (``a, b = ...``, ``x += ...``)."""
+    targets = statement.targets if isinstance(statement, ast.Assign) else \
+        [statement.target] if isinstance(statement, (ast.AnnAssign, ast.AugAssign)) else []
+    return {node.id for target in targets for node in ast.walk(target) if isinstance(node, ast.Name)}
 
 
 def assignment_pairs(statement: ast.stmt) -> List[Tuple[ast.AST, ast.AST]]:
