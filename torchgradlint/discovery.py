@@ -44,6 +44,8 @@ class ExcludePattern:
     def matches(self, path: str) -> bool:
         """``path`` is absolute."""
         name = os.path.basename(path)
+        if self.is_plain_name:  # ``.git``: equal to the base name (or to a relative path of one part)
+            return os.path.normcase(name) == os.path.normcase(self.pattern)
         if fnmatch.fnmatch(name, self.pattern):
             return True
         posix_path = path.replace(os.sep, "/")
@@ -55,6 +57,10 @@ class ExcludePattern:
         if self.pattern.startswith("./"):
             return fnmatch.fnmatch("./" + relative, self.pattern)
         return fnmatch.fnmatch(relative, self.pattern)
+
+    @property
+    def is_plain_name(self) -> bool:
+        return not any(character in self.pattern for character in "*?[/")
 
     def matches_within(self, path: str) -> bool:
         """``path`` or one of its folders matches. For a relative pattern only the folders

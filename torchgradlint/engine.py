@@ -157,7 +157,7 @@ def _lint_tree(tree: ast.Module, source: str, filename: str, config: Optional[Co
     else:
         project = _project_for(filename, config)
     try:
-        model = SemanticModel(tree, filename, config, project=project, imports=imports)
+        model = SemanticModel(tree, filename, config, project=project, imports=imports, source=source)
     except (RecursionError, TooDeepToAnalyse):
         on_skip(filename, TOO_DEEP)
         return []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 
 Position = Tuple[int, int]  # (line, column) as the ``ast`` module gives them: 1-based line,
@@ -155,9 +155,3 @@ def span(node) -> Tuple[Position, Position]:
     """The ``ast`` positions of a node, as a Fix target."""
     return ((node.lineno, node.col_offset), (node.end_lineno, node.end_col_offset))
 
-
-def by_line(findings) -> Dict[int, List[str]]:
-    lines: Dict[int, List[str]] = {}
-    for finding in findings:
-        lines.setdefault(finding.line, []).append(finding.code)
-    return lines

@@ -688,11 +688,6 @@ class TextFix:
     problem: Optional[str] = None  # why fixing stopped early, if it did
     initial: List[Finding] = field(default_factory=list)  # the findings before any fix
 
-    @property
-    def fixable_remaining(self) -> List[Finding]:
-        return [f for f in self.remaining if f.fix is not None]
-
-
 def _rounds(source: str, findings: List[Finding], lint: Linter, unsafe: bool,
             codes: Optional[Set[str]] = None, max_rounds: int = MAX_ROUNDS) -> TextFix:
     """Apply fixes in rounds (``ROUNDS``), linting again after each, until none is left to try.

@@ -58,7 +58,13 @@ def find_root(path: str) -> str:
 
 
 def module_name(root: str, path: str) -> str:
-    relative = os.path.relpath(os.path.abspath(path), root)
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    rest = path[len(prefix):]
+    if os.path.isabs(path) and path.startswith(prefix) and os.sep + "." not in rest and \
+            os.sep * 2 not in rest and not rest.startswith("."):
+        relative = rest  # (relpath, for the files under the root, is slow)
+    else:
+        relative = os.path.relpath(os.path.abspath(path), root)
     parts = relative[:-3].split(os.sep) if relative.endswith(".py") else relative.split(os.sep)
     if parts and parts[-1] == "__init__":
         parts = parts[:-1]
@@ -188,9 +194,9 @@ class ProjectIndex:
         return ".".join([p for p in package if p] + ([rest] if rest else []))
 
     # -- summaries --------------------------------------------------------------------------
-    def summary(self, path: str) -> Optional[dict]:
+    def summary(self, path: str, shallow: bool = False) -> Optional[dict]:
         """The summary of the module at ``path``; None when it cannot be read or is being
-        summarized already (an import cycle)."""
+        summarized already (an import cycle). ``shallow``: computed from its own file alone."""
         path = os.path.abspath(path)
         data = _read(path)
         digest = _digest(data)
@@ -200,7 +206,7 @@ class ProjectIndex:
             return None
         # A summary reads the summaries of what its module imports, and those are "shallow":
         # computed from their own file alone. Two levels, never the whole project.
-        kind = "shallow" if self._in_progress else "full"
+        kind = "shallow" if shallow or self._in_progress else "full"
         cached = self._summaries.get((path, kind))
         if cached is not None and cached[0] == digest and self._unchanged(cached[2]):
             return cached[1]
@@ -295,7 +301,7 @@ class ProjectIndex:
         try:
             tree = ast.parse(source, path)
             model = SemanticModel(tree, path, self._config(), project=self if linked else None,
-                                  for_summary=True)
+                                  for_summary=True, source=source)
             return summarize(model, module_name(self.root, path))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
@@ -402,6 +408,8 @@ class ProjectIndex:
         ``import engine``). Read once per index, with a regular expression, not a parse."""
         if self._importer_map is None:
             modules = self._module_files()
+            packages = {name.rsplit(".", depth)[0] for name in modules
+                        for depth in range(1, name.count(".") + 1)}
             mapping: Dict[str, List[str]] = {}
             for path in self.files():
                 data = _read(path)
@@ -411,7 +419,7 @@ class ProjectIndex:
                     self._star_importers.add(path)
                 current = module_name(self.root, path)
                 is_package = os.path.basename(path) == "__init__.py"
-                for target in self._imported_files(data, current, is_package, modules):
+                for target in self._imported_files(data, current, is_package, modules, packages):
                     if target != path:
                         mapping.setdefault(target, []).append(path)
             self._importer_map = mapping
@@ -428,28 +436,36 @@ class ProjectIndex:
         return modules
 
     def _imported_files(self, data: bytes, current: str, is_package: bool,
-                        modules: Dict[str, str]):
-        names = set()
-        for match in IMPORT_LINE.finditer(b"\n" + data):
-            origin, members, plain = match.groups()
-            if plain is not None:
-                names.update(name.decode() for name in NAME.findall(plain) if name != b"as")
-                continue
-            base = self.absolute_module(current, origin.decode(), is_package)
-            names.add(base)
-            for member in NAME.findall(members):
-                member = member.decode()
-                if member not in ("as", "import"):
-                    names.add(f"{base}.{member}" if base else member)
+                        modules: Dict[str, str], packages: Set[str]):
+        """The project files whose modules ``data``'s import lines name. ``packages``: the
+        dotted prefixes of the project's modules (only ``from`` one of them can a member be a
+        module: the members of ``from torch.nn import ...`` are not looked up)."""
         # A script imports the modules beside it by their short names: ``import engine``.
         folder = current.rpartition(".")[0] if not is_package else current
         found = set()
-        for name in names:
+
+        def look_up(name: str) -> None:
             if name.split(".")[0] in ("torch", "numpy", "os", "sys", "typing"):
-                continue
+                return
             target = modules.get(name) or (folder and modules.get(f"{folder}.{name}"))
             if target:
                 found.add(target)
+
+        for match in IMPORT_LINE.finditer(b"\n" + data):
+            origin, members, plain = match.groups()
+            if plain is not None:
+                for name in NAME.findall(plain):
+                    if name != b"as":
+                        look_up(name.decode())
+                continue
+            base = self.absolute_module(current, origin.decode(), is_package)
+            look_up(base)
+            if base and base not in packages and not (folder and f"{folder}.{base}" in packages):
+                continue
+            for member in NAME.findall(members):
+                member = member.decode()
+                if member not in ("as", "import"):
+                    look_up(f"{base}.{member}" if base else member)
         return found
 
     def incoming_calls(self, path: str, functions=None) -> List[dict]:

@@ -395,10 +395,6 @@ class Dataflow:
         """The call's value is used by a backward pass, with or without its history."""
         return ("call", id(site)) in self.feeds_training
 
-    def upstream_values(self, start) -> Set[tuple]:
-        """Every node whose value flows into one of ``start``, with or without its history."""
-        return self._walk_up(start, (self.preds, self.value_preds))
-
     def upstream(self, node: tuple) -> Set[tuple]:
         """Every node whose autograd history flows into ``node``."""
         return self._walk_up([node], (self.preds,)) - {node}

@@ -1080,17 +1080,6 @@ class Facts:
                     return True
         return api.looks_like_optimizer_name(key)
 
-    def optimizer_models(self, function: FunctionInfo, key: str) -> Optional[Set[str]]:
-        for scope in list(function.enclosing_functions()) + [self.module]:
-            if (id(scope), key) in self.optimizers:
-                return self.optimizers[(id(scope), key)]
-        cls = self.enclosing_class(function)
-        if cls is not None and key.startswith("self."):
-            for method in cls.methods.values():
-                if (id(method), key) in self.optimizers:
-                    return self.optimizers[(id(method), key)]
-        return None
-
     # -- forwards and the training closure ------------------------------------------------
     def _mark_forwards(self) -> None:
         for function in self.functions:

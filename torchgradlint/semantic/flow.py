@@ -21,6 +21,9 @@ from .names import assignment_pairs, dotted
 from .structure import CallSite, FunctionInfo, binding_scope
 
 ON, OFF, DYNAMIC = "on", "off", "dynamic"
+# While a function's effects are summarized, its grad mode is "whatever the caller's was": a
+# forward that still sees it depends on the callers (a no_grad or enable_grad on the way does not).
+FROM_CALLER = "caller's"
 TRAIN, EVAL = "train", "eval"
 GRAD_ON = frozenset({ON})
 GRAD_OFF = frozenset({OFF})
@@ -71,10 +74,6 @@ def lookup_mode(modes: Modes, key: Optional[str]):
         key = key.rsplit(".", 1)[0]
 
 
-def is_known(value) -> bool:
-    return bool(value) and all(mode in (TRAIN, EVAL) for mode, _ in value)
-
-
 GRAD_SWITCHES = (api.NO_GRAD, api.INFERENCE_MODE, api.ENABLE_GRAD)
 
 
@@ -82,11 +81,13 @@ class GradSwitchReferences:
     """Where a file names no_grad, inference_mode or enable_grad (through any import alias):
     found in one walk of the tree, then asked per function by line range."""
 
-    def __init__(self, imports, tree: ast.AST):
+    def __init__(self, imports, tree: ast.AST, source: Optional[str] = None):
         finals = {name.rsplit(".", 1)[-1] for name in GRAD_SWITCHES}
         finals |= {local for local, target in imports.aliases.items()
                    if target.rsplit(".", 1)[-1] in finals}
         self.lines: List[tuple] = []  # (line, qualified name)
+        if source is not None and not any(name in source for name in finals):
+            return  # (a reference is a name or an attribute: its text is in the source)
         for node in ast.walk(tree):
             kind = type(node)
             if kind is ast.Name and node.id in finals or kind is ast.Attribute and node.attr in finals:
@@ -146,7 +147,8 @@ def join_modes(a: Optional[Modes], b: Modes) -> Modes:
 class FlowAnalysis:
     MAX_VISITS = 6
 
-    def __init__(self, facts, imports, config, functions: List[FunctionInfo], with_items=()):
+    def __init__(self, facts, imports, config, functions: List[FunctionInfo], with_items=(),
+                 source: Optional[str] = None):
         self.facts = facts
         self.imports = imports
         self.config = config
@@ -172,12 +174,15 @@ class FlowAnalysis:
         self._loop_depth = 0
         self._with_items = with_items
         self._grad_switches: Optional[GradSwitchReferences] = None
+        self._source = source
+        # Functions with a forward whose grad mode or model mode is the one their caller gives.
+        self.caller_dependent: Set[int] = set()
 
     @property
     def grad_switches(self) -> GradSwitchReferences:
         if self._grad_switches is None:
             module = next(f for f in self.functions if f.is_module_scope)
-            self._grad_switches = GradSwitchReferences(self.imports, module.node)
+            self._grad_switches = GradSwitchReferences(self.imports, module.node, self._source)
         return self._grad_switches
 
     def wraps_no_grad(self, function: FunctionInfo) -> bool:
@@ -185,8 +190,17 @@ class FlowAnalysis:
 
     # -- driver ---------------------------------------------------------------------------
     def run(self) -> None:
+        self.summarize()
+        self.propagate()
+
+    def summarize(self) -> None:
+        """What each function does to the modes of the models it is given (callers' states
+        not needed yet: calls from other modules may be added before ``propagate``)."""
         self._find_no_grad_helpers()
         self._summarize_effects()
+
+    def propagate(self) -> None:
+        """The grad mode and model modes at every call site, from the entries of the file."""
         self._propagate_states()
 
     def _summarize_effects(self) -> None:
@@ -212,7 +226,7 @@ class FlowAnalysis:
                 roots = {name: passed_in(name) for name in self._free_roots(function)}
                 roots.update({param: passed_in(param) for param in function.params})
                 roots["self"] = passed_in("self")
-                self._analyze(function, State(GRAD_ON, roots))
+                self._analyze(function, State(frozenset({FROM_CALLER}), roots))
                 after = (self.effects.get(id(function)), self.touched.get(id(function)))
                 changed |= before != after
                 if (before[0] or {}) != (after[0] or {}) or before[1] != set(after[1] or ()) or \
@@ -460,7 +474,10 @@ class FlowAnalysis:
     # -- effects of calls -----------------------------------------------------------------
     def _sites(self, sites: List[CallSite], state: State) -> State:
         for site in sites:
-            if not self._summarizing:
+            if self._summarizing:
+                if (site.model or site.through_helper) and self._from_caller(site, state):
+                    self.caller_dependent.add(id(self._function))
+            else:
                 key = id(site)
                 previous = self.site_grad.get(key)
                 self.site_grad[key] = state.grad if previous is None else previous | state.grad
@@ -472,6 +489,14 @@ class FlowAnalysis:
                     self._contribute(site, state)
             state = self._effect(site, state)
         return state
+
+    @staticmethod
+    def _from_caller(site: CallSite, state: State) -> bool:
+        """The forward's grad mode or its model's mode is still the one the caller gave."""
+        if FROM_CALLER in state.grad:
+            return True
+        value = lookup_mode(state.modes, site.model or site.through_helper)
+        return value is not None and any(mode == PASSED_IN for mode, _ in value)
 
     def _effect(self, site: CallSite, state: State) -> State:
         if site.is_statement and site.qualified == api.SET_GRAD_ENABLED:

@@ -19,7 +19,7 @@ from .frameworks import FrameworkLoops
 from .flow import EVAL, OFF, ON, FlowAnalysis, lookup_mode
 from .names import ImportTable, assigned_names, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
-from .usage import ESCAPES, TRAINS, UNUSED, UsageAnalysis
+from .usage import TRAINS, UNUSED, UsageAnalysis
 
 
 def forwarded_model(site: CallSite) -> Optional[str]:
@@ -33,9 +33,12 @@ class TooDeepToAnalyse(Exception):
 
 class SemanticModel:
     def __init__(self, tree: ast.Module, filename: str = "<string>", config: Config = DEFAULT_CONFIG,
-                 project=None, for_summary: bool = False, imports: Optional[ImportTable] = None):
+                 project=None, for_summary: bool = False, imports: Optional[ImportTable] = None,
+                 source: Optional[str] = None):
         """``project``: a ProjectIndex, to see the project modules this file imports and the calls
-        they make into it; ``for_summary``: building this module's summary (read what it imports, not who imports it)."""
+        they make into it; ``for_summary``: building this module's summary (read what it imports,
+        not who imports it); ``source``: the text of the tree, when at hand (text searches can
+        then spare walks of the tree)."""
         self.tree = tree
         self.filename = filename
         self.config = config
@@ -61,15 +64,18 @@ class SemanticModel:
                            self.linker)
         self.facts.frameworks = self.frameworks
         self.facts.compute()
-        if self.linker is not None:
-            incoming = self.linker.incoming()
-        self.flow = FlowAnalysis(self.facts, self.imports, config, self.functions, structure.with_items)
+        self.flow = FlowAnalysis(self.facts, self.imports, config, self.functions, structure.with_items,
+                                 source)
         if self.linker is not None:
             self.linker.preset_flow(self.flow)
+        self.flow.summarize()
+        if self.linker is not None:
+            # Read only now: which functions' forwards see the state their callers give is known.
+            incoming = self.linker.incoming(self.flow.caller_dependent)
         for number, (function, call) in enumerate(incoming):
             self.flow.add_external_call(function, -1 - number, call["grad"],
                                         self._incoming_modes(function, call))
-        self.flow.run()
+        self.flow.propagate()
         self._returns_training = [function for function, call in incoming
                                   if call.get("trains_through_result")]
         self._dataflow: Optional[Dataflow] = None
@@ -96,7 +102,7 @@ class SemanticModel:
         self._trained_bindings: Dict[frozenset, bool] = {}
         self._site_by_id = {id(site): site for site in self.sites()}
         self._function_by_id = {id(function): function for function in self.functions}
-        self._evaluation_entries = self._find_evaluation_entries()
+        self._evaluation_entries_found: Optional[Dict[int, str]] = None
 
     @property
     def dataflow(self) -> Dataflow:
@@ -624,11 +630,6 @@ class SemanticModel:
             found |= self.dataflow.upstream(node)
         return found
 
-    def value_upstream(self, function: FunctionInfo, index: int, expr: ast.AST) -> Set[tuple]:
-        """Every node whose value flows into ``expr``, through ``.detach()`` and ``.data`` too."""
-        start = self.dataflow.sources(function, index, expr)
-        return self.dataflow.upstream_values(start)
-
     def site_of(self, node: tuple) -> Optional[CallSite]:
         return self._site_by_id.get(node[1]) if node and node[0] == "call" else None
 
@@ -843,9 +844,10 @@ class SemanticModel:
                 break
             if self._has_evaluation_name(scope) and not self.function_trains(scope):
                 return f"in `{scope.name}()`"
-        if id(function) in self._evaluation_entries:
-            return self._evaluation_entries[id(function)]
-        return None
+        entries = self._evaluation_entries_found
+        if entries is None:
+            entries = self._evaluation_entries_found = self._find_evaluation_entries()
+        return entries.get(id(function))
 
     def _is_smoke_test(self, site: CallSite) -> bool:
         """One forward of a model freshly built in the same function, run once: a shape check
@@ -988,9 +990,6 @@ class SemanticModel:
                     return True
         return False
 
-    def is_shape_probe(self, site: CallSite) -> bool:
-        return self._is_smoke_test(site)
-
     def _fed_dummy_input(self, site: CallSite) -> bool:
         """Every input of the forward is a tensor made up on the spot (``torch.randn(...)``)."""
         arguments = [arg for arg in list(site.node.args) + [k.value for k in site.node.keywords]
@@ -1088,7 +1087,9 @@ class SemanticModel:
 
     def _find_evaluation_entries(self) -> Dict[int, str]:
         """Functions that evaluation code calls -- in this file, or in another module of the
-        project -- and that do not train."""
+        project -- and that do not train. (Found on the first question that needs them: the
+        summaries of other modules never ask.)"""
+        self._evaluation_entries_found = {}  # (what the questions below see meanwhile)
         entries: Dict[int, str] = {key: reason for key, reason in self._external_evaluation.items()
                                    if not self.function_trains(self._function_by_id[key])}
         # The grad modes evaluation code calls each function with: a helper that evaluation
@@ -1097,7 +1098,7 @@ class SemanticModel:
         changed = True
         while changed:
             changed = False
-            self._evaluation_entries = entries
+            self._evaluation_entries_found = entries
             for function in self.functions:
                 if function.is_module_scope or function.external:
                     continue
@@ -1136,11 +1137,11 @@ class SemanticModel:
     def _without_inherited_evidence(self, query, site: CallSite) -> bool:
         """``query(site)`` finds evidence at the site itself (names, data, modes), not only
         the evidence its function inherits from evaluation callers."""
-        saved, self._evaluation_entries = self._evaluation_entries, {}
+        saved, self._evaluation_entries_found = self._evaluation_entries_found, {}
         try:
             return query(site) is not None
         finally:
-            self._evaluation_entries = saved
+            self._evaluation_entries_found = saved
 
     def _evidence_of_its_own(self, site: CallSite) -> bool:
         return self._without_inherited_evidence(self._call_evidence, site)
@@ -1150,6 +1151,8 @@ class SemanticModel:
         some such call runs with autograd on."""
         if self._without_inherited_evidence(self.evaluation_evidence, site):
             return True
+        if self._evaluation_entries_found is None:
+            self._evaluation_entries_found = self._find_evaluation_entries()
         grad = self.evaluation_caller_grad.get(id(site.function))
         return grad is None or ON in grad
 

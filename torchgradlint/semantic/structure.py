@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Set, Tuple, Union
 
 from .names import ImportTable, dotted
 from .torch_api import SELF_RETURNING_METHODS as _SELF_RETURNING
@@ -57,12 +57,6 @@ class Loop:
         return self.node.lineno
 
     @property
-    def iterable_text(self) -> Optional[str]:
-        if isinstance(self.node, (ast.For, ast.AsyncFor)):
-            return _iterable_name(self.node.iter)
-        return None
-
-    @property
     def iterable_identifiers(self) -> List[str]:
         """Every identifier in the loop's iterable: ``zip(x_val.split(8), y_val)`` gives
         ``zip, x_val, split, y_val``."""
@@ -78,13 +72,6 @@ class Loop:
 
     def contains_index(self, index: int) -> bool:
         return self.first_index <= index <= self.last_index
-
-
-def _iterable_name(node: ast.AST) -> Optional[str]:
-    """The data a loop walks: ``val_loader`` in ``for x in tqdm(enumerate(val_loader))``."""
-    while isinstance(node, ast.Call) and node.args:
-        node = node.args[0]
-    return dotted(node)
 
 
 @dataclass(eq=False)

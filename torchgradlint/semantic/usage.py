@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
-from typing import Callable, Dict, FrozenSet, List, Set, Tuple
+from typing import Callable, Dict, List, Set, Tuple
 
 from .dataflow import ESCAPE, INPUT_GRADIENT, TRAINING, Dataflow
 from .structure import CallSite, FunctionInfo
