@@ -790,7 +790,8 @@ class Shadow:
     MAX_IMPORTERS = 8  # the first ones by path: a widely imported utility would be slow to study
 
     def __init__(self, full: str, original: str):
-        from torchgradlint.project import ProjectIndex, find_root
+        from torchgradlint.discovery import find_root
+        from torchgradlint.project import ProjectIndex
 
         root = find_root(full)
         self.folder = tempfile.mkdtemp(prefix="tgl-mutation-")

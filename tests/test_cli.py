@@ -17,7 +17,7 @@ from typing import List, Optional
 import pytest
 
 from torchgradlint import __version__
-from torchgradlint.findings import FixtureMarks
+from fixture_marks import FixtureMarks
 from torchgradlint.rules import RULES
 
 REPO = Path(__file__).resolve().parents[1]

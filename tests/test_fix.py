@@ -27,7 +27,8 @@ import pytest
 from conftest import FIXTURES, ROOT
 from torchgradlint.config import Config
 from torchgradlint.engine import lint_file, lint_source
-from torchgradlint.findings import Finding, Fix, FixtureMarks
+from fixture_marks import FixtureMarks
+from torchgradlint.findings import Finding, Fix
 from torchgradlint.fix import (FixError, apply_fixes, fix_file, fix_source, fix_text,
                                write_atomically)
 

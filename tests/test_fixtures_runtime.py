@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from conftest import ROOT, fixture_files, fixture_id
-from torchgradlint.findings import FixtureMarks
+from fixture_marks import FixtureMarks
 
 pytest.importorskip("torch")
 

@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional
 import pytest
 
 from torchgradlint.engine import lint_file
-from torchgradlint.findings import FixtureMarks
+from fixture_marks import FixtureMarks
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import FIXTURES
 from torchgradlint.engine import lint_file
-from torchgradlint.project import ProjectIndex, find_root, module_name
+from torchgradlint.discovery import find_root
+from torchgradlint.project import ProjectIndex, module_name
 
 
 def codes(path):

@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from torchgradlint.findings import FixtureMarks  # noqa: E402
+from fixture_marks import FixtureMarks  # noqa: E402
 from torchgradlint.runtime import RuntimeFinding, run_path, watch  # noqa: E402
 from torchgradlint.runtime.__main__ import main as cli_main  # noqa: E402
 

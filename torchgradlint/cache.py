@@ -286,7 +286,7 @@ def prune(folder: str, max_age_days: float = MAX_AGE_DAYS, max_bytes: int = MAX_
 
 def clean(path: str) -> Optional[str]:
     """Remove the cache of the project holding ``path``; the folder removed, or None."""
-    from .project import find_root
+    from .discovery import find_root
 
     absolute = os.path.abspath(path)
     root = find_root(os.path.join(absolute, "x.py") if os.path.isdir(absolute) else absolute)

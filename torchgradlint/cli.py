@@ -13,12 +13,10 @@ some remain, 2 on errors.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import sys
 import traceback
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, TextIO, Tuple
@@ -32,7 +30,7 @@ from .output import (FORMATS, FORMATTERS, Problem, Report, format_sarif, non_asc
                      printable, rule_url)
 from .pyproject_config import ConfigError, Options, settings_for, split_list
 from .rules import RULES, RULES_BY_CODE
-from .sourcefile import SourceError, decode_source, read_source
+from .sourcefile import SourceError, decode_source, parse_module, read_source, syntax_error_position
 from .workers import EXIT_TERMINATED, Terminated
 
 EXIT_CLEAN = 0
@@ -56,45 +54,6 @@ class FileResult:
 
     def reports(self) -> List[Report]:
         return [Report(self.path, f, self.lines.get(f.line, "")) for f in self.findings]
-
-
-def parse_module(source: str, path: str) -> Tuple[Optional[ast.Module], Optional[str]]:
-    """Python's own tree of ``source``, or why Python would refuse to compile it.
-
-    flake8 runs no plugin on such a file (it reports E999 instead); the CLI says why on stderr.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SyntaxWarnings are not ours to print
-            return ast.parse(source, filename=path), None
-    except SyntaxError as exc:
-        where = f"line {exc.lineno}" if exc.lineno else "unknown line"
-        if exc.lineno and exc.offset:
-            where += f", column {exc.offset}"
-        return None, f"syntax error at {where}: {exc.msg}"
-    except ValueError as exc:  # null bytes, before Python 3.12
-        return None, f"syntax error: {exc}"
-    except (RecursionError, MemoryError):
-        return None, "syntax error: too deeply nested for the Python parser"
-
-
-def syntax_error_position(source: str, path: str) -> Tuple[int, int]:
-    """Where Python's parser stops on ``source``: 1-based line, 0-based UTF-8 byte column (the
-    ``ast`` convention of every Finding); the start of the file when it cannot tell."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            compile(source, path, "exec", ast.PyCF_ONLY_AST)
-    except SyntaxError as exc:
-        lines = source.splitlines()
-        line = exc.lineno or 1
-        if not 1 <= line <= len(lines):
-            return (max(1, min(line, len(lines) or 1)), 0)
-        offset = max((exc.offset or 1) - 1, 0)
-        return line, len(lines[line - 1][:offset].encode("utf-8"))
-    except (ValueError, RecursionError, MemoryError):
-        pass
-    return 1, 0
 
 
 def unanalysable_reports(results: Sequence[FileResult], config: Config) -> List[Report]:
@@ -127,7 +86,8 @@ def analyse_source(source: str, path: str, config: Config, notes: bool = False) 
         noqa = NoqaIndex(source)
         if noqa.file_skipped():
             return result
-        from .engine import lint_tree, may_contain_findings  # heavy: `rules` needs none of it
+        from .engine import lint_tree  # heavy: `rules` needs none of it
+        from .screen import may_contain_findings
 
         if config.shortcuts and not may_contain_findings(source):
             return result  # the engine's own screen: nothing it could report
@@ -466,7 +426,7 @@ def _fix_summary(fixed: int, files: int, remaining: List[Finding], unsafe: bool,
     verb = "would fix" if diff_only else "fixed"
     text = f"{verb} {_plural(fixed, 'finding')} in {_plural(files, 'file')}; " \
            f"{len(remaining)} remain"
-    from .fix import is_safe_fix
+    from .rules import is_safe_fix
 
     hidden = sum(1 for f in remaining if f.fix is not None and not is_safe_fix(f))
     if hidden and not unsafe:

@@ -173,3 +173,14 @@ def path_sort_key(path: str) -> Tuple[str, ...]:
 
 def sorted_paths(files: Iterable[str]) -> List[str]:
     return sorted(files, key=path_sort_key)
+
+
+def find_root(path: str) -> str:
+    """The folder above the outermost package holding ``path`` (or its own folder)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return folder

@@ -10,15 +10,13 @@ from __future__ import annotations
 import ast
 import contextlib
 import gc
-import re
 import sys
 from typing import Callable, Iterator, List, Optional
 
 from .config import DEFAULT_CONFIG, Config
 from .findings import Finding
-
-# A file that never mentions one of these words cannot draw a finding.
-_SCREEN = re.compile(r"torch|lightning|transformers|diffusers|timm|\bnn\b|no_grad|backward|\.eval\b|\.train\b")
+from .screen import may_contain_findings
+from .sourcefile import parse_module
 
 # What to do with an internal error in one rule: by default report it on stderr once per file.
 ErrorHook = Callable[[str, str, BaseException], None]
@@ -30,10 +28,6 @@ TOO_DEEP = "nested deeper than the analysis goes (Python's recursion limit)"
 def _report_internal_error(filename: str, where: str, error: BaseException) -> None:
     print(f"torchgradlint: internal error in {where} on {filename}: {type(error).__name__}: {error}"
           " (please report it)", file=sys.stderr)
-
-
-def may_contain_findings(source: str) -> bool:
-    return _SCREEN.search(source) is not None
 
 
 @contextlib.contextmanager
@@ -202,17 +196,6 @@ def _project_for(filename: str, config: Config):
     return ProjectIndex.for_file(filename, config)
 
 
-def parse(source: str, filename: str = "<string>") -> Optional[ast.Module]:
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SyntaxWarning and friends are the compiler's to report
-            return ast.parse(source, filename)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-
-
 def lint_source(source: str, filename: str = "<string>", config: Optional[Config] = None,
                 on_error: ErrorHook = _report_internal_error) -> List[Finding]:
     """Findings for one module's source text, sorted by line and column. Never raises; a
@@ -220,7 +203,7 @@ def lint_source(source: str, filename: str = "<string>", config: Optional[Config
     config = config or DEFAULT_CONFIG
     if config.shortcuts and not may_contain_findings(source):
         return []
-    tree = parse(source, filename)
+    tree, _ = parse_module(source, filename)
     if tree is None:
         return []
     return lint_tree(tree, source, filename, config, on_error, screen=False)  # screened above

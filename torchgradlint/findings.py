@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 
 Position = Tuple[int, int]  # (line, column) as the ``ast`` module gives them: 1-based line,
@@ -87,37 +86,6 @@ class RuleInfo:
         return self.fix_safety
 
 
-EXPECT_MARK = re.compile(r"#\s*expect(?P<kind>-static|-runtime)?:\s*(?P<codes>TGL\d{3}(?:\s*,\s*TGL\d{3})*)")
-
-
-@dataclass
-class FixtureMarks:
-    """Expected findings written in a fixture as ``# expect: TGL101``.
-
-    ``# expect:`` holds for the linter and the runtime monitor alike; ``# expect-static:`` and
-    ``# expect-runtime:`` for one of them, where the two see the same bug at different lines.
-    """
-
-    static: List[Tuple[int, str]] = field(default_factory=list)
-    runtime: List[Tuple[int, str]] = field(default_factory=list)
-
-    @classmethod
-    def parse(cls, source: str) -> "FixtureMarks":
-        marks = cls()
-        for number, text in enumerate(source.splitlines(), start=1):
-            for match in EXPECT_MARK.finditer(text):
-                codes = [c.strip() for c in match.group("codes").split(",")]
-                kind = match.group("kind")
-                for code in codes:
-                    if kind in (None, "-static"):
-                        marks.static.append((number, code))
-                    if kind in (None, "-runtime"):
-                        marks.runtime.append((number, code))
-        marks.static.sort()
-        marks.runtime.sort()
-        return marks
-
-
 def source_text(node, limit: int = 60) -> str:
     """The source of an expression for a message: shortened, and safe on expressions nested too
     deep to print."""
@@ -154,4 +122,3 @@ class ForeignLine(int):
 def span(node) -> Tuple[Position, Position]:
     """The ``ast`` positions of a node, as a Fix target."""
     return ((node.lineno, node.col_offset), (node.end_lineno, node.end_col_offset))
-

@@ -34,16 +34,16 @@ import re
 import stat
 import tempfile
 import tokenize
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .config import DEFAULT_CONFIG, Config
 from .findings import Finding, Fix
+from .rules import is_safe_fix
 from .noqa import NoqaIndex, physical_lines
 from .output import non_ascii_lines
-from .sourcefile import SourceError, decode_source, read_bytes
+from .sourcefile import SourceError, decode_source, parse_module, read_bytes, syntax_error_position
 
 # Fix kinds in the order they are applied: one group per round, the module linted in between.
 ROUNDS: Tuple[Tuple[str, ...], ...] = (
@@ -468,15 +468,8 @@ def _add_imports(module, modules: Sequence[str]):
 
 def _compiles(source: str) -> Optional[str]:
     """None if ``source`` compiles, else why not."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            compile(source, "<fixed>", "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST)
-    except SyntaxError as exc:
-        return f"line {exc.lineno}: {exc.msg}"
-    except (ValueError, RecursionError, MemoryError) as exc:
-        return str(exc) or type(exc).__name__
-    return None
+    tree, reason = parse_module(source, "<fixed>")
+    return reason if tree is None else None
 
 
 def apply_fixes(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix]]:
@@ -502,10 +495,9 @@ def apply_fixes(source: str, fixes: Sequence[Fix]) -> Tuple[str, List[Fix]]:
             unique.append(fix)
     if not unique:
         return source, []
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        raise FixError(f"the module does not parse: {exc}".splitlines()[0]) from None
+    tree, reason = parse_module(source, "<string>")
+    if tree is None:
+        raise FixError(f"the module does not parse: {reason}")
     columns = _Columns(source)
     requests = [_Request(fix, columns.char(fix.target[0]), columns.char(fix.target[1]), order)
                 for order, fix in enumerate(unique)]
@@ -660,16 +652,6 @@ def _signature(finding: Finding, source: str) -> tuple:
             target = chunk[column:last + end_column].decode("utf-8", "ignore")
     return (finding.code, re.sub(r"\d+", "#", finding.message),
             fix.kind if fix else None, fix.text if fix else None, " ".join(target.split()))
-
-
-def is_safe_fix(finding: Finding) -> bool:
-    """The finding's fix is safe: the fix says so and its rule declares safe fixes (``RULE`` in
-    the rule's module; a rule declared unsafe cannot emit a safe fix by mistake)."""
-    from .rules import RULES_BY_CODE
-
-    rule = RULES_BY_CODE.get(finding.code)
-    return finding.fix is not None and finding.fix.safe and \
-        rule is not None and rule.fix_safety == "safe"
 
 
 def _wanted(finding: Finding, unsafe: bool) -> bool:
@@ -941,7 +923,6 @@ def fix_file(path: str, config: Optional[Config] = None, unsafe: bool = False,
         result.remaining = [unanalysable(exc.reason)] if config.wants("TGL001") else []
         return result
 
-    from .cli import parse_module, syntax_error_position  # the reason Python gives
 
     tree, reason = parse_module(source, path)
     if tree is None:

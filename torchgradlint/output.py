@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from . import __version__
 from .findings import Finding, RuleInfo
-from .rules import RULES, RULES_BY_CODE
+from .rules import RULES, RULES_BY_CODE, is_safe_fix
 
 PROJECT_URL = "https://github.com/torchgradlint/torchgradlint"
 DOCS_BASE_URL = PROJECT_URL + "/blob/main/docs/rules/"
@@ -139,8 +139,6 @@ def format_json(reports: Sequence[Report], problems: Sequence[Problem] = ()) -> 
 def _fix_of(finding: Finding) -> Optional[str]:
     """This finding's own fix: ``safe``, ``unsafe`` (a safe rule's fix in one of the shapes it
     declares unsafe), or None (no automatic fix here)."""
-    from .fix import is_safe_fix
-
     if finding.fix is None:
         return None
     return "safe" if is_safe_fix(finding) else "unsafe"

@@ -12,7 +12,8 @@ from typing import Iterator, List, Sequence, Tuple, Type
 
 from . import __version__
 from .config import Config
-from .engine import lint_tree, may_contain_findings
+from .engine import lint_tree
+from .screen import may_contain_findings
 
 
 class TorchGradLintPlugin:

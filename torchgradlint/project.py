@@ -27,7 +27,7 @@ import re
 from typing import Dict, List, Optional, Set, Tuple
 
 from . import __version__
-from .discovery import ExcludePattern, is_skipped_dir
+from .discovery import ExcludePattern, find_root, is_skipped_dir
 
 SKIPPED_DIRS = {".torchgradlint_cache"}  # besides discovery's (VCS, caches, venvs, builds)
 # A folder below the root holding one of these is another project (a cloned repository, a
@@ -44,17 +44,6 @@ IMPORT_LINE = re.compile(rb"\n[ \t]*(?:from[ \t]+([.\w]+)[ \t]+import[ \t]+(\([^
 NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 UNREADABLE = ""  # the digest recorded for a module that could not be read
-
-
-def find_root(path: str) -> str:
-    """The folder above the outermost package holding ``path`` (or its own folder)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    while os.path.isfile(os.path.join(folder, "__init__.py")):
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    return folder
 
 
 def module_name(root: str, path: str) -> str:
@@ -179,6 +168,10 @@ class ProjectIndex:
             found = self._is_file[candidate] = os.path.isfile(candidate)
         return found
 
+    def module_of(self, path: str) -> str:
+        """The dotted name of the module at ``path`` (``pkg.utils``)."""
+        return module_name(self.root, path)
+
     def relative(self, path: str) -> str:
         return os.path.relpath(os.path.abspath(path), self.root).replace(os.sep, "/")
 
@@ -286,7 +279,7 @@ class ProjectIndex:
     def _compute(self, path: str, data: bytes, linked: bool = True) -> Optional[dict]:
         import ast
 
-        from .engine import may_contain_findings
+        from .screen import may_contain_findings
         from .semantic import SemanticModel
         from .semantic.summary import summarize
         from .sourcefile import SourceError, decode_source

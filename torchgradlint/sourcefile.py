@@ -7,11 +7,13 @@ the returned text. Line endings are kept as they are in the file.
 
 from __future__ import annotations
 
+import ast
 import io
 import os
 import stat
 import tokenize
-from typing import Optional, Union
+import warnings
+from typing import Optional, Tuple, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -134,3 +136,42 @@ def read_bytes(path: PathLike, limit: Optional[int] = None) -> bytes:
 def read_source(path: PathLike) -> str:
     """The text of the Python file at ``path``; SourceError if it cannot be read or decoded."""
     return decode_source(read_bytes(path), path)
+
+
+def parse_module(source: str, path: str) -> Tuple[Optional[ast.Module], Optional[str]]:
+    """Python's own tree of ``source``, or why Python would refuse to compile it.
+
+    flake8 runs no plugin on such a file (it reports E999 instead); the CLI says why on stderr.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarnings are not ours to print
+            return ast.parse(source, filename=path), None
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}" if exc.lineno else "unknown line"
+        if exc.lineno and exc.offset:
+            where += f", column {exc.offset}"
+        return None, f"syntax error at {where}: {exc.msg}"
+    except ValueError as exc:  # null bytes, before Python 3.12
+        return None, f"syntax error: {exc}"
+    except (RecursionError, MemoryError):
+        return None, "syntax error: too deeply nested for the Python parser"
+
+
+def syntax_error_position(source: str, path: str) -> Tuple[int, int]:
+    """Where Python's parser stops on ``source``: 1-based line, 0-based UTF-8 byte column (the
+    ``ast`` convention of every Finding); the start of the file when it cannot tell."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(source, path, "exec", ast.PyCF_ONLY_AST)
+    except SyntaxError as exc:
+        lines = source.splitlines()
+        line = exc.lineno or 1
+        if not 1 <= line <= len(lines):
+            return (max(1, min(line, len(lines) or 1)), 0)
+        offset = max((exc.offset or 1) - 1, 0)
+        return line, len(lines[line - 1][:offset].encode("utf-8"))
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    return 1, 0

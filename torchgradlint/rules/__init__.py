@@ -14,7 +14,7 @@ import pkgutil
 import re
 from typing import Dict, List
 
-from ..findings import RuleInfo
+from ..findings import Finding, RuleInfo
 
 _MODULE_NAME = re.compile(r"tgl\d{3}_\w+")
 
@@ -35,3 +35,11 @@ RULES_BY_CODE: Dict[str, RuleInfo] = {rule.code: rule for rule in RULES}
 def checkers():
     """``(RULE, check)`` of every rule module, in code order."""
     return [(module.RULE, module.check) for module in _MODULES]
+
+
+def is_safe_fix(finding: Finding) -> bool:
+    """The finding's fix is safe: the fix says so and its rule declares safe fixes (``RULE`` in
+    the rule's module; a rule declared unsafe cannot emit a safe fix by mistake)."""
+    rule = RULES_BY_CODE.get(finding.code)
+    return finding.fix is not None and finding.fix.safe and \
+        rule is not None and rule.fix_safety == "safe"

@@ -11,6 +11,7 @@ import ast
 
 from ..findings import Finding, Fix, RuleInfo, line_ref, source_text, span
 from ..semantic.names import dotted
+from ..semantic import torch_api as api
 from ..semantic.torch_api import words
 
 RULE = RuleInfo(
@@ -18,7 +19,6 @@ RULE = RuleInfo(
     "tensor with autograd history accumulated across iterations",
     fix_safety="safe",
 )
-APPENDING = {"append", "extend", "insert", "appendleft"}
 CONCATENATING = {"torch.cat", "torch.stack", "torch.hstack", "torch.vstack", "torch.concat",
                  "torch.concatenate"}
 
@@ -114,7 +114,7 @@ def _accumulation(model, statement):
         return None
     if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
         func = statement.value.func
-        if isinstance(func, ast.Attribute) and func.attr in APPENDING and statement.value.args:
+        if isinstance(func, ast.Attribute) and func.attr in api.LIST_APPENDING_METHODS and statement.value.args:
             key = _container(func.value)
             return (key, statement.value.args[-1]) if key else None
     return None

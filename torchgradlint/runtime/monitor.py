@@ -37,6 +37,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 from torch.overrides import TorchFunctionMode
 
+from ..semantic.torch_api import CONTAINER_ADDING_METHODS
 from .findings import RuntimeFinding, RuntimeReport
 
 _TAG = "torchgradlint.forward"  # metadata key: _NodeTag of a recorded forward's output node
@@ -937,9 +938,6 @@ def _pick_line(stack, forward_codes) -> Optional[Site]:
     return (stack[0][1], stack[0][2])
 
 
-_ADD_METHODS = {"append", "extend", "insert", "add", "setdefault", "update", "appendleft"}
-
-
 def _container_add_line(filename, names, code, current) -> Optional[int]:
     """Line of ``name.append(...)``/``name[k] = ...``/``name += ...`` for a name in ``names``
     within ``code``: the innermost loop around ``current`` first, then anywhere in ``code``."""
@@ -962,7 +960,7 @@ def _container_add_line(filename, names, code, current) -> Optional[int]:
             loops.append(node)
         target = None
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr in _ADD_METHODS):
+                and node.func.attr in CONTAINER_ADDING_METHODS):
             target = node.func.value
         elif isinstance(node, ast.Assign):
             for t in node.targets:

@@ -25,15 +25,14 @@ TRAINING = ("training",)
 ESCAPE = ("escape",)
 # What ``autograd.grad`` differentiates: gradients asked for inputs (penalties, saliency).
 INPUT_GRADIENT = ("input gradient",)
-MUTATING_METHODS = {"append", "extend", "insert", "add", "update", "add_", "copy_", "put",
-                    "appendleft", "__setitem__"}
+MUTATING_METHODS = api.CONTAINER_ADDING_METHODS | api.IN_PLACE_WRITING_METHODS
 
 
 def may_reach_training(functions: List[FunctionInfo], linker, returns_training) -> bool:
-    """Whether the graph would have any edge into TRAINING, decided without building it: the
-    same sources as ``Dataflow`` (keep the two in step): a backward pass, autograd.grad or
-    autograd.backward, a Lightning training hook's result, a project function whose parameters
-    reach training, a function whose result trains in another module."""
+    """Whether the graph would have any edge into TRAINING, decided without building it: a
+    backward pass (``api.backward_run_by``), a Lightning training hook's result, a project
+    function whose parameters reach training, a function whose result trains in another
+    module -- the edges ``Dataflow`` adds."""
     if returns_training:
         return True
     if linker is not None and any(stub.external_facts and stub.external_facts.get(
@@ -41,13 +40,8 @@ def may_reach_training(functions: List[FunctionInfo], linker, returns_training) 
         return True
     return any(
         function.name in api.LIGHTNING_TRAIN_HOOKS or any(
-            _feeds_backward(site) for site in function.sites)
+            api.backward_run_by(site) for site in function.sites)
         for function in functions)
-
-
-def _feeds_backward(site: CallSite) -> bool:
-    return site.method in ("backward", "manual_backward") or site.hidden_step or \
-        site.qualified in api.AUTOGRAD_GRAD or site.qualified in api.AUTOGRAD_BACKWARD
 
 
 class Dataflow:
@@ -237,11 +231,12 @@ class Dataflow:
             self.value_preds[node] |= inputs
         else:
             self.preds[node] |= inputs
-        if site.method in ("backward", "manual_backward") or site.hidden_step:  # _feeds_backward
+        backward = api.backward_run_by(site)
+        if backward == api.RUNS_BACKWARD_ON_LOSS:
             self.preds[TRAINING] |= inputs
             if isinstance(call.func, ast.Attribute):
                 self.preds[TRAINING] |= self.sources(function, index, call.func.value, bound)
-        elif site.qualified in api.AUTOGRAD_GRAD or site.qualified in api.AUTOGRAD_BACKWARD:
+        elif backward == api.RUNS_BACKWARD_ON_OUTPUTS:
             first = call.args[0] if call.args else next(
                 (k.value for k in call.keywords if k.arg in ("outputs", "tensors")), None)
             if first is not None:

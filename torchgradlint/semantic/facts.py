@@ -977,9 +977,10 @@ class Facts:
                         # ``= False`` or ``= requires_grad`` (a flag the caller sets False)
                         self._freeze_from_loop(function, target)
         for site in function.sites:
-            if site.method in ("backward", "manual_backward"):
+            backward = api.backward_run_by(site)
+            if backward == api.RUNS_BACKWARD_ON_LOSS:
                 self.training_sites.add(id(site))
-            elif site.qualified in api.AUTOGRAD_GRAD or site.qualified in api.AUTOGRAD_BACKWARD or (
+            elif backward == api.RUNS_BACKWARD_ON_OUTPUTS or (
                     site.qualified or "").startswith("torch.autograd.functional."):
                 self.training_sites.add(id(site))
                 self.gradient_wanted.add(id(function))

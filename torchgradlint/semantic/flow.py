@@ -17,7 +17,7 @@ import ast
 from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 from . import torch_api as api
-from .names import assignment_pairs, dotted
+from .names import assignment_pairs, dotted, mode_argument
 from .structure import CallSite, FunctionInfo, binding_scope
 
 ON, OFF, DYNAMIC = "on", "off", "dynamic"
@@ -530,8 +530,7 @@ class FlowAnalysis:
         node = site.node
         if site.method == "eval":
             return EVAL if not node.args and not node.keywords else None
-        argument = node.args[0] if node.args else next(
-            (k.value for k in node.keywords if k.arg == "mode"), None)
+        argument = mode_argument(node)
         if argument is None:
             return TRAIN
         if isinstance(argument, ast.Constant) and isinstance(argument.value, bool):
@@ -742,8 +741,7 @@ class FlowAnalysis:
 
     # -- grad-mode contexts ---------------------------------------------------------------
     def _set_grad_enabled_value(self, call: ast.Call) -> FrozenSet[str]:
-        argument = call.args[0] if call.args else next(
-            (k.value for k in call.keywords if k.arg == "mode"), None)
+        argument = mode_argument(call)
         if isinstance(argument, ast.Constant):
             return GRAD_ON if argument.value else GRAD_OFF
         if isinstance(argument, ast.UnaryOp) and isinstance(argument.op, ast.Not) and \
@@ -797,8 +795,7 @@ class FlowAnalysis:
         if qualified in (api.NO_GRAD,):
             return GRAD_OFF
         if qualified == api.INFERENCE_MODE:
-            argument = expr.args[0] if expr.args else next(
-                (k.value for k in expr.keywords if k.arg == "mode"), None)
+            argument = mode_argument(expr)
             if isinstance(argument, ast.Constant) and argument.value is False:
                 return GRAD_ON
             return GRAD_OFF

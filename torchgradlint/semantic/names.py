@@ -47,6 +47,14 @@ def dotted(node: ast.AST) -> Optional[str]:
 _Name, _Attribute = ast.Name, ast.Attribute
 
 
+def mode_argument(call: ast.Call) -> Optional[ast.AST]:
+    """The flag of ``model.train(flag)``, ``set_grad_enabled(flag)``, ``inference_mode(flag)``:
+    the first positional argument or ``mode=``; None when not given."""
+    if call.args:
+        return call.args[0]
+    return next((keyword.value for keyword in call.keywords if keyword.arg == "mode"), None)
+
+
 def assigned_names(statement: ast.stmt) -> Set[str]:
     """The plain names an assignment statement binds (``a, b = ...``, ``x += ...``)."""
     targets = statement.targets if isinstance(statement, ast.Assign) else \

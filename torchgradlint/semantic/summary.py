@@ -233,14 +233,13 @@ class ExternalLinker:
     imports (from their summaries), and the calls other modules make into its functions."""
 
     def __init__(self, model, project, for_summary: bool):
-        from ..project import module_name
         import os
 
         self.model = model
         self.project = project
         self.for_summary = for_summary
         self.path = model.filename
-        self.module = module_name(project.root, self.path)
+        self.module = project.module_of(self.path)
         self.is_package = os.path.basename(self.path) == "__init__.py"
         self.stubs: Dict[str, object] = {}  # dotted callee as written -> stub FunctionInfo
         self.imported_modules: set = set()

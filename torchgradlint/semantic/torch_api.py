@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from typing import Optional
 
 # Grad-mode contexts, canonical names (see names.CANONICAL).
 NO_GRAD = "torch.no_grad"
@@ -14,6 +15,27 @@ GRAD_CONTEXTS = {NO_GRAD, INFERENCE_MODE, ENABLE_GRAD, SET_GRAD_ENABLED}
 
 AUTOGRAD_GRAD = {"torch.autograd.grad"}
 AUTOGRAD_BACKWARD = {"torch.autograd.backward"}
+BACKWARD_METHODS = ("backward", "manual_backward")
+# Methods that put their argument into a container (which then keeps its graph alive) ...
+LIST_APPENDING_METHODS = frozenset({"append", "extend", "insert", "appendleft"})
+CONTAINER_ADDING_METHODS = LIST_APPENDING_METHODS | {"add", "setdefault", "update"}
+# ... and that write into a tensor in place.
+IN_PLACE_WRITING_METHODS = frozenset({"add_", "copy_", "put", "__setitem__"})
+# How a call runs a backward pass (what counts as training, for every part of the analysis):
+RUNS_BACKWARD_ON_LOSS = "loss"  # through its receiver and arguments: loss.backward(), a hidden step
+RUNS_BACKWARD_ON_OUTPUTS = "outputs"  # through its first argument: torch.autograd.grad(outputs, ...)
+
+
+def backward_run_by(site) -> Optional[str]:
+    """``RUNS_BACKWARD_ON_LOSS`` for ``loss.backward()``, ``self.manual_backward(loss)`` and a
+    loss handed to code that steps out of sight (``loss_scaler(loss, optimizer)``, once the
+    facts have marked it), ``RUNS_BACKWARD_ON_OUTPUTS`` for ``torch.autograd.grad`` /
+    ``torch.autograd.backward``, else None."""
+    if site.method in BACKWARD_METHODS or site.hidden_step:
+        return RUNS_BACKWARD_ON_LOSS
+    if site.qualified in AUTOGRAD_GRAD or site.qualified in AUTOGRAD_BACKWARD:
+        return RUNS_BACKWARD_ON_OUTPUTS
+    return None
 
 # Packages whose presence makes a file worth analysing.
 TORCH_ROOTS = ("torch", "torchvision", "timm", "lightning", "pytorch_lightning", "transformers",
