@@ -221,11 +221,24 @@ def is_valid_summary(summary) -> bool:
         all(_has_exactly(call, CALL_FIELDS) for call in calls)
 
 
-def _runs_as_forward(function) -> bool:
-    """An ``nn.Module``'s ``forward`` (or ``__call__``): other files run it as ``model(x)``, a
-    forward of their own model, never as a call into this file."""
-    return function.cls is not None and function.cls.is_module and \
-        function.name in ("forward", "__call__")
+def _run_by_torch_or_a_framework(function) -> bool:
+    """An ``nn.Module``'s ``forward`` (or ``__call__``), which other files run as ``model(x)``
+    (a forward of their own model, never a call into this file), or a Lightning step hook, which
+    runs in the state the Trainer gives it whoever else calls it."""
+    if function.cls is None or not function.cls.is_module:
+        return False
+    return function.name in ("forward", "__call__") or \
+        function.name in api.LIGHTNING_EVAL_HOOKS or function.name in api.LIGHTNING_TRAIN_HOOKS
+
+
+def _words_of_a_call(function) -> tuple:
+    """The words the text of a call of ``function`` from another module holds: its name, and
+    for a method the name of its class, which the caller imports to build the object."""
+    if function.cls is None:
+        return (function.name,)
+    if function.name == "__init__":
+        return (function.cls.name,)
+    return (function.cls.name, function.name)
 
 
 class ExternalLinker:
@@ -425,11 +438,11 @@ class ExternalLinker:
         by_name = {f.qualname: f for f in self.model.functions
                    if not f.is_module_scope and not getattr(f, "external", False)
                    and not getattr(f, "framework_loop", False) and f.parent is not None and f.parent.is_module_scope
-                   and not _runs_as_forward(f) and self._callers_matter(f, caller_dependent, shortcuts)}
+                   and not _run_by_torch_or_a_framework(f) and self._callers_matter(f, caller_dependent, shortcuts)}
         if not by_name:
             return []  # nothing here whose callers could change a finding: skip reading them
         found = []
-        mentioned = {name.rsplit(".", 1)[-1] for name in by_name} if shortcuts else None
+        mentioned = {_words_of_a_call(function) for function in by_name.values()} if shortcuts else None
         for call in self.project.incoming_calls(self.path, mentioned):
             function = by_name.get(call["function"])
             if function is not None:
