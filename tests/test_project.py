@@ -2,7 +2,6 @@
 on disk and invalidated when a module they were computed from changes."""
 
 import os
-import shutil
 import textwrap
 
 import pytest

@@ -670,6 +670,7 @@ class TextFix:
     problem: Optional[str] = None  # why fixing stopped early, if it did
     initial: List[Finding] = field(default_factory=list)  # the findings before any fix
 
+
 def _rounds(source: str, findings: List[Finding], lint: Linter, unsafe: bool,
             codes: Optional[Set[str]] = None, max_rounds: int = MAX_ROUNDS) -> TextFix:
     """Apply fixes in rounds (``ROUNDS``), linting again after each, until none is left to try.
@@ -922,7 +923,6 @@ def fix_file(path: str, config: Optional[Config] = None, unsafe: bool = False,
         result.problem = f"cannot fix: {exc.reason}"
         result.remaining = [unanalysable(exc.reason)] if config.wants("TGL001") else []
         return result
-
 
     tree, reason = parse_module(source, path)
     if tree is None:

@@ -429,7 +429,6 @@ class Dataflow:
         return found
 
 
-
 def _is_self(node: ast.AST) -> bool:
     return isinstance(node, ast.Name) and node.id in ("self", "cls")
 

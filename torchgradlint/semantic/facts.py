@@ -101,6 +101,7 @@ class Facts:
         self.passed_models: Set[Tuple[int, str]] = set()  # parameters callers pass models to
         # id(function) -> names it makes require gradients (inputs of saliency, FGSM, penalties)
         self.gradient_inputs: Dict[int, Set[str]] = {}
+        self._model_expressions: Optional[Dict[Tuple[int, int], object]] = None
 
     # -- entry point ----------------------------------------------------------------------
     def compute(self) -> None:
@@ -113,19 +114,15 @@ class Facts:
         for function in self.functions:
             self._resolve_calls(function)
         self._resolve_calls_of_passed_instances()
-        for _ in range(len(self.functions) + 4):  # to a fixpoint, whatever the definition order
-            changed = False
-            for function in self.functions:
-                changed |= self._find_models(function)
-            changed |= self._propagate_model_params()
-            if not changed:
-                break
+        self._find_models_to_a_fixpoint()
         self._propagate_compositions()
         for function in self.functions:
             self._find_optimizers_and_training(function)
         self._mark_forwards()
         self._compute_training_closure()
         self._mark_forwards_through_methods()
+        # The models are known now: the flow asks the same expressions again and again.
+        self._model_expressions = {}
 
     # -- classes --------------------------------------------------------------------------
     def _classify_classes(self) -> None:
@@ -531,6 +528,15 @@ class Facts:
 
     def model_expression(self, function: FunctionInfo, expr: ast.AST):
         """(origin, class, same_as_key) if ``expr`` evaluates to a model, else None."""
+        answers = self._model_expressions
+        if answers is None:  # still finding the models: the answer may change
+            return self._model_expression(function, expr)
+        key = (id(function), id(expr))
+        if key not in answers:
+            answers[key] = self._model_expression(function, expr)
+        return answers[key]
+
+    def _model_expression(self, function: FunctionInfo, expr: ast.AST):
         if isinstance(expr, ast.IfExp):
             return self._either_model(function, expr)
         if isinstance(expr, ast.Call):
@@ -890,10 +896,53 @@ class Facts:
                     return self.origin(function, same) or UNKNOWN_ORIGIN if same else origin
         return None
 
-    def _propagate_model_params(self) -> bool:
+    def _find_models_to_a_fixpoint(self) -> None:
+        """Rounds of ``_find_models`` over the functions until nothing changes, whatever the
+        definition order. A function is looked at again only when something it reads changed
+        since it was last looked at: itself, an enclosing scope (globals, closures), a function
+        it calls, a method of its class (``self.encoder`` is built in ``__init__``), a caller
+        (what it passes). Without the shortcuts, every function every round."""
+        dependencies = {id(f): self._model_dependencies(f) for f in self.functions}
+        changed_at: Dict[int, int] = {}  # id(function) -> tick of its last change
+        looked_at: Dict[int, int] = {}  # id(function) -> tick it was last looked at
+        tick = 0
+        for _ in range(len(self.functions) + 4):
+            changed = False
+            for function in self.functions:
+                seen = looked_at.get(id(function))
+                if seen is not None and self.config.shortcuts and not any(
+                        changed_at.get(other, -1) > seen for other in dependencies[id(function)]):
+                    continue
+                tick += 1
+                looked_at[id(function)] = tick
+                if self._find_models(function):
+                    tick += 1
+                    changed_at[id(function)] = tick
+                    changed = True
+            gained = self._propagate_model_params()
+            for function_id in gained:
+                tick += 1
+                changed_at[function_id] = tick
+            if not changed and not gained:
+                break
+
+    def _model_dependencies(self, function: FunctionInfo) -> Set[int]:
+        found = {id(scope) for scope in function.enclosing_functions()}
+        found.update(id(site.target) for site in function.sites if site.target is not None)
+        found.update(id(site.function) for site in function.callers)
+        owner = self.enclosing_class(function)
+        classes = [owner] if owner is not None else []
+        while classes:
+            cls = classes.pop()
+            found.update(id(method) for method in cls.methods.values())
+            classes.extend(cls.base_classes)
+        return found
+
+    def _propagate_model_params(self) -> Set[int]:
         """A parameter that in-file callers pass a model to holds a model. Down a chain of
-        helpers in one pass: a function is looked at again when a caller gains a model."""
-        changed = False
+        helpers in one pass: a function is looked at again when a caller gains a model. The
+        functions whose parameters gained a model."""
+        changed: Set[int] = set()
         pending = [function for function in reversed(self.functions) if not function.is_module_scope]
         queued = {id(function) for function in pending}
         while pending:
@@ -919,7 +968,7 @@ class Facts:
                         gained = True
             if not gained:
                 continue
-            changed = True
+            changed.add(id(function))
             for site in function.sites:
                 callee = site.target
                 if callee is not None and not callee.is_module_scope and id(callee) not in queued:

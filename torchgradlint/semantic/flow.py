@@ -17,7 +17,7 @@ import ast
 from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 from . import torch_api as api
-from .names import assignment_pairs, dotted, mode_argument
+from .names import NameReferences, assignment_pairs, dotted, mode_argument
 from .structure import CallSite, FunctionInfo, binding_scope
 
 ON, OFF, DYNAMIC = "on", "off", "dynamic"
@@ -79,21 +79,23 @@ GRAD_SWITCHES = (api.NO_GRAD, api.INFERENCE_MODE, api.ENABLE_GRAD)
 
 class GradSwitchReferences:
     """Where a file names no_grad, inference_mode or enable_grad (through any import alias):
-    found in one walk of the tree, then asked per function by line range."""
+    found once among the module's references, then asked per function by line range."""
 
-    def __init__(self, imports, tree: ast.AST, source: Optional[str] = None):
+    def __init__(self, imports, references, source: Optional[str] = None):
+        """``references``: a callable giving the module's ``NameReferences`` (not asked when
+        ``source`` shows that no reference can be one)."""
         finals = {name.rsplit(".", 1)[-1] for name in GRAD_SWITCHES}
         finals |= {local for local, target in imports.aliases.items()
                    if target.rsplit(".", 1)[-1] in finals}
         self.lines: List[tuple] = []  # (line, qualified name)
         if source is not None and not any(name in source for name in finals):
             return  # (a reference is a name or an attribute: its text is in the source)
-        for node in ast.walk(tree):
-            kind = type(node)
-            if kind is ast.Name and node.id in finals or kind is ast.Attribute and node.attr in finals:
-                qualified = imports.resolve(node)
-                if qualified in GRAD_SWITCHES:
-                    self.lines.append((node.lineno, qualified))
+        found = references()
+        for node in [n for n in found.names if n.id in finals] + \
+                [a for a in found.attributes if a.attr in finals]:
+            qualified = imports.resolve(node)
+            if qualified in GRAD_SWITCHES:
+                self.lines.append((node.lineno, qualified))
 
     def within(self, function: FunctionInfo) -> Set[str]:
         node = function.node
@@ -148,7 +150,7 @@ class FlowAnalysis:
     MAX_VISITS = 6
 
     def __init__(self, facts, imports, config, functions: List[FunctionInfo], with_items=(),
-                 source: Optional[str] = None):
+                 source: Optional[str] = None, references=None):
         self.facts = facts
         self.imports = imports
         self.config = config
@@ -175,14 +177,18 @@ class FlowAnalysis:
         self._with_items = with_items
         self._grad_switches: Optional[GradSwitchReferences] = None
         self._source = source
+        self._references = references
         # Functions with a forward whose grad mode or model mode is the one their caller gives.
         self.caller_dependent: Set[int] = set()
 
     @property
     def grad_switches(self) -> GradSwitchReferences:
         if self._grad_switches is None:
-            module = next(f for f in self.functions if f.is_module_scope)
-            self._grad_switches = GradSwitchReferences(self.imports, module.node, self._source)
+            references = self._references
+            if references is None:
+                module = next(f for f in self.functions if f.is_module_scope)
+                references = lambda: NameReferences(module.node)  # noqa: E731
+            self._grad_switches = GradSwitchReferences(self.imports, references, self._source)
         return self._grad_switches
 
     def wraps_no_grad(self, function: FunctionInfo) -> bool:

@@ -17,7 +17,7 @@ from .dataflow import MUTATING_METHODS, TRAINING, Dataflow, may_reach_training
 from .facts import Facts
 from .frameworks import FrameworkLoops
 from .flow import EVAL, OFF, ON, FlowAnalysis, lookup_mode
-from .names import ImportTable, assigned_names, dotted
+from .names import ImportTable, NameReferences, assigned_names, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 from .usage import TRAINS, UNUSED, UsageAnalysis
 
@@ -64,8 +64,9 @@ class SemanticModel:
                            self.linker)
         self.facts.frameworks = self.frameworks
         self.facts.compute()
+        self._references: Optional[NameReferences] = None
         self.flow = FlowAnalysis(self.facts, self.imports, config, self.functions, structure.with_items,
-                                 source)
+                                 source, lambda: self.references)
         if self.linker is not None:
             self.linker.preset_flow(self.flow)
         self.flow.summarize()
@@ -105,6 +106,13 @@ class SemanticModel:
         self._evaluation_entries_found: Optional[Dict[int, str]] = None
 
     @property
+    def references(self) -> NameReferences:
+        """Every name and attribute of the module (one walk, on the first question)."""
+        if self._references is None:
+            self._references = NameReferences(self.tree)
+        return self._references
+
+    @property
     def dataflow(self) -> Dataflow:
         """The def-use graph, built on the first question that needs it (many files, model
         definitions above all, never ask one)."""
@@ -123,7 +131,7 @@ class SemanticModel:
         """Where call results go, forwards along the def-use graph (built on first use)."""
         if self._usage is None:
             self._usage = UsageAnalysis(self.dataflow, self.functions, self._hides_a_use,
-                                        self._externally_called, self.tree)
+                                        self._externally_called, self.references)
         return self._usage
 
     def output_fate(self, site: CallSite, with_values: bool = False) -> str:

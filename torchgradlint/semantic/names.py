@@ -45,6 +45,46 @@ def dotted(node: ast.AST) -> Optional[str]:
 
 
 _Name, _Attribute = ast.Name, ast.Attribute
+_Assign, _AnnAssign, _SEQUENCES = ast.Assign, ast.AnnAssign, (ast.Tuple, ast.List)
+
+
+class NameReferences:
+    """Every ``Name`` and ``Attribute`` node of a module, and which of them are called: one walk
+    of the tree for the questions that look for references (grad switches named anywhere,
+    functions handed on as values). Built on first use by the semantic model."""
+
+    def __init__(self, tree: ast.AST):
+        self.names: List[ast.Name] = []
+        self.attributes: List[ast.Attribute] = []
+        self.called: Set[int] = set()  # id of the ``func`` of every call
+        fields = _FIELDS
+        stack = [tree]
+        pop, push = stack.pop, stack.append
+        while stack:
+            node = pop()
+            kind = type(node)
+            if kind is _Name:
+                self.names.append(node)
+                continue
+            if kind is _Attribute:
+                self.attributes.append(node)
+            elif kind is _Call:
+                self.called.add(id(node.func))
+            names = fields.get(kind)
+            if names is None:
+                names = fields[kind] = tuple(name for name in kind._fields if name != "ctx")
+            for name in names:
+                value = getattr(node, name, None)
+                if type(value) is list:
+                    for item in value:
+                        if isinstance(item, _AST):
+                            push(item)
+                elif isinstance(value, _AST):
+                    push(value)
+
+
+_FIELDS: Dict[type, Tuple[str, ...]] = {}
+_Call, _AST = ast.Call, ast.AST
 
 
 def mode_argument(call: ast.Call) -> Optional[ast.AST]:
@@ -65,9 +105,13 @@ def assigned_names(statement: ast.stmt) -> Set[str]:
 def assignment_pairs(statement: ast.stmt) -> List[Tuple[ast.AST, ast.AST]]:
     """(target, value) of an assignment, a tuple unpacked element by element when both sides
     are written out: ``netG, netD = Generator(), Discriminator()`` gives two pairs."""
-    if isinstance(statement, ast.Assign):
-        pending = [(target, statement.value) for target in statement.targets]
-    elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+    kind = type(statement)  # called for every statement, many times: exact types first
+    if kind is _Assign:
+        targets = statement.targets
+        if len(targets) == 1 and type(targets[0]) not in _SEQUENCES:
+            return [(targets[0], statement.value)]
+        pending = [(target, statement.value) for target in targets]
+    elif kind is _AnnAssign and statement.value is not None:
         pending = [(statement.target, statement.value)]
     else:
         return []
@@ -81,6 +125,7 @@ def assignment_pairs(statement: ast.stmt) -> List[Tuple[ast.AST, ast.AST]]:
         else:
             pairs.append((target, value))
     return pairs
+
 
 _COMPOUND_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 

@@ -243,7 +243,6 @@ def binding_scope(function: FunctionInfo, name: str) -> FunctionInfo:
     return function
 
 
-
 class StructureBuilder:
     """Builds FunctionInfo/ClassInfo objects for a module."""
 

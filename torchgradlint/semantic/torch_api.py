@@ -38,6 +38,8 @@ def backward_run_by(site) -> Optional[str]:
     return None
 
 # Packages whose presence makes a file worth analysing.
+
+
 TORCH_ROOTS = ("torch", "torchvision", "timm", "lightning", "pytorch_lightning", "transformers",
                "diffusers", "peft", "accelerate", "ignite", "detectron2", "torchaudio", "torchtext")
 
@@ -166,6 +168,7 @@ def names_evaluation_data(name: str) -> bool:
     """``val_loader``, ``x_test``, ``eval_dataset``: a name that holds evaluation data."""
     parts = set(words(name.split(".")[-1]))
     return bool(parts & EVAL_DATA_WORDS) and not parts & NOT_DATA_WORDS
+
 
 MODEL_NAME_WORDS = {
     "model", "net", "network", "encoder", "decoder", "generator", "discriminator",

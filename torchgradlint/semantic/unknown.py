@@ -95,4 +95,3 @@ def _text(node: ast.AST, limit: int = 40) -> str:
     except Exception:  # noqa: BLE001 -- a note must never break a run
         return "..."
     return text if len(text) <= limit else text[:limit - 3] + "..."
-

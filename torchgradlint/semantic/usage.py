@@ -41,17 +41,18 @@ _CONTEXT_DEPTH = 3
 class UsageAnalysis:
     def __init__(self, dataflow: Dataflow, functions: List[FunctionInfo],
                  hides_a_use: Callable[[CallSite], bool], external_callers: Dict[int, bool],
-                 tree: ast.Module):
+                 references):
         """``hides_a_use(site)``: a call of code we cannot read that may keep or train on the
         values it is handed. ``external_callers``: ids of functions that other modules call,
-        each with whether one of those calls uses the result for training."""
+        each with whether one of those calls uses the result for training. ``references``:
+        the module's ``NameReferences``."""
         self.dataflow = dataflow
         self.functions = functions
         self._function_by_id = {id(function): function for function in functions}
         self._site_by_id = {id(site): site for function in functions for site in function.sites}
         self._hides_a_use = hides_a_use
         self._external_callers = external_callers
-        self._tree = tree
+        self._references = references
         self._successors: Dict[tuple, Dict[bool, Set[tuple]]] = {}
         self._param_entries: Dict[tuple, List[Tuple[tuple, int]]] = defaultdict(list)
         self._argument_of: Dict[tuple, List[CallSite]] = defaultdict(list)
@@ -84,7 +85,7 @@ class UsageAnalysis:
             if site is not None and self._hides_a_use(site):
                 for source in arguments:
                     self._argument_of[source].append(site)
-        self._referenced = _functions_referenced_as_values(self._tree)
+        self._referenced = _functions_referenced_as_values(self._references)
 
     # -- the question ---------------------------------------------------------------------
     def fate(self, site: CallSite, with_values: bool = False) -> str:
@@ -210,19 +211,13 @@ def _result_dropped(site: CallSite) -> bool:
     return spine is site.node
 
 
-def _functions_referenced_as_values(tree: ast.Module) -> Set[str]:
+def _functions_referenced_as_values(references) -> Set[str]:
     """Names read other than as the callee of a call: functions handed to other code
     (``Engine(train_step)``, ``map(fn, xs)``, ``checkpoint(self.block, x)``) are called from
     places the analysis cannot see."""
-    called: Set[int] = set()
-    names: Set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            called.add(id(node.func))
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-            if id(node) not in called:
-                names.add(node.id)
-        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
-            if id(node) not in called:
-                names.add(node.attr)
+    called = references.called
+    names = {node.id for node in references.names
+             if type(node.ctx) is ast.Load and id(node) not in called}
+    names.update(node.attr for node in references.attributes
+                 if type(node.ctx) is ast.Load and id(node) not in called)
     return names
