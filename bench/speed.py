@@ -163,10 +163,24 @@ def repeat(runs: int, measure) -> List[Run]:
     return [measure() for _ in range(runs)]
 
 
-def flake8_runs(runs: int, select: str, files: Sequence[str], cwd: str,
-                hide_tgl: bool) -> List[Run]:
-    return repeat(runs, lambda: run_chunked(flake8_cmd(select), files, cwd,
-                                            flake8_env(hide_tgl)))
+def paired_flake8_runs(runs: int, files: Sequence[str], cwd: str,
+                       with_plugin: bool) -> Tuple[List[Run], List[Run]]:
+    """The baseline and the plugin runs, alternating (baseline, plugin, baseline, ...): a machine
+    whose speed drifts during the measurement slows both alike, and each pair gives a ratio."""
+    if WARM_UP:
+        run_chunked(flake8_cmd("E,F,W"), files, cwd, flake8_env(True))
+    base: List[Run] = []
+    plugin: List[Run] = []
+    for _ in range(runs):
+        base.append(run_chunked(flake8_cmd("E,F,W"), files, cwd, flake8_env(True)))
+        if with_plugin:
+            plugin.append(run_chunked(flake8_cmd("E,F,W,TGL"), files, cwd, flake8_env(False)))
+    return base, plugin
+
+
+def paired_ratio(base: List[Run], plugin: List[Run]) -> float:
+    """The median of the run-by-run ratios plugin / baseline."""
+    return statistics.median(p.cpu / b.cpu for b, p in zip(base, plugin) if b.cpu)
 
 
 def med(results: List[Run]):
@@ -348,8 +362,8 @@ def measure_all(args: argparse.Namespace) -> int:
         plug_startup = None if problem else repeat(runs, lambda: run_child(
             [*flake8_cmd("E,F,W,TGL"), "empty.py"], empty_dir, flake8_env(False)))
 
-    progress("baseline flake8")
-    base_runs = flake8_runs(runs, "E,F,W", files, root, True)
+    progress("baseline flake8 and flake8 with the TGL plugin, alternating")
+    base_runs, paired_plug_runs = paired_flake8_runs(runs, files, root, not problem)
     if any(flake8_failed(r) for r in base_runs):
         print("baseline flake8 failed:\n" + base_runs[0].stderr[-3000:])
         return 1
@@ -364,8 +378,7 @@ def measure_all(args: argparse.Namespace) -> int:
         rows.append(Row("flake8 E,F,W,TGL (plugin)", None, None, base_cpu, "skipped"))
         notes.append(problem)
     else:
-        progress("flake8 with the TGL plugin")
-        plug_runs = flake8_runs(runs, "E,F,W,TGL", files, root, False)
+        plug_runs = paired_plug_runs
         if any(flake8_failed(r) for r in plug_runs):
             rows.append(Row("flake8 E,F,W,TGL (plugin)", None, None, base_cpu, "FAILED"))
             notes.append("flake8 with the plugin failed:\n" + plug_runs[0].stderr[-3000:])
@@ -375,7 +388,8 @@ def measure_all(args: argparse.Namespace) -> int:
             same = efw_lines(plug_runs[0].stdout) == efw_lines(base_runs[0].stdout)
             rows.append(Row("flake8 E,F,W,TGL (plugin)", cpu, wall, base_cpu,
                             f"{tgl_lines} TGL lines; E/F/W output "
-                            + ("identical" if same else "DIFFERS")))
+                            + ("identical" if same else "DIFFERS")
+                            + f"; run-by-run ratio {paired_ratio(base_runs, plug_runs):.2f}"))
             if plug_startup and not any(flake8_failed(r) for r in plug_startup):
                 cpu, wall = med(plug_startup)
                 rows.append(Row("  plugin start-up, 1 empty file", cpu, wall, base_cpu,
@@ -472,22 +486,21 @@ def torch_free_subsets(root: str, limit: int) -> Tuple[List[str], List[str]]:
 
 def subset_rows(label: str, subset: List[str], root: str, runs: int, problem: str,
                 progress) -> List[Row]:
-    progress(f"{label}: baseline")
-    base = flake8_runs(runs, "E,F,W", subset, root, True)
+    progress(f"{label}: baseline and plugin, alternating")
+    base, plugin = paired_flake8_runs(runs, subset, root, not problem)
     base_cpu, base_wall = med(base)
     rows = [Row(f"{label} ({len(subset)} files): baseline", base_cpu, base_wall, base_cpu,
                 "ratio to the subset's baseline")]
     if problem:
         return rows + [Row(f"{label}: plugin", None, None, base_cpu, "skipped")]
-    progress(f"{label}: plugin")
-    plugin = flake8_runs(runs, "E,F,W,TGL", subset, root, False)
     if any(flake8_failed(r) for r in plugin):
         return rows + [Row(f"{label}: plugin", None, None, base_cpu, "FAILED")]
     cpu, wall = med(plugin)
     same = efw_lines(plugin[0].stdout) == efw_lines(base[0].stdout)
     tgl = sum(1 for line in plugin[0].stdout.splitlines() if ": TGL" in line)
     return rows + [Row(f"{label}: plugin", cpu, wall, base_cpu,
-                       f"{tgl} TGL lines; E/F/W output " + ("identical" if same else "DIFFERS"))]
+                       f"{tgl} TGL lines; E/F/W output " + ("identical" if same else "DIFFERS")
+                       + f"; run-by-run ratio {paired_ratio(base, plugin):.2f}")]
 
 
 def print_table(rows: List[Row], lines: int) -> None:
