@@ -151,7 +151,7 @@ def _lint_tree(tree: ast.Module, source: str, filename: str, config: Optional[Co
     else:
         project = _project_for(filename, config)
     try:
-        model = SemanticModel(tree, filename, config, project=project, imports=imports, source=source)
+        analysis = SemanticModel(tree, filename, config, project=project, imports=imports, source=source)
     except (RecursionError, TooDeepToAnalyse):
         on_skip(filename, TOO_DEEP)
         return []
@@ -166,7 +166,7 @@ def _lint_tree(tree: ast.Module, source: str, filename: str, config: Optional[Co
         if not config.wants(info.code):
             continue
         try:
-            findings.extend(check(model))
+            findings.extend(check(analysis))
         except TooDeepToAnalyse:  # a part of the model built on demand hit the same limit
             on_skip(filename, TOO_DEEP)
             return []
@@ -176,7 +176,7 @@ def _lint_tree(tree: ast.Module, source: str, filename: str, config: Optional[Co
         from .semantic.unknown import unknown_mode_notes
 
         try:
-            notes.extend(unknown_mode_notes(model))
+            notes.extend(unknown_mode_notes(analysis))
         except (TooDeepToAnalyse, RecursionError):
             pass
         except Exception as error:  # noqa: BLE001

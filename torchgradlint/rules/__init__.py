@@ -2,7 +2,7 @@
 
 Each module ``tglNNN_<name>.py`` of this package declares its own metadata as ``RULE`` (a
 :class:`~torchgradlint.findings.RuleInfo`: code, name, summary, fix safety and the shapes in
-which a safe rule's fix is unsafe) next to its ``check(model)``, which yields Findings from the
+which a safe rule's fix is unsafe) next to its ``check(analysis)``, which yields Findings from the
 file's semantic model. Everything that shows a rule -- ``torchgradlint rules``, the JSON and
 SARIF output, the fixer, the docs' tables (checked by the tests) -- reads this catalogue.
 """

@@ -27,7 +27,7 @@ from typing import List, Optional, Set
 
 from ..findings import Fix, source_text, span
 from ..semantic import torch_api as api
-from ..semantic.model import forwarded_model
+from ..semantic.model import forwarded_network
 
 
 @dataclass(frozen=True)
@@ -36,36 +36,36 @@ class DetachRepair:
     remedy: str  # the repair in words, for the message
 
 
-def detach_repair(model, backward, loss, consumer, leaking) -> DetachRepair:
+def detach_repair(analysis, backward, loss, consumer, leaking) -> DetachRepair:
     """The repair of the leak from ``leaking`` through the trained model's ``consumer`` call
     into ``backward``'s ``loss``."""
-    arg = leaking_argument(model, consumer, leaking)
+    arg = leaking_argument(analysis, consumer, leaking)
     if arg is None:
         return DetachRepair(None, "detach the input that carries it")
     function = consumer.function
     written = source_text(arg)
-    sources = model.dataflow.sources(function, consumer.index, arg)
-    others = _other_backwards_upstream(model, backward)
+    sources = analysis.dataflow.sources(function, consumer.index, arg)
+    others = _other_backwards_upstream(analysis, backward)
     if ("call", id(consumer)) in others:
-        return _second_forward(model, backward, loss, consumer, arg, others)
-    if _input_gradient_taken(model, function, sources):
+        return _second_forward(analysis, backward, loss, consumer, arg, others)
+    if _input_gradient_taken(analysis, function, sources):
         if not isinstance(arg, ast.Name) or sources & others:
             return DetachRepair(
                 None, f"give this step its own `{written}.detach().requires_grad_()`")
         name = arg.id
         return DetachRepair(
-            Fix("insert-before", span(model.statement_of(consumer)),
+            Fix("insert-before", span(analysis.statement_of(consumer)),
                 f"{name} = {name}.detach().requires_grad_()"),
             f"rebind `{name} = {name}.detach().requires_grad_()` first")
     return DetachRepair(Fix("method", span(arg), "detach"), f"pass `{_detached(arg)}`")
 
 
-def leaking_argument(model, consumer, leaking) -> Optional[ast.expr]:
+def leaking_argument(analysis, consumer, leaking) -> Optional[ast.expr]:
     """The argument of the trained model's call that carries the leak."""
     node = ("call", id(leaking))
     for arg in consumer.node.args:
-        sources = model.dataflow.sources(consumer.function, consumer.index, arg)
-        if node in sources or any(node in model.dataflow.upstream(source) for source in sources):
+        sources = analysis.dataflow.sources(consumer.function, consumer.index, arg)
+        if node in sources or any(node in analysis.dataflow.upstream(source) for source in sources):
             return arg
     return None
 
@@ -76,20 +76,20 @@ def _detached(arg: ast.expr) -> str:
     return f"{written}.detach()" if atomic else f"({written}).detach()"
 
 
-def _other_backwards_upstream(model, backward) -> Set[tuple]:
+def _other_backwards_upstream(analysis, backward) -> Set[tuple]:
     """The dataflow nodes whose history reaches a backward pass other than ``backward``."""
     found: Set[tuple] = set()
-    for site in model.sites():
+    for site in analysis.sites():
         if site is backward:
             continue
         if site.method == "backward" and isinstance(site.node.func, ast.Attribute):
-            found |= model.gradient_upstream(site.function, site.index, site.node.func.value)
+            found |= analysis.gradient_upstream(site.function, site.index, site.node.func.value)
         elif site.qualified in api.AUTOGRAD_BACKWARD and site.node.args:
-            found |= model.gradient_upstream(site.function, site.index, site.node.args[0])
+            found |= analysis.gradient_upstream(site.function, site.index, site.node.args[0])
     return found
 
 
-def _input_gradient_taken(model, function, sources: Set[tuple]) -> bool:
+def _input_gradient_taken(analysis, function, sources: Set[tuple]) -> bool:
     """An ``autograd.grad(..., inputs)`` of the function differentiates with respect to the
     value the trained model's call takes."""
     for site in function.sites:
@@ -97,7 +97,7 @@ def _input_gradient_taken(model, function, sources: Set[tuple]) -> bool:
             continue
         inputs = site.node.args[1] if len(site.node.args) > 1 else next(
             (k.value for k in site.node.keywords if k.arg == "inputs"), None)
-        if inputs is not None and model.dataflow.sources(function, site.index, inputs) & sources:
+        if inputs is not None and analysis.dataflow.sources(function, site.index, inputs) & sources:
             return True
     return False
 
@@ -121,7 +121,7 @@ def _reads(statement: ast.stmt, name: str) -> bool:
                for part in _header(statement) for node in ast.walk(part))
 
 
-def _statement_nodes(model, function, index: int) -> Set[tuple]:
+def _statement_nodes(analysis, function, index: int) -> Set[tuple]:
     """The dataflow nodes a statement creates: its definitions and its calls."""
     statement = function.statements[index]
     nodes = {("call", id(site)) for site in function.sites if site.index == index}
@@ -130,17 +130,17 @@ def _statement_nodes(model, function, index: int) -> Set[tuple]:
         for target in targets:
             for node in ast.walk(target):
                 if isinstance(node, ast.Name):
-                    nodes.add(model.dataflow.def_node(function, index, node.id))
+                    nodes.add(analysis.dataflow.def_node(function, index, node.id))
     return nodes
 
 
-def _second_forward(model, backward, loss, consumer, arg, others) -> DetachRepair:
+def _second_forward(analysis, backward, loss, consumer, arg, others) -> DetachRepair:
     """Rebind the shared output to a forward on the detached input, right before the first
     statement through which it reaches ``backward``."""
     function = consumer.function
-    model_name = forwarded_model(consumer) or "the model"
+    model_name = forwarded_network(consumer) or "the model"
     remedy = f"run `{model_name}` again on `{_detached(arg)}` for this loss"  # not the shared one
-    statement = model.statement_of(consumer)
+    statement = analysis.statement_of(consumer)
     if backward.function is not function or not (
             isinstance(statement, ast.Assign) and len(statement.targets) == 1
             and isinstance(statement.targets[0], ast.Name) and statement.value is consumer.node):
@@ -151,16 +151,16 @@ def _second_forward(model, backward, loss, consumer, arg, others) -> DetachRepai
         if loop.contains_index(consumer.index) and any(
                 _reads(function.statements[k], name) for k in earlier):
             return DetachRepair(None, remedy)  # an earlier statement reads last iteration's value
-    redefined = [k for k in model.dataflow.definitions(function, name) if k > consumer.index]
+    redefined = [k for k in analysis.dataflow.definitions(function, name) if k > consumer.index]
     last = redefined[0] if redefined else len(function.statements) - 1
-    leak_upstream = model.gradient_upstream(function, backward.index, loss)
+    leak_upstream = analysis.gradient_upstream(function, backward.index, loss)
     other_backwards = {site.index for site in function.sites
                        if site is not backward and site.method == "backward"}
     first_leak = None
     for index in range(consumer.index + 1, last + 1):
         if not _reads(function.statements[index], name):
             continue
-        nodes = _statement_nodes(model, function, index)
+        nodes = _statement_nodes(analysis, function, index)
         to_leak = index == backward.index or bool(nodes & leak_upstream)
         to_other = index in other_backwards or bool(nodes & others)
         if first_leak is None and to_leak:
@@ -171,27 +171,27 @@ def _second_forward(model, backward, loss, consumer, arg, others) -> DetachRepai
         return DetachRepair(None, remedy)
     inputs = {node.id for node in ast.walk(consumer.node) if isinstance(node, ast.Name)}
     if any(consumer.index < k < first_leak for key in inputs
-           for k in model.dataflow.definitions(function, key)):
+           for k in analysis.dataflow.definitions(function, key)):
         return DetachRepair(None, remedy)  # the second forward would see other values
     call = copy.deepcopy(consumer.node)
     position = consumer.node.args.index(arg)
     call.args[position] = ast.Call(ast.Attribute(call.args[position], "detach", ast.Load()), [], [])
-    safe = not model.may_have_dropout_or_batchnorm(consumer, forwarded_model(consumer)) and \
-        not _stepped_between(model, consumer, first_leak)
+    safe = not analysis.may_have_dropout_or_batchnorm(consumer, forwarded_network(consumer)) and \
+        not _stepped_between(analysis, consumer, first_leak)
     return DetachRepair(
         Fix("insert-before", span(function.statements[first_leak]),
             f"{name} = {ast.unparse(call)}", safe=safe),
         remedy)
 
 
-def _stepped_between(model, consumer, index: int) -> bool:
+def _stepped_between(analysis, consumer, index: int) -> bool:
     """An optimizer step that may update the consumer's model runs between its forward and
     ``index``: a second forward would see other parameters."""
-    binding = model.model_binding(consumer)
+    binding = analysis.model_binding(consumer)
     for site in consumer.function.sites:
         if consumer.index < site.index < index and site.method == "step" and site.receiver and \
-                model.facts.is_optimizer(consumer.function, site.receiver):
-            stepped = model.stepped_models(site)
+                analysis.facts.is_optimizer(consumer.function, site.receiver):
+            stepped = analysis.stepped_models(site)
             if stepped is None or stepped & binding:
                 return True
     return False

@@ -20,7 +20,7 @@ RULE = RuleInfo(
 )
 
 
-def check(model):
+def check(analysis):
     return iter(())
 
 

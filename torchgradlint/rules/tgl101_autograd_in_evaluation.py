@@ -18,38 +18,38 @@ RULE = RuleInfo(
 )
 
 
-def check(model):
-    for site in model.forwards():
-        if not model.grad_may_be_on(site) or model.is_frozen(site):
+def check(analysis):
+    for site in analysis.forwards():
+        if not analysis.grad_may_be_on(site) or analysis.is_frozen(site):
             continue
-        fix = no_grad_fix(model, site)
-        evidence = model.unused_graph_evidence(site)
+        fix = no_grad_fix(analysis, site)
+        evidence = analysis.unused_graph_evidence(site)
         if evidence is not None:
             yield Finding(
                 RULE.code, site.line, site.col,
-                f"`{site.model}` runs with autograd on but no backward pass uses its output: "
+                f"`{site.network}` runs with autograd on but no backward pass uses its output: "
                 f"run it under `torch.no_grad()` ({evidence})", fix)
             continue
-        if model.is_training_context(site):
+        if analysis.is_training_context(site):
             # A step shared with training through a flag: no_grad around it would stop
             # training too (``torch.set_grad_enabled(train)`` is the repair, not a mechanical one).
-            evidence, fix = model.evaluated_through_a_flag(site), None
+            evidence, fix = analysis.evaluated_through_a_flag(site), None
             if evidence is None:
                 continue
         if evidence is None:
-            evidence = model.evaluation_evidence(site)
-            if evidence is None or not model.evaluation_reaches_with_grad(site):
+            evidence = analysis.evaluation_evidence(site)
+            if evidence is None or not analysis.evaluation_reaches_with_grad(site):
                 continue
         remedy = "run it under `torch.no_grad()`" if fix is not None else \
             "switch autograd with the flag (`torch.set_grad_enabled(training)`)"
         yield Finding(
             RULE.code, site.line, site.col,
-            f"`{site.model}` evaluates with autograd on: {remedy} (evaluation: {evidence})", fix)
+            f"`{site.network}` evaluates with autograd on: {remedy} (evaluation: {evidence})", fix)
 
 
-def no_grad_fix(model, site):
+def no_grad_fix(analysis, site):
     """Wrap the evaluation loop (the outermost loop around the forward that does not train) in
     ``with torch.no_grad():``; outside loops, wrap the statement. Unsafe: results computed there
     can no longer be differentiated."""
-    context = f"{model.torch_name()}.no_grad()"
-    return Fix("wrap", span(model.evaluation_start(site)), context, safe=False, imports=("torch",))
+    context = f"{analysis.torch_name()}.no_grad()"
+    return Fix("wrap", span(analysis.evaluation_start(site)), context, safe=False, imports=("torch",))

@@ -11,8 +11,8 @@ RULE = RuleInfo(
 )
 
 
-def check(model):
-    for site in model.sites():
+def check(analysis):
+    for site in analysis.sites():
         if site.method == "backward" and site.receiver is not None or (
                 site.method == "backward" and isinstance(site.node.func, ast.Attribute)):
             loss = site.node.func.value
@@ -20,7 +20,7 @@ def check(model):
             loss = site.node.args[0]
         else:
             continue
-        line = model.computed_without_graph(site, loss)
+        line = analysis.computed_without_graph(site, loss)
         if line is not None:
             yield Finding(
                 RULE.code, site.line, site.col,

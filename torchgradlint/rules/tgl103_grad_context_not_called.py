@@ -12,11 +12,11 @@ RULE = RuleInfo(
 )
 
 
-def check(model):
-    for item, _function in model.structure.with_items:
+def check(analysis):
+    for item, _function in analysis.structure.with_items:
         if not isinstance(item, (ast.Name, ast.Attribute)):
             continue
-        qualified = model.imports.resolve(item)
+        qualified = analysis.imports.resolve(item)
         if qualified in api.GRAD_CONTEXTS:
             written = source_text(item)
             yield Finding(RULE.code, item.lineno, item.col_offset,

@@ -15,47 +15,47 @@ RULE = RuleInfo(
 )
 
 
-def check(model):
-    if model.in_test_file:
+def check(analysis):
+    if analysis.in_test_file:
         return  # tests run models in whatever mode they test (equivalence checks, shapes)
-    for site in model.forwards():
-        mode = model.mode_of(site, site.model)
+    for site in analysis.forwards():
+        mode = analysis.mode_of(site, site.network)
         if not mode or not any(value == TRAIN for value, _ in mode):
             continue
         if not all(value in (TRAIN, EVAL) for value, _ in mode):
             continue  # unknown on some path: stay silent
-        if not model.may_have_dropout_or_batchnorm(site, site.model):
+        if not analysis.may_have_dropout_or_batchnorm(site, site.network):
             continue
         eval_lines = {line for value, line in mode if value == EVAL and line}
         switch_lines = {line for value, line in mode if line}
-        if eval_lines and model.eval_switch_correlates(site, switch_lines):
+        if eval_lines and analysis.eval_switch_correlates(site, switch_lines):
             continue
         flagged = None
-        if model.is_training_context(site):
-            flagged = model.evaluated_through_a_flag(site)
+        if analysis.is_training_context(site):
+            flagged = analysis.evaluated_through_a_flag(site)
             if flagged is None:
                 continue
-        evidence = flagged or model.evaluation_evidence(site, include_mode=False)
-        if evidence is None and model.in_training_loop(site):
+        evidence = flagged or analysis.evaluation_evidence(site, include_mode=False)
+        if evidence is None and analysis.in_training_loop(site):
             # Inside a training loop a no_grad forward may be part of training (GAN samples for
             # a progress picture); switching to eval on another path shows evaluation intent.
             if any(value == EVAL for value, _ in mode):
                 evidence = "evaluated in eval mode on another path"
-        elif evidence is None and model.grad_is_off(site) and model.judged_by_its_caller(site):
+        elif evidence is None and analysis.grad_is_off(site) and analysis.judged_by_its_caller(site):
             evidence = "under no_grad"
-        if evidence is None and not model.drawn_during_training(site):
+        if evidence is None and not analysis.drawn_during_training(site):
             # Sampling in training mode during training is a deliberate GAN convention: only
             # what the code says of itself counts there.
-            evidence = model.unused_output_evidence(site)
+            evidence = analysis.unused_output_evidence(site)
         if evidence is None:
             continue
-        if not eval_lines and model.is_progress_sample(site):
+        if not eval_lines and analysis.is_progress_sample(site):
             continue  # a GAN generator sampled in training mode for pictures: deliberate
         lines = sorted(line for value, line in mode if value == TRAIN and line)
         since = f"; training mode set at {line_ref(lines[0])}" if lines else ""
         yield Finding(
             RULE.code, site.line, site.col,
-            f"`{site.model}` evaluates in training mode: call `{site.model}.eval()` first "
+            f"`{site.network}` evaluates in training mode: call `{site.network}.eval()` first "
             f"(evaluation: {evidence}{since})",
-            Fix("insert-before", span(model.evaluation_start(site, site.model)), f"{site.model}.eval()",
+            Fix("insert-before", span(analysis.evaluation_start(site, site.network)), f"{site.network}.eval()",
                 safe=False))

@@ -15,19 +15,19 @@ RULE = RuleInfo(
 )
 
 
-def check(model):
-    for site in model.forwards():
-        mode = model.mode_when_training(site, site.model)
+def check(analysis):
+    for site in analysis.forwards():
+        mode = analysis.mode_when_training(site, site.network)
         if not mode:
             continue
         eval_lines = sorted(line for value, line in mode if value == EVAL and line)
-        if not eval_lines or not model.reaches_training(site):
+        if not eval_lines or not analysis.reaches_training(site):
             continue
-        if model.is_frozen(site):
+        if analysis.is_frozen(site):
             continue  # a frozen encoder kept in eval on purpose
-        if model.needs_input_gradients(site):
+        if analysis.needs_input_gradients(site):
             continue  # input gradients of a model kept in eval on purpose (saliency, FGSM)
-        if not model.may_have_dropout_or_batchnorm(site, site.model):
+        if not analysis.may_have_dropout_or_batchnorm(site, site.network):
             continue
         # Trained in training mode on another path (an earlier iteration), or switched to eval
         # inside the training loop itself: a model kept in eval on purpose has neither.
@@ -35,17 +35,17 @@ def check(model):
             loop.node.lineno <= line <= loop.node.end_lineno for loop in site.loops for line in eval_lines)
         if not resumed:
             continue
-        if model.training_excluded_by_guard(site, set(eval_lines)):
+        if analysis.training_excluded_by_guard(site, set(eval_lines)):
             continue  # ``if phase == "train": model.train() else: model.eval()`` ... backward likewise
         yield Finding(
             RULE.code, site.line, site.col,
-            f"`{site.model}` may train in eval mode: call `{site.model}.train()` first "
+            f"`{site.network}` may train in eval mode: call `{site.network}.train()` first "
             f"(eval mode set at {line_ref(eval_lines[0])})",
-            Fix("insert-before", span(model.statement_of(site)), f"{site.model}.train()",
-                safe=_only_trains(model, site)))
+            Fix("insert-before", span(analysis.statement_of(site)), f"{site.network}.train()",
+                safe=_only_trains(analysis, site)))
 
 
-def _only_trains(model, site):
+def _only_trains(analysis, site):
     """The function of the training forward does not also evaluate (a shared ``run_epoch``)."""
-    return model.grad_at(site) == frozenset({"on"}) and \
-        model.evaluation_evidence(site, include_mode=False) is None
+    return analysis.grad_at(site) == frozenset({"on"}) and \
+        analysis.evaluation_evidence(site, include_mode=False) is None

@@ -11,8 +11,8 @@ RULE = RuleInfo(
 )
 
 
-def check(model):
-    for statement, _function in model.structure.expression_statements:
+def check(analysis):
+    for statement, _function in analysis.structure.expression_statements:
         value = statement.value
         if isinstance(value, ast.Attribute) and value.attr in ("eval", "train"):
             written = source_text(value)

@@ -10,7 +10,7 @@ not reported for its other forwards in that loss (no detach could spare it).
 """
 
 from ..findings import Finding, Fix, RuleInfo, line_ref, span
-from ..semantic.model import forwarded_model
+from ..semantic.model import forwarded_network
 from ..semantic.roles import role
 from .detach_fixes import detach_repair
 
@@ -23,79 +23,79 @@ RULE = RuleInfo(
 )
 
 
-def check(model):
+def check(analysis):
     reported = set()
-    for finding in _findings(model):
+    for finding in _findings(analysis):
         if (finding.line, finding.col) not in reported:
             reported.add((finding.line, finding.col))
             yield finding
 
 
-def _findings(model):
-    for backward, step, stepped, loss in model.backward_passes():
-        upstream = model.gradient_upstream(backward.function, backward.index, loss)
-        forwards = model.forward_sites_in(upstream, through_helpers=True)
-        trained = [site for site in forwards if _is_stepped(model, site, stepped, step)]
+def _findings(analysis):
+    for backward, step, stepped, loss in analysis.backward_passes():
+        upstream = analysis.gradient_upstream(backward.function, backward.index, loss)
+        forwards = analysis.forward_sites_in(upstream, through_helpers=True)
+        trained = [site for site in forwards if _is_stepped(analysis, site, stepped, step)]
         if not trained:
             continue  # the step trains nothing this loss reaches: TGL303's business
         on_the_path = set()  # models this backward must run through to reach a trained one
         for site in forwards:
-            if site not in trained and _downstream_of(model, site, trained):
-                on_the_path |= model.model_binding(site)
+            if site not in trained and _downstream_of(analysis, site, trained):
+                on_the_path |= analysis.model_binding(site)
         for site in forwards:
-            if site in trained or not model.grad_may_be_on(site) or model.is_frozen(site):
+            if site in trained or not analysis.grad_may_be_on(site) or analysis.is_frozen(site):
                 continue
-            if _is_stepped(model, site, stepped, step) is None:
+            if _is_stepped(analysis, site, stepped, step) is None:
                 continue
-            if _entered_without_grad(model, site, upstream):
+            if _entered_without_grad(analysis, site, upstream):
                 continue  # this loss reaches it through calls made under no_grad
-            if _downstream_of(model, site, trained):
+            if _downstream_of(analysis, site, trained):
                 continue  # downstream of a trained model: its gradients are needed
-            if model.model_binding(site) & on_the_path:
+            if analysis.model_binding(site) & on_the_path:
                 continue  # the model gets gradients in this backward anyway (softmax GAN's
                 # partition function holds D(real) and D(G(z))): no detach can spare it
-            if model.gradients_used_later(backward, model.model_binding(site)):
+            if analysis.gradients_used_later(backward, analysis.model_binding(site)):
                 continue  # a later step (with no zero_grad before it) uses these gradients
-            consumers = [t for t in trained if ("call", id(site)) in model.dataflow.upstream(("call", id(t)))]
+            consumers = [t for t in trained if ("call", id(site)) in analysis.dataflow.upstream(("call", id(t)))]
             if consumers:
-                yield _leak_through(model, backward, step, loss, consumers[0], site)
-            elif site.model is not None:  # a helper's call: its result is a loss, not a tensor to cut
+                yield _leak_through(analysis, backward, step, loss, consumers[0], site)
+            elif site.network is not None:  # a helper's call: its result is a loss, not a tensor to cut
                 yield Finding(
                     RULE.code, site.line, site.col,
-                    f"`{forwarded_model(site)}` gets gradients nothing uses: run it under "
+                    f"`{forwarded_network(site)}` gets gradients nothing uses: run it under "
                     f"`torch.no_grad()` (the backward at {line_ref(backward.line)}; "
                     f"`{step.receiver}` does not train it)",
                     Fix("method", span(site.node), "detach", safe=False))
 
 
-def _leak_through(model, backward, step, loss, consumer, leaking):
-    repair = detach_repair(model, backward, loss, consumer, leaking)
+def _leak_through(analysis, backward, step, loss, consumer, leaking):
+    repair = detach_repair(analysis, backward, loss, consumer, leaking)
     return Finding(
         RULE.code, consumer.line, consumer.col,
-        f"`{forwarded_model(leaking)}`'s output reaches `{forwarded_model(consumer)}` "
+        f"`{forwarded_network(leaking)}`'s output reaches `{forwarded_network(consumer)}` "
         f"undetached: {repair.remedy} (the backward at {line_ref(backward.line)} runs into "
-        f"`{forwarded_model(leaking)}`; `{step.receiver}` does not train it)", repair.fix)
+        f"`{forwarded_network(leaking)}`; `{step.receiver}` does not train it)", repair.fix)
 
 
-def _downstream_of(model, site, trained) -> bool:
-    upstream_of_site = model.dataflow.upstream(("call", id(site)))
+def _downstream_of(analysis, site, trained) -> bool:
+    upstream_of_site = analysis.dataflow.upstream(("call", id(site)))
     return any(("call", id(t)) in upstream_of_site for t in trained)
 
 
-def _entered_without_grad(model, site, upstream):
+def _entered_without_grad(analysis, site, upstream):
     """The forward sits in a helper that this loss reaches only through calls made with
     autograd off (``with torch.no_grad(): actor.get_action(next_obs)``), although other calls
     of the helper run with autograd on."""
-    entries = [model.site_of(node) for node in upstream if node[0] == "call"]
+    entries = [analysis.site_of(node) for node in upstream if node[0] == "call"]
     entries = [call for call in entries if call is not None and call.target is site.function]
-    return bool(entries) and all(model.grad_is_off(call) for call in entries)
+    return bool(entries) and all(analysis.grad_is_off(call) for call in entries)
 
 
-def _is_stepped(model, site, stepped, step):
+def _is_stepped(analysis, site, stepped, step):
     """True/False when the step updates the site's model; None when we cannot tell."""
     if stepped is not None:
-        return bool(model.model_binding(site) & stepped) or model.runs_inside(site, stepped)
-    optimizer_role, model_role = role(step.receiver), role(forwarded_model(site))
+        return bool(analysis.model_binding(site) & stepped) or analysis.runs_inside(site, stepped)
+    optimizer_role, model_role = role(step.receiver), role(forwarded_network(site))
     if optimizer_role is None or model_role is None:
         return None
     return optimizer_role == model_role

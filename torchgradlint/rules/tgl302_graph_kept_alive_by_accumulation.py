@@ -23,40 +23,40 @@ CONCATENATING = {"torch.cat", "torch.stack", "torch.hstack", "torch.vstack", "to
                  "torch.concatenate"}
 
 
-def check(model):
+def check(analysis):
     reported = set()
-    for function in model.functions:
+    for function in analysis.functions:
         for index, statement in enumerate(function.statements):
-            accumulated = _accumulation(model, statement)
+            accumulated = _accumulation(analysis, statement)
             if accumulated is None:
                 continue
             key, value = accumulated
-            if not _outlives_the_step(model, function, index, key):
+            if not _outlives_the_step(analysis, function, index, key):
                 continue
-            if not model.grad_may_be_on_statement(statement):
+            if not analysis.grad_may_be_on_statement(statement):
                 continue
-            if model.dataflow.def_node(function, index, key) in model.dataflow.reaches_training:
+            if analysis.dataflow.def_node(function, index, key) in analysis.dataflow.reaches_training:
                 continue  # accumulated on purpose, for a backward after the loop
-            start = model.dataflow.sources(function, index, value)
-            local = _graph_forwards(model, model.dataflow.upstream_within(start, function))
+            start = analysis.dataflow.sources(function, index, value)
+            local = _graph_forwards(analysis, analysis.dataflow.upstream_within(start, function))
             written = source_text(value)
             if local:
-                if not model.is_loss_like(function, index, value):
+                if not analysis.is_loss_like(function, index, value):
                     continue  # lists of outputs or features are TGL101's business
                 if (statement.lineno, statement.col_offset) in reported:
                     continue
                 reported.add((statement.lineno, statement.col_offset))
                 yield _finding(statement.lineno, statement.col_offset, key, written, local[0], value)
                 continue
-            params = {node[2] for node in model.dataflow.upstream_within(start, function)
+            params = {node[2] for node in analysis.dataflow.upstream_within(start, function)
                       if node[0] == "param" and node[1] == id(function)}
             for caller in function.callers:
-                for param, arg in model.facts.bind_arguments(caller, function):
+                for param, arg in analysis.facts.bind_arguments(caller, function):
                     if param not in params or caller.loop is None:
                         continue
-                    if not model.is_loss_like(caller.function, caller.index, arg):
+                    if not analysis.is_loss_like(caller.function, caller.index, arg):
                         continue
-                    forwards = _graph_forwards(model, model.gradient_upstream(
+                    forwards = _graph_forwards(analysis, analysis.gradient_upstream(
                         caller.function, caller.index, arg))
                     if forwards and (caller.line, caller.col) not in reported:
                         reported.add((caller.line, caller.col))
@@ -72,13 +72,13 @@ def _finding(line, col, key, written, forward, value):
     return Finding(
         RULE.code, line, col,
         f"{key if key.endswith('`') else '`' + key + '`'} keeps every step's autograd graph: "
-        f"{remedy} (`{written}` carries the graph of `{forward.model}`, {line_ref(forward.line)})",
+        f"{remedy} (`{written}` carries the graph of `{forward.network}`, {line_ref(forward.line)})",
         fix)
 
 
-def _graph_forwards(model, nodes):
-    return [site for site in model.forward_sites_in(nodes)
-            if model.grad_may_be_on(site) and not model.is_frozen(site)]
+def _graph_forwards(analysis, nodes):
+    return [site for site in analysis.forward_sites_in(nodes)
+            if analysis.grad_may_be_on(site) and not analysis.is_frozen(site)]
 
 
 def _container(node):
@@ -89,7 +89,7 @@ def _container(node):
     return dotted(node)
 
 
-def _accumulation(model, statement):
+def _accumulation(analysis, statement):
     """(accumulating name, added value) for ``x += v``, ``x = x + v``, ``x.append(v)``,
     ``x = torch.cat([x, v])``, ``stats["loss"] += v``, ``history["loss"].append(v)``."""
     if isinstance(statement, ast.AugAssign) and isinstance(statement.op, (ast.Add, ast.Sub)):
@@ -106,7 +106,7 @@ def _accumulation(model, statement):
             if dotted(value.right) == key:
                 return key, value.left
         if isinstance(value, ast.Call) and value.args and \
-                model.imports.resolve(value.func) in CONCATENATING and \
+                analysis.imports.resolve(value.func) in CONCATENATING and \
                 isinstance(value.args[0], (ast.List, ast.Tuple)):
             others = [e for e in value.args[0].elts if dotted(e) != key]
             if len(others) < len(value.args[0].elts) and len(others) == 1:
@@ -120,19 +120,19 @@ def _accumulation(model, statement):
     return None
 
 
-def _outlives_the_step(model, function, index, key):
+def _outlives_the_step(analysis, function, index, key):
     """Defined before the innermost loop around the statement (and not reset in it), or state
     of ``self`` that outlives the method call."""
     root = key.split(".")[0]
     loop = _innermost_loop(function, index)
     if loop is None:
         return root == "self" and function.cls is not None
-    if not model.loop_trains(loop) and not _walks_data(loop):
+    if not analysis.loop_trains(loop) and not _walks_data(loop):
         return False  # a loop over layers or timesteps inside one step: nothing outlives it
     if root == "self" or root in function.params:
         return True
-    definitions = model.dataflow.definitions(function, key) or model.dataflow.definitions(function, root)
-    if any(loop.first_index < other < index and _assigns_fresh(model, function.statements[other], key)
+    definitions = analysis.dataflow.definitions(function, key) or analysis.dataflow.definitions(function, root)
+    if any(loop.first_index < other < index and _assigns_fresh(analysis, function.statements[other], key)
            for other in definitions):
         return False  # reset earlier in the same iteration
     return not definitions or any(other < loop.first_index for other in definitions)
@@ -156,6 +156,6 @@ def _innermost_loop(function, index):
     return innermost
 
 
-def _assigns_fresh(model, statement, key):
+def _assigns_fresh(analysis, statement, key):
     return isinstance(statement, (ast.Assign, ast.AnnAssign)) and \
-        _accumulation(model, statement) is None
+        _accumulation(analysis, statement) is None

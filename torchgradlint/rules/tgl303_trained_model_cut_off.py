@@ -13,22 +13,22 @@ RULE = RuleInfo(
 )
 
 
-def check(model):
+def check(analysis):
     reported = set()
-    for backward, step, stepped, loss in model.backward_passes():
+    for backward, step, stepped, loss in analysis.backward_passes():
         if not stepped:
             continue
         function, index = backward.function, backward.index
-        if model.computed_without_graph(backward, loss) is not None:
+        if analysis.computed_without_graph(backward, loss) is not None:
             continue  # no graph at all: TGL102
-        with_history = model.gradient_upstream(function, index, loss)
-        trained = [site for site in model.forward_sites_in(with_history)
-                   if model.model_binding(site) & stepped]
-        if any(model.grad_may_be_on(site) for site in trained):
+        with_history = analysis.gradient_upstream(function, index, loss)
+        trained = [site for site in analysis.forward_sites_in(with_history)
+                   if analysis.model_binding(site) & stepped]
+        if any(analysis.grad_may_be_on(site) for site in trained):
             continue
-        cut = _no_grad_forward(model, trained)
+        cut = _no_grad_forward(analysis, trained)
         if cut is None:
-            cut = _detach_on_the_way(model, with_history, stepped)
+            cut = _detach_on_the_way(analysis, with_history, stepped)
         if cut is None or cut in reported:
             continue
         reported.add(cut)
@@ -40,17 +40,17 @@ def check(model):
             f"at {line_ref(step.line)})")
 
 
-def _no_grad_forward(model, trained):
+def _no_grad_forward(analysis, trained):
     for site in trained:
-        if model.grad_is_off(site):
-            return site.line, site.col, f"`{site.model}(...)` under no_grad"
+        if analysis.grad_is_off(site):
+            return site.line, site.col, f"`{site.network}(...)` under no_grad"
     return None
 
 
-def _detach_on_the_way(model, with_history, stepped):
+def _detach_on_the_way(analysis, with_history, stepped):
     """A ``.detach()`` / ``.item()`` call or ``.data`` attribute that the loss's history
     reaches and behind which a forward of a stepped model lies."""
-    dataflow = model.dataflow
+    dataflow = analysis.dataflow
     for node in sorted(with_history, key=str):
         if node[0] not in ("call", "cut"):
             continue
@@ -60,10 +60,10 @@ def _detach_on_the_way(model, with_history, stepped):
         behind = set(cut_inputs)  # what the cut removes the history of (not integer indices)
         for source in cut_inputs:
             behind |= dataflow.upstream(source)
-        if any(model.model_binding(site) & stepped for site in model.forward_sites_in(behind)):
+        if any(analysis.model_binding(site) & stepped for site in analysis.forward_sites_in(behind)):
             if node[0] == "cut":
                 line, col = dataflow.cut_lines[node]
                 return line, col, "`.data`"
-            site = model.site_of(node)
+            site = analysis.site_of(node)
             return site.line, site.col, f"`.{site.method or site.callee}()`"
     return None

@@ -223,9 +223,9 @@ class Dataflow:
                 inputs |= self.sources(function, index, arg, bound)
             for keyword in call.keywords:
                 inputs |= self.sources(function, index, keyword.value, bound)
-            if site.model is None and inputs:
+            if site.network is None and inputs:
                 self.unknown_call_arguments[node] = set(inputs)
-        if isinstance(call.func, ast.Attribute) and site.model is None and target is None:
+        if isinstance(call.func, ast.Attribute) and site.network is None and target is None:
             inputs |= self.sources(function, index, call.func.value, bound)
         if stops:
             self.value_preds[node] |= inputs

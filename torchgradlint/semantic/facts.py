@@ -932,8 +932,12 @@ class Facts:
         found.update(id(site.function) for site in function.callers)
         owner = self.enclosing_class(function)
         classes = [owner] if owner is not None else []
+        seen: Set[int] = set()
         while classes:
             cls = classes.pop()
+            if id(cls) in seen:
+                continue  # (``class A(A)`` after an ``A`` above: a cycle of bases)
+            seen.add(id(cls))
             found.update(id(method) for method in cls.methods.values())
             classes.extend(cls.base_classes)
         return found
@@ -1060,7 +1064,7 @@ class Facts:
         """A call of code we cannot see (a parameter, an object of an imported class) handed a
         loss first and an optimizer after it: ``loss_scaler(loss, optimizer, ...)``. A function
         or class we can read decides by its own code; a constructor or torch builds, not steps."""
-        if site.target is not None or site.constructs is not None or site.model is not None or \
+        if site.target is not None or site.constructs is not None or site.network is not None or \
                 site.callee is None or api.is_class_like(site.callee) or \
                 (site.qualified or "").split(".")[0] in api.TORCH_ROOTS:
             return False
@@ -1137,11 +1141,11 @@ class Facts:
                 if site.callee is None:
                     continue
                 if self.is_model(function, site.callee):
-                    site.model = site.callee
+                    site.network = site.callee
                 elif site.method in ("forward", "__call__") and self.is_model(function, site.receiver):
-                    site.model = site.receiver
+                    site.network = site.receiver
                 elif site.receiver and self._is_submodule_of_a_model(function, site.receiver, site.method):
-                    site.model = site.callee  # ``model.decoder(h)``: a part of the model runs
+                    site.network = site.callee  # ``model.decoder(h)``: a part of the model runs
                 elif site.target is not None and site.target.external:
                     site.through_helper = self._model_run_by_helper(function, site)
 
@@ -1166,7 +1170,7 @@ class Facts:
                 if function.name in ("__init__", "forward", "__call__") or \
                         id(function) in self.training_functions:
                     continue  # construction, a plain call of the model, or a training routine
-                if any(site.model is not None and (site.model == "self" or site.model.startswith("self."))
+                if any(site.network is not None and (site.network == "self" or site.network.startswith("self."))
                        or site.target is not None and id(site.target) in running
                        for site in function.sites):
                     running.add(id(function))
@@ -1182,12 +1186,12 @@ class Facts:
         running_names = {name for name, verdicts in by_name.items() if all(verdicts)}
         for function in self.functions:
             for site in function.sites:
-                if site.model is not None or not site.receiver or site.receiver == "self" or \
+                if site.network is not None or not site.receiver or site.receiver == "self" or \
                         site.receiver.startswith("self.") or not self.is_model(function, site.receiver):
                     continue
                 if site.target is not None and id(site.target) in running or \
                         site.target is None and site.method in running_names:
-                    site.model = site.receiver
+                    site.network = site.receiver
 
     def _model_run_by_helper(self, function: FunctionInfo, site: CallSite) -> Optional[str]:
         """The caller's model that a project helper runs with autograd on, when it runs exactly

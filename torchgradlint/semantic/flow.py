@@ -109,7 +109,7 @@ def wraps_no_grad(references: GradSwitchReferences, function: FunctionInfo) -> b
     that runs no model itself."""
     named = references.within(function)
     disables = api.NO_GRAD in named or api.INFERENCE_MODE in named
-    return disables and api.ENABLE_GRAD not in named and not any(site.model for site in function.sites)
+    return disables and api.ENABLE_GRAD not in named and not any(site.network for site in function.sites)
 
 
 def shares_variable(caller: FunctionInfo, callee: FunctionInfo, name: str) -> bool:
@@ -250,7 +250,7 @@ class FlowAnalysis:
             return set()
         names = set()
         for site in function.sites:
-            for key in (site.model, site.receiver if site.method in ("eval", "train") else None):
+            for key in (site.network, site.receiver if site.method in ("eval", "train") else None):
                 if key:
                     names.add(key.split(".")[0])
             if site.target is not None:
@@ -481,13 +481,13 @@ class FlowAnalysis:
     def _sites(self, sites: List[CallSite], state: State) -> State:
         for site in sites:
             if self._summarizing:
-                if (site.model or site.through_helper) and self._from_caller(site, state):
+                if (site.network or site.through_helper) and self._from_caller(site, state):
                     self.caller_dependent.add(id(self._function))
             else:
                 key = id(site)
                 previous = self.site_grad.get(key)
                 self.site_grad[key] = state.grad if previous is None else previous | state.grad
-                if site.model is not None or site.target is not None or site.method in ("eval", "train"):
+                if site.network is not None or site.target is not None or site.method in ("eval", "train"):
                     previous_modes = self.site_modes.get(key)
                     self.site_modes[key] = join_modes(previous_modes, state.modes) \
                         if previous_modes is not None else dict(state.modes)
@@ -501,7 +501,7 @@ class FlowAnalysis:
         """The forward's grad mode or its model's mode is still the one the caller gave."""
         if FROM_CALLER in state.grad:
             return True
-        value = lookup_mode(state.modes, site.model or site.through_helper)
+        value = lookup_mode(state.modes, site.network or site.through_helper)
         return value is not None and any(mode == PASSED_IN for mode, _ in value)
 
     def _effect(self, site: CallSite, state: State) -> State:

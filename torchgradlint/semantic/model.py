@@ -22,9 +22,9 @@ from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 from .usage import TRAINS, UNUSED, UsageAnalysis
 
 
-def forwarded_model(site: CallSite) -> Optional[str]:
+def forwarded_network(site: CallSite) -> Optional[str]:
     """The model a call runs: its own forward, or the one a project helper runs for it."""
-    return site.model if site.model is not None else site.through_helper
+    return site.network if site.network is not None else site.through_helper
 
 
 class TooDeepToAnalyse(Exception):
@@ -168,7 +168,7 @@ class SemanticModel:
 
     def forwards(self) -> Iterator[CallSite]:
         for site in self.sites():
-            if site.model is not None:
+            if site.network is not None:
                 yield site
 
     # -- grad and module mode -------------------------------------------------------------
@@ -222,7 +222,7 @@ class SemanticModel:
         if site.index >= len(function.guards):
             return False
         around_site = {(ast.dump(test), branch) for test, branch in function.guards[site.index]}
-        root = (site.model or "").split(".")[0]
+        root = (site.network or "").split(".")[0]
         flags = set(function.params) - {root, "self"}
         for index, statement in enumerate(function.statements):
             if statement.lineno not in lines:
@@ -307,7 +307,7 @@ class SemanticModel:
         binding = frozenset(self.binding(function, key))
         known = self._trained_bindings.get(binding)
         if known is None:
-            known = any(self.binding(site.function, site.model) & binding and self.reaches_training(site)
+            known = any(self.binding(site.function, site.network) & binding and self.reaches_training(site)
                         for site in self.forwards()) or any(
                 self.binding(self._function_by_id[scope], owner) & binding
                 for (scope, _), owners in self.facts.optimizers.items() if scope in self._function_by_id
@@ -328,9 +328,9 @@ class SemanticModel:
     def is_frozen(self, site: CallSite) -> bool:
         """The model a forward runs has its parameters frozen, or has none (an activation
         written as a module): it builds no graph of its own."""
-        if self.facts.is_frozen(forwarded_model(site), site.function):
+        if self.facts.is_frozen(forwarded_network(site), site.function):
             return True
-        cls = self.facts.model_class_of(site.function, site.model) if site.model else None
+        cls = self.facts.model_class_of(site.function, site.network) if site.network else None
         return cls is not None and _holds_no_parameters(cls, self.imports) or \
             self._built_without_parameters(site)
 
@@ -419,7 +419,7 @@ class SemanticModel:
                 if self.grad_is_off(producer):
                     lines.append(producer.line)
                     continue
-                if producer.model is not None:
+                if producer.network is not None:
                     return None
                 if self._may_run_a_model(producer):
                     return None
@@ -454,7 +454,7 @@ class SemanticModel:
                     continue
                 if _is_loss_call(site, self.facts):
                     return True
-                if site.model is not None or site.target is not None:
+                if site.network is not None or site.target is not None:
                     continue  # a model's output, or what a helper returns, is not a loss here
                 stack.extend(self.dataflow.preds.get(node, ()))
             elif node[0] in ("def", "attr"):
@@ -613,7 +613,7 @@ class SemanticModel:
         """A forward of one of a model's own layers (``self.network(x)`` in a method of the
         class), when the model is one of ``bindings``: it is a part of that model, not
         another model."""
-        key = forwarded_model(site) or ""
+        key = forwarded_network(site) or ""
         if not (key == "self" or key.startswith("self.")):
             return False
         cls = self.facts.enclosing_class(site.function)
@@ -646,12 +646,12 @@ class SemanticModel:
         project helpers that run one model of the caller's (for questions about the graph)."""
         found = [self._site_by_id[node[1]] for node in nodes if node[0] == "call"
                  and node[1] in self._site_by_id]
-        found = [site for site in found if site.model is not None or
+        found = [site for site in found if site.network is not None or
                  through_helpers and site.through_helper is not None]
         return sorted(found, key=lambda s: (s.line, s.col))
 
     def model_binding(self, site: CallSite) -> Set[tuple]:
-        return self.binding(site.function, forwarded_model(site))
+        return self.binding(site.function, forwarded_network(site))
 
     # -- evaluation context ---------------------------------------------------------------
     def feeds_training(self, site: CallSite) -> bool:
@@ -679,12 +679,12 @@ class SemanticModel:
         evaluation code: they run models in whatever mode they test."""
         if self._in_test_file or self._is_smoke_test(site) or self._is_model_internal(site):
             return None
-        if include_mode and site.model is not None:
-            mode = self.mode_of(site, site.model)
+        if include_mode and site.network is not None:
+            mode = self.mode_of(site, site.network)
             if mode and all(value == EVAL for value, _ in mode):
                 lines = sorted(line for _, line in mode if line)
                 where = f" at {line_ref(lines[0])}" if lines else ""
-                return f"`{site.model}` switched to eval mode{where}"
+                return f"`{site.network}` switched to eval mode{where}"
         return self._context_evidence(site, strong_only=self.in_training_loop(site))
 
     def unused_graph_evidence(self, site: CallSite) -> Optional[str]:
@@ -720,13 +720,13 @@ class SemanticModel:
     def _constructions(self, site: CallSite, before: bool = False) -> List[Tuple[int, ast.Call]]:
         """The calls that build the model of a forward in its own function (``before``: above
         the forward only), as (statement index, call)."""
-        root = (site.model or "").split(".")[0]
+        root = (site.network or "").split(".")[0]
         return [(index, statement.value) for index, statement in self._assignments_of(site.function, root)
                 if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)
                 and (not before or index < site.index)]
 
     def _loaded_from_a_hub_wrapper(self, site: CallSite) -> bool:
-        root = (site.model or "").split(".")[0]
+        root = (site.network or "").split(".")[0]
         for scope in site.function.enclosing_functions():
             for _, statement in self._assignments_of(scope, root):
                 if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call) and \
@@ -737,7 +737,7 @@ class SemanticModel:
     def _trained_by_a_step(self, site: CallSite) -> bool:
         """Some optimizer step of the file may update the model the forward runs (one whose
         construction we cannot see may update anything)."""
-        key = forwarded_model(site) or ""
+        key = forwarded_network(site) or ""
         root = key if key.startswith("self.") else key.split(".")[0]
         binding = self.binding(site.function, root)
         for step in self.sites():
@@ -860,10 +860,10 @@ class SemanticModel:
     def _is_smoke_test(self, site: CallSite) -> bool:
         """One forward of a model freshly built in the same function, run once: a shape check
         of an architecture (``def test(): net = ResNet18(); print(net(x).size())``)."""
-        if site.model is None:
+        if site.network is None:
             return False
-        if (id(site.function), site.model) in self.facts.model_origin and \
-                self.facts.origin(site.function, site.model) == "fresh" and \
+        if (id(site.function), site.network) in self.facts.model_origin and \
+                self.facts.origin(site.function, site.network) == "fresh" and \
                 self._built_from_scratch(site) and \
                 not self._trained_before(site) and not self._made_ready_for_use(site):
             # An untrained network with no weights loaded (nor switched to eval): its output
@@ -876,10 +876,10 @@ class SemanticModel:
     def _built_from_scratch(self, site: CallSite) -> bool:
         """The model's construction loads no trained weights: a torch.nn layer, or a class of
         the file whose construction reads no checkpoint and builds no pretrained backbone."""
-        cls = self.facts.model_class_of(site.function, site.model)
+        cls = self.facts.model_class_of(site.function, site.network)
         if cls is None:
-            return (id(site.function), site.model) in self.facts.model_origin and \
-                self.facts.model_class.get((id(site.function), site.model)) is None and \
+            return (id(site.function), site.network) in self.facts.model_origin and \
+                self.facts.model_class.get((id(site.function), site.network)) is None and \
                 self._constructed_without_weights(site)
         return self._class_loads_no_weights(cls)
 
@@ -928,7 +928,7 @@ class SemanticModel:
         key = frozenset(binding)
         known = self._generators.get(key)
         if known is None:
-            forwards = [other for other in self.forwards() if other.model is not None]
+            forwards = [other for other in self.forwards() if other.network is not None]
             own = {("call", id(other)) for other in forwards if self.model_binding(other) & binding}
             known = any(own & self.dataflow.upstream(("call", id(other)))
                         for other in forwards if not self.model_binding(other) & binding)
@@ -941,7 +941,7 @@ class SemanticModel:
         function = site.function
         if not self.function_trains(function):
             return False
-        root = (site.model or "").split(".")[0]
+        root = (site.network or "").split(".")[0]
         built = max((index for index, _ in self._assignments_of(function, root) if index < site.index),
                     default=-1)
         first_loop = min((loop.first_index for loop in site.loops), default=site.index)
@@ -951,7 +951,7 @@ class SemanticModel:
     def _built_without_parameters(self, site: CallSite) -> bool:
         """The model was built, in the scope that binds it, by torch.nn layers that hold no
         parameters (a pooling layer, an activation): calling it builds no graph."""
-        root = (site.model or "").split(".")[0]
+        root = (site.network or "").split(".")[0]
         for scope in site.function.enclosing_functions():
             if root in scope.params:
                 return False
@@ -966,7 +966,7 @@ class SemanticModel:
 
     def _made_ready_for_use(self, site: CallSite) -> bool:
         """Before the forward, its function loads weights into the model or switches its mode."""
-        root = (site.model or "").split(".")[0]
+        root = (site.network or "").split(".")[0]
         if any(other.index < site.index and other.receiver and
                other.receiver.split(".")[0] == root and other.method in _PREPARING_METHODS
                for other in site.function.sites):
@@ -1032,7 +1032,7 @@ class SemanticModel:
         ``inference()``): the grad mode and the mode are the caller's, who runs the model. A
         sampling or generation loop written as a method still counts (it has a loop), and so
         does a training routine written as a method of the model (it is no internal)."""
-        if not site.model or not (site.model == "self" or site.model.startswith("self.")):
+        if not site.network or not (site.network == "self" or site.network.startswith("self.")):
             return False
         cls = self.facts.enclosing_class(site.function)
         if cls is None or not cls.is_module:

@@ -87,7 +87,7 @@ class CallSite:
     is_statement: bool  # the call is a whole expression statement
     target: Optional["FunctionInfo"] = field(default=None, repr=False)  # in-file function called
     constructs: Optional["ClassInfo"] = field(default=None, repr=False)  # in-file class built
-    model: Optional[str] = None  # the model key it runs forward, if it is a forward pass
+    network: Optional[str] = None  # the key of the network it runs forward, if it is a forward pass
     # A call of a project helper (another module) that runs this one model of the caller's with
     # autograd on: ``discriminator_loss(netD, real, fake)``. A forward for graph questions only.
     through_helper: Optional[str] = None

@@ -88,8 +88,8 @@ def summarize(model, module_name: str) -> dict:
 def _params_run_as_models(model, function) -> List[str]:
     """Parameters the function runs forward itself, with autograd on (``netD(fake)`` in a loss
     helper): for its callers, a call of it is a forward pass of the model they pass."""
-    return sorted({site.model.split(".")[0] for site in function.sites
-                   if site.model is not None and site.model.split(".")[0] in function.params
+    return sorted({site.network.split(".")[0] for site in function.sites
+                   if site.network is not None and site.network.split(".")[0] in function.params
                    and model.grad_may_be_on(site)})
 
 
@@ -245,13 +245,13 @@ class ExternalLinker:
     """Installs, in a file's semantic model, stubs for the project functions and classes it
     imports (from their summaries), and the calls other modules make into its functions."""
 
-    def __init__(self, model, project, for_summary: bool):
+    def __init__(self, analysis, project, for_summary: bool):
         import os
 
-        self.model = model
+        self.analysis = analysis
         self.project = project
         self.for_summary = for_summary
-        self.path = model.filename
+        self.path = analysis.filename
         self.module = project.module_of(self.path)
         self.is_package = os.path.basename(self.path) == "__init__.py"
         self.stubs: Dict[str, object] = {}  # dotted callee as written -> stub FunctionInfo
@@ -263,7 +263,7 @@ class ExternalLinker:
     def link(self) -> None:
         members: Dict[str, tuple] = {}  # local name -> (module, name) as imported
         modules: Dict[str, str] = {}
-        for local, target in self.model.imports.aliases.items():
+        for local, target in self.analysis.imports.aliases.items():
             absolute = self.project.absolute_module(self.module, target, self.is_package)
             if not absolute or absolute.split(".")[0] in api.TORCH_ROOTS:
                 continue
@@ -274,7 +274,7 @@ class ExternalLinker:
             if owner and self.project.path_of(owner, self.path):
                 members[local] = (owner, name)
         stars = [self.project.absolute_module(self.module, star, self.is_package)
-                 for star in self.model.imports.star_modules]
+                 for star in self.analysis.imports.star_modules]
         if not members and not modules and not stars:
             return
         wanted = set()
@@ -289,12 +289,12 @@ class ExternalLinker:
             elif stars and "." not in name and name not in self._defined_here():
                 wanted.add((name, ("*", name)))  # perhaps from ``from utils import *``
 
-        for site in self.model.sites():
+        for site in self.analysis.sites():
             want(site.callee)
-        for function in self.model.functions:
+        for function in self.analysis.functions:
             for decorator in function.decorators:
                 want(dotted(decorator.func if isinstance(decorator, ast.Call) else decorator))
-        for item, _ in self.model.structure.with_items:
+        for item, _ in self.analysis.structure.with_items:
             want(dotted(item.func if isinstance(item, ast.Call) else item))
         for written, (owner, name) in sorted(wanted):
             candidates = stars if owner == "*" else [owner]
@@ -311,8 +311,8 @@ class ExternalLinker:
         """Module-level names the file binds itself (a star import does not override them)."""
         from .structure import bound_names
 
-        module = self.model.module_function
-        return bound_names(module) | set(self.model.classes) | set(self.model.imports.aliases)
+        module = self.analysis.module_function
+        return bound_names(module) | set(self.analysis.classes) | set(self.analysis.imports.aliases)
 
     def _install(self, written: str, source: str, name: str) -> None:
         from .structure import ClassInfo
@@ -330,7 +330,7 @@ class ExternalLinker:
             info.is_module = bool(facts.get("is_module"))
             info.has_dropout_or_batchnorm = facts.get("dropout_or_batchnorm")
             info.freezes_itself = bool(facts.get("freezes_itself"))
-            if self.model.classes.setdefault(written, info) is info:
+            if self.analysis.classes.setdefault(written, info) is info:
                 # Its methods, so that ``gan = GAN(); gan.train()`` links to GAN.train's summary.
                 for qualname, method_facts in summary.get("functions", {}).items():
                     owner_name, _, method = qualname.partition(".")
@@ -343,7 +343,7 @@ class ExternalLinker:
             return  # not a function of that module (a constant, a re-export we cannot follow)
         stub = self._stub(written, written.rsplit(".", 1)[-1], owner, name, function_facts, None)
         if "." not in written:
-            self.model.module_function.nested.setdefault(written, stub)
+            self.analysis.module_function.nested.setdefault(written, stub)
 
     def _stub(self, written: str, local: str, owner: str, name: str, function_facts, cls):
         from .structure import FunctionInfo
@@ -353,12 +353,12 @@ class ExternalLinker:
                                   vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
         node = ast.FunctionDef(name=name, args=arguments, body=[ast.Pass()], decorator_list=[],
                                lineno=1, col_offset=0, end_lineno=1, end_col_offset=0)
-        stub = FunctionInfo(node, local, f"{owner}:{name}", cls, self.model.module_function,
+        stub = FunctionInfo(node, local, f"{owner}:{name}", cls, self.analysis.module_function,
                             params=params)
         stub.external = True
         stub.external_name = f"{owner}:{name}"
         stub.external_facts = function_facts
-        self.model.functions.append(stub)
+        self.analysis.functions.append(stub)
         self.stubs[written] = stub
         return stub
 
@@ -382,7 +382,7 @@ class ExternalLinker:
             # Once per file, backwards over the in-file calls: from those functions to
             # everything that calls them.
             self._runs_models = set()
-            stack = [f for f in self.model.functions if id(f) in caller_dependent]
+            stack = [f for f in self.analysis.functions if id(f) in caller_dependent]
             while stack:
                 current = stack.pop()
                 if id(current) not in self._runs_models:
@@ -434,8 +434,8 @@ class ExternalLinker:
         functions whose findings may depend on their callers."""
         if self.for_summary:
             return []
-        shortcuts = self.model.config.shortcuts
-        by_name = {f.qualname: f for f in self.model.functions
+        shortcuts = self.analysis.config.shortcuts
+        by_name = {f.qualname: f for f in self.analysis.functions
                    if not f.is_module_scope and not getattr(f, "external", False)
                    and not getattr(f, "framework_loop", False) and f.parent is not None and f.parent.is_module_scope
                    and not _run_by_torch_or_a_framework(f) and self._callers_matter(f, caller_dependent, shortcuts)}

@@ -16,33 +16,33 @@ from .structure import CallSite, FunctionInfo, binding_scope
 LOADERS = {"torch.load", "torch.jit.load", "torch.hub.load", "torch.jit.script", "torch.compile"}
 
 
-def unknown_mode_notes(model) -> List[Tuple[int, str]]:
+def unknown_mode_notes(analysis) -> List[Tuple[int, str]]:
     """(line, text) for each evaluation or training forward whose model may be in an unknown
     mode, once per model and function."""
     notes: List[Tuple[int, str]] = []
     seen = set()
-    for site in model.forwards():
+    for site in analysis.forwards():
         if getattr(site.function, "framework_loop", False):
             continue
-        mode = model.mode_of(site, site.model)
+        mode = analysis.mode_of(site, site.network)
         if mode and all(value != UNKNOWN_TAG for value, _ in mode):
             continue
-        key = (id(site.function), site.model)
+        key = (id(site.function), site.network)
         if key in seen:
             continue
-        if model.evaluation_evidence(site, include_mode=False) is None and \
-                not model.grad_is_off(site) and not model.reaches_training(site):
+        if analysis.evaluation_evidence(site, include_mode=False) is None and \
+                not analysis.grad_is_off(site) and not analysis.reaches_training(site):
             continue  # neither rule would ask about this forward
         seen.add(key)
         where = "at module level" if site.function.is_module_scope else f"in {site.function.name}()"
-        notes.append((site.line, f"`{site.model}` {where}: mode unknown, so TGL201/TGL202 stay "
-                                 f"silent here -- {_why(model, site)}"))
+        notes.append((site.line, f"`{site.network}` {where}: mode unknown, so TGL201/TGL202 stay "
+                                 f"silent here -- {_why(analysis, site)}"))
     return notes
 
 
-def _why(model, site: CallSite) -> str:
+def _why(analysis, site: CallSite) -> str:
     function = site.function
-    key = site.model
+    key = site.network
     root = key.split(".")[0]
     for other in function.sites:
         if other.method == "train" and other.receiver and key.startswith(other.receiver) and \
@@ -52,28 +52,28 @@ def _why(model, site: CallSite) -> str:
                 return f"`{other.receiver}.train({_text(flag)})` at line {other.line} sets it from a " \
                        "value the linter cannot read"
     if root == "self":
-        cls = model.facts.enclosing_class(function)
+        cls = analysis.facts.enclosing_class(function)
         name = cls.name if cls is not None else "the class"
-        if not function.callers and not model.flow.contributions(function):
+        if not function.callers and not analysis.flow.contributions(function):
             return f"no code in the project calls {name}.{function.name}() (an entry point for " \
                    "other code or a framework)"
         return f"`{key}` is set where the linter cannot see its mode (an argument of " \
                f"{name}'s constructor, or a value it cannot follow)"
     scope = binding_scope(function, root)
     if root in scope.params:
-        if not scope.callers and not model.flow.contributions(scope):
+        if not scope.callers and not analysis.flow.contributions(scope):
             return f"a parameter of {scope.name}() that no code in the project passes (callers " \
                    "outside the project, or a framework)"
         return f"the callers of {scope.name}() pass `{root}` in a mode the linter cannot see"
     assigned = _assigned_value(scope, root)
     if isinstance(assigned, ast.Call):
-        qualified = model.imports.resolve(assigned.func) or ""
+        qualified = analysis.imports.resolve(assigned.func) or ""
         if qualified in LOADERS:
             return f"loaded by `{qualified}(...)`, which keeps the mode it was saved in"
         return f"returned by `{_text(assigned)}`, a call whose result the linter cannot follow"
     if assigned is not None:
         return f"bound to `{_text(assigned)}`, a value the linter cannot follow"
-    if model.imports.is_imported(root):
+    if analysis.imports.is_imported(root):
         return f"`{root}` is imported from code the linter does not read"
     return "its mode differs between the paths that reach here (one of them not followed)"
 
