@@ -44,9 +44,9 @@ def detach_repair(analysis, backward, loss, consumer, leaking) -> DetachRepair:
         return DetachRepair(None, "detach the input that carries it")
     function = consumer.function
     written = source_text(arg)
-    sources = analysis.dataflow.sources(function, consumer.index, arg)
+    sources = analysis.values.sources(function, consumer.index, arg)
     others = _other_backwards_upstream(analysis, backward)
-    if ("call", id(consumer)) in others:
+    if analysis.values.call(consumer) in others:
         return _second_forward(analysis, backward, loss, consumer, arg, others)
     if _input_gradient_taken(analysis, function, sources):
         if not isinstance(arg, ast.Name) or sources & others:
@@ -62,10 +62,10 @@ def detach_repair(analysis, backward, loss, consumer, leaking) -> DetachRepair:
 
 def leaking_argument(analysis, consumer, leaking) -> Optional[ast.expr]:
     """The argument of the trained model's call that carries the leak."""
-    node = ("call", id(leaking))
+    node = analysis.values.call(leaking)
     for arg in consumer.node.args:
-        sources = analysis.dataflow.sources(consumer.function, consumer.index, arg)
-        if node in sources or any(node in analysis.dataflow.upstream(source) for source in sources):
+        sources = analysis.values.sources(consumer.function, consumer.index, arg)
+        if node in sources or any(node in analysis.values.upstream(source) for source in sources):
             return arg
     return None
 
@@ -97,7 +97,7 @@ def _input_gradient_taken(analysis, function, sources: Set[tuple]) -> bool:
             continue
         inputs = site.node.args[1] if len(site.node.args) > 1 else next(
             (k.value for k in site.node.keywords if k.arg == "inputs"), None)
-        if inputs is not None and analysis.dataflow.sources(function, site.index, inputs) & sources:
+        if inputs is not None and analysis.values.sources(function, site.index, inputs) & sources:
             return True
     return False
 
@@ -124,13 +124,13 @@ def _reads(statement: ast.stmt, name: str) -> bool:
 def _statement_nodes(analysis, function, index: int) -> Set[tuple]:
     """The dataflow nodes a statement creates: its definitions and its calls."""
     statement = function.statements[index]
-    nodes = {("call", id(site)) for site in function.sites if site.index == index}
+    nodes = {analysis.values.call(site) for site in function.sites if site.index == index}
     if isinstance(statement, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
         targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
         for target in targets:
             for node in ast.walk(target):
                 if isinstance(node, ast.Name):
-                    nodes.add(analysis.dataflow.def_node(function, index, node.id))
+                    nodes.add(analysis.values.definition(function, index, node.id))
     return nodes
 
 
@@ -151,7 +151,7 @@ def _second_forward(analysis, backward, loss, consumer, arg, others) -> DetachRe
         if loop.contains_index(consumer.index) and any(
                 _reads(function.statements[k], name) for k in earlier):
             return DetachRepair(None, remedy)  # an earlier statement reads last iteration's value
-    redefined = [k for k in analysis.dataflow.definitions(function, name) if k > consumer.index]
+    redefined = [k for k in analysis.values.definitions(function, name) if k > consumer.index]
     last = redefined[0] if redefined else len(function.statements) - 1
     leak_upstream = analysis.gradient_upstream(function, backward.index, loss)
     other_backwards = {site.index for site in function.sites
@@ -171,7 +171,7 @@ def _second_forward(analysis, backward, loss, consumer, arg, others) -> DetachRe
         return DetachRepair(None, remedy)
     inputs = {node.id for node in ast.walk(consumer.node) if isinstance(node, ast.Name)}
     if any(consumer.index < k < first_leak for key in inputs
-           for k in analysis.dataflow.definitions(function, key)):
+           for k in analysis.values.definitions(function, key)):
         return DetachRepair(None, remedy)  # the second forward would see other values
     call = copy.deepcopy(consumer.node)
     position = consumer.node.args.index(arg)
@@ -187,10 +187,10 @@ def _second_forward(analysis, backward, loss, consumer, arg, others) -> DetachRe
 def _stepped_between(analysis, consumer, index: int) -> bool:
     """An optimizer step that may update the consumer's model runs between its forward and
     ``index``: a second forward would see other parameters."""
-    binding = analysis.model_binding(consumer)
+    binding = analysis.network_binding(consumer)
     for site in consumer.function.sites:
         if consumer.index < site.index < index and site.method == "step" and site.receiver and \
-                analysis.facts.is_optimizer(consumer.function, site.receiver):
+                analysis.is_optimizer(consumer.function, site.receiver):
             stepped = analysis.stepped_models(site)
             if stepped is None or stepped & binding:
                 return True

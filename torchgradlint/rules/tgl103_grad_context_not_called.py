@@ -13,10 +13,10 @@ RULE = RuleInfo(
 
 
 def check(analysis):
-    for item, _function in analysis.structure.with_items:
+    for item, _function in analysis.with_items():
         if not isinstance(item, (ast.Name, ast.Attribute)):
             continue
-        qualified = analysis.imports.resolve(item)
+        qualified = analysis.resolve(item)
         if qualified in api.GRAD_CONTEXTS:
             written = source_text(item)
             yield Finding(RULE.code, item.lineno, item.col_offset,

@@ -12,7 +12,7 @@ RULE = RuleInfo(
 
 
 def check(analysis):
-    for statement, _function in analysis.structure.expression_statements:
+    for statement, _function in analysis.expression_statements():
         value = statement.value
         if isinstance(value, ast.Attribute) and value.attr in ("eval", "train"):
             written = source_text(value)

@@ -41,7 +41,7 @@ def _findings(analysis):
         on_the_path = set()  # models this backward must run through to reach a trained one
         for site in forwards:
             if site not in trained and _downstream_of(analysis, site, trained):
-                on_the_path |= analysis.model_binding(site)
+                on_the_path |= analysis.network_binding(site)
         for site in forwards:
             if site in trained or not analysis.grad_may_be_on(site) or analysis.is_frozen(site):
                 continue
@@ -51,12 +51,12 @@ def _findings(analysis):
                 continue  # this loss reaches it through calls made under no_grad
             if _downstream_of(analysis, site, trained):
                 continue  # downstream of a trained model: its gradients are needed
-            if analysis.model_binding(site) & on_the_path:
+            if analysis.network_binding(site) & on_the_path:
                 continue  # the model gets gradients in this backward anyway (softmax GAN's
                 # partition function holds D(real) and D(G(z))): no detach can spare it
-            if analysis.gradients_used_later(backward, analysis.model_binding(site)):
+            if analysis.gradients_used_later(backward, analysis.network_binding(site)):
                 continue  # a later step (with no zero_grad before it) uses these gradients
-            consumers = [t for t in trained if ("call", id(site)) in analysis.dataflow.upstream(("call", id(t)))]
+            consumers = [t for t in trained if analysis.values.call(site) in analysis.values.upstream(analysis.values.call(t))]
             if consumers:
                 yield _leak_through(analysis, backward, step, loss, consumers[0], site)
             elif site.network is not None:  # a helper's call: its result is a loss, not a tensor to cut
@@ -78,15 +78,15 @@ def _leak_through(analysis, backward, step, loss, consumer, leaking):
 
 
 def _downstream_of(analysis, site, trained) -> bool:
-    upstream_of_site = analysis.dataflow.upstream(("call", id(site)))
-    return any(("call", id(t)) in upstream_of_site for t in trained)
+    upstream_of_site = analysis.values.upstream(analysis.values.call(site))
+    return any(analysis.values.call(t) in upstream_of_site for t in trained)
 
 
 def _entered_without_grad(analysis, site, upstream):
     """The forward sits in a helper that this loss reaches only through calls made with
     autograd off (``with torch.no_grad(): actor.get_action(next_obs)``), although other calls
     of the helper run with autograd on."""
-    entries = [analysis.site_of(node) for node in upstream if node[0] == "call"]
+    entries = [analysis.site_of(node) for node in upstream]
     entries = [call for call in entries if call is not None and call.target is site.function]
     return bool(entries) and all(analysis.grad_is_off(call) for call in entries)
 
@@ -94,7 +94,7 @@ def _entered_without_grad(analysis, site, upstream):
 def _is_stepped(analysis, site, stepped, step):
     """True/False when the step updates the site's model; None when we cannot tell."""
     if stepped is not None:
-        return bool(analysis.model_binding(site) & stepped) or analysis.runs_inside(site, stepped)
+        return bool(analysis.network_binding(site) & stepped) or analysis.runs_inside(site, stepped)
     optimizer_role, model_role = role(step.receiver), role(forwarded_network(site))
     if optimizer_role is None or model_role is None:
         return None

@@ -35,10 +35,10 @@ def check(analysis):
                 continue
             if not analysis.grad_may_be_on_statement(statement):
                 continue
-            if analysis.dataflow.def_node(function, index, key) in analysis.dataflow.reaches_training:
+            if analysis.values.reaches_training(analysis.values.definition(function, index, key)):
                 continue  # accumulated on purpose, for a backward after the loop
-            start = analysis.dataflow.sources(function, index, value)
-            local = _graph_forwards(analysis, analysis.dataflow.upstream_within(start, function))
+            start = analysis.values.sources(function, index, value)
+            local = _graph_forwards(analysis, analysis.values.upstream_within(start, function))
             written = source_text(value)
             if local:
                 if not analysis.is_loss_like(function, index, value):
@@ -48,10 +48,10 @@ def check(analysis):
                 reported.add((statement.lineno, statement.col_offset))
                 yield _finding(statement.lineno, statement.col_offset, key, written, local[0], value)
                 continue
-            params = {node[2] for node in analysis.dataflow.upstream_within(start, function)
-                      if node[0] == "param" and node[1] == id(function)}
+            params = analysis.values.parameters_among(
+                analysis.values.upstream_within(start, function), function)
             for caller in function.callers:
-                for param, arg in analysis.facts.bind_arguments(caller, function):
+                for param, arg in analysis.bound_arguments(caller, function):
                     if param not in params or caller.loop is None:
                         continue
                     if not analysis.is_loss_like(caller.function, caller.index, arg):
@@ -106,7 +106,7 @@ def _accumulation(analysis, statement):
             if dotted(value.right) == key:
                 return key, value.left
         if isinstance(value, ast.Call) and value.args and \
-                analysis.imports.resolve(value.func) in CONCATENATING and \
+                analysis.resolve(value.func) in CONCATENATING and \
                 isinstance(value.args[0], (ast.List, ast.Tuple)):
             others = [e for e in value.args[0].elts if dotted(e) != key]
             if len(others) < len(value.args[0].elts) and len(others) == 1:
@@ -131,7 +131,7 @@ def _outlives_the_step(analysis, function, index, key):
         return False  # a loop over layers or timesteps inside one step: nothing outlives it
     if root == "self" or root in function.params:
         return True
-    definitions = analysis.dataflow.definitions(function, key) or analysis.dataflow.definitions(function, root)
+    definitions = analysis.values.definitions(function, key) or analysis.values.definitions(function, root)
     if any(loop.first_index < other < index and _assigns_fresh(analysis, function.statements[other], key)
            for other in definitions):
         return False  # reset earlier in the same iteration

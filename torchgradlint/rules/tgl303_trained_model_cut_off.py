@@ -23,7 +23,7 @@ def check(analysis):
             continue  # no graph at all: TGL102
         with_history = analysis.gradient_upstream(function, index, loss)
         trained = [site for site in analysis.forward_sites_in(with_history)
-                   if analysis.model_binding(site) & stepped]
+                   if analysis.network_binding(site) & stepped]
         if any(analysis.grad_may_be_on(site) for site in trained):
             continue
         cut = _no_grad_forward(analysis, trained)
@@ -50,19 +50,18 @@ def _no_grad_forward(analysis, trained):
 def _detach_on_the_way(analysis, with_history, stepped):
     """A ``.detach()`` / ``.item()`` call or ``.data`` attribute that the loss's history
     reaches and behind which a forward of a stepped model lies."""
-    dataflow = analysis.dataflow
+    values = analysis.values
     for node in sorted(with_history, key=str):
-        if node[0] not in ("call", "cut"):
-            continue
-        cut_inputs = dataflow.value_preds.get(node)
+        cut_inputs = values.cut_inputs(node)
         if not cut_inputs:
             continue
         behind = set(cut_inputs)  # what the cut removes the history of (not integer indices)
         for source in cut_inputs:
-            behind |= dataflow.upstream(source)
-        if any(analysis.model_binding(site) & stepped for site in analysis.forward_sites_in(behind)):
-            if node[0] == "cut":
-                line, col = dataflow.cut_lines[node]
+            behind |= values.upstream(source)
+        if any(analysis.network_binding(site) & stepped for site in analysis.forward_sites_in(behind)):
+            position = values.data_read_position(node)
+            if position is not None:
+                line, col = position
                 return line, col, "`.data`"
             site = analysis.site_of(node)
             return site.line, site.col, f"`.{site.method or site.callee}()`"

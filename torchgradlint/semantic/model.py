@@ -20,6 +20,7 @@ from .flow import EVAL, OFF, ON, FlowAnalysis, lookup_mode
 from .names import ImportTable, NameReferences, assigned_names, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 from .usage import TRAINS, UNUSED, UsageAnalysis
+from .value_graph import ValueGraph
 
 
 def forwarded_network(site: CallSite) -> Optional[str]:
@@ -112,6 +113,34 @@ class SemanticModel:
             self._references = NameReferences(self.tree)
         return self._references
 
+    # -- what rules read of the file itself -------------------------------------------------
+    @property
+    def values(self) -> ValueGraph:
+        """The def-use graph, for questions about where values come from and go."""
+        return ValueGraph(self.dataflow)
+
+    def with_items(self) -> List[Tuple[ast.expr, FunctionInfo]]:
+        """Every ``with`` item of the file (``torch.no_grad()``), with its function."""
+        return self.structure.with_items
+
+    def expression_statements(self) -> List[Tuple[ast.Expr, FunctionInfo]]:
+        """Every statement that is a bare expression (``model.eval``), with its function."""
+        return self.structure.expression_statements
+
+    def resolve(self, node: ast.AST) -> Optional[str]:
+        """The qualified name a name or attribute refers to through the imports
+        (``nn.Dropout`` -> ``torch.nn.Dropout``); None when it is not imported."""
+        return self.imports.resolve(node)
+
+    def is_optimizer(self, function: FunctionInfo, key: str) -> bool:
+        """``key`` holds an optimizer in ``function`` (built from ``torch.optim`` or a known
+        optimizer library, or passed in by callers that hold one)."""
+        return self.facts.is_optimizer(function, key)
+
+    def bound_arguments(self, site: CallSite, function: FunctionInfo):
+        """(parameter of ``function``, argument expression) for the call ``site`` of it."""
+        return self.facts.bind_arguments(site, function)
+
     @property
     def dataflow(self) -> Dataflow:
         """The def-use graph, built on the first question that needs it (many files, model
@@ -163,25 +192,33 @@ class SemanticModel:
 
     # -- iteration ------------------------------------------------------------------------
     def sites(self) -> Iterator[CallSite]:
+        """Every call of the file, function by function, in evaluation order."""
         for function in self.functions:
             yield from function.sites
 
     def forwards(self) -> Iterator[CallSite]:
+        """Every call that runs a network forward (``site.network`` names it): ``net(x)``,
+        ``model.encode(x)``, ``self.decoder(h)``, a part of a model called on its own."""
         for site in self.sites():
             if site.network is not None:
                 yield site
 
     # -- grad and module mode -------------------------------------------------------------
     def grad_at(self, site: CallSite) -> FrozenSet[str]:
+        """The grad modes that may be in effect at the call: ``on``, ``off``, ``dynamic``
+        (``set_grad_enabled(flag)`` with a flag the analysis cannot read)."""
         return self.flow.site_grad.get(id(site), frozenset({ON}))
 
     def grad_may_be_on(self, site: CallSite) -> bool:
+        """Autograd may be on at the call (on some path into it)."""
         return ON in self.grad_at(site)
 
     def grad_may_be_on_statement(self, statement: ast.stmt) -> bool:
+        """Autograd may be on where the statement runs."""
         return ON in self.flow.statement_grad.get(id(statement), frozenset({ON}))
 
     def grad_is_off(self, site: CallSite) -> bool:
+        """Autograd is off at the call on every path (no_grad, inference_mode)."""
         return self.grad_at(site) == frozenset({OFF})
 
     def mode_of(self, site: CallSite, key: str):
@@ -211,6 +248,7 @@ class SemanticModel:
 
     @property
     def in_test_file(self) -> bool:
+        """The file is a test module (named like one and written like one)."""
         return self._in_test_file
 
     def eval_switch_correlates(self, site: CallSite, lines) -> bool:
@@ -353,6 +391,8 @@ class SemanticModel:
         return self.facts.site_trains(site)
 
     def loop_trains(self, loop: Loop) -> bool:
+        """A call in the loop runs a backward pass or an optimizer step, itself or through
+        in-file helpers."""
         known = self._loop_trains.get(id(loop))
         if known is None:
             known = self._loop_trains[id(loop)] = any(self.facts.site_trains(s) for s in loop.sites)
@@ -479,6 +519,7 @@ class SemanticModel:
         return "torch"
 
     def statement_of(self, site: CallSite) -> ast.stmt:
+        """The statement that holds the call."""
         return site.function.statements[site.index]
 
     def evaluation_start(self, site: CallSite, model: Optional[str] = None) -> ast.stmt:
@@ -639,6 +680,7 @@ class SemanticModel:
         return found
 
     def site_of(self, node: tuple) -> Optional[CallSite]:
+        """The call whose value ``node`` (of ``values``) is; None for other values."""
         return self._site_by_id.get(node[1]) if node and node[0] == "call" else None
 
     def forward_sites_in(self, nodes: Set[tuple], through_helpers: bool = False) -> List[CallSite]:
@@ -650,7 +692,9 @@ class SemanticModel:
                  through_helpers and site.through_helper is not None]
         return sorted(found, key=lambda s: (s.line, s.col))
 
-    def model_binding(self, site: CallSite) -> Set[tuple]:
+    def network_binding(self, site: CallSite) -> Set[tuple]:
+        """Where the network the forward runs was bound (the same object has the same
+        bindings: ``netD`` in ``train()`` and the global ``netD`` it was passed)."""
         return self.binding(site.function, forwarded_network(site))
 
     # -- evaluation context ---------------------------------------------------------------
@@ -665,6 +709,7 @@ class SemanticModel:
         return self.feeds_training(site) or self.wants_input_gradients(site.function)
 
     def in_training_loop(self, site: CallSite) -> bool:
+        """The innermost loop around the call trains (``loop_trains``)."""
         loop = site.loop
         return loop is not None and self.loop_trains(loop)
 
@@ -924,14 +969,14 @@ class SemanticModel:
         Sampling it in training mode for pictures is a deliberate, widespread convention."""
         if not self.anything_trains or not self.drawn_during_training(site):
             return False
-        binding = self.model_binding(site)
+        binding = self.network_binding(site)
         key = frozenset(binding)
         known = self._generators.get(key)
         if known is None:
             forwards = [other for other in self.forwards() if other.network is not None]
-            own = {("call", id(other)) for other in forwards if self.model_binding(other) & binding}
+            own = {("call", id(other)) for other in forwards if self.network_binding(other) & binding}
             known = any(own & self.dataflow.upstream(("call", id(other)))
-                        for other in forwards if not self.model_binding(other) & binding)
+                        for other in forwards if not self.network_binding(other) & binding)
             self._generators[key] = known
         return known
 
