@@ -29,8 +29,8 @@ from torchgradlint.config import Config
 from torchgradlint.engine import lint_file, lint_source
 from fixture_marks import FixtureMarks
 from torchgradlint.findings import Finding, Fix
-from torchgradlint.fix import (FixError, apply_fixes, fix_file, fix_source, fix_text,
-                               write_atomically)
+from torchgradlint.fix import FixError, apply_fixes, fix_file, fix_source, fix_text
+from torchgradlint.sourcefile import write_atomically
 
 BAD = sorted(FIXTURES.glob("TGL*/bad_*.py"))
 FIXABLE = [path for path in BAD if any(f.fix is not None for f in lint_file(str(path)))]

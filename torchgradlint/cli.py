@@ -25,7 +25,7 @@ from . import __version__
 from .config import Config
 from .discovery import discover, is_excluded, path_sort_key, sorted_paths
 from .findings import Finding, RuleInfo
-from .noqa import NoqaIndex
+from .noqa import NoqaIndex, reported
 from .output import (FORMATS, FORMATTERS, Problem, Report, format_sarif, non_ascii_lines,
                      printable, rule_url)
 from .pyproject_config import ConfigError, Options, settings_for, split_list
@@ -103,7 +103,7 @@ def analyse_source(source: str, path: str, config: Config, notes: bool = False) 
 
         findings = lint_tree(tree, source, path, config, on_error, on_skip=on_skip,
                              notes=result.notes if notes else None)
-        result.findings = noqa.filter(f for f in findings if config.wants(f.code))
+        result.findings = reported(findings, noqa, config)
         result.lines = non_ascii_lines(source, result.findings)
     except Exception as exc:  # the engine promises not to raise; say so loudly if it does
         errors.append(f"{type(exc).__name__}: {exc}".rstrip(": "))
@@ -273,8 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(fix, "findings remain")
 
     rules = commands.add_parser("rules", help="list the rules",
-                                description="List every rule: code, name, fix safety, summary.")
-    rules.add_argument("--format", choices=("text", "json"), default="text")
+                                description="List every rule: code, name, fix safety, summary "
+                                            "(markdown: the README's rule table).")
+    rules.add_argument("--format", choices=("text", "json", "markdown"), default="text")
 
     explain = commands.add_parser("explain", help="show a rule's documentation",
                                   description="Print the documentation page of a rule.")
@@ -485,7 +486,8 @@ def command_fix(args: argparse.Namespace) -> int:
 def _fix_stdin(args: argparse.Namespace, settings, config: Config) -> int:
     """Fix the module on standard input; the fixed code (or the diff) goes to standard
     output, the findings that remain to standard error."""
-    from .fix import encode_source, fix_text, unified_diff
+    from .fix import fix_text, unified_diff
+    from .sourcefile import encode_source
 
     name = args.stdin_filename or STDIN
     if args.show_files:
@@ -548,6 +550,20 @@ def _exit_for_findings(args: argparse.Namespace, found: bool) -> int:
     return EXIT_FINDINGS if found and not args.exit_zero else EXIT_CLEAN
 
 
+def rule_table() -> str:
+    """The README's rule table, from the rules' own declarations (``RULE`` in each module)."""
+    lines = ["| Code | Finds | Fix |", "| --- | --- | --- |"]
+    for rule in RULES:
+        if rule.fix_safety == "none":
+            fix = "—"
+        elif rule.unsafe_when:
+            fix = f"safe (unsafe for {'; '.join(rule.unsafe_when)}): {rule.fix_summary}"
+        else:
+            fix = f"{rule.fix_safety}: {rule.fix_summary}"
+        lines.append(f"| [{rule.code}]({rule.doc_path}) | {rule.summary} | {fix} |")
+    return "\n".join(lines) + "\n"
+
+
 def _fix_label(rule: RuleInfo) -> str:
     if rule.unsafe_when:
         return "safe fix*"
@@ -555,6 +571,9 @@ def _fix_label(rule: RuleInfo) -> str:
 
 
 def command_rules(args: argparse.Namespace) -> int:
+    if args.format == "markdown":
+        sys.stdout.write(rule_table())
+        return EXIT_CLEAN
     if args.format == "json":
         items = [
             {"code": r.code, "name": r.name, "fix_safety": r.fix_safety,

@@ -57,9 +57,10 @@ FIX_SAFETIES = ("safe", "unsafe", "none")
 class RuleInfo:
     """A rule's metadata, declared by its module as ``RULE`` (see ``rules/__init__.py``).
 
-    ``fix_safety``: ``safe`` (the fix keeps what the program computes, except for the bug),
-    ``unsafe`` (review it) or ``none`` (no automatic fix). ``unsafe_when``: the shapes in which
-    a ``safe`` rule marks its fix unsafe; a safe rule emits unsafe fixes only there.
+    ``summary``: what it finds, in one line. ``fix_safety``: ``safe`` (the fix keeps what the
+    program computes, except for the bug), ``unsafe`` (review it) or ``none`` (no automatic
+    fix). ``unsafe_when``: the shapes in which a ``safe`` rule marks its fix unsafe; a safe rule
+    emits unsafe fixes only there. ``fix_summary``: what the fix does, in a few words.
     """
 
     code: str
@@ -67,12 +68,15 @@ class RuleInfo:
     summary: str
     fix_safety: str = "none"
     unsafe_when: Tuple[str, ...] = ()
+    fix_summary: str = ""
 
     def __post_init__(self) -> None:
         if self.fix_safety not in FIX_SAFETIES:
             raise ValueError(f"{self.code}: fix_safety must be one of {FIX_SAFETIES}")
         if self.unsafe_when and self.fix_safety != "safe":
             raise ValueError(f"{self.code}: unsafe_when qualifies a safe fix only")
+        if bool(self.fix_summary) != (self.fix_safety != "none"):
+            raise ValueError(f"{self.code}: a rule with a fix says what it does (fix_summary)")
 
     @property
     def doc_path(self) -> str:

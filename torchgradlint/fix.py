@@ -26,14 +26,9 @@ Layers:
 from __future__ import annotations
 
 import ast
-import codecs
 import difflib
-import io
 import os
 import re
-import stat
-import tempfile
-import tokenize
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
@@ -41,9 +36,10 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 from .config import DEFAULT_CONFIG, Config
 from .findings import Finding, Fix
 from .rules import is_safe_fix
-from .noqa import NoqaIndex, physical_lines
+from .noqa import NoqaIndex, physical_lines, reported
 from .output import non_ascii_lines
-from .sourcefile import SourceError, decode_source, parse_module, read_bytes, syntax_error_position
+from .sourcefile import (SourceError, decode_source, encode_source, is_read_only, parse_module,
+                         read_bytes, syntax_error_position, write_atomically)
 
 # Fix kinds in the order they are applied: one group per round, the module linted in between.
 ROUNDS: Tuple[Tuple[str, ...], ...] = (
@@ -753,7 +749,7 @@ def _linter(filename: str, config: Config, errors: Optional[List[str]] = None) -
         if noqa.file_skipped():
             return []
         findings = lint_source(source, filename, config, on_error)
-        return noqa.filter(f for f in findings if config.wants(f.code))
+        return reported(findings, noqa, config)
 
     return lint
 
@@ -794,111 +790,12 @@ class FixResult:
     lines: Dict[int, str] = field(default_factory=dict)  # non-ASCII lines with a remaining finding
 
 
-def _encoding_of(data: bytes) -> str:
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    except SyntaxError:
-        return "utf-8"
-    return encoding
-
-
-def encode_source(text: str, data: bytes) -> bytes:
-    """``text`` encoded as the original ``data`` was: same codec, same byte order mark."""
-    encoding = _encoding_of(data)
-    bom = data.startswith(codecs.BOM_UTF8)
-    if encoding == "utf-8-sig":
-        encoding = "utf-8"
-    encoded = text.encode(encoding)
-    return codecs.BOM_UTF8 + encoded if bom else encoded
-
-
 def unified_diff(path: str, old: str, new: str) -> str:
     name = path.replace(os.sep, "/")
     lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
                                  fromfile=f"a/{name}", tofile=f"b/{name}")
     return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n"
                    for line in lines)
-
-
-def _is_read_only(path: str, mode: int) -> bool:
-    return not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or \
-        not os.access(path, os.W_OK)
-
-
-def _rewrite_in_place(path: str, data: bytes) -> None:
-    """Overwrite a file that has several hard links, keeping it one file: the fixed bytes are
-    already safe in the temporary file; the two system calls run with SIGINT and SIGTERM held
-    back so that an interruption cannot fall between them."""
-    import signal
-
-    held = {signal.SIGINT, signal.SIGTERM}
-    blocking = hasattr(signal, "pthread_sigmask")
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if blocking else None
-    try:
-        descriptor = os.open(path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(descriptor, view):]
-            os.ftruncate(descriptor, len(data))
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-    finally:
-        if blocking:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def write_atomically(path: str, data: bytes, expected: bytes, expected_stat: os.stat_result
-                     ) -> Optional[str]:
-    """Replace the file at ``path`` by ``data``; None on success, else why not.
-
-    The data goes to a temporary file in the same folder, with the original's permissions, and
-    replaces the original with ``os.replace`` (a file with several hard links is overwritten in
-    place instead, so that the links stay one file). Refused when the file changed on disk since it
-    was read (other bytes, size or modification time). A symbolic link is followed: its target
-    is replaced and the link stays.
-    """
-    real = os.path.realpath(path)
-    folder = os.path.dirname(real) or "."
-    try:
-        handle, temporary = tempfile.mkstemp(
-            prefix=f".{os.path.basename(real)}.", suffix=".tgl-fix", dir=folder)
-    except OSError as exc:
-        return f"cannot write in {folder}: {exc.strerror or exc}"
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, stat.S_IMODE(expected_stat.st_mode))
-        try:
-            os.chown(temporary, expected_stat.st_uid, expected_stat.st_gid)
-        except (OSError, AttributeError):
-            pass  # not ours to change: the new file keeps our ownership
-        try:
-            now = os.stat(real)
-            with open(real, "rb") as current:
-                on_disk = current.read()
-        except OSError as exc:
-            return f"cannot read the file again: {exc.strerror or exc}"
-        if on_disk != expected or now.st_mtime_ns != expected_stat.st_mtime_ns or \
-                now.st_size != expected_stat.st_size:
-            return "the file changed on disk while it was being fixed: left unchanged"
-        if now.st_nlink > 1:
-            _rewrite_in_place(real, data)  # replacing it would split its hard links
-        else:
-            os.replace(temporary, real)
-            temporary = ""
-    except OSError as exc:
-        return f"cannot write the fixed file: {exc.strerror or exc}"
-    finally:
-        if temporary:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-    return None
 
 
 def fix_file(path: str, config: Optional[Config] = None, unsafe: bool = False,
@@ -971,7 +868,7 @@ def fix_file(path: str, config: Optional[Config] = None, unsafe: bool = False,
     except UnicodeEncodeError as exc:
         return unchanged(f"cannot fix: the fixed code cannot be encoded as {exc.encoding}; "
                          "left unchanged")
-    if _is_read_only(path, before.st_mode):
+    if is_read_only(path, before.st_mode):
         return unchanged("cannot fix: the file is read-only; left unchanged")
     failure = write_atomically(path, encoded, data, before)
     if failure is not None:

@@ -124,6 +124,12 @@ class NoqaIndex:
         return [finding for finding in findings if not self.silenced(finding)]
 
 
+def reported(findings: Iterable[Finding], noqa: NoqaIndex, config) -> List[Finding]:
+    """The findings a run reports (``check`` and ``fix`` alike): of the codes the configuration
+    selects, and not silenced by a ``# noqa`` comment."""
+    return noqa.filter(finding for finding in findings if config.wants(finding.code))
+
+
 def apply_noqa(source: str, findings: Iterable[Finding]) -> List[Finding]:
     """The findings that no ``# noqa`` comment of ``source`` silences."""
     return NoqaIndex(source).filter(findings)

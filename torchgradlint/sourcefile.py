@@ -1,4 +1,5 @@
-"""Read a Python source file the way the interpreter does (PEP 263, PEP 3120).
+"""Read a Python source file the way the interpreter does (PEP 263, PEP 3120), parse it
+quietly, and write a fixed one back in its own encoding, atomically.
 
 The bytes are decoded with the encoding Python itself would use: a UTF-8 byte order mark, else a
 ``# -*- coding: ... -*-`` cookie on one of the first two lines, else UTF-8. The BOM is not part of
@@ -8,9 +9,11 @@ the returned text. Line endings are kept as they are in the file.
 from __future__ import annotations
 
 import ast
+import codecs
 import io
 import os
 import stat
+import tempfile
 import tokenize
 import warnings
 from typing import Optional, Tuple, Union
@@ -175,3 +178,103 @@ def syntax_error_position(source: str, path: str) -> Tuple[int, int]:
     except (ValueError, RecursionError, MemoryError):
         pass
     return 1, 0
+
+
+# -- writing a source back ----------------------------------------------------------------
+def _encoding_of(data: bytes) -> str:
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:
+        return "utf-8"
+    return encoding
+
+
+def encode_source(text: str, data: bytes) -> bytes:
+    """``text`` encoded as the original ``data`` was: same codec, same byte order mark."""
+    encoding = _encoding_of(data)
+    bom = data.startswith(codecs.BOM_UTF8)
+    if encoding == "utf-8-sig":
+        encoding = "utf-8"
+    encoded = text.encode(encoding)
+    return codecs.BOM_UTF8 + encoded if bom else encoded
+
+
+def is_read_only(path: str, mode: int) -> bool:
+    return not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or \
+        not os.access(path, os.W_OK)
+
+
+def _rewrite_in_place(path: str, data: bytes) -> None:
+    """Overwrite a file that has several hard links, keeping it one file: the fixed bytes are
+    already safe in the temporary file; the two system calls run with SIGINT and SIGTERM held
+    back so that an interruption cannot fall between them."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    blocking = hasattr(signal, "pthread_sigmask")
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if blocking else None
+    try:
+        descriptor = os.open(path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view):]
+            os.ftruncate(descriptor, len(data))
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    finally:
+        if blocking:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def write_atomically(path: str, data: bytes, expected: bytes, expected_stat: os.stat_result
+                     ) -> Optional[str]:
+    """Replace the file at ``path`` by ``data``; None on success, else why not.
+
+    The data goes to a temporary file in the same folder, with the original's permissions, and
+    replaces the original with ``os.replace`` (a file with several hard links is overwritten in
+    place instead, so that the links stay one file). Refused when the file changed on disk since it
+    was read (other bytes, size or modification time). A symbolic link is followed: its target
+    is replaced and the link stays.
+    """
+    real = os.path.realpath(path)
+    folder = os.path.dirname(real) or "."
+    try:
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{os.path.basename(real)}.", suffix=".tgl-fix", dir=folder)
+    except OSError as exc:
+        return f"cannot write in {folder}: {exc.strerror or exc}"
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, stat.S_IMODE(expected_stat.st_mode))
+        try:
+            os.chown(temporary, expected_stat.st_uid, expected_stat.st_gid)
+        except (OSError, AttributeError):
+            pass  # not ours to change: the new file keeps our ownership
+        try:
+            now = os.stat(real)
+            with open(real, "rb") as current:
+                on_disk = current.read()
+        except OSError as exc:
+            return f"cannot read the file again: {exc.strerror or exc}"
+        if on_disk != expected or now.st_mtime_ns != expected_stat.st_mtime_ns or \
+                now.st_size != expected_stat.st_size:
+            return "the file changed on disk while it was being fixed: left unchanged"
+        if now.st_nlink > 1:
+            _rewrite_in_place(real, data)  # replacing it would split its hard links
+        else:
+            os.replace(temporary, real)
+            temporary = ""
+    except OSError as exc:
+        return f"cannot write the fixed file: {exc.strerror or exc}"
+    finally:
+        if temporary:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+    return None

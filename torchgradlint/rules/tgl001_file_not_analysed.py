@@ -15,7 +15,8 @@ from ..findings import Finding, RuleInfo
 
 RULE = RuleInfo(
     "TGL001", "file-not-analysed",
-    "a file that cannot be read, decoded, parsed or analysed",
+    "a file that cannot be read, decoded, parsed or analysed (a syntax error): "
+    "reported, so that CI does not pass over it",
     fix_safety="none",
 )
 

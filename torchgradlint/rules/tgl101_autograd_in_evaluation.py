@@ -13,8 +13,9 @@ from ..findings import Finding, Fix, RuleInfo, span
 
 RULE = RuleInfo(
     "TGL101", "forward-with-autograd-in-evaluation",
-    "evaluation or inference forward pass runs with autograd enabled",
+    "an evaluation or inference forward pass runs with autograd enabled",
     fix_safety="unsafe",
+    fix_summary="wrap in `torch.no_grad()`",
 )
 
 

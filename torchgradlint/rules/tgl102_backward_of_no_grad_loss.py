@@ -6,7 +6,8 @@ from ..findings import Finding, RuleInfo, line_ref, source_text
 
 RULE = RuleInfo(
     "TGL102", "backward-of-no-grad-loss",
-    "backward or optimizer step on a loss computed under no_grad / inference_mode",
+    "`.backward()` / `autograd.grad` on a loss computed under `no_grad` / "
+    "`inference_mode`",
     fix_safety="none",
 )
 

@@ -7,8 +7,9 @@ from ..semantic import torch_api as api
 
 RULE = RuleInfo(
     "TGL103", "grad-context-not-called",
-    "no_grad / inference_mode / enable_grad used as a with item without being called",
+    "`with torch.no_grad:`: the context manager used without being called",
     fix_safety="safe",
+    fix_summary="add `()`",
 )
 
 

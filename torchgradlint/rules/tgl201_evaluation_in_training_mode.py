@@ -10,8 +10,9 @@ from ..semantic.flow import EVAL, TRAIN
 
 RULE = RuleInfo(
     "TGL201", "evaluation-in-training-mode",
-    "evaluation forward pass while the model is in training mode",
+    "an evaluation forward pass while the model is (or may be) in training mode",
     fix_safety="unsafe",
+    fix_summary="insert `model.eval()`",
 )
 
 

@@ -12,6 +12,7 @@ RULE = RuleInfo(
     "training resumes after an evaluation left the model in eval mode",
     fix_safety="safe",
     unsafe_when=("a function shared by training and evaluation",),
+    fix_summary="insert `model.train()`",
 )
 
 

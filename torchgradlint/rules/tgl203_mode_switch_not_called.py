@@ -6,8 +6,9 @@ from ..findings import Finding, Fix, RuleInfo, source_text, span
 
 RULE = RuleInfo(
     "TGL203", "mode-switch-not-called",
-    "model.eval / model.train referenced without being called",
+    "`model.eval` / `model.train` referenced without being called",
     fix_safety="safe",
+    fix_summary="add `()`",
 )
 
 

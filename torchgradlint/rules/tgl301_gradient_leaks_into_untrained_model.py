@@ -16,10 +16,12 @@ from .detach_fixes import detach_repair
 
 RULE = RuleInfo(
     "TGL301", "gradient-leaks-into-untrained-model",
-    "backward pass sends gradients into a model the following step does not train",
+    "a backward pass sends gradients into a model the following optimizer step does "
+    "not train (undetached GAN fake, target network, teacher)",
     fix_safety="safe",
     unsafe_when=("a target network or teacher (its output is detached)",
                  "a second forward of a model with Dropout or BatchNorm"),
+    fix_summary="`.detach()` the input, or a second forward on it",
 )
 
 

@@ -16,8 +16,9 @@ from ..semantic.torch_api import words
 
 RULE = RuleInfo(
     "TGL302", "graph-kept-alive-by-accumulation",
-    "tensor with autograd history accumulated across iterations",
+    "a tensor with autograd history accumulated across iterations (`total += loss`)",
     fix_safety="safe",
+    fix_summary="`.detach()`",
 )
 CONCATENATING = {"torch.cat", "torch.stack", "torch.hstack", "torch.vstack", "torch.concat",
                  "torch.concatenate"}

@@ -8,7 +8,8 @@ from ..findings import Finding, RuleInfo, line_ref
 
 RULE = RuleInfo(
     "TGL303", "trained-model-cut-off-from-loss",
-    "the model an optimizer step trains reaches its loss only through a detach or no_grad",
+    "the model an optimizer step trains reaches its loss only through `.detach()` / "
+    "`.data` / `no_grad`",
     fix_safety="none",
 )
 
