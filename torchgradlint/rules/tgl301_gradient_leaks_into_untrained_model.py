@@ -62,12 +62,25 @@ def _findings(analysis):
             if consumers:
                 yield _leak_through(analysis, backward, step, loss, consumers[0], site)
             elif site.network is not None:  # a helper's call: its result is a loss, not a tensor to cut
+                if _carries_a_trained_graph(analysis, backward, step, stepped, site):
+                    continue  # a generator's update runs through the discriminator: no_grad
+                    # there would cut the generator's gradients too
                 yield Finding(
                     RULE.code, site.line, site.col,
                     f"`{forwarded_network(site)}` gets gradients nothing uses: run it under "
                     f"`torch.no_grad()` (the backward at {line_ref(backward.line)}; "
                     f"`{step.receiver}` does not train it)",
                     Fix("method", span(site.node), "detach", safe=False))
+
+
+def _carries_a_trained_graph(analysis, backward, step, stepped, site) -> bool:
+    """The forward's inputs carry the graph of a model that this step, or a later one before
+    its gradients are cleared, trains (bicyclegan: the generator's output reaches the loss only
+    through the discriminator, and the generator steps after another backward)."""
+    inputs = analysis.forward_sites_in(analysis.values.upstream(analysis.values.call(site)))
+    return any(_is_stepped(analysis, other, stepped, step) or
+               analysis.gradients_used_later(backward, analysis.network_binding(other))
+               for other in inputs if other is not site)
 
 
 def _leak_through(analysis, backward, step, loss, consumer, leaking):

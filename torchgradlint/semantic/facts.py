@@ -1175,6 +1175,17 @@ class Facts:
                        for site in function.sites):
                     running.add(id(function))
                     changed = True
+        # ``model.generate(x)`` of a project class whose summary says the method runs ``self``.
+        for function in self.functions:
+            for site in function.sites:
+                target = site.target
+                if site.network is None and site.receiver and target is not None and \
+                        target.external and target.cls is not None and target.cls.is_module and \
+                        target.name not in ("__init__", "forward", "__call__") and \
+                        id(target) not in self.training_functions and \
+                        "self" in ((target.external_facts or {}).get("params_run_forward") or ()) and \
+                        self.is_model(function, site.receiver):
+                    site.network = site.receiver
         if not running:
             return
         # A model whose class is not known here (a parameter) calling a method that only the

@@ -61,8 +61,22 @@ def passed_in(root: str):
     return frozenset({(PASSED_IN, root)})
 
 
+# A variable the function binds itself starts "unbound": a path on which it is never bound
+# cannot use it (the name would not exist), so that path adds nothing to its mode where it is
+# used (``if resume: model = Net() elif pretrained: model = Net.from_pretrained()``).
+UNBOUND = ("unbound", None)
+
+
 def lookup_mode(modes: Modes, key: Optional[str]):
-    """A submodule is in its parent's mode unless it was switched on its own."""
+    """A submodule is in its parent's mode unless it was switched on its own. None when
+    unknown (or not bound on any path)."""
+    value = _stored_mode(modes, key)
+    if value is not None and UNBOUND in value:
+        value = value - {UNBOUND} or None
+    return value
+
+
+def _stored_mode(modes: Modes, key: Optional[str]):
     if key is None:
         return None
     while True:
@@ -140,8 +154,8 @@ def join_modes(a: Optional[Modes], b: Modes) -> Modes:
         return dict(b)
     modes = {}
     for key in a.keys() | b.keys():
-        left = lookup_mode(a, key) or UNKNOWN_MODE
-        right = lookup_mode(b, key) or UNKNOWN_MODE
+        left = _stored_mode(a, key) or UNKNOWN_MODE
+        right = _stored_mode(b, key) or UNKNOWN_MODE
         modes[key] = left | right
     return modes
 
@@ -180,6 +194,7 @@ class FlowAnalysis:
         self._references = references
         # Functions with a forward whose grad mode or model mode is the one their caller gives.
         self.caller_dependent: Set[int] = set()
+        self._unbound: Dict[int, List[str]] = {}
 
     @property
     def grad_switches(self) -> GradSwitchReferences:
@@ -318,6 +333,12 @@ class FlowAnalysis:
                 if site.target is not None:
                     before[id(site)] = self._contributions.get(id(site.target), {}).get(id(site))
         self._fresh_contributions = set()
+        unbound = self._unbound_at_entry(function)
+        if unbound:
+            modes = dict(entry.modes)
+            for name in unbound:
+                modes.setdefault(name, frozenset({UNBOUND}))
+            entry = State(entry.grad, modes)
         end = self._block(function.ir, entry)
         for site in function.sites:
             if id(site) in before:
@@ -332,6 +353,16 @@ class FlowAnalysis:
             self._record_effects(function, exit_state)
             self.return_modes[id(function)] = self._return_mode
             self.return_element_modes[id(function)] = self._return_elements or None
+
+    def _unbound_at_entry(self, function: FunctionInfo) -> List[str]:
+        """The variables holding models that the function binds itself (not its parameters,
+        not the globals or closure variables it uses)."""
+        found = self._unbound.get(id(function))
+        if found is None:
+            found = self._unbound[id(function)] = sorted(
+                name for name in function.local_names
+                if name not in function.params and self.facts.is_model(function, name))
+        return found
 
     def _record_effects(self, function: FunctionInfo, exit_state: Optional[State]) -> None:
         """What the function leaves behind: the modes of the models it was passed (or of
@@ -726,7 +757,10 @@ class FlowAnalysis:
                 mode = self._expression_mode(state, arg)
                 if mode is not None:
                     modes[param] = mode
-        for caller_key, value in state.modes.items():
+        for caller_key, stored in state.modes.items():
+            value = lookup_mode(state.modes, caller_key)
+            if value is None:
+                continue  # unknown, or not bound: the callee knows as much without it
             # Map the caller's names back onto the callee's parameters and ``self``.
             for param, arg in self.facts.bind_arguments(site, target):
                 text = dotted(arg)

@@ -206,8 +206,19 @@ class SemanticModel:
     # -- grad and module mode -------------------------------------------------------------
     def grad_at(self, site: CallSite) -> FrozenSet[str]:
         """The grad modes that may be in effect at the call: ``on``, ``off``, ``dynamic``
-        (``set_grad_enabled(flag)`` with a flag the analysis cannot read)."""
+        (``set_grad_enabled(flag)`` with a flag the analysis cannot read). A forward through a
+        method that sets its own grad mode (``@torch.no_grad() def generate``) runs in that."""
+        if site.network is not None and site.target is not None:
+            own = self._grad_set_by(site.target)
+            if own is not None:
+                return own
         return self.flow.site_grad.get(id(site), frozenset({ON}))
+
+    def _grad_set_by(self, function: FunctionInfo) -> Optional[FrozenSet[str]]:
+        if function.external:
+            decorated = (function.external_facts or {}).get("decorated_grad")
+            return frozenset(decorated) if decorated else None
+        return self.flow._decorator_grad(function)
 
     def grad_may_be_on(self, site: CallSite) -> bool:
         """Autograd may be on at the call (on some path into it)."""
@@ -1085,7 +1096,12 @@ class SemanticModel:
         if any(self.function_trains(scope) for scope in site.function.enclosing_functions()
                if not scope.is_module_scope):
             return False
-        return not (site.loops and self._has_evaluation_name(site.function, allow_model_methods=True))
+        if site.loops and self._has_evaluation_name(site.function, allow_model_methods=True):
+            # A generation loop written as a method: judged where it is called as a forward of
+            # a model (``model.generate(x)``, here or in another module), else here.
+            return any(caller.network is not None for caller in site.function.callers) or \
+                id(site.function) in self._externally_called
+        return True
 
     def _inside_model_forward(self, function: FunctionInfo) -> bool:
         cls = self.facts.enclosing_class(function)

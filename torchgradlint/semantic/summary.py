@@ -17,11 +17,11 @@ import ast
 from typing import Dict, List, Optional
 
 from . import torch_api as api
-from .flow import PASSED_IN
+from .flow import PASSED_IN, lookup_mode
 from .names import dotted
 from .usage import ESCAPES
 
-SUMMARY_FORMAT = 5  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 6  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -69,6 +69,7 @@ def summarize(model, module_name: str) -> dict:
             "return_element_modes": [_mode_to_json(value) for value in
                                      model.flow.return_element_modes.get(id(function)) or ()],
             "params_run_as_models": _params_run_as_models(model, function),
+            "params_run_forward": _params_run_forward(function),
             "params_reaching_training": [
                 p for p in function.params if model.anything_trains
                 and ("param", id(function), p) in model.dataflow.reaches_training],
@@ -93,6 +94,13 @@ def _params_run_as_models(model, function) -> List[str]:
                    and model.grad_may_be_on(site)})
 
 
+def _params_run_forward(function) -> List[str]:
+    """Parameters (``self`` too) the function runs forward, with autograd on or off: for the
+    module mode, ``model.generate(x)`` of a project class is a forward of ``model``."""
+    return sorted({site.network.split(".")[0] for site in function.sites
+                   if site.network is not None and site.network.split(".")[0] in function.params})
+
+
 def _calls_out(model) -> List[dict]:
     """Calls into imported project code, seen from here: the grad mode and the modes of the
     models passed, whether the call is evaluation code, whether its result trains."""
@@ -110,8 +118,9 @@ def _calls_out(model) -> List[dict]:
         receiver = {}
         if site.target.cls is not None and site.receiver:
             # ``gan.visualize_results()``: the modes of ``gan`` and its attributes, as ``self``'s
-            receiver = {key[len(site.receiver):]: _mode_to_json(value, True)
-                        for key, value in model.flow.site_modes.get(id(site), {}).items()
+            modes = model.flow.site_modes.get(id(site), {})
+            receiver = {key[len(site.receiver):]: _mode_to_json(lookup_mode(modes, key), True)
+                        for key in modes
                         if key == site.receiver or key.startswith(site.receiver + ".")}
         feeds = model.feeds_training(site)
         # A result handed on out of sight (returned to this module's own callers, stored):
@@ -182,6 +191,7 @@ FUNCTION_FIELDS = {
     "returns_model": _optional(str, bool),
     "return_mode": _is_mode,
     "params_run_as_models": _is_str_list,
+    "params_run_forward": _is_str_list,
     "params_reaching_training": _is_str_list,
 }
 CLASS_FIELDS = {
