@@ -20,6 +20,8 @@ RULE = RuleInfo(
 
 
 def check(analysis):
+    if not analysis.has_runtime_questions():
+        return  # no forward or backward pass of the file's own to judge
     for site in analysis.forwards():
         if not analysis.grad_may_be_on(site) or analysis.is_frozen(site):
             continue

@@ -17,6 +17,8 @@ RULE = RuleInfo(
 
 
 def check(analysis):
+    if not analysis.has_runtime_questions():
+        return  # no forward or backward pass of the file's own to judge
     for site in analysis.forwards():
         mode = analysis.mode_when_training(site, site.network)
         if not mode:

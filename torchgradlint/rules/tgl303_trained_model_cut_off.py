@@ -15,6 +15,8 @@ RULE = RuleInfo(
 
 
 def check(analysis):
+    if not analysis.has_runtime_questions():
+        return  # no forward or backward pass of the file's own to judge
     reported = set()
     for backward, step, stepped, loss in analysis.backward_passes():
         if not stepped:

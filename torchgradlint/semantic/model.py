@@ -28,6 +28,29 @@ def forwarded_network(site: CallSite) -> Optional[str]:
     return site.network if site.network is not None else site.through_helper
 
 
+class _CallsFromOtherModules:
+    """What the calls other modules make into the file say (``ExternalLinker.incoming``)."""
+
+    def __init__(self, incoming):
+        # functions whose result another module trains on
+        self.returns_training = [function for function, call in incoming
+                                 if call.get("trains_through_result")]
+        # functions other modules call -> one of those calls uses the result for training
+        # (as a loss or, detached, as a target) or hands it on out of sight
+        self.called: Dict[int, bool] = {}
+        for function, call in incoming:
+            self.called[id(function)] = self.called.get(id(function), False) \
+                or bool(call.get("feeds_training")) or bool(call.get("result_escapes"))
+        self.evaluation = {
+            id(function): f"called from evaluation code at {_caller_file(call)}:{call['line']}"
+            for function, call in incoming if call.get("evaluation") and not call.get("feeds_training")}
+        self.evaluation_grad: Dict[int, FrozenSet[str]] = {}
+        for function, call in incoming:
+            if call.get("evaluation") and not call.get("feeds_training"):
+                self.evaluation_grad[id(function)] = \
+                    self.evaluation_grad.get(id(function), frozenset()) | frozenset(call["grad"])
+
+
 class TooDeepToAnalyse(Exception):
     """A part of the model built on demand met a file nested deeper than the analysis goes."""
 
@@ -55,7 +78,6 @@ class SemanticModel:
         self.frameworks = FrameworkLoops(tree, self.imports, self.functions)
         self.functions.extend(self.frameworks.build())
         self.linker = None
-        incoming = []
         if project is not None:
             from .summary import ExternalLinker
 
@@ -66,37 +88,12 @@ class SemanticModel:
         self.facts.frameworks = self.frameworks
         self.facts.compute()
         self._references: Optional[NameReferences] = None
-        self.flow = FlowAnalysis(self.facts, self.imports, config, self.functions, structure.with_items,
-                                 source, lambda: self.references)
-        if self.linker is not None:
-            self.linker.preset_flow(self.flow)
-        self.flow.summarize()
-        if self.linker is not None:
-            # Read only now: which functions' forwards see the state their callers give is known.
-            incoming = self.linker.incoming(self.flow.caller_dependent)
-        for number, (function, call) in enumerate(incoming):
-            self.flow.add_external_call(function, -1 - number, call["grad"],
-                                        self._incoming_modes(function, call))
-        self.flow.propagate()
-        self._returns_training = [function for function, call in incoming
-                                  if call.get("trains_through_result")]
+        self._source = source
+        self._flow: Optional[FlowAnalysis] = None
         self._dataflow: Optional[Dataflow] = None
         self._usage: Optional[UsageAnalysis] = None
-        # Functions other modules call, and whether one of those calls uses the result for
-        # training (as a loss or, detached, as a target).
-        self._externally_called: Dict[int, bool] = {}
-        for function, call in incoming:
-            self._externally_called[id(function)] = self._externally_called.get(id(function), False) \
-                or bool(call.get("feeds_training")) or bool(call.get("result_escapes"))
         self._anything_trains: Optional[bool] = None
-        self._external_evaluation = {
-            id(function): f"called from evaluation code at {_caller_file(call)}:{call['line']}"
-            for function, call in incoming if call.get("evaluation") and not call.get("feeds_training")}
-        self._external_evaluation_grad: Dict[int, FrozenSet[str]] = {}
-        for function, call in incoming:
-            if call.get("evaluation") and not call.get("feeds_training"):
-                self._external_evaluation_grad[id(function)] = \
-                    self._external_evaluation_grad.get(id(function), frozenset()) | frozenset(call["grad"])
+        self._runtime_questions: Optional[bool] = None
         self._in_test_file = _is_test_file(filename, tree)
         self._loop_trains: Dict[int, bool] = {}
         self._assignments: Dict[tuple, List[Tuple[int, ast.stmt]]] = {}
@@ -112,6 +109,69 @@ class SemanticModel:
         if self._references is None:
             self._references = NameReferences(self.tree)
         return self._references
+
+    # -- the flow, on the first question that needs it ---------------------------------------
+    @property
+    def flow(self) -> FlowAnalysis:
+        """Grad mode and model modes at every call, with the calls other modules make into
+        the file: built on the first question that needs them (a file whose forwards are all a
+        model's own layers, with no backward pass, never asks)."""
+        if self._flow is None:
+            try:
+                self._analyse_flow()
+            except (RecursionError, MemoryError) as error:
+                raise TooDeepToAnalyse(str(error)) from None
+        return self._flow
+
+    def _analyse_flow(self) -> None:
+        flow = FlowAnalysis(self.facts, self.imports, self.config, self.functions,
+                            self.structure.with_items, self._source, lambda: self.references)
+        incoming = []
+        if self.linker is not None:
+            self.linker.preset_flow(flow)
+        flow.summarize()
+        if self.linker is not None:
+            # Read only now: which functions' forwards see the state their callers give is known.
+            incoming = self.linker.incoming(flow.caller_dependent)
+        for number, (function, call) in enumerate(incoming):
+            flow.add_external_call(function, -1 - number, call["grad"],
+                                   self._incoming_modes(function, call))
+        self._flow = flow
+        flow.propagate()
+        self._from_other_modules = _CallsFromOtherModules(incoming)
+
+    @property
+    def _returns_training(self) -> List[FunctionInfo]:
+        return self._calls_in().returns_training
+
+    @property
+    def _externally_called(self) -> Dict[int, bool]:
+        return self._calls_in().called
+
+    @property
+    def _external_evaluation(self) -> Dict[int, str]:
+        return self._calls_in().evaluation
+
+    @property
+    def _external_evaluation_grad(self) -> Dict[int, FrozenSet[str]]:
+        return self._calls_in().evaluation_grad
+
+    def _calls_in(self) -> "_CallsFromOtherModules":
+        self.flow  # noqa: B018 -- read with the flow
+        return self._from_other_modules
+
+    def has_runtime_questions(self) -> bool:
+        """Whether the file holds what the rules about grad mode, module mode and graphs look
+        at: a call that runs a backward pass or trains (here or in a project helper), a
+        Lightning training hook, or a forward that is not a model's own layers inside its
+        methods. Answered from the facts alone: a file of model definitions never builds the
+        flow (the rules that read the text still run)."""
+        if self._runtime_questions is None:
+            self._runtime_questions = not self.config.shortcuts or any(
+                api.backward_run_by(site) or self.facts.site_trains(site) for site in self.sites()
+            ) or any(function.name in api.LIGHTNING_TRAIN_HOOKS for function in self.functions) or \
+                not all(self._is_model_internal(site, callers_elsewhere=False) for site in self.forwards())
+        return self._runtime_questions
 
     # -- what rules read of the file itself -------------------------------------------------
     @property
@@ -1083,11 +1143,12 @@ class SemanticModel:
             return False
         return any(self._runs_repeatedly(caller, depth + 1) for caller in site.function.callers)
 
-    def _is_model_internal(self, site: CallSite) -> bool:
+    def _is_model_internal(self, site: CallSite, callers_elsewhere: bool = True) -> bool:
         """A submodule called inside a model's own methods (``self.backbone(x)`` in a detector's
         ``inference()``): the grad mode and the mode are the caller's, who runs the model. A
         sampling or generation loop written as a method still counts (it has a loop), and so
-        does a training routine written as a method of the model (it is no internal)."""
+        does a training routine written as a method of the model (it is no internal). Without
+        ``callers_elsewhere``, calls from other modules are not read (and do not count)."""
         if not site.network or not (site.network == "self" or site.network.startswith("self.")):
             return False
         cls = self.facts.enclosing_class(site.function)
@@ -1100,7 +1161,7 @@ class SemanticModel:
             # A generation loop written as a method: judged where it is called as a forward of
             # a model (``model.generate(x)``, here or in another module), else here.
             return any(caller.network is not None for caller in site.function.callers) or \
-                id(site.function) in self._externally_called
+                callers_elsewhere and id(site.function) in self._externally_called
         return True
 
     def _inside_model_forward(self, function: FunctionInfo) -> bool:
