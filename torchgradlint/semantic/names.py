@@ -57,7 +57,6 @@ class NameReferences:
         self.names: List[ast.Name] = []
         self.attributes: List[ast.Attribute] = []
         self.called: Set[int] = set()  # id of the ``func`` of every call
-        fields = _FIELDS
         stack = [tree]
         pop, push = stack.pop, stack.append
         while stack:
@@ -70,10 +69,7 @@ class NameReferences:
                 self.attributes.append(node)
             elif kind is _Call:
                 self.called.add(id(node.func))
-            names = fields.get(kind)
-            if names is None:
-                names = fields[kind] = tuple(name for name in kind._fields if name != "ctx")
-            for name in names:
+            for name in child_fields(kind):
                 value = getattr(node, name, None)
                 if type(value) is list:
                     for item in value:
@@ -85,6 +81,15 @@ class NameReferences:
 
 _FIELDS: Dict[type, Tuple[str, ...]] = {}
 _Call, _AST = ast.Call, ast.AST
+
+
+def child_fields(kind: type) -> Tuple[str, ...]:
+    """The fields of a node type that may hold child nodes (all but ``ctx``), looked up once
+    per type: the walks of the analysis go through them instead of ``ast.iter_child_nodes``."""
+    fields = _FIELDS.get(kind)
+    if fields is None:
+        fields = _FIELDS[kind] = tuple(name for name in kind._fields if name != "ctx")
+    return fields
 
 
 def mode_argument(call: ast.Call) -> Optional[ast.AST]:

@@ -12,7 +12,7 @@ import ast
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set, Tuple, Union
 
-from .names import ImportTable, dotted
+from .names import ImportTable, child_fields, dotted
 from .torch_api import SELF_RETURNING_METHODS as _SELF_RETURNING
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
@@ -21,7 +21,6 @@ FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
 # Expression nodes that cannot hold a call of this scope: leaves, and new scopes.
 _NO_CALLS_INSIDE = frozenset({ast.Name, ast.Constant, ast.FunctionDef, ast.AsyncFunctionDef,
                               ast.ClassDef, ast.Lambda})
-_CHILD_FIELDS: Dict[type, Tuple[str, ...]] = {}
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 
 
@@ -35,13 +34,6 @@ class _VisitTable(dict):
 
 
 _VISIT = _VisitTable()
-
-
-def _child_fields(kind: type, node: ast.AST) -> Tuple[str, ...]:
-    fields = _CHILD_FIELDS.get(kind)
-    if fields is None:
-        fields = _CHILD_FIELDS[kind] = tuple(name for name in node._fields if name != "ctx")
-    return fields
 
 
 @dataclass(eq=False, repr=False)
@@ -413,7 +405,7 @@ class StructureBuilder:
             elif kind in _COMPREHENSIONS:
                 function.comprehensions.add(index)
             children = []
-            for name in _child_fields(kind, node):
+            for name in child_fields(kind):
                 value = getattr(node, name, None)
                 if type(value) is list:
                     children.extend(v for v in value if visit[type(v)])
