@@ -847,6 +847,14 @@ class FlowAnalysis:
             return GRAD_OFF
         return None
 
+    def grad_set_by(self, function: FunctionInfo) -> Optional[FrozenSet[str]]:
+        """The grad mode a function's decorators give its body (``@torch.no_grad()``), for a
+        function of another module as its summary says; None when they set none."""
+        if function.external:
+            decorated = (function.external_facts or {}).get("decorated_grad")
+            return frozenset(decorated) if decorated else None
+        return self._decorator_grad(function)
+
     def _decorator_grad(self, function: FunctionInfo) -> Optional[FrozenSet[str]]:
         grad = None
         for decorator in function.decorators:

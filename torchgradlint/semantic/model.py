@@ -269,16 +269,10 @@ class SemanticModel:
         (``set_grad_enabled(flag)`` with a flag the analysis cannot read). A forward through a
         method that sets its own grad mode (``@torch.no_grad() def generate``) runs in that."""
         if site.network is not None and site.target is not None:
-            own = self._grad_set_by(site.target)
+            own = self.flow.grad_set_by(site.target)
             if own is not None:
                 return own
         return self.flow.site_grad.get(id(site), frozenset({ON}))
-
-    def _grad_set_by(self, function: FunctionInfo) -> Optional[FrozenSet[str]]:
-        if function.external:
-            decorated = (function.external_facts or {}).get("decorated_grad")
-            return frozenset(decorated) if decorated else None
-        return self.flow._decorator_grad(function)
 
     def grad_may_be_on(self, site: CallSite) -> bool:
         """Autograd may be on at the call (on some path into it)."""

@@ -54,7 +54,7 @@ def summarize(model, module_name: str) -> dict:
         if function.parent is not None and not function.parent.is_module_scope or \
                 getattr(function, "framework_loop", False):
             continue  # nested functions are not importable
-        decorated = model.flow._decorator_grad(function)
+        decorated = model.flow.grad_set_by(function)
         functions[function.qualname] = {
             "params": list(function.params),
             "method": function.cls is not None,
