@@ -47,9 +47,11 @@ filename=<the real path>)``, so the project index reads the real neighbours (the
 imports and the modules importing it, from disk). Nothing is written into the corpus, and the
 linter's disk cache is off. The neighbours' own summaries are computed from the files on disk,
 so there a neighbour sees the *original* of the mutated file. A mutant the file's own findings
-miss is then looked for in its importers (at most 8, ``--file-only`` skips this): they are
-linted in a temporary copy of the project made of symbolic links, where the mutated file is a
-real file holding the mutant, so a finding the linter reports at a caller counts too.
+miss is then looked for in its importers and in the project modules it imports (at most 8 of
+each, ``--file-only`` skips this): they are linted in a temporary copy of the project made of
+symbolic links, where the mutated file is a real file holding the mutant, so a finding the
+linter reports at a caller, or in a helper the mutated file calls (an ``evaluate_model`` in
+utils.py whose ``model.eval()`` the caller deleted), counts too.
 
 A mutant is *caught* when the mutant has a finding of the kind's family that the untouched file
 does not have: findings are compared as multisets of (code, line), the mutant's lines mapped
@@ -708,7 +710,7 @@ class Outcome(NamedTuple):
     new_other: Tuple[str, ...]  # new findings of other families (reported, not counted)
     failure: Optional[str]
     cpu: float
-    caught_in: str = ""  # the importer (path in the repository) that has the catch, if any
+    caught_in: str = ""  # the other module (path in the repository) that has the catch, if any
 
 
 def line_map(original: str, mutated: str) -> Dict[int, int]:
@@ -773,7 +775,7 @@ def lint_file_mutants(job: Tuple[str, str, List[Mutant], bool]) -> List[Outcome]
             if not caught and callers:
                 if shadow is None:
                     shadow = Shadow(full, original)
-                caught, where = shadow.caught_in_importers(mutant.text, family)
+                caught, where = shadow.caught_in_neighbours(mutant.text, family)
             outcomes.append(Outcome(mutant.key, caught, other, "; ".join(errors) or None,
                                     time.process_time() - start, where))
     finally:
@@ -784,10 +786,11 @@ def lint_file_mutants(job: Tuple[str, str, List[Mutant], bool]) -> List[Outcome]
 
 class Shadow:
     """The project of a file rebuilt from symbolic links in a temporary folder, with the file
-    itself a real copy that can be rewritten: its importers are linted against a mutant, their
-    project view reading the mutant's summary (the corpus stays untouched)."""
+    itself a real copy that can be rewritten: its importers and the modules it imports are
+    linted against a mutant, their project view reading the mutant's summary (the corpus stays
+    untouched)."""
 
-    MAX_IMPORTERS = 8  # the first ones by path: a widely imported utility would be slow to study
+    MAX_IMPORTERS = 8  # the first ones by path, of each side: a widely imported utility would be slow
 
     def __init__(self, full: str, original: str):
         from torchgradlint.discovery import find_root
@@ -805,8 +808,11 @@ class Shadow:
         self.path = os.path.join(self.folder, os.path.relpath(full, root))
         self.write(original)
         index = ProjectIndex.for_file(self.path)
-        importers = getattr(index, "_importers", lambda: {})().get(os.path.abspath(self.path), [])
-        self.importers = sorted(importers)[:self.MAX_IMPORTERS]
+        mapping = getattr(index, "_importers", lambda: {})()
+        importers = mapping.get(os.path.abspath(self.path), [])
+        imported = [path for path, users in mapping.items() if os.path.abspath(self.path) in users]
+        self.importers = sorted(importers)[:self.MAX_IMPORTERS] + \
+            sorted(set(imported) - set(importers))[:self.MAX_IMPORTERS]
         self.relative = {path: os.path.relpath(path, self.folder).replace(os.sep, "/")
                          for path in self.importers}
         self.baseline = {path: self._findings(path) for path in self.importers}
@@ -824,7 +830,7 @@ class Shadow:
         findings = lint_file(path, on_error=lambda *_: None)
         return collections.Counter((f.code, f.line) for f in findings)
 
-    def caught_in_importers(self, text: str, family: str) -> Tuple[Tuple[str, ...], str]:
+    def caught_in_neighbours(self, text: str, family: str) -> Tuple[Tuple[str, ...], str]:
         if not self.importers:
             return (), ""
         self.write(text)
@@ -917,7 +923,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("-j", "--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
     parser.add_argument("--file-only", action="store_true",
-                        help="count only findings in the mutated file, not in its importers")
+                        help="count only findings in the mutated file, not in the modules it "
+                             "imports or that import it")
     args = parser.parse_args(argv)
     os.environ["TORCHGRADLINT_NO_CACHE"] = "1"  # nothing written into the corpus; workers inherit
 
@@ -999,7 +1006,7 @@ def report(args, mutants: List[Mutant], outcomes: Dict[Key, Outcome],
             rule["valid"] += 1
             if outcome.caught:
                 counts["caught"] += 1
-                counts["in an importer"] += bool(outcome.caught_in)
+                counts["in another module"] += bool(outcome.caught_in)
                 rule["caught"] += 1
                 rule["by the rule"] += EXPECTED_RULE[mutant.kind] in outcome.caught
             else:
@@ -1018,7 +1025,7 @@ def report(args, mutants: List[Mutant], outcomes: Dict[Key, Outcome],
           f"({len(audit)} rows).")
     print()
     table = [["kind", "mutants", "valid", "harmless", "invalid", "unaudited", "caught (valid)",
-              "of which in an importer", "recall", "flagged (not valid)"]]
+              "of which in another module", "recall", "flagged (not valid)"]]
     totals = collections.Counter()
     for kind in KINDS:
         if kind not in per_kind:
@@ -1027,10 +1034,10 @@ def report(args, mutants: List[Mutant], outcomes: Dict[Key, Outcome],
         totals.update(counts)
         table.append([kind, counts["mutants"], counts["valid"], counts["harmless"],
                       counts["invalid"], counts["unaudited"], counts["caught"],
-                      counts["in an importer"], recall(counts["caught"], counts["valid"]),
+                      counts["in another module"], recall(counts["caught"], counts["valid"]),
                       counts["flagged anyway"]])
     table.append(["all", totals["mutants"], totals["valid"], totals["harmless"], totals["invalid"],
-                  totals["unaudited"], totals["caught"], totals["in an importer"],
+                  totals["unaudited"], totals["caught"], totals["in another module"],
                   recall(totals["caught"], totals["valid"]), totals["flagged anyway"]])
     print_table(table, md)
     print()
@@ -1059,7 +1066,7 @@ def report(args, mutants: List[Mutant], outcomes: Dict[Key, Outcome],
                   f"{audit[mutant.key]['verdict']} {' '.join(outcomes[mutant.key].caught)}")
     elsewhere = [m for m in mutants if outcomes[m.key].caught_in]
     if elsewhere:
-        section(md, f"caught in an importer of the mutated file ({len(elsewhere)})")
+        section(md, f"caught in another module than the mutated file ({len(elsewhere)})")
         for mutant in elsewhere:
             outcome = outcomes[mutant.key]
             print(f"{bullet(md)}{mutant.kind} {mutant.repo}:{mutant.path}:{mutant.line} "

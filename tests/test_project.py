@@ -183,3 +183,21 @@ def test_a_model_returned_by_an_imported_factory_is_a_model(fresh_cache):
     alone = sorted((f.line, f.code) for f in lint_file(str(main), Config(project=False)))
     assert not [finding for finding in alone if finding[0] == 10]
     assert codes(main) == [(10, "TGL101"), (10, "TGL201")]
+
+
+def test_summaries_that_record_calls_are_valid_cache_entries(fresh_cache):
+    """A summary is read back from the disk cache only when it has exactly the shape
+    ``summarize`` gives: calls on an object (a receiver) and calls from a method included."""
+    from torchgradlint.semantic.summary import is_valid_summary
+
+    folder = FIXTURES / "projects" / "helper_called_from_a_method"
+    for name in ("main.py", "model.py"):
+        path = folder / name
+        summary = ProjectIndex.for_file(str(path)).summary(str(path))
+        assert summary["calls"], name
+        assert is_valid_summary(summary), name
+    main_calls = ProjectIndex.for_file(str(folder / "main.py")).summary(str(folder / "main.py"))["calls"]
+    run_epoch = [call for call in main_calls if call["target"] == "model.py:Classifier.run_epoch"]
+    # first epoch: ``model.train()`` at line 11; later ones: run_epoch's own ``self.train()``,
+    # which the caller sees at its call (line 13)
+    assert [call["receiver"][""] for call in run_epoch] == [[["train", 11], ["train", 13]]]

@@ -167,11 +167,17 @@ class ProjectIndex:
         return any(pattern.matches(path) for pattern in self._excludes)
 
     def path_of(self, module: str, near: Optional[str] = None) -> Optional[str]:
-        """The file of a module: under the root, or (as Python does for a script) next to the
-        importing file ``near``."""
+        """The file of a module: under the root, or next to the importing file ``near`` (first,
+        as Python does for a script outside a package)."""
         folders = [self.root]
         if near is not None:
-            folders.append(os.path.dirname(os.path.abspath(near)))
+            beside = os.path.dirname(os.path.abspath(near))
+            if self._exists(os.path.join(beside, "__init__.py")):
+                folders.append(beside)
+            else:
+                # a script's own folder comes first on sys.path: ``from utils import *`` in
+                # ``tools/train.py`` is ``tools/utils.py`` when there is one
+                folders.insert(0, beside)
         for folder in folders:
             base = os.path.join(folder, *module.split("."))
             for candidate in (base + ".py", os.path.join(base, "__init__.py")):

@@ -86,6 +86,8 @@ class Facts:
         # Dropout or BatchNorm; None when it cannot be seen.
         self.composition: Dict[Tuple[int, str], Optional[bool]] = {}
         self.instance_class: Dict[Tuple[int, str], ClassInfo] = {}
+        # the further classes a name holds instances of, when paths build different ones
+        self.instance_alternatives: Dict[Tuple[int, str], List[ClassInfo]] = {}
         self.class_attr_class: Dict[Tuple[int, str], ClassInfo] = {}
         self.models: Dict[int, Set[str]] = {id(f): set() for f in functions}
         self.frozen: Set[str] = set()
@@ -333,12 +335,28 @@ class Facts:
                 site.target = site.constructs.find_method("__init__")
             else:
                 site.target = self.resolve_call(site)
+                if site.receiver not in (None, "self", "cls"):
+                    alternatives = self._alternative_targets(site)
+                    if site.target is None and alternatives:
+                        site.target, alternatives = alternatives[0], alternatives[1:]
+                    site.alternatives = alternatives
+                    for alternative in alternatives:
+                        if not alternative.external:
+                            alternative.callers.append(site)
             if site.target is None and self.frameworks is not None:
                 site.target = self.frameworks.constructions.get(id(site.node))
                 site.registers = site.target is not None
                 site.target = site.target or self.frameworks.loop_run_by(site)
             if site.target is not None and not site.target.external:
                 site.target.callers.append(site)
+
+    def _alternative_targets(self, site: CallSite) -> Tuple[FunctionInfo, ...]:
+        for scope in site.function.enclosing_functions():
+            if (id(scope), site.receiver) in self.instance_class:
+                others = self.instance_alternatives.get((id(scope), site.receiver), ())
+                methods = (cls.find_method(site.method) for cls in others)
+                return tuple(m for m in methods if m is not None and m is not site.target)
+        return ()
 
     def _own_module_names(self) -> Set[str]:
         """Module-level names bound to this very module: ``importlib.import_module(__name__)``,
@@ -652,7 +670,11 @@ class Facts:
                 key = dotted(target)
                 if not key:
                     continue
-                self.instance_class.setdefault((id(function), key), self.classes[callee])
+                built = self.classes[callee]
+                first = self.instance_class.setdefault((id(function), key), built)
+                others = self.instance_alternatives.setdefault((id(function), key), [])
+                if built is not first and built not in others:
+                    others.append(built)
                 if key.startswith("self."):
                     owner = self.enclosing_class(function)
                     if owner is not None:

@@ -186,7 +186,7 @@ class FlowAnalysis:
         self._returns: List[State] = []
         self._function: Optional[FunctionInfo] = None
         self._changed_entries: Set[int] = set()
-        self._fresh_contributions: Set[int] = set()
+        self._fresh_contributions: Set[Tuple[int, int]] = set()
         self._loop_depth = 0
         self._with_items = with_items
         self._grad_switches: Optional[GradSwitchReferences] = None
@@ -194,6 +194,10 @@ class FlowAnalysis:
         self._references = references
         # Functions with a forward whose grad mode or model mode is the one their caller gives.
         self.caller_dependent: Set[int] = set()
+        # At calls into other modules, the modes seen by the summarizing pass, where what the
+        # function was passed is still symbolic (``("=", "self")``): another module calling
+        # this function can tell its callee what it passed (see summary._calls_out).
+        self.symbolic_site_modes: Dict[int, Modes] = {}
         self._unbound: Dict[int, List[str]] = {}
 
     @property
@@ -240,8 +244,8 @@ class FlowAnalysis:
                 if callees is not None and self.config.shortcuts and all(
                         versions.get(callee, 0) == version for callee, version in callees.items()):
                     continue
-                seen[id(function)] = {id(site.target): versions.get(id(site.target), 0)
-                                      for site in function.sites if site.target is not None}
+                seen[id(function)] = {id(target): versions.get(id(target), 0)
+                                      for site in function.sites for target in site.targets()}
                 before = (self.effects.get(id(function)), set(self.touched.get(id(function), ())))
                 returned = (self.return_modes.get(id(function)), self.return_element_modes.get(id(function)))
                 roots = {name: passed_in(name) for name in self._free_roots(function)}
@@ -268,8 +272,9 @@ class FlowAnalysis:
             for key in (site.network, site.receiver if site.method in ("eval", "train") else None):
                 if key:
                     names.add(key.split(".")[0])
+            for target in site.targets():
+                names.update(key.split(".")[0] for key in self.touched.get(id(target), ()))
             if site.target is not None:
-                names.update(key.split(".")[0] for key in self.touched.get(id(site.target), ()))
                 names.update(root for root in (dotted(arg) for arg in site.node.args) if root)
         return {name.split(".")[0] for name in names
                 if name != "self" and binding_scope(function, name.split(".")[0]) is not function}
@@ -324,14 +329,17 @@ class FlowAnalysis:
         self._return_mode = None
         self._return_elements: Optional[tuple] = None
         before = {}
-        if not self._summarizing:
+        if self._summarizing:
+            for site in function.sites:
+                self.symbolic_site_modes.pop(id(site), None)
+        else:
             self.entry_grad[id(function)] = entry.grad
             self.entry_modes[id(function)] = entry.modes
             for site in function.sites:
                 self.site_grad.pop(id(site), None)
                 self.site_modes.pop(id(site), None)
-                if site.target is not None:
-                    before[id(site)] = self._contributions.get(id(site.target), {}).get(id(site))
+                for target in site.targets():
+                    before[(id(site), id(target))] = self._contributions.get(id(target), {}).get(id(site))
         self._fresh_contributions = set()
         unbound = self._unbound_at_entry(function)
         if unbound:
@@ -341,11 +349,13 @@ class FlowAnalysis:
             entry = State(entry.grad, modes)
         end = self._block(function.ir, entry)
         for site in function.sites:
-            if id(site) in before:
-                after = self._contributions.get(id(site.target), {}).get(id(site))
-                old = before[id(site)]
+            for target in site.targets():
+                if (id(site), id(target)) not in before:
+                    continue
+                old = before[(id(site), id(target))]
+                after = self._contributions.get(id(target), {}).get(id(site))
                 if old is None or after is None or old.grad != after.grad or old.modes != after.modes:
-                    self._changed_entries.add(id(site.target))
+                    self._changed_entries.add(id(target))
         exit_state = end
         for state in self._returns:
             exit_state = join(exit_state, state)
@@ -355,13 +365,16 @@ class FlowAnalysis:
             self.return_element_modes[id(function)] = self._return_elements or None
 
     def _unbound_at_entry(self, function: FunctionInfo) -> List[str]:
-        """The variables holding models that the function binds itself (not its parameters,
-        not the globals or closure variables it uses)."""
+        """The variables holding models (or objects of the project's classes, which hold
+        models) that the function binds itself (not its parameters, not the globals or
+        closure variables it uses)."""
         found = self._unbound.get(id(function))
         if found is None:
             found = self._unbound[id(function)] = sorted(
                 name for name in function.local_names
-                if name not in function.params and self.facts.is_model(function, name))
+                if name not in function.params and (
+                    self.facts.is_model(function, name) or
+                    (id(function), name) in self.facts.instance_class))
         return found
 
     def _record_effects(self, function: FunctionInfo, exit_state: Optional[State]) -> None:
@@ -372,9 +385,9 @@ class FlowAnalysis:
         for site in function.sites:
             if site.method in ("eval", "train") and site.receiver:
                 touched.add(site.receiver)
-            if site.target is not None:
-                for key in self.touched.get(id(site.target), ()):
-                    mapped = self._map_key_to_caller(site, key)
+            for target in site.targets():
+                for key in self.touched.get(id(target), ()):
+                    mapped = self._map_key_to_caller(site, key, target)
                     if mapped:
                         touched.add(mapped)
         if exit_state is not None:
@@ -514,6 +527,10 @@ class FlowAnalysis:
             if self._summarizing:
                 if (site.network or site.through_helper) and self._from_caller(site, state):
                     self.caller_dependent.add(id(self._function))
+                if site.target is not None and site.target.external:
+                    previous_modes = self.symbolic_site_modes.get(id(site))
+                    self.symbolic_site_modes[id(site)] = join_modes(previous_modes, state.modes) \
+                        if previous_modes is not None else dict(state.modes)
             else:
                 key = id(site)
                 previous = self.site_grad.get(key)
@@ -524,6 +541,8 @@ class FlowAnalysis:
                         if previous_modes is not None else dict(state.modes)
                 if site.target is not None:
                     self._contribute(site, state)
+                    for alternative in site.alternatives:
+                        self._contribute(site, state, alternative)
             state = self._effect(site, state)
         return state
 
@@ -547,13 +566,18 @@ class FlowAnalysis:
             mode = self._switch_mode(site)
             value = frozenset({(mode, site.line)}) if mode else None
             return state.set_mode(site.receiver, value)
-        if site.target is not None and not site.registers:
-            effects = self.effects.get(id(site.target))
-            if effects and site.constructs is None:
-                for key, value in effects.items():
-                    mapped = self._map_key_to_caller(site, key)
-                    if mapped:
-                        state = state.set_mode(mapped, self._resolve(site, value, state))
+        if site.target is not None and not site.registers and site.constructs is None:
+            after = self._call_effect(site, site.target, state)
+            for alternative in site.alternatives:  # one of them runs: the join of their effects
+                after = join(after, self._call_effect(site, alternative, state))
+            return after
+        return state
+
+    def _call_effect(self, site: CallSite, target: FunctionInfo, state: State) -> State:
+        for key, value in self.effects.get(id(target), {}).items():
+            mapped = self._map_key_to_caller(site, key, target)
+            if mapped:
+                state = state.set_mode(mapped, self._resolve(site, value, state, target=target))
         return state
 
     @staticmethod
@@ -620,6 +644,11 @@ class FlowAnalysis:
                 continue
             if site is not None and site.constructs is not None:
                 state = self._apply_constructor(site, key, state)
+                continue
+            if isinstance(value, ast.Constant) and value.value is None and \
+                    key in self._unbound_at_entry(self._function):
+                # ``model = None`` before ``if ...: model = Net()``: no model runs on this path
+                state = state.set_mode(key, frozenset({UNBOUND}))
                 continue
             mode = self._expression_mode(state, value)
             if mode is not None or key in state.modes or lookup_mode(state.modes, key) is not None:
@@ -691,7 +720,8 @@ class FlowAnalysis:
             return None
         return frozenset().union(*(mode or UNKNOWN_MODE for mode in modes))
 
-    def _resolve(self, site: CallSite, value, state: State, new_object: Optional[str] = None):
+    def _resolve(self, site: CallSite, value, state: State, new_object: Optional[str] = None,
+                 target: Optional[FunctionInfo] = None):
         """A callee's summary value seen from the caller: its switches happen at the call's
         line, and "passed in" becomes the mode of the argument the caller passed (for a
         constructor, ``self`` is ``new_object``, the name the new instance is bound to)."""
@@ -700,20 +730,20 @@ class FlowAnalysis:
             if mode == PASSED_IN and detail == "self" and new_object is not None:
                 resolved |= lookup_mode(state.modes, new_object) or UNKNOWN_MODE
             elif mode == PASSED_IN:
-                resolved |= self._argument_mode(site, detail, state) or UNKNOWN_MODE
+                resolved |= self._argument_mode(site, detail, state, target or site.target) or UNKNOWN_MODE
             elif mode == UNKNOWN_TAG:
                 resolved.add(UNKNOWN)
             else:
                 resolved.add((mode, site.line))
         return frozenset(resolved)
 
-    def _argument_mode(self, site: CallSite, root: str, state: State):
+    def _argument_mode(self, site: CallSite, root: str, state: State, target: FunctionInfo):
         if root == "self":
             return lookup_mode(state.modes, site.receiver) if site.receiver else None
-        for param, arg in self.facts.bind_arguments(site, site.target):
+        for param, arg in self.facts.bind_arguments(site, target):
             if param == root:
                 return self._expression_mode(state, arg)
-        if shares_variable(site.function, site.target, root):
+        if shares_variable(site.function, target, root):
             return lookup_mode(state.modes, root)
         return None
 
@@ -730,10 +760,11 @@ class FlowAnalysis:
                 state = state.set_mode(f"{key}.{rest}", self._resolve(site, value, state, key))
         return state
 
-    def _map_key_to_caller(self, site: CallSite, key: str) -> Optional[str]:
+    def _map_key_to_caller(self, site: CallSite, key: str,
+                           target: Optional[FunctionInfo] = None) -> Optional[str]:
         """The caller's name for ``key`` of the callee: ``model`` -> the argument passed."""
         root, _, rest = key.partition(".")
-        target = site.target
+        target = target or site.target
         if root == "self":
             receiver = site.receiver if site.receiver is not None else None
             if receiver is None:
@@ -749,8 +780,8 @@ class FlowAnalysis:
             return key  # a global, or a variable the callee closes over
         return None
 
-    def _contribute(self, site: CallSite, state: State) -> None:
-        target = site.target
+    def _contribute(self, site: CallSite, state: State, target: Optional[FunctionInfo] = None) -> None:
+        target = target or site.target
         modes: Modes = {}
         for param, arg in self.facts.bind_arguments(site, target):
             if dotted(arg) is None:
@@ -775,9 +806,10 @@ class FlowAnalysis:
         # Within one analysis of the caller a call may be reached several times (loops): join.
         # A new analysis of the caller replaces what its earlier, provisional one passed on.
         bucket = self._contributions.setdefault(id(target), {})
-        previous = bucket.get(id(site)) if id(site) in self._fresh_contributions else None
+        fresh = (id(site), id(target))
+        previous = bucket.get(id(site)) if fresh in self._fresh_contributions else None
         bucket[id(site)] = join(previous, contribution) if previous is not None else contribution
-        self._fresh_contributions.add(id(site))
+        self._fresh_contributions.add(fresh)
 
     # -- grad-mode contexts ---------------------------------------------------------------
     def _set_grad_enabled_value(self, call: ast.Call) -> FrozenSet[str]:

@@ -16,7 +16,7 @@ from . import torch_api as api
 from .dataflow import MUTATING_METHODS, TRAINING, Dataflow, may_reach_training
 from .facts import Facts
 from .frameworks import FrameworkLoops
-from .flow import EVAL, OFF, ON, FlowAnalysis, lookup_mode
+from .flow import EVAL, OFF, ON, PASSED_IN, UNKNOWN, FlowAnalysis, lookup_mode
 from .names import ImportTable, NameReferences, assigned_names, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 from .usage import TRAINS, UNUSED, UsageAnalysis
@@ -44,6 +44,15 @@ class _CallsFromOtherModules:
         self.evaluation = {
             id(function): f"called from evaluation code at {_caller_file(call)}:{call['line']}"
             for function, call in incoming if call.get("evaluation") and not call.get("feeds_training")}
+        # (function, parameter) -> whether the models other modules pass hold Dropout or
+        # BatchNorm, per call (None: that call cannot tell)
+        self.compositions: Dict[Tuple[int, str], List[Optional[bool]]] = {}
+        for function, call in incoming:
+            params = list(function.params)[1:] if function.cls is not None else list(function.params)
+            passed = list(zip(params, call.get("arg_compositions", ()))) + \
+                list(call.get("kwarg_compositions", {}).items())
+            for param, verdict in passed:
+                self.compositions.setdefault((id(function), param), []).append(verdict)
         self.evaluation_grad: Dict[int, FrozenSet[str]] = {}
         for function, call in incoming:
             if call.get("evaluation") and not call.get("feeds_training"):
@@ -389,17 +398,23 @@ class SemanticModel:
         """The model holds Dropout/BatchNorm (or code that reads ``self.training``), or may:
         when its layers cannot be seen, a model this program trains is taken to hold them
         (a trained network that is evaluated usually does); one it never trains is not."""
-        cls = self.facts.model_class_of(site.function, key) or self._part_class(site.function, key)
-        if cls is None:
-            verdict = self.facts.composition_of(site.function, key)
-        else:
-            verdict = self.facts.class_composition(cls)
+        verdict = self.known_composition(site.function, key)
         if verdict is not None:
             return verdict
         root = key.split(".")[0]
         if root in site.function.params and id(site.function) in self._externally_called:
-            return True  # handed in by another module, which we read only for its modes
+            # handed in by another module: what its callers know of the models they pass
+            passed = self._calls_in().compositions.get((id(site.function), root))
+            return not passed or root != key or any(v is not False for v in passed)
         return self.trains_model(site.function, key)
+
+    def known_composition(self, function: FunctionInfo, key: str) -> Optional[bool]:
+        """Whether the model holds Dropout/BatchNorm as far as its construction shows (its
+        class, or how it was built here); None when that cannot be seen."""
+        cls = self.facts.model_class_of(function, key) or self._part_class(function, key)
+        if cls is None:
+            return self.facts.composition_of(function, key)
+        return self.facts.class_composition(cls)
 
     def trains_model(self, function: FunctionInfo, key: str) -> bool:
         """Some forward of the model (or of the model it is a part of: ``model.encoder``)
@@ -1188,11 +1203,19 @@ class SemanticModel:
         that module (ForeignLine), so that messages name its file."""
         from .summary import mode_from_json
 
-        caller = _caller_file(call)
-
-        def modes_of(value):
-            return frozenset((mode, ForeignLine(line, caller) if type(line) is int else line)
-                             for mode, line in mode_from_json(value))
+        def modes_of(value, record=call):
+            found = set()
+            for mode, line in mode_from_json(value):
+                if mode != PASSED_IN:
+                    found.add((mode, ForeignLine(line, _caller_file(record)) if type(line) is int else line))
+                    continue
+                # passed to the calling function: what the calls into that function pass
+                passed = self.linker.passed_to_the_caller(record, line)
+                if passed is None:
+                    found.add(UNKNOWN)
+                for outer_value, outer_file in passed or ():
+                    found |= modes_of(outer_value, {"caller_file": outer_file})
+            return frozenset(found)
 
         modes = {}
         params = list(function.params)
@@ -1200,7 +1223,7 @@ class SemanticModel:
             params = params[1:]  # called on an instance: ``gan.visualize_results()``
             for suffix, value in (call.get("receiver") or {}).items():
                 if value is not None:
-                    modes["self" + suffix] = mode_from_json(value)
+                    modes["self" + suffix] = modes_of(value)
         for param, value in zip(params, call.get("args", ())):
             if value is not None:
                 modes[param] = modes_of(value)

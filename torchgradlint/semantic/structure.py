@@ -66,6 +66,10 @@ class Loop:
         return self.first_index <= index <= self.last_index
 
 
+# ``exit``/``quit`` are the builtins unless imported or defined under that name in the file.
+PROGRAM_EXITS = frozenset({"sys.exit", "os._exit", "exit", "quit"})
+
+
 @dataclass(eq=False)
 class CallSite:
     node: ast.Call = field(repr=False)
@@ -89,6 +93,14 @@ class CallSite:
     # Hands a function to a framework that runs it later (``Engine(train_step)``): the target
     # is entered with the state here, but its effects do not happen here.
     registers: bool = False
+    # ``model.evaluate()`` where ``model`` is built from one of several classes on different
+    # paths (``if a: model = GAN() else: model = WGAN()``): the other classes' methods, which
+    # the call runs on those paths (``target`` is the first).
+    alternatives: Tuple["FunctionInfo", ...] = field(default=(), repr=False)
+
+    def targets(self) -> Tuple["FunctionInfo", ...]:
+        """The functions the call may run: its target and the alternatives."""
+        return (self.target,) + self.alternatives if self.target is not None else ()
 
     @property
     def line(self) -> int:
@@ -249,6 +261,8 @@ class StructureBuilder:
         # Syntactic facts some rules need, gathered on the same walk.
         self.with_items: List[Tuple[ast.expr, FunctionInfo]] = []
         self.expression_statements: List[Tuple[ast.Expr, FunctionInfo]] = []
+        self._module_defines = {node.name for node in tree.body
+                                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
 
     def build(self) -> "StructureBuilder":
         self._build_function(self.module_function, self.tree.body)
@@ -369,11 +383,20 @@ class StructureBuilder:
         if type(statement).__name__ == "Match":
             return ("branches", statement, sites(statement.subject),
                     [self._block(function, case.body, chain, loops) for case in statement.cases])
-        if isinstance(statement, (ast.Return, ast.Raise)):
+        if isinstance(statement, (ast.Return, ast.Raise)) or self._ends_the_program(statement):
             return ("exit", statement, sites(*[c for c in ast.iter_child_nodes(statement)]))
         if isinstance(statement, ast.Expr):
             self.expression_statements.append((statement, function))
         return ("simple", statement, sites(statement))
+
+    def _ends_the_program(self, statement: ast.stmt) -> bool:
+        """``sys.exit(1)``, ``exit()``: no statement after it runs on this path."""
+        if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)):
+            return False
+        func = statement.value.func
+        if isinstance(func, ast.Name) and func.id in self._module_defines:
+            return False  # the file's own ``def exit()``
+        return self.imports.resolve(func) in PROGRAM_EXITS
 
     # -- call sites -----------------------------------------------------------------------
     def _sites(self, function: FunctionInfo, exprs, loops, index: int, statement) -> List[CallSite]:

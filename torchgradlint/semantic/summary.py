@@ -17,11 +17,11 @@ import ast
 from typing import Dict, List, Optional
 
 from . import torch_api as api
-from .flow import PASSED_IN, lookup_mode
+from .flow import PASSED_IN, UNKNOWN, lookup_mode
 from .names import dotted
 from .usage import ESCAPES
 
-SUMMARY_FORMAT = 6  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 7  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -101,25 +101,68 @@ def _params_run_forward(function) -> List[str]:
                    if site.network is not None and site.network.split(".")[0] in function.params})
 
 
+def _passed_mode(model, site, key: str):
+    """The mode of ``key`` at a call into another module. Where it is unknown only because
+    the calling function was passed it (``evaluate_model(self, ...)`` in a method that no code
+    of this module calls), the symbolic mode of the summarizing pass (``("=", "self")``): the
+    callee resolves it through the calls into the calling function."""
+    final = model.mode_of(site, key)
+    if final is not None and UNKNOWN not in final or site.function.is_module_scope:
+        return final
+    symbolic = lookup_mode(model.flow.symbolic_site_modes.get(id(site), {}), key)
+    if symbolic and UNKNOWN not in symbolic and any(mode == PASSED_IN for mode, _ in symbolic):
+        return symbolic
+    return final
+
+
+def _composition(model, site, key: Optional[str]) -> Optional[bool]:
+    """Whether the model passed as ``key`` holds Dropout/BatchNorm (None: not known, or no
+    model)."""
+    if not key or not model.facts.is_model(site.function, key):
+        return None
+    return model.known_composition(site.function, key)
+
+
+def _value_passed(call: dict, root: str, params: List[str]) -> Optional[list]:
+    """The mode (as JSON) a call record gives the callee's ``root``: ``self`` and its
+    attributes from the receiver (an attribute not switched on its own is in its parent's
+    mode), a parameter from the arguments."""
+    if root == "self" or root.startswith("self."):
+        receiver = call.get("receiver") or {}
+        suffix = root[len("self"):]
+        while True:
+            if suffix in receiver:
+                return receiver[suffix]
+            if not suffix:
+                return None
+            suffix = suffix.rpartition(".")[0]
+    name = root.partition(".")[0]
+    if name in call.get("kwargs", {}):
+        return call["kwargs"][name]
+    if name in params and params.index(name) < len(call.get("args", ())):
+        return call["args"][params.index(name)]
+    return None
+
+
 def _calls_out(model) -> List[dict]:
     """Calls into imported project code, seen from here: the grad mode and the modes of the
     models passed, whether the call is evaluation code, whether its result trains."""
     calls = []
     for site in model.sites():
-        target = getattr(site.target, "external_name", None)
-        if target is None:
+        targets = [t.external_name for t in site.targets() if getattr(t, "external_name", None)]
+        if not targets:
             continue
         positional = []
         for arg in site.node.args:
             key = dotted(arg)
-            positional.append(_mode_to_json(model.mode_of(site, key), True) if key else None)
-        keywords = {k.arg: _mode_to_json(model.mode_of(site, dotted(k.value)), True)
+            positional.append(_mode_to_json(_passed_mode(model, site, key), True) if key else None)
+        keywords = {k.arg: _mode_to_json(_passed_mode(model, site, dotted(k.value)), True)
                     for k in site.node.keywords if k.arg and dotted(k.value)}
         receiver = {}
         if site.target.cls is not None and site.receiver:
             # ``gan.visualize_results()``: the modes of ``gan`` and its attributes, as ``self``'s
             modes = model.flow.site_modes.get(id(site), {})
-            receiver = {key[len(site.receiver):]: _mode_to_json(lookup_mode(modes, key), True)
+            receiver = {key[len(site.receiver):]: _mode_to_json(_passed_mode(model, site, key), True)
                         for key in modes
                         if key == site.receiver or key.startswith(site.receiver + ".")}
         feeds = model.feeds_training(site)
@@ -128,10 +171,13 @@ def _calls_out(model) -> List[dict]:
         escapes = not feeds and not site.is_statement and (
             model.output_fate(site, True) == ESCAPES if model.anything_trains
             else not site.function.is_module_scope)  # no def-use graph to build: it may be returned
-        calls.append({
+        record = {
+            "arg_compositions": [_composition(model, site, dotted(arg)) for arg in site.node.args],
+            "kwarg_compositions": {k.arg: _composition(model, site, dotted(k.value))
+                                   for k in site.node.keywords if k.arg and dotted(k.value)},
+            "caller_function": site.function.qualname,
             "result_escapes": escapes,
             "receiver": receiver,
-            "target": target,
             "line": site.line,
             "grad": sorted(model.grad_at(site)),
             "args": positional,
@@ -139,7 +185,8 @@ def _calls_out(model) -> List[dict]:
             "feeds_training": feeds,
             "trains_through_result": model.reaches_training(site),
             "evaluation": None if feeds else model._call_evidence(site),
-        })
+        }
+        calls.extend(dict(record, target=target) for target in targets)
     return calls
 
 
@@ -189,7 +236,9 @@ FUNCTION_FIELDS = {
     "trains": _is(bool),
     "effects": lambda v: type(v) is dict and all(type(k) is str and _is_mode(m) for k, m in v.items()),
     "returns_model": _optional(str, bool),
+    "returns_dropout_or_batchnorm": _optional(bool),
     "return_mode": _is_mode,
+    "return_element_modes": lambda v: type(v) is list and all(_is_mode(item) for item in v),
     "params_run_as_models": _is_str_list,
     "params_run_forward": _is_str_list,
     "params_reaching_training": _is_str_list,
@@ -201,6 +250,12 @@ CLASS_FIELDS = {
 }
 CALL_FIELDS = {
     "target": lambda v: type(v) is str and ":" in v,
+    "caller_function": _is(str),
+    "arg_compositions": lambda v: type(v) is list and all(item is None or type(item) is bool for item in v),
+    "kwarg_compositions": lambda v: type(v) is dict and all(
+        type(k) is str and (m is None or type(m) is bool) for k, m in v.items()),
+    "result_escapes": _is(bool),
+    "receiver": lambda v: type(v) is dict and all(type(k) is str and _is_mode(m) for k, m in v.items()),
     "line": _is(int),
     "grad": lambda v: _is_str_list(v) and set(v) <= GRAD_MODES,
     "args": lambda v: type(v) is list and all(_is_mode(item) for item in v),
@@ -439,6 +494,40 @@ class ExternalLinker:
                 dataflow.preds[TRAINING].add(("param", id(stub), param))
 
     # -- calls from other modules -------------------------------------------------------------
+    def passed_to_the_caller(self, call: dict, root: str) -> Optional[List[tuple]]:
+        """What the calling function of ``call`` (a call record from another module) was
+        itself passed as ``root`` (``self``, ``self.G``, ``model``), read from the calls into
+        that function: (mode as JSON, caller file) for each. None when nothing calls it, or a
+        caller passes a value it does not know (one step back only)."""
+        import os
+
+        caller_file, caller_function = call.get("caller_file"), call.get("caller_function")
+        if not caller_file or not caller_function:
+            return None
+        memo = self.__dict__.setdefault("_passed_memo", {})
+        key = (caller_file, caller_function, root)
+        if key in memo:
+            return memo[key]
+        memo[key] = None
+        path = os.path.join(self.project.root, caller_file)
+        summary = self.project.summary(path)
+        facts = summary and summary["functions"].get(caller_function)
+        if not facts:
+            return None
+        owner, _, name = caller_function.rpartition(".")
+        words = (owner, name) if facts["method"] and owner else (name,)
+        params = facts["params"][1:] if facts["method"] else facts["params"]
+        found = []
+        for outer in self.project.incoming_calls(path, [words]):
+            if outer["function"] != caller_function:
+                continue
+            value = _value_passed(outer, root, params)
+            if value is None or any(mode in (PASSED_IN, UNKNOWN[0]) for mode, _ in value):
+                return None
+            found.append((value, outer.get("caller_file")))
+        memo[key] = found or None
+        return memo[key]
+
     def incoming(self, caller_dependent=frozenset()):
         """(function, call record) for each call another module makes into this one, for the
         functions whose findings may depend on their callers."""
