@@ -781,7 +781,11 @@ class SemanticModel:
     def feeds_training(self, site: CallSite) -> bool:
         """The call's value is used by a training step, even through ``.detach()`` (a DQN
         target, a teacher's soft labels)."""
-        return self.anything_trains and self.dataflow.site_feeds_training(site)
+        # The def-use graph's answer is context-insensitive (a loss helper shared with the
+        # training step links every caller to its backward): the walk forwards, with calls
+        # matched to returns, has the last word when it finds no use at all.
+        return self.anything_trains and self.dataflow.site_feeds_training(site) and \
+            self.output_fate(site, True) != UNUSED
 
     def is_training_context(self, site: CallSite) -> bool:
         """The call's value is used by a training step, or its function asks for input
