@@ -1051,7 +1051,7 @@ class SemanticModel:
         """A GAN's progress samples: a forward drawn during training of a model whose output,
         elsewhere in the file, feeds another model (a generator feeding its discriminator).
         Sampling it in training mode for pictures is a deliberate, widespread convention."""
-        if not self.anything_trains or not self.drawn_during_training(site):
+        if not self.anything_trains or not self.drawn_during_training(site) or self._fed_by_loop_data(site):
             return False
         binding = self.network_binding(site)
         key = frozenset(binding)
@@ -1063,6 +1063,32 @@ class SemanticModel:
                         for other in forwards if not self.network_binding(other) & binding)
             self._generators[key] = known
         return known
+
+    def _fed_by_loop_data(self, site: CallSite) -> bool:
+        """The forward runs on what a loop of its function walks (``for imgs, caps in
+        val_loader: encoder(imgs)``), not on noise drawn for a picture: a validation pass."""
+        walked = set()
+        for loop in site.loops:
+            node = loop.node
+            if not isinstance(node, (ast.For, ast.AsyncFor)):
+                continue
+            iterable = node.iter
+            if isinstance(iterable, ast.Call) and dotted(iterable.func) in ("range", "enumerate") and \
+                    iterable.args and isinstance(iterable.args[0], ast.Call) and \
+                    dotted(iterable.args[0].func) == "range":
+                continue  # ``enumerate(range(n))``
+            if isinstance(iterable, ast.Call) and dotted(iterable.func) == "range":
+                continue
+            walked |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+        if not walked:
+            return False
+        for arg in list(site.node.args) + [k.value for k in site.node.keywords]:
+            if any(isinstance(n, ast.Name) and n.id in walked for n in ast.walk(arg)):
+                return True
+            if any(node[0] == "def" and node[3] in walked
+                   for node in self.gradient_upstream(site.function, site.index, arg)):
+                return True
+        return False
 
     def _trained_before(self, site: CallSite) -> bool:
         """Some training step of the forward's function runs between the model's construction
