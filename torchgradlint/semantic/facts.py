@@ -8,6 +8,7 @@ import re
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from . import torch_api as api
+from .aliases import ElementAliases, subscript_key
 from .names import ImportTable, assigned_names, assignment_pairs, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo
 
@@ -104,6 +105,8 @@ class Facts:
         # id(function) -> names it makes require gradients (inputs of saliency, FGSM, penalties)
         self.gradient_inputs: Dict[int, Set[str]] = {}
         self._model_expressions: Optional[Dict[Tuple[int, int], object]] = None
+        # ``snet = nets['snet']``, ``nets = {'snet': snet}``: names of containers' elements
+        self.aliases = ElementAliases(self.is_model)
 
     # -- entry point ----------------------------------------------------------------------
     def compute(self) -> None:
@@ -112,6 +115,7 @@ class Facts:
         self._classify_classes()
         for function in self.functions:
             self._find_instances(function)
+        self.aliases.find_all(self.functions)
         self.own_module_names = self._own_module_names()
         for function in self.functions:
             self._resolve_calls(function)
@@ -515,6 +519,7 @@ class Facts:
         return (id(function), key)
 
     def composition_of(self, function: FunctionInfo, key: str) -> Optional[bool]:
+        key = self.aliases.canonical(function, key)  # ``snet = nets['snet']``: the element's
         owner, _, attribute = key.partition(".")
         if attribute and "." not in attribute and owner != "self":
             cls = self.model_class_of(function, owner)
@@ -533,6 +538,7 @@ class Facts:
         return self.model_origin.get((id(function), key))
 
     def model_class_of(self, function: FunctionInfo, key: str) -> Optional[ClassInfo]:
+        key = self.aliases.canonical(function, key)
         if key == "self":
             cls = self.enclosing_class(function)
             return cls if cls and cls.is_module else None
@@ -609,10 +615,16 @@ class Facts:
                 # constructor chose (a ``Predictor`` may put itself in eval mode).
                 return (UNKNOWN_ORIGIN, None, None)
             return None
-        key = dotted(expr)
+        key = dotted(expr) or self.element(function, expr)
         if key and self.is_model(function, key):
             return ("same", None, key)
         return None
+
+    def element(self, function: FunctionInfo, expr: ast.AST) -> Optional[str]:
+        """The key of a container's element, ``nets['snet']``, as the scope knows it (its own
+        name for the element when it built the container)."""
+        key = subscript_key(expr)
+        return self.aliases.canonical(function, key) if key is not None else None
 
     def _either_model(self, function: FunctionInfo, expr: ast.IfExp):
         """``Net().cuda() if cuda else Net()``: a model when a branch is one (a ``None``
@@ -880,10 +892,9 @@ class Facts:
             branches = [b for b in (expr.body, expr.orelse)
                         if not (isinstance(b, ast.Constant) and b.value is None)]
             return join_compositions(self.expression_composition(function, b) for b in branches)
-        key = dotted(expr)
+        key = dotted(expr) or self.element(function, expr)
         if key is not None:
-            cls = self.model_class_of(function, key)
-            return self.class_composition(cls) if cls is not None else self.composition_of(function, key)
+            return self.key_composition(function, key)
         if not isinstance(expr, ast.Call):
             return None
         func = expr.func
@@ -906,6 +917,10 @@ class Facts:
         if api.is_fresh_model_call(qualified) or self.model_factory(expr) == LIBRARY_FACTORY:
             return True  # torchvision / timm / torch.hub models hold BatchNorm or Dropout
         return None
+
+    def key_composition(self, function: FunctionInfo, key: str) -> Optional[bool]:
+        cls = self.model_class_of(function, key)
+        return self.class_composition(cls) if cls is not None else self.composition_of(function, key)
 
     def _returned_model(self, function: FunctionInfo) -> Optional[str]:
         if function.is_module_scope:
@@ -992,6 +1007,13 @@ class Facts:
                         self._record_model(function, param, UNKNOWN_ORIGIN, cls)
                         self.passed_models.add((id(function), param))
                         gained = True
+                for element, caller_key in self._elements_passed(site, function):
+                    if element not in self.models[id(function)] and self.is_model(site.function, caller_key):
+                        # ``nets['snet']`` of a ``nets`` whose ``'snet'`` is a model
+                        self._record_model(function, element, UNKNOWN_ORIGIN,
+                                           self.model_class_of(site.function, caller_key))
+                        self.passed_models.add((id(function), element))
+                        gained = True
             if not gained:
                 continue
             changed.add(id(function))
@@ -1012,8 +1034,25 @@ class Facts:
                     if key and self.is_model(site.function, key) or \
                             key is None and self.model_expression(site.function, arg) is not None:
                         verdicts.setdefault(param, []).append(self.expression_composition(site.function, arg))
+                for element, caller_key in self._elements_passed(site, function):
+                    if self.is_model(site.function, caller_key):
+                        verdicts.setdefault(element, []).append(self.key_composition(site.function, caller_key))
             for param, found in verdicts.items():
                 self.composition.setdefault((id(function), param), join_compositions(found))
+
+    def _elements_passed(self, site: CallSite, function: FunctionInfo) -> Iterable[Tuple[str, str]]:
+        """(element key of ``function``, the caller's key for it): ``nets.['snet']`` of
+        ``train(nets)``, which is ``snet`` where the caller built ``nets = {'snet': snet}``."""
+        elements = self.aliases.elements_used(function)
+        if not elements:
+            return
+        for param, arg in self.bind_arguments(site, function):
+            text = dotted(arg)
+            if text is None:
+                continue
+            for element in elements:
+                if element.startswith(param + "."):
+                    yield element, self.aliases.canonical(site.function, text + element[len(param):])
 
     def bind_arguments(self, site: CallSite, target: FunctionInfo) -> Iterable[Tuple[str, ast.AST]]:
         params = list(target.params)

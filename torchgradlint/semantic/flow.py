@@ -200,6 +200,11 @@ class FlowAnalysis:
         self.symbolic_site_modes: Dict[int, Modes] = {}
         self._unbound: Dict[int, List[str]] = {}
 
+    def _key(self, key: Optional[str], function: Optional[FunctionInfo] = None) -> Optional[str]:
+        """A model's key in the mode state: an alias of a container's element (``snet =
+        nets['snet']``) is the element (``nets.['snet']``), whose mode it shares."""
+        return self.facts.aliases.canonical(function or self._function, key)
+
     @property
     def grad_switches(self) -> GradSwitchReferences:
         if self._grad_switches is None:
@@ -271,7 +276,7 @@ class FlowAnalysis:
         for site in function.sites:
             for key in (site.network, site.receiver if site.method in ("eval", "train") else None):
                 if key:
-                    names.add(key.split(".")[0])
+                    names.add(self._key(key, function).split(".")[0])
             for target in site.targets():
                 names.update(key.split(".")[0] for key in self.touched.get(id(target), ()))
             if site.target is not None:
@@ -374,7 +379,8 @@ class FlowAnalysis:
                 name for name in function.local_names
                 if name not in function.params and (
                     self.facts.is_model(function, name) or
-                    (id(function), name) in self.facts.instance_class))
+                    (id(function), name) in self.facts.instance_class)
+                and not self.facts.aliases.is_alias(function, name))
         return found
 
     def _record_effects(self, function: FunctionInfo, exit_state: Optional[State]) -> None:
@@ -384,7 +390,7 @@ class FlowAnalysis:
         roots = set(function.params) | {"self"} | self._free_roots(function)
         for site in function.sites:
             if site.method in ("eval", "train") and site.receiver:
-                touched.add(site.receiver)
+                touched.add(self._key(site.receiver))
             for target in site.targets():
                 for key in self.touched.get(id(target), ()):
                     mapped = self._map_key_to_caller(site, key, target)
@@ -506,6 +512,7 @@ class FlowAnalysis:
         becomes the mode of every source (the loop visits them all)."""
         bound = {}
         for target, sources, elements in models:
+            sources = [self._key(source) for source in sources]
             values = [lookup_mode(state.modes, source) for source in sources] if sources else \
                 [self._expression_mode(state, element) for _, element in elements]
             value = None if any(v is None for v in values) else frozenset().union(*values)
@@ -518,7 +525,7 @@ class FlowAnalysis:
             value = lookup_mode(end.modes, target)
             if value is not None and value != bound[target]:
                 for source in sources:
-                    end = end.set_mode(source, value)
+                    end = end.set_mode(self._key(source), value)
         return end
 
     # -- effects of calls -----------------------------------------------------------------
@@ -546,12 +553,11 @@ class FlowAnalysis:
             state = self._effect(site, state)
         return state
 
-    @staticmethod
-    def _from_caller(site: CallSite, state: State) -> bool:
+    def _from_caller(self, site: CallSite, state: State) -> bool:
         """The forward's grad mode or its model's mode is still the one the caller gave."""
         if FROM_CALLER in state.grad:
             return True
-        value = lookup_mode(state.modes, site.network or site.through_helper)
+        value = lookup_mode(state.modes, self._key(site.network or site.through_helper))
         return value is not None and any(mode == PASSED_IN for mode, _ in value)
 
     def _effect(self, site: CallSite, state: State) -> State:
@@ -565,7 +571,7 @@ class FlowAnalysis:
         if site.method in ("eval", "train") and site.receiver and not self._own_method(site):
             mode = self._switch_mode(site)
             value = frozenset({(mode, site.line)}) if mode else None
-            return state.set_mode(site.receiver, value)
+            return state.set_mode(self._key(site.receiver), value)
         if site.target is not None and not site.registers and site.constructs is None:
             after = self._call_effect(site, site.target, state)
             for alternative in site.alternatives:  # one of them runs: the join of their effects
@@ -640,8 +646,9 @@ class FlowAnalysis:
             if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, ast.Call):
                 state = self._unpack_returned(target, value, state) or state
                 continue
-            if not key:
-                continue
+            if not key or type(target) is ast.Name and self.facts.aliases.is_alias(self._function, key):
+                continue  # (binding an alias changes no mode: it is the element it names)
+            key = self._key(key)
             if site is not None and site.constructs is not None:
                 state = self._apply_constructor(site, key, state)
                 continue
@@ -660,7 +667,10 @@ class FlowAnalysis:
         know: a fresh module trains, ``from_pretrained`` evaluates, ``m.to(dev)`` is ``m``."""
         key = dotted(expr)
         if key is not None:
-            return lookup_mode(state.modes, key)
+            return lookup_mode(state.modes, self._key(key))
+        if type(expr) is ast.Subscript:
+            key = self.facts.element(self._function, expr)
+            return lookup_mode(state.modes, key) if key is not None else None
         if isinstance(expr, ast.IfExp):
             return self._either_mode(state, expr)
         if isinstance(expr, (ast.List, ast.Tuple, ast.Set, ast.ListComp, ast.SetComp, ast.GeneratorExp,
@@ -695,7 +705,7 @@ class FlowAnalysis:
             if site is not None and site.method in ("eval", "train"):
                 mode = self._switch_mode(site)
                 return frozenset({(mode, site.line)}) if mode else UNKNOWN_MODE
-            return lookup_mode(state.modes, same)
+            return lookup_mode(state.modes, self._key(same))
         if origin == "fresh" or (site is not None and site.constructs is not None):
             return frozenset({(TRAIN, None)})
         if origin == "pretrained":
@@ -739,7 +749,7 @@ class FlowAnalysis:
 
     def _argument_mode(self, site: CallSite, root: str, state: State, target: FunctionInfo):
         if root == "self":
-            return lookup_mode(state.modes, site.receiver) if site.receiver else None
+            return lookup_mode(state.modes, self._key(site.receiver)) if site.receiver else None
         for param, arg in self.facts.bind_arguments(site, target):
             if param == root:
                 return self._expression_mode(state, arg)
@@ -762,7 +772,12 @@ class FlowAnalysis:
 
     def _map_key_to_caller(self, site: CallSite, key: str,
                            target: Optional[FunctionInfo] = None) -> Optional[str]:
-        """The caller's name for ``key`` of the callee: ``model`` -> the argument passed."""
+        """The caller's name for ``key`` of the callee: ``model`` -> the argument passed
+        (``nets.['snet']`` -> ``snet`` where the caller built ``nets = {'snet': snet}``)."""
+        return self._key(self._caller_spelling(site, key, target), site.function)
+
+    def _caller_spelling(self, site: CallSite, key: str,
+                         target: Optional[FunctionInfo] = None) -> Optional[str]:
         root, _, rest = key.partition(".")
         target = target or site.target
         if root == "self":
@@ -788,17 +803,24 @@ class FlowAnalysis:
                 mode = self._expression_mode(state, arg)
                 if mode is not None:
                     modes[param] = mode
+        passed = [(param, self._key(dotted(arg), site.function))
+                  for param, arg in self.facts.bind_arguments(site, target)]
+        receiver = self._key(site.receiver, site.function)
+        aliases = self.facts.aliases
         for caller_key, stored in state.modes.items():
             value = lookup_mode(state.modes, caller_key)
             if value is None:
                 continue  # unknown, or not bound: the callee knows as much without it
-            # Map the caller's names back onto the callee's parameters and ``self``.
-            for param, arg in self.facts.bind_arguments(site, target):
-                text = dotted(arg)
-                if text and (caller_key == text or caller_key.startswith(text + ".")):
-                    modes[param + caller_key[len(text):]] = value
-            if site.receiver and (caller_key == site.receiver or caller_key.startswith(site.receiver + ".")):
-                modes["self" + caller_key[len(site.receiver):]] = value
+            # Map the caller's names back onto the callee's parameters and ``self``; an element
+            # of a container the caller passes too (``snet`` is ``nets['snet']``).
+            spellings = [caller_key] + aliases.spellings(site.function, caller_key) if aliases.any \
+                else (caller_key,)
+            for spelling in spellings:
+                for param, text in passed:
+                    if text and (spelling == text or spelling.startswith(text + ".")):
+                        modes[param + spelling[len(text):]] = value
+                if receiver and (spelling == receiver or spelling.startswith(receiver + ".")):
+                    modes["self" + spelling[len(receiver):]] = value
             root = caller_key.partition(".")[0]
             if caller_key not in modes and shares_variable(site.function, target, root):
                 modes[caller_key] = value

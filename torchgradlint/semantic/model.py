@@ -297,7 +297,7 @@ class SemanticModel:
 
     def mode_of(self, site: CallSite, key: str):
         """The set of (mode, line) the model ``key`` may be in at ``site``; None when unknown."""
-        return lookup_mode(self.flow.site_modes.get(id(site), {}), key)
+        return lookup_mode(self.flow.site_modes.get(id(site), {}), self.facts.aliases.canonical(site.function, key))
 
     def mode_when_training(self, site: CallSite, key: str):
         """The mode of ``key`` at a training forward, counting only the in-file callers whose
@@ -307,6 +307,7 @@ class SemanticModel:
         function = site.function
         if not mode or function.is_module_scope:
             return mode
+        key = self.facts.aliases.canonical(function, key)
         first, last = function.node.lineno, function.node.end_lineno or function.node.lineno
         if any(line and first <= line <= last for _, line in mode):
             return mode  # set inside this function
@@ -621,7 +622,9 @@ class SemanticModel:
     # -- who trains what: bindings, optimizers, gradient paths ----------------------------
     def binding(self, function: FunctionInfo, key: str, depth: int = 0) -> Set[tuple]:
         """Where the object a name refers to lives, seen through parameters: ``netD`` in
-        ``d_loss(netD, ...)`` is the ``netD`` its callers pass; ``self.netD`` is the class's."""
+        ``d_loss(netD, ...)`` is the ``netD`` its callers pass; ``self.netD`` is the class's;
+        ``snet = nets['snet']`` is the element of the ``nets`` its callers pass."""
+        key = self.facts.aliases.canonical(function, key)
         root, _, rest = key.partition(".")
         if root == "self" and rest:
             cls = self.facts.enclosing_class(function)

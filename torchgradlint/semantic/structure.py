@@ -204,7 +204,20 @@ def bound_names(function: FunctionInfo) -> Set[str]:
     cached = getattr(function, "_bound_names", None)
     if cached is not None:
         return cached
-    bound: Set[str] = set(function.params) | set(function.nested)
+    bound = set(binding_counts(function))
+    function._bound_names = bound
+    return bound
+
+
+def binding_counts(function: FunctionInfo) -> Dict[str, int]:
+    """How many places bind each of the function's local variables (a parameter counts once,
+    ``del`` counts as a binding): a name bound once refers to one object wherever it is bound."""
+    cached = getattr(function, "_binding_counts", None)
+    if cached is not None:
+        return cached
+    counts: Dict[str, int] = {}
+    for name in list(function.params) + list(function.nested):
+        counts[name] = counts.get(name, 0) + 1
     shared: Set[str] = set()
     targets: List[ast.AST] = []
     for statement in function.statements:
@@ -217,25 +230,32 @@ def bound_names(function: FunctionInfo) -> Set[str]:
             targets.append(statement.target)
         elif kind in (ast.With, ast.AsyncWith):
             targets.extend(item.optional_vars for item in statement.items if item.optional_vars)
+        elif kind is ast.Delete:
+            targets.extend(statement.targets)
         elif kind in (ast.Import, ast.ImportFrom):
-            bound.update((alias.asname or alias.name).split(".")[0] for alias in statement.names)
+            for alias in statement.names:
+                name = (alias.asname or alias.name).split(".")[0]
+                counts[name] = counts.get(name, 0) + 1
         elif kind in (ast.Global, ast.Nonlocal):
             shared.update(statement.names)
         elif kind is ast.ClassDef:
-            bound.add(statement.name)
+            counts[statement.name] = counts.get(statement.name, 0) + 1
         elif isinstance(statement, ast.Try):
-            bound.update(handler.name for handler in statement.handlers if handler.name)
+            for handler in statement.handlers:
+                if handler.name:
+                    counts[handler.name] = counts.get(handler.name, 0) + 1
     while targets:
         target = targets.pop()
         if isinstance(target, ast.Name):
-            bound.add(target.id)
+            counts[target.id] = counts.get(target.id, 0) + 1
         elif isinstance(target, (ast.Tuple, ast.List)):
             targets.extend(target.elts)
         elif isinstance(target, ast.Starred):
             targets.append(target.value)
-    bound -= shared
-    function._bound_names = bound
-    return bound
+    for name in shared:
+        counts.pop(name, None)
+    function._binding_counts = counts
+    return counts
 
 
 def binding_scope(function: FunctionInfo, name: str) -> FunctionInfo:
