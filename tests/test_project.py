@@ -201,3 +201,32 @@ def test_summaries_that_record_calls_are_valid_cache_entries(fresh_cache):
     # first epoch: ``model.train()`` at line 11; later ones: run_epoch's own ``self.train()``,
     # which the caller sees at its call (line 13)
     assert [call["receiver"][""] for call in run_epoch] == [[["train", 11], ["train", 13]]]
+
+
+def test_a_helper_of_another_module_switches_an_element_of_a_dict(tmp_path, fresh_cache):
+    """``finish_validation(nets)`` (helpers.py) switches ``nets['snet']`` to eval mode: its
+    summary's effect is keyed by the element of its parameter, which the caller maps to the
+    model it put in the dict."""
+    write(tmp_path, "helpers.py", '''
+        def finish_validation(nets):
+            snet = nets['snet']
+            snet.eval()
+        ''')
+    loops = write(tmp_path, "loops.py", '''
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        from helpers import finish_validation
+
+
+        def fit(batches, optimizer, epochs):
+            snet = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8))
+            nets = {'snet': snet}
+            for epoch in range(epochs):
+                for x, y in batches:
+                    loss = F.cross_entropy(snet(x), y)
+                    loss.backward()
+                    optimizer.step()
+                finish_validation(nets)
+        ''')
+    assert codes(loops) == [(13, "TGL202")]

@@ -297,7 +297,8 @@ class SemanticModel:
 
     def mode_of(self, site: CallSite, key: str):
         """The set of (mode, line) the model ``key`` may be in at ``site``; None when unknown."""
-        return lookup_mode(self.flow.site_modes.get(id(site), {}), self.facts.aliases.canonical(site.function, key))
+        key = self.facts.aliases.canonical(site.function, key)  # ``snet = nets['snet']``
+        return lookup_mode(self.flow.site_modes.get(id(site), {}), key)
 
     def mode_when_training(self, site: CallSite, key: str):
         """The mode of ``key`` at a training forward, counting only the in-file callers whose

@@ -2,7 +2,8 @@
 
 ``summarize(model)`` condenses a module's SemanticModel into plain JSON data: for each function
 whether it disables autograd (a no-grad decorator or context factory), the grad mode its
-decorators give its body, whether it trains, the modes it leaves the models it is passed in,
+decorators give its body, whether it trains, the modes it leaves the models it is passed in
+(keyed by parameter paths, also to the elements of a dict or list: ``nets.['snet']``),
 whether it returns a model, which parameters reach a backward pass; which classes are
 ``nn.Module``s and whether they hold Dropout/BatchNorm; and every call it makes into other
 modules of the project with the grad mode and model modes at the call.
@@ -21,7 +22,7 @@ from .flow import PASSED_IN, UNKNOWN, lookup_mode
 from .names import dotted
 from .usage import ESCAPES
 
-SUMMARY_FORMAT = 7  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 8  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
