@@ -90,12 +90,17 @@ class ElementAliases:
         self._is_model = is_model
         # id(function) -> {alias key: (key it stands for, name that must hold a model)}
         self._tables: Dict[int, Dict[str, tuple]] = {}
+        self._scopes: Dict[int, FunctionInfo] = {}
         self.any = True  # until ``find_all`` has looked
+        self._settled = False
 
     def _table(self, function: FunctionInfo) -> Dict[str, tuple]:
         table = self._tables.get(id(function))
         if table is None:
+            if self._settled:
+                return {}  # (a function made after the facts: no alias was looked for)
             table = self._tables[id(function)] = self._find(function)
+            self._scopes[id(function)] = function
         return table
 
     def _find(self, function: FunctionInfo) -> Dict[str, tuple]:
@@ -158,6 +163,16 @@ class ElementAliases:
         in a file without any, ``canonical`` costs one test."""
         self.any = any([self._table(function) for function in functions])
 
+    def settle(self) -> None:
+        """The models are known: keep only the aliases of models (the flow then asks without
+        testing each one again, and a file whose containers hold no model costs one test)."""
+        for scope_id, table in self._tables.items():
+            scope = self._scopes[scope_id]
+            self._tables[scope_id] = {alias: entry for alias, entry in table.items()
+                                      if self._is_model(scope, entry[1])}
+        self.any = any(self._tables.values())
+        self._settled = True
+
     def canonical(self, function: FunctionInfo, key: Optional[str]) -> Optional[str]:
         """``key`` with the aliases of its scope replaced by what they stand for, repeatedly
         (``first = pair[0]`` where ``pair = [snet, tnet]`` and ``snet = nets['snet']``)."""
@@ -176,7 +191,7 @@ class ElementAliases:
                     return key
                 prefix = prefix.rsplit(".", 1)[0]
             meaning, model = table[prefix]
-            if not self._is_model(scope, model):
+            if not self._settled and not self._is_model(scope, model):
                 return key
             key = meaning + key[len(prefix):]
         return key
@@ -187,7 +202,8 @@ class ElementAliases:
         table = self._table(function)
         found = []
         for alias, (meaning, model) in table.items():
-            if (key == meaning or key.startswith(meaning + ".")) and self._is_model(function, model):
+            if (key == meaning or key.startswith(meaning + ".")) and (
+                    self._settled or self._is_model(function, model)):
                 found.append(alias + key[len(meaning):])
         return found
 
@@ -199,4 +215,4 @@ class ElementAliases:
     def is_alias(self, function: FunctionInfo, name: str) -> bool:
         """``name`` is a local that stands for a container's element."""
         entry = self._table(function).get(name)
-        return entry is not None and self._is_model(function, entry[1])
+        return entry is not None and (self._settled or self._is_model(function, entry[1]))

@@ -129,6 +129,7 @@ class Facts:
         self._mark_forwards_through_methods()
         # The models are known now: the flow asks the same expressions again and again.
         self._model_expressions = {}
+        self.aliases.settle()
 
     # -- classes --------------------------------------------------------------------------
     def _classify_classes(self) -> None:
