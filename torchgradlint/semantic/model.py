@@ -793,8 +793,10 @@ class SemanticModel:
 
     def is_training_context(self, site: CallSite) -> bool:
         """The call's value is used by a training step, or its function asks for input
-        gradients (adversarial examples, saliency, gradient penalties)."""
-        return self.feeds_training(site) or self.wants_input_gradients(site.function)
+        gradients (adversarial examples, saliency, gradient penalties) and the call may record
+        them (a forward under no_grad on every path records no gradient for anyone)."""
+        return self.feeds_training(site) or (
+            self.wants_input_gradients(site.function) and not self.grad_is_off(site))
 
     def in_training_loop(self, site: CallSite) -> bool:
         """The innermost loop around the call trains (``loop_trains``)."""
