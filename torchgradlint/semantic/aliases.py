@@ -26,7 +26,7 @@ from __future__ import annotations
 import ast
 from typing import Callable, Dict, List, Optional
 
-from .names import assignment_pairs, dotted
+from .names import assignment_pairs, dotted, stored_targets
 from .structure import FunctionInfo, binding_counts, binding_scope
 
 # Methods that change what a list or dict holds.
@@ -140,19 +140,8 @@ class ElementAliases:
         mutated = {site.receiver for site in function.sites
                    if site.receiver and site.method in MUTATING_METHODS}
         for statement in function.statements:
-            if isinstance(statement, (ast.Assign, ast.Delete)):
-                targets = list(statement.targets)
-            elif isinstance(statement, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor)):
-                targets = [statement.target]
-            else:
-                continue
-            while targets:
-                target = targets.pop()
-                if isinstance(target, (ast.Tuple, ast.List)):
-                    targets.extend(target.elts)
-                elif isinstance(target, ast.Starred):
-                    targets.append(target.value)
-                elif isinstance(target, ast.Subscript):
+            for target in stored_targets(statement):
+                if type(target) is ast.Subscript:
                     name = dotted(target.value)
                     if name is not None:
                         mutated.add(name)

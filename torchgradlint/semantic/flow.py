@@ -18,7 +18,7 @@ from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 from . import torch_api as api
 from .names import NameReferences, assignment_pairs, dotted, mode_argument
-from .structure import CallSite, FunctionInfo, binding_scope
+from .structure import CallSite, FunctionInfo, binding_counts, binding_scope
 
 ON, OFF, DYNAMIC = "on", "off", "dynamic"
 # While a function's effects are summarized, its grad mode is "whatever the caller's was": a
@@ -416,19 +416,8 @@ class FlowAnalysis:
     def _rebound_names(function: FunctionInfo) -> Set[str]:
         """Parameters the function assigns a new object to: what it does to them afterwards
         no longer touches the caller's object."""
-        rebound = set()
-        for statement in function.statements:
-            targets = list(statement.targets) if isinstance(statement, ast.Assign) else \
-                [statement.target] if isinstance(statement, (ast.AnnAssign, ast.For)) else []
-            while targets:
-                target = targets.pop()
-                if isinstance(target, (ast.Tuple, ast.List)):
-                    targets.extend(target.elts)
-                elif isinstance(target, ast.Starred):
-                    targets.append(target.value)
-                elif isinstance(target, ast.Name) and target.id in function.params:
-                    rebound.add(target.id)
-        return rebound
+        counts = binding_counts(function)
+        return {param for param in function.params if counts.get(param, 0) > 1}
 
     def _block(self, block, state: Optional[State]) -> Optional[State]:
         for node in block:

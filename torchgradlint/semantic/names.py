@@ -107,6 +107,30 @@ def assigned_names(statement: ast.stmt) -> Set[str]:
     return {node.id for target in targets for node in ast.walk(target) if isinstance(node, ast.Name)}
 
 
+def stored_targets(statement: ast.stmt) -> List[ast.AST]:
+    """The names, attributes and subscripts a statement stores into or deletes (assignments,
+    ``for`` and ``with`` targets, ``del``), tuples and starred targets unpacked."""
+    kind = type(statement)
+    if kind is _Assign or kind is ast.Delete:
+        targets = list(statement.targets)
+    elif kind in (_AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor):
+        targets = [statement.target]
+    elif kind in (ast.With, ast.AsyncWith):
+        targets = [item.optional_vars for item in statement.items if item.optional_vars is not None]
+    else:
+        return []
+    found = []
+    while targets:
+        target = targets.pop()
+        if isinstance(target, _SEQUENCES):
+            targets.extend(target.elts)
+        elif isinstance(target, ast.Starred):
+            targets.append(target.value)
+        else:
+            found.append(target)
+    return found
+
+
 def assignment_pairs(statement: ast.stmt) -> List[Tuple[ast.AST, ast.AST]]:
     """(target, value) of an assignment, a tuple unpacked element by element when both sides
     are written out: ``netG, netD = Generator(), Discriminator()`` gives two pairs."""

@@ -12,7 +12,7 @@ import ast
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set, Tuple, Union
 
-from .names import ImportTable, child_fields, dotted
+from .names import ImportTable, child_fields, dotted, stored_targets
 from .torch_api import SELF_RETURNING_METHODS as _SELF_RETURNING
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
@@ -219,20 +219,12 @@ def binding_counts(function: FunctionInfo) -> Dict[str, int]:
     for name in list(function.params) + list(function.nested):
         counts[name] = counts.get(name, 0) + 1
     shared: Set[str] = set()
-    targets: List[ast.AST] = []
     for statement in function.statements:
+        for target in stored_targets(statement):
+            if type(target) is ast.Name:
+                counts[target.id] = counts.get(target.id, 0) + 1
         kind = type(statement)
-        if kind is ast.Assign:
-            targets.extend(statement.targets)
-        elif kind in (ast.AnnAssign, ast.AugAssign):
-            targets.append(statement.target)
-        elif kind in (ast.For, ast.AsyncFor):
-            targets.append(statement.target)
-        elif kind in (ast.With, ast.AsyncWith):
-            targets.extend(item.optional_vars for item in statement.items if item.optional_vars)
-        elif kind is ast.Delete:
-            targets.extend(statement.targets)
-        elif kind in (ast.Import, ast.ImportFrom):
+        if kind in (ast.Import, ast.ImportFrom):
             for alias in statement.names:
                 name = (alias.asname or alias.name).split(".")[0]
                 counts[name] = counts.get(name, 0) + 1
@@ -244,14 +236,6 @@ def binding_counts(function: FunctionInfo) -> Dict[str, int]:
             for handler in statement.handlers:
                 if handler.name:
                     counts[handler.name] = counts.get(handler.name, 0) + 1
-    while targets:
-        target = targets.pop()
-        if isinstance(target, ast.Name):
-            counts[target.id] = counts.get(target.id, 0) + 1
-        elif isinstance(target, (ast.Tuple, ast.List)):
-            targets.extend(target.elts)
-        elif isinstance(target, ast.Starred):
-            targets.append(target.value)
     for name in shared:
         counts.pop(name, None)
     function._binding_counts = counts
