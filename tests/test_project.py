@@ -230,3 +230,59 @@ def test_a_helper_of_another_module_switches_an_element_of_a_dict(tmp_path, fres
                 finish_validation(nets)
         ''')
     assert codes(loops) == [(13, "TGL202")]
+
+
+def test_a_loss_written_as_a_module_of_another_module_records_no_graph(tmp_path, fresh_cache):
+    """``FT`` (losses.py) is an ``nn.Module`` that builds no parameters: computing it with
+    autograd on, on outputs computed under no_grad, records nothing (its summary says so).
+    ``Projector`` builds a layer: its forward outside no_grad records a graph for nothing."""
+    write(tmp_path, "losses.py", '''
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+
+        class FT(nn.Module):
+            def __init__(self):
+                super().__init__()
+
+            def forward(self, factor_s, factor_t):
+                return F.l1_loss(F.normalize(factor_s), F.normalize(factor_t))
+
+
+        class Projector(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 8)
+
+            def forward(self, factor_s, factor_t):
+                return F.l1_loss(self.fc(factor_s), factor_t)
+        ''')
+    loop = write(tmp_path, "evaluation.py", '''
+        import torch
+        import torch.nn as nn
+
+        from losses import FT, Projector
+
+
+        def evaluate(batches, nets, criterions):
+            snet = nets['snet']
+            criterion = criterions['kd']
+            snet.eval()
+            total = 0.0
+            for x, target in batches:
+                with torch.no_grad():
+                    out = snet(x)
+                total += criterion(out, target).item()
+            return total
+
+
+        def main(batches, kind):
+            snet = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8))
+            kd = FT() if kind == "ft" else Projector()
+            nets = {'snet': snet}
+            criterions = {'kd': kd}
+            return evaluate(batches, nets, criterions)
+        ''')
+    assert codes(loop) == [(16, "TGL101")]
+    write(tmp_path, "evaluation.py", loop.read_text().replace("FT() if kind == \"ft\" else Projector()", "FT()"))
+    assert codes(loop) == []

@@ -445,6 +445,10 @@ class SemanticModel:
         part = self.facts.class_attr_class.get((id(cls), attribute)) if cls is not None else None
         return part if part is not None and part.is_module else None
 
+    def class_holds_no_parameters(self, cls: ClassInfo) -> bool:
+        """Instances of the class build no graph of their own (for the module's summary)."""
+        return _holds_no_parameters(cls, self.imports)
+
     def is_frozen(self, site: CallSite) -> bool:
         """The model a forward runs has its parameters frozen, or has none (an activation
         written as a module): it builds no graph of its own."""
@@ -1442,10 +1446,12 @@ def _parameterless_layer(qualified: str) -> bool:
 
 
 def _holds_no_parameters(cls: ClassInfo, imports) -> bool:
-    """An ``nn.Module`` subclass written in the file whose ``__init__`` builds nothing that
-    holds parameters (``class Swish(nn.Module)`` with only a ``forward``)."""
-    if getattr(cls, "external", False) or not cls.bases or \
-            any(base not in api.MODULE_BASES for base in cls.bases):
+    """An ``nn.Module`` subclass whose ``__init__`` builds nothing that holds parameters
+    (``class Swish(nn.Module)`` with only a ``forward``; a loss written as a module), in the
+    file or, as its module's summary says, in another module of the project."""
+    if getattr(cls, "external", False):
+        return bool(getattr(cls, "holds_no_parameters", False))
+    if not cls.bases or any(base not in api.MODULE_BASES for base in cls.bases):
         return False
     init = cls.methods.get("__init__")
     if init is None:

@@ -81,7 +81,8 @@ def summarize(model, module_name: str) -> dict:
             continue
         classes[name] = {"is_module": info.is_module,
                          "dropout_or_batchnorm": info.has_dropout_or_batchnorm,
-                         "freezes_itself": model.facts.class_freezes_itself(info)}
+                         "freezes_itself": model.facts.class_freezes_itself(info),
+                         "holds_no_parameters": info.is_module and model.class_holds_no_parameters(info)}
     imports = sorted(model.linker.imported_modules) if model.linker is not None else []
     return {"format": SUMMARY_FORMAT, "module": module_name, "functions": functions,
             "classes": classes, "calls": _calls_out(model), "imports": imports}
@@ -248,6 +249,7 @@ CLASS_FIELDS = {
     "is_module": _is(bool),
     "dropout_or_batchnorm": _optional(bool),
     "freezes_itself": _is(bool),
+    "holds_no_parameters": _is(bool),
 }
 CALL_FIELDS = {
     "target": lambda v: type(v) is str and ":" in v,
@@ -396,6 +398,7 @@ class ExternalLinker:
             info.is_module = bool(facts.get("is_module"))
             info.has_dropout_or_batchnorm = facts.get("dropout_or_batchnorm")
             info.freezes_itself = bool(facts.get("freezes_itself"))
+            info.holds_no_parameters = bool(facts.get("holds_no_parameters"))
             if self.analysis.classes.setdefault(written, info) is info:
                 # Its methods, so that ``gan = GAN(); gan.train()`` links to GAN.train's summary.
                 for qualname, method_facts in summary.get("functions", {}).items():
