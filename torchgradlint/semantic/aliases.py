@@ -203,5 +203,7 @@ class ElementAliases:
 
     def is_alias(self, function: FunctionInfo, name: str) -> bool:
         """``name`` is a local that stands for a container's element."""
+        if not self.any:
+            return False
         entry = self._table(function).get(name)
         return entry is not None and (self._settled or self._is_model(function, entry[1]))

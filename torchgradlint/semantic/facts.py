@@ -624,7 +624,7 @@ class Facts:
     def element(self, function: FunctionInfo, expr: ast.AST) -> Optional[str]:
         """The key of a container's element, ``nets['snet']``, as the scope knows it (its own
         name for the element when it built the container)."""
-        key = subscript_key(expr)
+        key = subscript_key(expr) if type(expr) is ast.Subscript else None
         return self.aliases.canonical(function, key) if key is not None else None
 
     def _either_model(self, function: FunctionInfo, expr: ast.IfExp):
