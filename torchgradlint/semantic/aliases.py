@@ -28,11 +28,7 @@ from typing import Callable, Dict, List, Optional
 
 from .names import assignment_pairs, dotted, stored_targets
 from .structure import FunctionInfo, binding_counts, binding_scope
-
-# Methods that change what a list or dict holds.
-MUTATING_METHODS = frozenset({"append", "extend", "insert", "update", "pop", "popitem", "setdefault",
-                              "clear", "remove", "sort", "reverse", "__setitem__", "__delitem__"})
-
+from .torch_api import CONTAINER_CHANGING_METHODS
 
 def constant_index(node: ast.AST):
     """The constant a subscript's index is, when it can be part of a key: an int, or a string
@@ -138,7 +134,7 @@ class ElementAliases:
     @staticmethod
     def _mutated_containers(function: FunctionInfo) -> set:
         mutated = {site.receiver for site in function.sites
-                   if site.receiver and site.method in MUTATING_METHODS}
+                   if site.receiver and site.method in CONTAINER_CHANGING_METHODS}
         for statement in function.statements:
             for target in stored_targets(statement):
                 if type(target) is ast.Subscript:

@@ -535,10 +535,8 @@ class FlowAnalysis:
                     previous_modes = self.site_modes.get(key)
                     self.site_modes[key] = join_modes(previous_modes, state.modes) \
                         if previous_modes is not None else dict(state.modes)
-                if site.target is not None:
-                    self._contribute(site, state)
-                    for alternative in site.alternatives:
-                        self._contribute(site, state, alternative)
+                for target in site.targets():
+                    self._contribute(site, state, target)
             state = self._effect(site, state)
         return state
 
@@ -562,9 +560,10 @@ class FlowAnalysis:
             value = frozenset({(mode, site.line)}) if mode else None
             return state.set_mode(self._key(site.receiver), value)
         if site.target is not None and not site.registers and site.constructs is None:
-            after = self._call_effect(site, site.target, state)
-            for alternative in site.alternatives:  # one of them runs: the join of their effects
-                after = join(after, self._call_effect(site, alternative, state))
+            # one of the targets runs: the join of their effects
+            after = None
+            for target in site.targets():
+                after = join(after, self._call_effect(site, target, state))
             return after
         return state
 
@@ -784,16 +783,16 @@ class FlowAnalysis:
             return key  # a global, or a variable the callee closes over
         return None
 
-    def _contribute(self, site: CallSite, state: State, target: Optional[FunctionInfo] = None) -> None:
-        target = target or site.target
+    def _contribute(self, site: CallSite, state: State, target: FunctionInfo) -> None:
         modes: Modes = {}
+        passed = []
         for param, arg in self.facts.bind_arguments(site, target):
-            if dotted(arg) is None:
+            text = dotted(arg)
+            if text is None:
                 mode = self._expression_mode(state, arg)
                 if mode is not None:
                     modes[param] = mode
-        passed = [(param, self._key(dotted(arg), site.function))
-                  for param, arg in self.facts.bind_arguments(site, target)]
+            passed.append((param, self._key(text, site.function)))
         receiver = self._key(site.receiver, site.function)
         aliases = self.facts.aliases
         for caller_key, stored in state.modes.items():

@@ -19,6 +19,7 @@ from .frameworks import FrameworkLoops
 from .flow import EVAL, OFF, ON, PASSED_IN, UNKNOWN, FlowAnalysis, lookup_mode
 from .names import ImportTable, NameReferences, assigned_names, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
+from .summary import bind_record, mode_from_json
 from .usage import TRAINS, UNUSED, UsageAnalysis
 from .value_graph import ValueGraph
 
@@ -48,10 +49,9 @@ class _CallsFromOtherModules:
         # BatchNorm, per call (None: that call cannot tell)
         self.compositions: Dict[Tuple[int, str], List[Optional[bool]]] = {}
         for function, call in incoming:
-            params = list(function.params)[1:] if function.cls is not None else list(function.params)
-            passed = list(zip(params, call.get("arg_compositions", ()))) + \
-                list(call.get("kwarg_compositions", {}).items())
-            for param, verdict in passed:
+            passed = bind_record(call, list(function.params), function.cls is not None,
+                                 "arg_compositions", "kwarg_compositions", receiver=None)
+            for param, verdict in passed.items():
                 self.compositions.setdefault((id(function), param), []).append(verdict)
         self.evaluation_grad: Dict[int, FrozenSet[str]] = {}
         for function, call in incoming:
@@ -500,16 +500,7 @@ class SemanticModel:
         if self.anything_trains and self.usage.reaches_input_gradient(site):
             return True
         wanting = self._inputs_wanting_gradients(site.function)
-        if not wanting:
-            return False
-        arguments = list(site.node.args) + [k.value for k in site.node.keywords]
-        for arg in arguments:
-            if any(isinstance(node, ast.Name) and node.id in wanting for node in ast.walk(arg)):
-                return True
-            for node in self.gradient_upstream(site.function, site.index, arg):
-                if node[0] == "def" and node[3] in wanting:
-                    return True
-        return False
+        return bool(wanting) and self._arguments_derive_from(site, wanting)
 
     def _inputs_wanting_gradients(self, function: FunctionInfo) -> Set[str]:
         """Names the function (or one enclosing it) makes require gradients."""
@@ -1077,25 +1068,16 @@ class SemanticModel:
     def _fed_by_loop_data(self, site: CallSite) -> bool:
         """The forward runs on what a loop of its function walks (``for imgs, caps in
         val_loader: encoder(imgs)``), not on noise drawn for a picture: a validation pass."""
-        walked = set()
-        for loop in site.loops:
-            node = loop.node
-            if not isinstance(node, (ast.For, ast.AsyncFor)):
-                continue
-            iterable = node.iter
-            if isinstance(iterable, ast.Call) and dotted(iterable.func) in ("range", "enumerate") and \
-                    iterable.args and isinstance(iterable.args[0], ast.Call) and \
-                    dotted(iterable.args[0].func) == "range":
-                continue  # ``enumerate(range(n))``
-            if isinstance(iterable, ast.Call) and dotted(iterable.func) == "range":
-                continue
-            walked |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
-        if not walked:
-            return False
+        walked = set().union(*(loop.walked_names for loop in site.loops))
+        return bool(walked) and self._arguments_derive_from(site, walked)
+
+    def _arguments_derive_from(self, site: CallSite, names: Set[str]) -> bool:
+        """An argument of the call is one of ``names`` (variables of its function), or is
+        computed from one of them."""
         for arg in list(site.node.args) + [k.value for k in site.node.keywords]:
-            if any(isinstance(n, ast.Name) and n.id in walked for n in ast.walk(arg)):
+            if any(isinstance(node, ast.Name) and node.id in names for node in ast.walk(arg)):
                 return True
-            if any(node[0] == "def" and node[3] in walked
+            if any(node[0] == "def" and node[3] in names
                    for node in self.gradient_upstream(site.function, site.index, arg)):
                 return True
         return False
@@ -1241,8 +1223,6 @@ class SemanticModel:
     def _incoming_modes(self, function: FunctionInfo, call: dict):
         """The modes another module's call passes in; the lines that set them are lines of
         that module (ForeignLine), so that messages name its file."""
-        from .summary import mode_from_json
-
         def modes_of(value, record=call):
             found = set()
             for mode, line in mode_from_json(value):
@@ -1257,20 +1237,9 @@ class SemanticModel:
                     found |= modes_of(outer_value, {"caller_file": outer_file})
             return frozenset(found)
 
-        modes = {}
-        params = list(function.params)
-        if function.cls is not None and params:
-            params = params[1:]  # called on an instance: ``gan.visualize_results()``
-            for suffix, value in (call.get("receiver") or {}).items():
-                if value is not None:
-                    modes["self" + suffix] = modes_of(value)
-        for param, value in zip(params, call.get("args", ())):
-            if value is not None:
-                modes[param] = modes_of(value)
-        for param, value in call.get("kwargs", {}).items():
-            if param in params and value is not None:
-                modes[param] = modes_of(value)
-        return modes
+        return {key: modes_of(value) for key, value in
+                bind_record(call, list(function.params), function.cls is not None).items()
+                if value is not None}
 
     def _find_evaluation_entries(self) -> Dict[int, str]:
         """Functions that evaluation code calls -- in this file, or in another module of the

@@ -62,6 +62,19 @@ class Loop:
                 found.append(node.attr)
         return found
 
+    @property
+    def walked_names(self) -> Set[str]:
+        """The names a ``for`` loop binds to what its iterable yields, unless it only counts
+        (``range(n)``, ``enumerate(range(n))``): ``imgs, caps`` of ``for imgs, caps in loader``."""
+        if not isinstance(self.node, (ast.For, ast.AsyncFor)):
+            return set()
+        iterable = self.node.iter
+        if isinstance(iterable, ast.Call) and dotted(iterable.func) == "enumerate" and iterable.args:
+            iterable = iterable.args[0]
+        if isinstance(iterable, ast.Call) and dotted(iterable.func) == "range":
+            return set()
+        return {node.id for node in ast.walk(self.node.target) if isinstance(node, ast.Name)}
+
     def contains_index(self, index: int) -> bool:
         return self.first_index <= index <= self.last_index
 

@@ -125,25 +125,19 @@ def _composition(model, site, key: Optional[str]) -> Optional[bool]:
     return model.known_composition(site.function, key)
 
 
-def _value_passed(call: dict, root: str, params: List[str]) -> Optional[list]:
-    """The mode (as JSON) a call record gives the callee's ``root``: ``self`` and its
-    attributes from the receiver (an attribute not switched on its own is in its parent's
-    mode), a parameter from the arguments."""
-    if root == "self" or root.startswith("self."):
-        receiver = call.get("receiver") or {}
-        suffix = root[len("self"):]
-        while True:
-            if suffix in receiver:
-                return receiver[suffix]
-            if not suffix:
-                return None
-            suffix = suffix.rpartition(".")[0]
-    name = root.partition(".")[0]
-    if name in call.get("kwargs", {}):
-        return call["kwargs"][name]
-    if name in params and params.index(name) < len(call.get("args", ())):
-        return call["args"][params.index(name)]
-    return None
+def bind_record(call: dict, params: List[str], method: bool, positional: str = "args",
+                keywords: str = "kwargs", receiver: Optional[str] = "receiver") -> Dict[str, object]:
+    """What a call record gives each parameter of its callee (JSON, None where it does not
+    know): by default the modes, ``self`` and its attributes from the receiver of a method
+    called on an object; the fields named say which record fields to read."""
+    bound: Dict[str, object] = {}
+    if method and params:
+        params = params[1:]  # called on an instance: ``gan.visualize_results()``
+        for suffix, value in (call.get(receiver) or {}).items() if receiver else ():
+            bound["self" + suffix] = value
+    bound.update(zip(params, call.get(positional, ())))
+    bound.update((name, value) for name, value in call.get(keywords, {}).items() if name in params)
+    return bound
 
 
 def _calls_out(model) -> List[dict]:
@@ -326,6 +320,7 @@ class ExternalLinker:
         self.imported_modules: set = set()
         self.presets: List[tuple] = []  # (stub, summary of the function)
         self._runs_models: Optional[set] = None  # ids of functions whose call closure runs a model
+        self._passed_to_callers: Dict[tuple, Optional[List[tuple]]] = {}  # passed_to_the_caller's answers
 
     # -- imports ------------------------------------------------------------------------------
     def link(self) -> None:
@@ -508,7 +503,7 @@ class ExternalLinker:
         caller_file, caller_function = call.get("caller_file"), call.get("caller_function")
         if not caller_file or not caller_function:
             return None
-        memo = self.__dict__.setdefault("_passed_memo", {})
+        memo = self._passed_to_callers
         key = (caller_file, caller_function, root)
         if key in memo:
             return memo[key]
@@ -520,12 +515,12 @@ class ExternalLinker:
             return None
         owner, _, name = caller_function.rpartition(".")
         words = (owner, name) if facts["method"] and owner else (name,)
-        params = facts["params"][1:] if facts["method"] else facts["params"]
         found = []
         for outer in self.project.incoming_calls(path, [words]):
             if outer["function"] != caller_function:
                 continue
-            value = _value_passed(outer, root, params)
+            # (an attribute not switched on its own is in its parent's mode)
+            value = lookup_mode(bind_record(outer, facts["params"], facts["method"]), root)
             if value is None or any(mode in (PASSED_IN, UNKNOWN[0]) for mode, _ in value):
                 return None
             found.append((value, outer.get("caller_file")))

@@ -21,6 +21,9 @@ LIST_APPENDING_METHODS = frozenset({"append", "extend", "insert", "appendleft"})
 CONTAINER_ADDING_METHODS = LIST_APPENDING_METHODS | {"add", "setdefault", "update"}
 # ... and that write into a tensor in place.
 IN_PLACE_WRITING_METHODS = frozenset({"add_", "copy_", "put", "__setitem__"})
+# Methods after which a list or dict may hold other things than it was built with.
+CONTAINER_CHANGING_METHODS = CONTAINER_ADDING_METHODS | {
+    "pop", "popitem", "clear", "remove", "sort", "reverse", "__setitem__", "__delitem__"}
 # How a call runs a backward pass (what counts as training, for every part of the analysis):
 RUNS_BACKWARD_ON_LOSS = "loss"  # through its receiver and arguments: loss.backward(), a hidden step
 RUNS_BACKWARD_ON_OUTPUTS = "outputs"  # through its first argument: torch.autograd.grad(outputs, ...)
