@@ -1005,13 +1005,18 @@ class SemanticModel:
 
     def _built_from_scratch(self, site: CallSite) -> bool:
         """The model's construction loads no trained weights: a torch.nn layer, or a class of
-        the file whose construction reads no checkpoint and builds no pretrained backbone."""
+        the file whose construction reads no checkpoint and builds no pretrained backbone. A
+        wrapper handed a model (``AutoShape(model)``) runs that model's weights."""
+        if any(self.facts.is_model(site.function, dotted(arg))
+               for _, call in self._constructions(site, before=True)
+               for arg in list(call.args) + [k.value for k in call.keywords] if dotted(arg)):
+            return False
         cls = self.facts.model_class_of(site.function, site.network)
         if cls is None:
             return (id(site.function), site.network) in self.facts.model_origin and \
                 self.facts.model_class.get((id(site.function), site.network)) is None and \
                 self._constructed_without_weights(site)
-        return self._class_loads_no_weights(cls)
+        return self.class_loads_no_weights(cls)
 
     def _loads_weights(self, function: FunctionInfo) -> bool:
         return any(inner.method in ("load_state_dict", "from_pretrained", "load") or
@@ -1019,14 +1024,18 @@ class SemanticModel:
                    any(k.arg in _WEIGHT_KEYWORDS for k in inner.node.keywords)
                    for inner in function.sites)
 
-    def _class_loads_no_weights(self, cls: ClassInfo) -> bool:
+    def class_loads_no_weights(self, cls: ClassInfo) -> bool:
+        """Building the class reads no checkpoint and builds no pretrained backbone (a class
+        of another project module: as its own module's summary says)."""
         seen, stack = set(), [cls]
         while stack:
             current = stack.pop()
             if id(current) in seen:
                 continue
             if getattr(current, "external", False):
-                return False  # built in another module: we cannot tell
+                if getattr(current, "loads_no_weights", False):
+                    continue
+                return False  # built where we cannot see
             seen.add(id(current))
             if any(self._loads_weights(method) for method in current.methods.values()):
                 return False
@@ -1045,7 +1054,7 @@ class SemanticModel:
         factory = next((other.target for other in site.function.sites if other.node is call), None)
         if factory is None or factory.external or self._loads_weights(factory):
             return False
-        return all(self._class_loads_no_weights(inner.constructs)
+        return all(self.class_loads_no_weights(inner.constructs)
                    for inner in factory.sites if inner.constructs is not None)
 
     def is_progress_sample(self, site: CallSite) -> bool:

@@ -264,6 +264,42 @@ def binding_scope(function: FunctionInfo, name: str) -> FunctionInfo:
     return function
 
 
+def constant_flags(tree: ast.Module) -> Dict[str, bool]:
+    """Module-level names bound once, to ``True`` or ``False``, and nowhere else in the file
+    (no other assignment, parameter, import, definition or ``del`` of the name)."""
+    candidates: Dict[str, Optional[bool]] = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target, value = statement.targets[0], statement.value
+        elif isinstance(statement, ast.AnnAssign):
+            target, value = statement.target, statement.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and isinstance(value, ast.Constant) and \
+                isinstance(value.value, bool):
+            candidates[target.id] = None if target.id in candidates else value.value
+    flags = {name: value for name, value in candidates.items() if value is not None}
+    if not flags:
+        return flags
+    bindings: Dict[str, int] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            name = node.id if not isinstance(node.ctx, ast.Load) else None
+        elif isinstance(node, ast.arg):
+            name = node.arg
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            name = node.name
+        elif isinstance(node, ast.alias):
+            name = node.asname or node.name
+        elif isinstance(node, ast.ExceptHandler):
+            name = node.name
+        else:
+            continue
+        if name in flags:
+            bindings[name] = bindings.get(name, 0) + 1
+    return {name: value for name, value in flags.items() if bindings.get(name) == 1}
+
+
 class StructureBuilder:
     """Builds FunctionInfo/ClassInfo objects for a module."""
 
@@ -280,6 +316,7 @@ class StructureBuilder:
         self.expression_statements: List[Tuple[ast.Expr, FunctionInfo]] = []
         self._module_defines = {node.name for node in tree.body
                                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        self._constant_flags = constant_flags(tree)
 
     def build(self) -> "StructureBuilder":
         self._build_function(self.module_function, self.tree.body)
@@ -386,6 +423,15 @@ class StructureBuilder:
             return ("with", statement, items, body)
         if isinstance(statement, ast.If):
             test_sites = sites(statement.test)
+            known = self._truth(statement.test)
+            if known is not None:
+                # ``if use_attn:`` on a flag the file sets once to a constant: the other branch
+                # never runs, its calls are not part of the program.
+                self._guards.append((statement.test, known))
+                live = self._block(function, statement.body if known else statement.orelse,
+                                   chain, loops, always_runs=True)
+                self._guards.pop()
+                return ("with", statement, [], live)
             self._guards.append((statement.test, True))
             body = self._block(function, statement.body, chain, loops)
             self._guards[-1] = (statement.test, False)
@@ -405,6 +451,18 @@ class StructureBuilder:
         if isinstance(statement, ast.Expr):
             self.expression_statements.append((statement, function))
         return ("simple", statement, sites(statement))
+
+    def _truth(self, test: ast.expr) -> Optional[bool]:
+        """The value of an ``if`` test known before the program runs: ``True``/``False``, a
+        flag bound once to one of them (``use_attn = True``), ``not`` of either."""
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            inner = self._truth(test.operand)
+            return None if inner is None else not inner
+        if isinstance(test, ast.Constant) and isinstance(test.value, bool):
+            return test.value
+        if isinstance(test, ast.Name):
+            return self._constant_flags.get(test.id)
+        return None
 
     def _ends_the_program(self, statement: ast.stmt) -> bool:
         """``sys.exit(1)``, ``exit()``: no statement after it runs on this path."""

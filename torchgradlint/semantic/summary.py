@@ -22,7 +22,7 @@ from .flow import PASSED_IN, UNKNOWN, lookup_mode
 from .names import dotted
 from .usage import ESCAPES
 
-SUMMARY_FORMAT = 8  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 9  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -82,7 +82,8 @@ def summarize(model, module_name: str) -> dict:
         classes[name] = {"is_module": info.is_module,
                          "dropout_or_batchnorm": info.has_dropout_or_batchnorm,
                          "freezes_itself": model.facts.class_freezes_itself(info),
-                         "holds_no_parameters": info.is_module and model.class_holds_no_parameters(info)}
+                         "holds_no_parameters": info.is_module and model.class_holds_no_parameters(info),
+                         "loads_no_weights": info.is_module and model.class_loads_no_weights(info)}
     imports = sorted(model.linker.imported_modules) if model.linker is not None else []
     return {"format": SUMMARY_FORMAT, "module": module_name, "functions": functions,
             "classes": classes, "calls": _calls_out(model), "imports": imports}
@@ -244,6 +245,7 @@ CLASS_FIELDS = {
     "dropout_or_batchnorm": _optional(bool),
     "freezes_itself": _is(bool),
     "holds_no_parameters": _is(bool),
+    "loads_no_weights": _is(bool),
 }
 CALL_FIELDS = {
     "target": lambda v: type(v) is str and ":" in v,
@@ -394,6 +396,7 @@ class ExternalLinker:
             info.has_dropout_or_batchnorm = facts.get("dropout_or_batchnorm")
             info.freezes_itself = bool(facts.get("freezes_itself"))
             info.holds_no_parameters = bool(facts.get("holds_no_parameters"))
+            info.loads_no_weights = bool(facts.get("loads_no_weights"))
             if self.analysis.classes.setdefault(written, info) is info:
                 # Its methods, so that ``gan = GAN(); gan.train()`` links to GAN.train's summary.
                 for qualname, method_facts in summary.get("functions", {}).items():

@@ -1,0 +1,68 @@
+"""Which module flags are constants, so that an ``if`` on them has one live branch."""
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from torchgradlint.config import Config
+from torchgradlint.engine import lint_source
+from torchgradlint.semantic.structure import constant_flags
+
+NO_PROJECT = Config(project=False)
+
+
+def flags(source: str):
+    return constant_flags(ast.parse(source))
+
+
+def test_flags_bound_once_to_a_bool_are_constants() -> None:
+    assert flags("USE_ATTN = True\nDEBUG: bool = False\nuse_cuda = torch.cuda.is_available()\n"
+                 "LAYERS = 2\nNAME = 'x'\n") == {"USE_ATTN": True, "DEBUG": False}
+
+
+@pytest.mark.parametrize("rebinding", [
+    "USE_ATTN = False",                       # set again at module level
+    "def f():\n    global USE_ATTN\n    USE_ATTN = False",
+    "def f(USE_ATTN=False):\n    pass",        # a parameter of that name
+    "for USE_ATTN in (True, False):\n    pass",
+    "from config import USE_ATTN",
+    "import USE_ATTN",
+    "def USE_ATTN():\n    pass",
+    "del USE_ATTN",
+    "try:\n    pass\nexcept Exception as USE_ATTN:\n    pass",
+    "x = [USE_ATTN for USE_ATTN in range(2)]",
+    "if (USE_ATTN := False):\n    pass",
+])
+def test_any_other_binding_of_the_name_makes_it_a_variable(rebinding: str) -> None:
+    assert flags("USE_ATTN = True\n" + rebinding + "\n") == {}
+
+
+def test_files_without_bool_flags_have_none() -> None:
+    assert flags("import torch\nmodel = torch.nn.Linear(2, 2)\n") == {}
+
+
+FLAGGED_EVALUATION = '''
+import torch
+import torch.nn as nn
+
+VERBOSE = False
+model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+model(torch.randn(2, 4)).sum().backward()
+optimizer.step()
+{rebinding}
+if VERBOSE:
+    print(model(torch.randn(2, 4)))
+'''
+
+
+@pytest.mark.parametrize("rebinding, lines", [
+    ("", []),                                            # the branch never runs
+    ("VERBOSE = len(__import__('sys').argv) > 1", [12]),  # a variable: it may run
+])
+def test_a_branch_a_constant_flag_rules_out_is_not_linted(rebinding: str, lines) -> None:
+    source = FLAGGED_EVALUATION.format(rebinding=rebinding)
+    found = lint_source(source, "flagged.py", NO_PROJECT)
+    assert sorted({finding.line for finding in found}) == lines
+    assert not lines or {finding.code for finding in found} == {"TGL101", "TGL201"}
