@@ -464,9 +464,10 @@ class FlowAnalysis:
             self._loop_depth += 1
             try:
                 first = self._iteration(node[4], state, models)
-                # A loop over models runs at least once (there is a model to run); any other
-                # loop may not run at all.
-                top = join(state, first) if not models or first is None else first
+                # A loop over models runs at least once (there is a model to run), and so does
+                # a framework's loop over its data; any other loop may not run at all.
+                once = models or node[2].runs_at_least_once
+                top = join(state, first) if not once or first is None else first
                 # A second pass carries the end of one iteration into the next; it is needed only
                 # when the first changed something, and (cost 2**depth) not deep inside loops.
                 if _same(top, state) or self._loop_depth > 4:

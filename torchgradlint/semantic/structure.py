@@ -43,6 +43,8 @@ class Loop:
     first_index: int = 0  # statement indexes of the loop's header and last body statement
     last_index: int = 0
     sites: List["CallSite"] = field(default_factory=list)  # every call in header and body
+    # A framework's loop over the data it is given (``trainer.run(loader)``) runs at least once.
+    runs_at_least_once: bool = False
 
     @property
     def line(self) -> int:
