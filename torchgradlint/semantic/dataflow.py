@@ -55,6 +55,9 @@ class Dataflow:
         # Edges through calls that cut autograd history (``.detach()``, ``.item()``): the value
         # still flows, its gradient does not.
         self.value_preds: Dict[tuple, Set[tuple]] = defaultdict(set)
+        # The cuts whose value is still the tensor, detached (``.detach()``, ``.data``), not a
+        # number or an index made from it (``.item()``, ``argmax``, ``dist.sample()``).
+        self.detached: Set[tuple] = set()
         self._defs: Dict[Tuple[int, str], List[int]] = {}  # positions in ascending order
         self._loop_table: Dict[int, Dict[int, List[object]]] = {}
         self._site_by_node: Dict[int, CallSite] = {}
@@ -229,6 +232,8 @@ class Dataflow:
             inputs |= self.sources(function, index, call.func.value, bound)
         if stops:
             self.value_preds[node] |= inputs
+            if site.method in api.DETACHING_METHODS:
+                self.detached.add(node)
         else:
             self.preds[node] |= inputs
         backward = api.backward_run_by(site)
@@ -278,6 +283,8 @@ class Dataflow:
                     # ``x.data``: the value flows on, its autograd history does not.
                     cut = ("cut", id(node))
                     self.cut_lines[cut] = (node.lineno, node.col_offset)
+                    if node.attr == "data":
+                        self.detached.add(cut)
                     self.value_preds[cut] |= self.sources(function, index, node.value, bound)
                     found.add(cut)
                     continue

@@ -473,6 +473,13 @@ class Facts:
         if key.startswith("self.") and key.count(".") == 1:
             cls = self.enclosing_class(function)
             return bool(cls and key[5:] in cls.model_attributes)
+        if key.count(".") == 1:
+            # ``agent.policy``: a model an object of a class of the file holds
+            owner, attribute = key.split(".")
+            cls = self.class_of_instance(function, owner)
+            if cls is not None and not cls.is_module and cls.find_method(attribute) is None and \
+                    any(attribute in base.model_attributes for base in _class_and_bases(cls)):
+                return True
         if "." not in key and key not in function.local_names and key not in function.params:
             # A module-level model used inside a function.
             return function is not self.module and key in self.models[id(self.module)]
@@ -1301,3 +1308,14 @@ class Facts:
         """The call is a backward/step itself, or runs one through in-file helpers."""
         return id(site) in self.training_sites or (
             site.target is not None and id(site.target) in self.training_functions)
+
+
+def _class_and_bases(cls: ClassInfo) -> List[ClassInfo]:
+    found, stack, seen = [], [cls], set()
+    while stack:
+        current = stack.pop()
+        if id(current) not in seen:
+            seen.add(id(current))
+            found.append(current)
+            stack.extend(current.base_classes)
+    return found

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import os
-from typing import Dict, FrozenSet, Iterator, List, Optional, Set, Tuple
+from typing import Dict, FrozenSet, Iterator, List, Optional, Set, Tuple, Union
 
 from ..config import DEFAULT_CONFIG, Config
 from ..findings import ForeignLine, line_ref
@@ -20,7 +20,7 @@ from .flow import EVAL, OFF, ON, PASSED_IN, UNKNOWN, FlowAnalysis, lookup_mode
 from .names import ImportTable, NameReferences, assigned_names, dotted
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 from .summary import bind_record, mode_from_json
-from .usage import TRAINS, UNUSED, UsageAnalysis
+from .usage import DETACHED, TRAINS, UNUSED, UsageAnalysis
 from .value_graph import ValueGraph
 
 
@@ -232,10 +232,11 @@ class SemanticModel:
                                         self._externally_called, self.references)
         return self._usage
 
-    def output_fate(self, site: CallSite, with_values: bool = False) -> str:
+    def output_fate(self, site: CallSite, with_values: Union[bool, str] = False) -> str:
         """Where the output of ``site`` goes: TRAINS (its autograd history reaches a backward
         pass), ESCAPES (into code the analysis cannot see) or UNUSED (nowhere a backward pass
-        can use it). ``with_values``: through ``.detach()`` and ``.item()`` too."""
+        can use it). ``with_values``: through ``.detach()`` and ``.item()`` too; DETACHED:
+        through ``.detach()`` only."""
         try:
             return self.usage.fate(site, with_values)
         except RecursionError as error:
@@ -832,7 +833,7 @@ class SemanticModel:
         if self._loaded_from_a_hub_wrapper(site):
             return None  # the hub's entry point may run its own inference code
 
-        if self.output_fate(site, with_values=True) == TRAINS and self._trained_by_a_step(site):
+        if self.output_fate(site, with_values=DETACHED) == TRAINS and self._trained_by_a_step(site):
             return None  # detached on purpose for another model's step (a GAN's fake for D)
         return self._explained("the graph is built for nothing", site)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
-from typing import Callable, Dict, List, Set, Tuple
+from typing import Callable, Dict, List, Set, Tuple, Union
 
 from .dataflow import ESCAPE, INPUT_GRADIENT, TRAINING, Dataflow
 from .structure import CallSite, FunctionInfo
@@ -31,6 +31,9 @@ from .structure import CallSite, FunctionInfo
 TRAINS = "trains"
 ESCAPES = "escapes"
 UNUSED = "unused"
+# ``with_values=DETACHED``: follow values through ``.detach()`` / ``.data`` only, not through
+# the numbers and indices made from them.
+DETACHED = "detached"
 
 # Past this many (node, context) states a walk gives up and says "escapes": the answer stays
 # conservative on pathological graphs.
@@ -88,10 +91,11 @@ class UsageAnalysis:
         self._referenced = _functions_referenced_as_values(self._references)
 
     # -- the question ---------------------------------------------------------------------
-    def fate(self, site: CallSite, with_values: bool = False) -> str:
+    def fate(self, site: CallSite, with_values: Union[bool, str] = False) -> str:
         """TRAINS, ESCAPES or UNUSED for the value of ``site`` (see the module docstring).
         ``with_values``: follow values through ``.detach()`` / ``.item()`` too (is the value
-        used by training at all, as a DQN target or a teacher's soft labels are)."""
+        used by training at all, as a DQN target or a teacher's soft labels are); DETACHED:
+        through ``.detach()`` / ``.data`` only (is the tensor itself used)."""
         key = (id(site), with_values)
         known = self._memo.get(key)
         if known is None:
@@ -115,7 +119,7 @@ class UsageAnalysis:
             self._memo[key] = known
         return known == TRAINS
 
-    def _walk(self, start: tuple, with_values: bool, goal: tuple = TRAINING) -> str:
+    def _walk(self, start: tuple, with_values: Union[bool, str], goal: tuple = TRAINING) -> str:
         escapes = False
         seen: Set[Tuple[tuple, tuple]] = set()
         stack: List[Tuple[tuple, tuple]] = [(start, ())]
@@ -148,7 +152,10 @@ class UsageAnalysis:
             edges = self._successors.get(node)
             if edges is not None:
                 stack.extend((successor, context) for successor in edges[False])
-                if with_values:
+                if with_values == DETACHED:
+                    stack.extend((successor, context) for successor in edges[True]
+                                 if successor in self.dataflow.detached)
+                elif with_values:
                     stack.extend((successor, context) for successor in edges[True])
             for param, site_id in self._param_entries.get(node, ()):
                 stack.append((param, (context + (site_id,))[-_CONTEXT_DEPTH:]))
