@@ -1168,13 +1168,20 @@ class Facts:
     def is_frozen(self, key: str, function: Optional[FunctionInfo] = None) -> bool:
         """Parameters frozen anywhere in the file (by name: a frozen backbone stays frozen), or
         a model whose class freezes its own parameters (``Vgg16(requires_grad=False)``)."""
-        if key in self.frozen:
+        if key in self.frozen and not self._part_trained(key):
             return True
         if function is not None:
             cls = self.model_class_of(function, key)
             if cls is not None and self.class_freezes_itself(cls):
                 return True
         return False
+
+    def _part_trained(self, key: str) -> bool:
+        """Fine-tuning a frozen backbone: an optimizer of the file steps a part of ``key``
+        (``Adam(model.classifier.parameters())`` after freezing ``model``): the model runs
+        trainable layers, it records a graph."""
+        prefix = key + "."
+        return any(owner.startswith(prefix) for owners in self.optimizers.values() for owner in owners)
 
     def class_freezes_itself(self, cls: ClassInfo) -> bool:
         return bool(getattr(cls, "freezes_itself", False)) or "self" in self._frozen_in_class(cls)
