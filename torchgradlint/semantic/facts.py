@@ -103,7 +103,8 @@ class Facts:
         self.gradient_wanted: Set[int] = set()  # id(function) asking for input gradients
         self.passed_models: Set[Tuple[int, str]] = set()  # parameters callers pass models to
         # id(function) -> names it makes require gradients (inputs of saliency, FGSM, penalties)
-        self.gradient_inputs: Dict[int, Set[str]] = {}
+        # function id -> name made to require gradients -> the statements that do it
+        self.gradient_inputs: Dict[int, Dict[str, List[int]]] = {}
         self._model_expressions: Optional[Dict[Tuple[int, int], object]] = None
         # ``snet = nets['snet']``, ``nets = {'snet': snet}``: names of containers' elements
         self.aliases = ElementAliases(self.is_model)
@@ -1078,7 +1079,7 @@ class Facts:
 
     # -- optimizers and training evidence -------------------------------------------------
     def _find_optimizers_and_training(self, function: FunctionInfo) -> None:
-        for statement in function.statements:
+        for index, statement in enumerate(function.statements):
             if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call):
                 qualified = self.imports.resolve(statement.value.func) or ""
                 if api.is_optimizer_class(qualified) or qualified.rsplit(".", 1)[-1] in api.OPTIMIZER_NAMES:
@@ -1094,7 +1095,7 @@ class Facts:
                     value = statement.value
                     if isinstance(value, ast.Constant) and value.value is True:
                         self.gradient_wanted.add(id(function))
-                        self._wants_gradients_of(function, dotted(target.value))
+                        self._wants_gradients_of(function, index, dotted(target.value))
                     elif not (isinstance(value, ast.Constant) and value.value):
                         # ``= False`` or ``= requires_grad`` (a flag the caller sets False)
                         self._freeze_from_loop(function, target)
@@ -1118,16 +1119,19 @@ class Facts:
                 args = site.node.args
                 if not args or (isinstance(args[0], ast.Constant) and args[0].value is True):
                     self.gradient_wanted.add(id(function))
-                    self._wants_gradients_of(function, site.receiver, *assigned_names(
+                    self._wants_gradients_of(function, site.index, site.receiver, *assigned_names(
                         function.statements[site.index]))
                 elif isinstance(args[0], ast.Constant) and args[0].value is False and site.receiver:
                     self.frozen.add(site.receiver)
             if any(k.arg == "requires_grad" and isinstance(k.value, ast.Constant) and k.value.value
                    for k in site.node.keywords):  # ``x = torch.zeros(..., requires_grad=True)``
-                self._wants_gradients_of(function, *assigned_names(function.statements[site.index]))
+                self._wants_gradients_of(function, site.index, *assigned_names(function.statements[site.index]))
 
-    def _wants_gradients_of(self, function: FunctionInfo, *names: Optional[str]) -> None:
-        self.gradient_inputs.setdefault(id(function), set()).update(name for name in names if name)
+    def _wants_gradients_of(self, function: FunctionInfo, index: int, *names: Optional[str]) -> None:
+        wanted = self.gradient_inputs.setdefault(id(function), {})
+        for name in names:
+            if name:
+                wanted.setdefault(name, []).append(index)
 
     def _hands_loss_to_unknown_step(self, function: FunctionInfo, site: CallSite) -> bool:
         """A call of code we cannot see (a parameter, an object of an imported class) handed a

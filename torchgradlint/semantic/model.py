@@ -500,14 +500,19 @@ class SemanticModel:
             return False
         if self.anything_trains and self.usage.reaches_input_gradient(site):
             return True
-        wanting = self._inputs_wanting_gradients(site.function)
+        wanting = self._inputs_wanting_gradients(site)
         return bool(wanting) and self._arguments_derive_from(site, wanting)
 
-    def _inputs_wanting_gradients(self, function: FunctionInfo) -> Set[str]:
-        """Names the function (or one enclosing it) makes require gradients."""
+    def _inputs_wanting_gradients(self, site: CallSite) -> Set[str]:
+        """Names the function (or one enclosing it) makes require gradients on a path that
+        can reach ``site``: not in the other branch of an ``if`` around it (``if sobolev:
+        img.requires_grad = True; ... else: with no_grad: ...``)."""
         names: Set[str] = set()
-        for scope in function.enclosing_functions():
-            names |= self.facts.gradient_inputs.get(id(scope), set())
+        for scope in site.function.enclosing_functions():
+            for name, indexes in self.facts.gradient_inputs.get(id(scope), {}).items():
+                if scope is not site.function or \
+                        not all(_exclusive(scope, index, site.index) for index in indexes):
+                    names.add(name)
         return names
 
     def computed_without_graph(self, site: CallSite, expr: ast.AST) -> Optional[int]:
@@ -788,11 +793,11 @@ class SemanticModel:
             self.output_fate(site, True) != UNUSED
 
     def is_training_context(self, site: CallSite) -> bool:
-        """The call's value is used by a training step, or its function asks for input
-        gradients (adversarial examples, saliency, gradient penalties) and the call may record
-        them (a forward under no_grad on every path records no gradient for anyone)."""
+        """The call's value is used by a training step, or it serves input gradients
+        (adversarial examples, saliency, gradient penalties: ``needs_input_gradients``) and may
+        record them (a forward under no_grad on every path records no gradient for anyone)."""
         return self.feeds_training(site) or (
-            self.wants_input_gradients(site.function) and not self.grad_is_off(site))
+            self.needs_input_gradients(site) and not self.grad_is_off(site))
 
     def in_training_loop(self, site: CallSite) -> bool:
         """The innermost loop around the call trains (``loop_trains``)."""
@@ -1480,3 +1485,12 @@ def _written_like_tests(tree: ast.Module) -> bool:
         elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
             return True
     return False
+
+
+def _exclusive(function: FunctionInfo, first: int, second: int) -> bool:
+    """Statements ``first`` and ``second`` sit in opposite branches of one ``if``."""
+    guards = function.guards
+    if first >= len(guards) or second >= len(guards):
+        return False
+    other = {(ast.dump(test), branch) for test, branch in guards[second]}
+    return any((ast.dump(test), not branch) in other for test, branch in guards[first])
