@@ -66,3 +66,45 @@ def test_a_branch_a_constant_flag_rules_out_is_not_linted(rebinding: str, lines)
     found = lint_source(source, "flagged.py", NO_PROJECT)
     assert sorted({finding.line for finding in found}) == lines
     assert not lines or {finding.code for finding in found} == {"TGL101", "TGL201"}
+
+
+def _loops(source: str):
+    from torchgradlint.semantic.names import ImportTable
+    from torchgradlint.semantic.structure import StructureBuilder
+
+    tree = ast.parse(source)
+    builder = StructureBuilder(tree, ImportTable.from_tree(tree)).build()
+    return {loop.line: loop.runs_at_least_once for function in builder.functions for loop in function.loops}
+
+
+def test_loops_known_to_run() -> None:
+    source = (
+        "EPOCHS = 3\n"
+        "def fit(data, steps):\n"
+        "    n_epochs = 2\n"
+        "    for epoch in range(1, n_epochs + 1):\n"   # 4: runs
+        "        pass\n"
+        "    for step in range(steps):\n"              # 6: steps is a parameter
+        "        pass\n"
+        "    for batch in data:\n"                     # 8: may be empty
+        "        pass\n"
+        "    for epoch in range(EPOCHS):\n"            # 10: module constant
+        "        pass\n"
+        "    for epoch in range(0):\n"                 # 12: never runs
+        "        pass\n"
+        "    while True:\n"                            # 14
+        "        break\n"
+        "    while data:\n"                            # 16
+        "        break\n"
+    )
+    assert _loops(source) == {4: True, 6: False, 8: False, 10: True, 12: False, 14: True, 16: False}
+
+
+def test_a_count_bound_twice_is_not_known() -> None:
+    source = ("def fit(resume):\n"
+              "    n_epochs = 2\n"
+              "    if resume:\n"
+              "        n_epochs = 0\n"
+              "    for epoch in range(n_epochs):\n"
+              "        pass\n")
+    assert _loops(source) == {5: False}

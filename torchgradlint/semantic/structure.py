@@ -43,7 +43,8 @@ class Loop:
     first_index: int = 0  # statement indexes of the loop's header and last body statement
     last_index: int = 0
     sites: List["CallSite"] = field(default_factory=list)  # every call in header and body
-    # A framework's loop over the data it is given (``trainer.run(loader)``) runs at least once.
+    # Known to run at least once: ``while True:``, ``for epoch in range(3)``, a framework's loop
+    # over the data it is given (``trainer.run(loader)``).
     runs_at_least_once: bool = False
 
     @property
@@ -269,8 +270,14 @@ def binding_scope(function: FunctionInfo, name: str) -> FunctionInfo:
 def constant_flags(tree: ast.Module) -> Dict[str, bool]:
     """Module-level names bound once, to ``True`` or ``False``, and nowhere else in the file
     (no other assignment, parameter, import, definition or ``del`` of the name)."""
-    candidates: Dict[str, Optional[bool]] = {}
-    for statement in tree.body:
+    return {name: value for name, value in constants(tree.body, tree).items() if type(value) is bool}
+
+
+def constants(body: List[ast.stmt], scope: ast.AST) -> Dict[str, Union[bool, int]]:
+    """Names a block binds once, at its top level, to a bool or int literal, and that nothing
+    else in ``scope`` binds (assignment, parameter, import, definition, ``del``)."""
+    candidates: Dict[str, Optional[Union[bool, int]]] = {}
+    for statement in body:
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
             target, value = statement.targets[0], statement.value
         elif isinstance(statement, ast.AnnAssign):
@@ -278,13 +285,13 @@ def constant_flags(tree: ast.Module) -> Dict[str, bool]:
         else:
             continue
         if isinstance(target, ast.Name) and isinstance(value, ast.Constant) and \
-                isinstance(value.value, bool):
+                type(value.value) in (bool, int):
             candidates[target.id] = None if target.id in candidates else value.value
-    flags = {name: value for name, value in candidates.items() if value is not None}
-    if not flags:
-        return flags
+    found = {name: value for name, value in candidates.items() if value is not None}
+    if not found:
+        return found
     bindings: Dict[str, int] = {}
-    for node in ast.walk(tree):
+    for node in ast.walk(scope):
         if isinstance(node, ast.Name):
             name = node.id if not isinstance(node.ctx, ast.Load) else None
         elif isinstance(node, ast.arg):
@@ -297,9 +304,9 @@ def constant_flags(tree: ast.Module) -> Dict[str, bool]:
             name = node.name
         else:
             continue
-        if name in flags:
+        if name in found:
             bindings[name] = bindings.get(name, 0) + 1
-    return {name: value for name, value in flags.items() if bindings.get(name) == 1}
+    return {name: value for name, value in found.items() if bindings.get(name) == 1}
 
 
 class StructureBuilder:
@@ -318,7 +325,8 @@ class StructureBuilder:
         self.expression_statements: List[Tuple[ast.Expr, FunctionInfo]] = []
         self._module_defines = {node.name for node in tree.body
                                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-        self._constant_flags = constant_flags(tree)
+        self._module_constants = constants(tree.body, tree)
+        self._local_constants: Dict[int, Dict[str, Union[bool, int]]] = {}
 
     def build(self) -> "StructureBuilder":
         self._build_function(self.module_function, self.tree.body)
@@ -406,7 +414,8 @@ class StructureBuilder:
         index = self._index(function, statement, chain)
         sites = lambda *exprs: self._sites(function, exprs, loops, index, statement)  # noqa: E731
         if isinstance(statement, (ast.For, ast.AsyncFor, ast.While)):
-            loop = Loop(statement, loops[-1] if loops else None, first_index=index)
+            loop = Loop(statement, loops[-1] if loops else None, first_index=index,
+                        runs_at_least_once=self._runs_at_least_once(function, statement))
             function.loops.append(loop)
             header = sites(statement.iter) if not isinstance(statement, ast.While) else sites(statement.test)
             inner = loops + (loop,)
@@ -463,7 +472,47 @@ class StructureBuilder:
         if isinstance(test, ast.Constant) and isinstance(test.value, bool):
             return test.value
         if isinstance(test, ast.Name):
-            return self._constant_flags.get(test.id)
+            value = self._module_constants.get(test.id)
+            return bool(value) if type(value) is bool else None
+        return None
+
+    def _runs_at_least_once(self, function: FunctionInfo, loop: ast.stmt) -> bool:
+        """``while True:``, ``for epoch in range(n_epochs)`` with ``n_epochs = 2`` bound once:
+        the body runs at least once."""
+        if isinstance(loop, ast.While):
+            return isinstance(loop.test, ast.Constant) and bool(loop.test.value)
+        call = loop.iter
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "range"
+                and not call.keywords and 1 <= len(call.args) <= 2):
+            return False
+        bounds = [self._integer(function, arg) for arg in call.args]
+        if any(bound is None for bound in bounds):
+            return False
+        start, stop = (0, bounds[0]) if len(bounds) == 1 else bounds
+        return stop > start
+
+    def _integer(self, function: FunctionInfo, expr: ast.expr) -> Optional[int]:
+        """The value of a small integer expression: literals, names bound once to one in the
+        function or the module, ``+``/``-``/``*`` of those."""
+        if isinstance(expr, ast.Constant):
+            return expr.value if type(expr.value) is int else None
+        if isinstance(expr, ast.Name):
+            if not function.is_module_scope:
+                local = self._local_constants.get(id(function))
+                if local is None:
+                    local = self._local_constants[id(function)] = constants(function.node.body, function.node)
+                if expr.id in local:
+                    value = local[expr.id]
+                    return value if type(value) is int else None
+            value = self._module_constants.get(expr.id)
+            return value if type(value) is int else None
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Add, ast.Sub, ast.Mult)):
+            left, right = self._integer(function, expr.left), self._integer(function, expr.right)
+            if left is None or right is None:
+                return None
+            if isinstance(expr.op, ast.Add):
+                return left + right
+            return left - right if isinstance(expr.op, ast.Sub) else left * right
         return None
 
     def _ends_the_program(self, statement: ast.stmt) -> bool:
