@@ -1065,8 +1065,10 @@ class SemanticModel:
 
     def is_progress_sample(self, site: CallSite) -> bool:
         """A GAN's progress samples: a forward drawn during training of a model whose output,
-        elsewhere in the file, feeds another model (a generator feeding its discriminator).
-        Sampling it in training mode for pictures is a deliberate, widespread convention."""
+        elsewhere in the file, feeds another model that also runs on other data (a generator
+        feeding its discriminator, which judges real images too; not an encoder feeding its
+        decoder). Sampling it in training mode for pictures is a deliberate, widespread
+        convention."""
         if not self.anything_trains or not self.drawn_during_training(site) or self._fed_by_loop_data(site):
             return False
         binding = self.network_binding(site)
@@ -1075,8 +1077,15 @@ class SemanticModel:
         if known is None:
             forwards = [other for other in self.forwards() if other.network is not None]
             own = {("call", id(other)) for other in forwards if self.network_binding(other) & binding}
-            known = any(own & self.dataflow.upstream(("call", id(other)))
-                        for other in forwards if not self.network_binding(other) & binding)
+            fed: Dict[frozenset, List[bool]] = {}  # other model -> per forward: fed by this one
+            for other in forwards:
+                other_binding = self.network_binding(other)
+                if not other_binding & binding:
+                    fed.setdefault(frozenset(other_binding), []).append(
+                        bool(own & self.dataflow.upstream(("call", id(other)))))
+            # A discriminator judges the generator's output and, in other calls, real data:
+            # a decoder runs only on what its encoder made.
+            known = any(any(calls) and not all(calls) for calls in fed.values())
             self._generators[key] = known
         return known
 
