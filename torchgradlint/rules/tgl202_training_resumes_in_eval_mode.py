@@ -5,7 +5,7 @@ of an ``eval()`` -- inline or in a helper -- that the flow analysis carries arou
 """
 
 from ..findings import Finding, Fix, RuleInfo, line_ref, span
-from ..semantic.flow import EVAL, TRAIN
+from ..semantic.flow import EVAL, TRAIN, UNKNOWN_TAG
 
 RULE = RuleInfo(
     "TGL202", "training-resumes-in-eval-mode",
@@ -32,9 +32,11 @@ def check(analysis):
             continue  # input gradients of a model kept in eval on purpose (saliency, FGSM)
         if not analysis.may_have_dropout_or_batchnorm(site, site.network):
             continue
-        # Trained in training mode on another path (an earlier iteration), or switched to eval
-        # inside the training loop itself: a model kept in eval on purpose has neither.
-        resumed = any(value == TRAIN for value, _ in mode) or any(
+        # Training resumes after an evaluation, rather than a model kept in eval on purpose:
+        # on another path it trains in training mode (an earlier iteration) or in a mode its
+        # caller set where we cannot see (the first epoch of a model built elsewhere, evaluated
+        # by the caller between epochs), or it is switched to eval inside the training loop.
+        resumed = any(value in (TRAIN, UNKNOWN_TAG) for value, _ in mode) or any(
             loop.node.lineno <= line <= loop.node.end_lineno for loop in site.loops for line in eval_lines)
         if not resumed:
             continue
