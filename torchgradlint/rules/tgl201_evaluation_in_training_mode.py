@@ -1,8 +1,9 @@
 """TGL201: an evaluation forward pass while the model is (or may be) in training mode.
 
 The mode comes from the flow analysis: a fresh module is in training mode, ``.train()`` puts it
-there, helpers that switch it carry their effect to the caller. Unknown modes stay silent, and so
-do models whose class is in the file and holds neither Dropout nor BatchNorm.
+there, helpers that switch it carry their effect to the caller. Unknown modes stay silent (unknown
+on some paths and training mode on others: only for models whose construction shows Dropout or
+BatchNorm), and so do models that hold neither.
 """
 
 from ..findings import Finding, Fix, RuleInfo, line_ref, span
@@ -25,9 +26,12 @@ def check(analysis):
         mode = analysis.mode_of(site, site.network)
         if not mode or not any(value == TRAIN for value, _ in mode):
             continue
-        if not all(value in (TRAIN, EVAL) for value, _ in mode):
-            continue  # unknown on some path: stay silent
         if not analysis.may_have_dropout_or_batchnorm(site, site.network):
+            continue
+        if not all(value in (TRAIN, EVAL) for value, _ in mode) and \
+                analysis.known_composition(site.function, site.network) is not True:
+            # Unknown on some path: only a model whose construction shows Dropout/BatchNorm
+            # (the training-mode paths may hand in models that hold neither).
             continue
         eval_lines = {line for value, line in mode if value == EVAL and line}
         switch_lines = {line for value, line in mode if line}
