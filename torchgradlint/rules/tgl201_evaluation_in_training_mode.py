@@ -40,6 +40,9 @@ def check(analysis):
         flagged = None
         if analysis.is_training_context(site):
             flagged = analysis.evaluated_through_a_flag(site)
+            if flagged is None and analysis.computes_training_targets(site) and \
+                    analysis.known_composition(site.function, site.network) is True:
+                flagged = f"its output feeds training but nothing trains `{site.network}`"
             if flagged is None:
                 continue
         evidence = flagged or analysis.evaluation_evidence(site, include_mode=False)

@@ -792,6 +792,51 @@ class SemanticModel:
         return self.anything_trains and self.dataflow.site_feeds_training(site) and \
             self.output_fate(site, True) != UNUSED
 
+    def computes_training_targets(self, site: CallSite) -> bool:
+        """A forward of a model that nothing in the file trains -- no optimizer steps it, none of
+        its graphs reaches a backward pass, its weights are not copied or averaged in from
+        another model (a target network, an EMA teacher) -- whose values feed a training step:
+        a teacher's soft labels. That is inference. (A model frozen with ``requires_grad_(False)``
+        is not enough: LoRA and adapter training freeze a network and train parts inside it.)"""
+        if site.network is None or not self.feeds_training(site):
+            return False
+        binding = self.binding(site.function, site.network)
+        if any(self.binding(self._function_by_id[scope], owner) & binding
+               for (scope, _), owners in self.facts.optimizers.items() if scope in self._function_by_id
+               for owner in owners):
+            return False  # an optimizer steps it
+        if any(other.network and self.binding(other.function, other.network) & binding and
+               not self.grad_is_off(other) and self.reaches_training(other) for other in self.forwards()):
+            return False  # a graph of it reaches a backward pass
+        return not self._weights_updated_in_place(site.function, site.network)
+
+    def _weights_updated_in_place(self, function: FunctionInfo, key: str) -> bool:
+        """``for t, s in zip(teacher.parameters(), student.parameters()): t.mul_(m).add_(...)``
+        (an EMA), or ``target.load_state_dict(online.state_dict())`` (a target network)."""
+        binding = self.binding(function, key)
+        for other in self.functions:
+            for loop in other.loops:
+                iterable = getattr(loop.node, "iter", None)
+                owners = {dotted(node.func.value) for node in ast.walk(iterable)
+                          if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                          and node.func.attr in ("parameters", "named_parameters", "state_dict", "buffers")
+                          } if iterable is not None else set()
+                if any(owner and self.binding(other, owner) & binding for owner in owners) and (
+                        any(site.method in api.IN_PLACE_UPDATES for site in loop.sites) or any(
+                            isinstance(target, ast.Attribute) and target.attr == "data"
+                            for statement in other.statements[loop.first_index:loop.last_index + 1]
+                            if isinstance(statement, ast.Assign) for target in statement.targets)):
+                    return True
+            for site in other.sites:
+                # ``target.load_state_dict(online.state_dict())``: copied from another model
+                if site.method == "load_state_dict" and site.receiver and site.node.args and \
+                        isinstance(site.node.args[0], ast.Call) and \
+                        isinstance(site.node.args[0].func, ast.Attribute) and \
+                        site.node.args[0].func.attr == "state_dict" and \
+                        self.binding(other, site.receiver) & binding:
+                    return True
+        return False
+
     def is_training_context(self, site: CallSite) -> bool:
         """The call's value is used by a training step, or it serves input gradients
         (adversarial examples, saliency, gradient penalties: ``needs_input_gradients``) and may
