@@ -108,6 +108,7 @@ class SemanticModel:
         self._assignments: Dict[tuple, List[Tuple[int, ast.stmt]]] = {}
         self._generators: Dict[frozenset, bool] = {}
         self._trained_bindings: Dict[frozenset, bool] = {}
+        self._updated_in_place: Dict[frozenset, bool] = {}
         self._site_by_id = {id(site): site for site in self.sites()}
         self._function_by_id = {id(function): function for function in self.functions}
         self._evaluation_entries_found: Optional[Dict[int, str]] = None
@@ -814,6 +815,12 @@ class SemanticModel:
         """``for t, s in zip(teacher.parameters(), student.parameters()): t.mul_(m).add_(...)``
         (an EMA), or ``target.load_state_dict(online.state_dict())`` (a target network)."""
         binding = self.binding(function, key)
+        known = self._updated_in_place.get(frozenset(binding))
+        if known is None:
+            known = self._updated_in_place[frozenset(binding)] = self._find_in_place_update(binding)
+        return known
+
+    def _find_in_place_update(self, binding) -> bool:
         for other in self.functions:
             for loop in other.loops:
                 iterable = getattr(loop.node, "iter", None)
