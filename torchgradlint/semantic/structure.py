@@ -325,7 +325,7 @@ class StructureBuilder:
         self.expression_statements: List[Tuple[ast.Expr, FunctionInfo]] = []
         self._module_defines = {node.name for node in tree.body
                                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-        self._module_constants = constants(tree.body, tree)
+        self._module_constants_found: Optional[Dict[str, Union[bool, int]]] = None
         self._local_constants: Dict[int, Dict[str, Union[bool, int]]] = {}
 
     def build(self) -> "StructureBuilder":
@@ -472,9 +472,16 @@ class StructureBuilder:
         if isinstance(test, ast.Constant) and isinstance(test.value, bool):
             return test.value
         if isinstance(test, ast.Name):
-            value = self._module_constants.get(test.id)
+            value = self._module_constants().get(test.id)
             return bool(value) if type(value) is bool else None
         return None
+
+    def _module_constants(self) -> Dict[str, Union[bool, int]]:
+        """Read on the first question (one walk of the whole tree when the module binds a
+        candidate), so files that never ask pay nothing."""
+        if self._module_constants_found is None:
+            self._module_constants_found = constants(self.tree.body, self.tree)
+        return self._module_constants_found
 
     def _runs_at_least_once(self, function: FunctionInfo, loop: ast.stmt) -> bool:
         """``while True:``, ``for epoch in range(n_epochs)`` with ``n_epochs = 2`` bound once:
@@ -504,7 +511,7 @@ class StructureBuilder:
                 if expr.id in local:
                     value = local[expr.id]
                     return value if type(value) is int else None
-            value = self._module_constants.get(expr.id)
+            value = self._module_constants().get(expr.id)
             return value if type(value) is int else None
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Add, ast.Sub, ast.Mult)):
             left, right = self._integer(function, expr.left), self._integer(function, expr.right)
