@@ -430,12 +430,14 @@ class SemanticModel:
         known = self._trained_bindings.get(binding)
         if known is None:
             known = any(self.binding(site.function, site.network) & binding and self.reaches_training(site)
-                        for site in self.forwards()) or any(
-                self.binding(self._function_by_id[scope], owner) & binding
-                for (scope, _), owners in self.facts.optimizers.items() if scope in self._function_by_id
-                for owner in owners)
+                        for site in self.forwards()) or self._stepped_by_an_optimizer(binding)
             self._trained_bindings[binding] = known
         return known
+
+    def _stepped_by_an_optimizer(self, binding) -> bool:
+        return any(self.binding(self._function_by_id[scope], owner) & binding
+                   for (scope, _), owners in self.facts.optimizers.items() if scope in self._function_by_id
+                   for owner in owners)
 
     def _part_class(self, function: FunctionInfo, key: str) -> Optional[ClassInfo]:
         """The class of a model's part, ``model.encoder``, when the model's class builds it
@@ -802,10 +804,8 @@ class SemanticModel:
         if site.network is None or not self.feeds_training(site):
             return False
         binding = self.binding(site.function, site.network)
-        if any(self.binding(self._function_by_id[scope], owner) & binding
-               for (scope, _), owners in self.facts.optimizers.items() if scope in self._function_by_id
-               for owner in owners):
-            return False  # an optimizer steps it
+        if self._stepped_by_an_optimizer(binding):
+            return False
         if any(other.network and self.binding(other.function, other.network) & binding and
                not self.grad_is_off(other) and self.reaches_training(other) for other in self.forwards()):
             return False  # a graph of it reaches a backward pass

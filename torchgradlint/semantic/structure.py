@@ -267,12 +267,6 @@ def binding_scope(function: FunctionInfo, name: str) -> FunctionInfo:
     return function
 
 
-def constant_flags(tree: ast.Module) -> Dict[str, bool]:
-    """Module-level names bound once, to ``True`` or ``False``, and nowhere else in the file
-    (no other assignment, parameter, import, definition or ``del`` of the name)."""
-    return {name: value for name, value in constants(tree.body, tree).items() if type(value) is bool}
-
-
 def constants(body: List[ast.stmt], scope: ast.AST) -> Dict[str, Union[bool, int]]:
     """Names a block binds once, at its top level, to a bool or int literal, and that nothing
     else in ``scope`` binds (assignment, parameter, import, definition, ``del``)."""

@@ -1,4 +1,5 @@
-"""Which module flags are constants, so that an ``if`` on them has one live branch."""
+"""Which names are constants, so that an ``if`` on a flag has one live branch and a loop over
+``range(n)`` is known to run."""
 from __future__ import annotations
 
 import ast
@@ -7,18 +8,19 @@ import pytest
 
 from torchgradlint.config import Config
 from torchgradlint.engine import lint_source
-from torchgradlint.semantic.structure import constant_flags
+from torchgradlint.semantic.structure import constants
 
 NO_PROJECT = Config(project=False)
 
 
 def flags(source: str):
-    return constant_flags(ast.parse(source))
+    tree = ast.parse(source)
+    return constants(tree.body, tree)
 
 
-def test_flags_bound_once_to_a_bool_are_constants() -> None:
+def test_names_bound_once_to_a_bool_or_an_int_are_constants() -> None:
     assert flags("USE_ATTN = True\nDEBUG: bool = False\nuse_cuda = torch.cuda.is_available()\n"
-                 "LAYERS = 2\nNAME = 'x'\n") == {"USE_ATTN": True, "DEBUG": False}
+                 "LAYERS = 2\nNAME = 'x'\nRATE = 0.1\n") == {"USE_ATTN": True, "DEBUG": False, "LAYERS": 2}
 
 
 @pytest.mark.parametrize("rebinding", [
