@@ -9,7 +9,7 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from . import torch_api as api
 from .aliases import ElementAliases, subscript_key
-from .names import ImportTable, assigned_names, assignment_pairs, dotted
+from .names import ImportTable, assigned_names, assignment_pairs, call_argument, dotted, owners_of_calls
 from .structure import CallSite, ClassInfo, FunctionInfo
 
 PRETRAINED_OWNER = re.compile(r"Model|Net|VAE|Encoder|Decoder|Transformer|For[A-Z]|GPT|Bert|"
@@ -27,12 +27,6 @@ def join_compositions(verdicts: Iterable[Optional[bool]]) -> Optional[bool]:
     if any(verdicts):
         return True
     return False if all(v is False for v in verdicts) else None
-
-
-def _argument(call: ast.Call, name: str, position: int) -> Optional[ast.AST]:
-    if len(call.args) > position and not any(isinstance(a, ast.Starred) for a in call.args[:position + 1]):
-        return call.args[position]
-    return next((k.value for k in call.keywords if k.arg == name), None)
 
 
 def _may_be_nonzero(node: Optional[ast.AST]) -> bool:
@@ -274,13 +268,13 @@ class Facts:
         if api.DROPOUT_OR_BATCHNORM.fullmatch(leaf):
             # Without running statistics a norm layer normalises each batch in both modes
             # (InstanceNorm keeps none unless asked to).
-            tracks = _argument(call, "track_running_stats", 4)
+            tracks = call_argument(call, "track_running_stats", 4)
             if tracks is None:
                 return not leaf.startswith("InstanceNorm")
             return not (isinstance(tracks, ast.Constant) and not tracks.value)
         if leaf in ("LSTM", "GRU", "RNN"):
             # dropout acts between stacked layers only: one layer (the default) has none
-            dropout, layers = _argument(call, "dropout", 5), _argument(call, "num_layers", 2)
+            dropout, layers = call_argument(call, "dropout", 5), call_argument(call, "num_layers", 2)
             return _may_be_nonzero(dropout) and (layers is not None and not (
                 isinstance(layers, ast.Constant) and layers.value == 1))
         return False
@@ -292,7 +286,7 @@ class Facts:
         position = api.FUNCTIONAL_TRAINING_ARGUMENT.get(leaf)
         if position is None:
             return False
-        argument = _argument(call, "training", position)
+        argument = call_argument(call, "training", position)
         return argument is not None and not isinstance(argument, ast.Constant)
 
     def _global_model_composition(self, key: Optional[str]) -> Optional[bool]:
@@ -479,7 +473,7 @@ class Facts:
             owner, attribute = key.split(".")
             cls = self.class_of_instance(function, owner)
             if cls is not None and not cls.is_module and cls.find_method(attribute) is None and \
-                    any(attribute in base.model_attributes for base in _class_and_bases(cls)):
+                    any(attribute in base.model_attributes for base in cls.lineage()):
                 return True
         if "." not in key and key not in function.local_names and key not in function.params:
             # A module-level model used inside a function.
@@ -977,15 +971,8 @@ class Facts:
         found.update(id(site.target) for site in function.sites if site.target is not None)
         found.update(id(site.function) for site in function.callers)
         owner = self.enclosing_class(function)
-        classes = [owner] if owner is not None else []
-        seen: Set[int] = set()
-        while classes:
-            cls = classes.pop()
-            if id(cls) in seen:
-                continue  # (``class A(A)`` after an ``A`` above: a cycle of bases)
-            seen.add(id(cls))
+        for cls in owner.lineage() if owner is not None else ():
             found.update(id(method) for method in cls.methods.values())
-            classes.extend(cls.base_classes)
         return found
 
     def _propagate_model_params(self) -> Set[int]:
@@ -1083,7 +1070,7 @@ class Facts:
             if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call):
                 qualified = self.imports.resolve(statement.value.func) or ""
                 if api.is_optimizer_class(qualified) or qualified.rsplit(".", 1)[-1] in api.OPTIMIZER_NAMES:
-                    models = self._parameter_owners(function, statement.value)
+                    models = owners_of_calls(statement.value, api.PARAMETER_METHODS)
                     for target in statement.targets:
                         key = dotted(target)
                         if key:
@@ -1192,16 +1179,6 @@ class Facts:
 
     def _frozen_in_class(self, cls: ClassInfo) -> Set[str]:
         return {key for method in cls.methods.values() for key in self.frozen_by_function.get(id(method), ())}
-
-    def _parameter_owners(self, function: FunctionInfo, call: ast.Call) -> Set[str]:
-        owners: Set[str] = set()
-        for node in ast.walk(call):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                    node.func.attr in ("parameters", "named_parameters"):
-                owner = dotted(node.func.value)
-                if owner:
-                    owners.add(owner)
-        return owners
 
     def is_optimizer(self, function: FunctionInfo, key: str) -> bool:
         for scope in list(function.enclosing_functions()) + [self.module]:
@@ -1319,14 +1296,3 @@ class Facts:
         """The call is a backward/step itself, or runs one through in-file helpers."""
         return id(site) in self.training_sites or (
             site.target is not None and id(site.target) in self.training_functions)
-
-
-def _class_and_bases(cls: ClassInfo) -> List[ClassInfo]:
-    found, stack, seen = [], [cls], set()
-    while stack:
-        current = stack.pop()
-        if id(current) not in seen:
-            seen.add(id(current))
-            found.append(current)
-            stack.extend(current.base_classes)
-    return found

@@ -30,7 +30,7 @@ from __future__ import annotations
 import ast
 from typing import Dict, List, Optional, Tuple
 
-from .names import ImportTable, dotted
+from .names import ImportTable, call_argument, dotted
 from .structure import FunctionInfo, StructureBuilder, binding_scope
 
 ENGINES = {"ignite.engine.Engine", "ignite.engine.engine.Engine", "ignite.engine.DeterministicEngine",
@@ -107,7 +107,7 @@ class FrameworkLoops:
         """What one iteration of ``create_supervised_trainer(model, optimizer, loss)`` does to
         the file's objects: ``model.train()`` and ``optimizer.step()``; of
         ``create_supervised_evaluator(model)``: ``model.eval()``."""
-        model, optimizer = (_argument(site.node, position, name)
+        model, optimizer = (dotted(call_argument(site.node, name, position))
                             for position, name in ((0, "model"), (1, "optimizer")))
         if not model:
             return None
@@ -199,10 +199,3 @@ def _when(event: ast.expr) -> str:
     if name.endswith("_COMPLETED"):
         return "after"
     return "sometimes"
-
-
-def _argument(call: ast.Call, position: int, name: str) -> Optional[str]:
-    """The dotted name passed as parameter ``name`` (at ``position``), if it is one."""
-    value = call.args[position] if len(call.args) > position else next(
-        (k.value for k in call.keywords if k.arg == name), None)
-    return dotted(value) if value is not None else None

@@ -17,7 +17,7 @@ from .dataflow import MUTATING_METHODS, TRAINING, Dataflow, may_reach_training
 from .facts import Facts
 from .frameworks import FrameworkLoops
 from .flow import EVAL, OFF, ON, PASSED_IN, UNKNOWN, FlowAnalysis, lookup_mode
-from .names import ImportTable, NameReferences, assigned_names, dotted
+from .names import ImportTable, NameReferences, assigned_names, dotted, owners_of_calls, stored_targets
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 from .summary import bind_record, mode_from_json
 from .usage import DETACHED, TRAINS, UNUSED, UsageAnalysis
@@ -108,7 +108,7 @@ class SemanticModel:
         self._assignments: Dict[tuple, List[Tuple[int, ast.stmt]]] = {}
         self._generators: Dict[frozenset, bool] = {}
         self._trained_bindings: Dict[frozenset, bool] = {}
-        self._updated_in_place: Dict[frozenset, bool] = {}
+        self._inference_only: Dict[frozenset, bool] = {}  # computes_training_targets per model
         self._site_by_id = {id(site): site for site in self.sites()}
         self._function_by_id = {id(function): function for function in self.functions}
         self._evaluation_entries_found: Optional[Dict[int, str]] = None
@@ -373,10 +373,8 @@ class SemanticModel:
             return False
         for eval_index in eval_indexes:
             for step in steps:
-                step_guards = {(ast.dump(t), b) for t, b in function.guards[step.index]}
-                if not any((ast.dump(test), not branch) in step_guards and
-                           self._stable_within(function, loop, test, min(eval_index, step.index))
-                           for test, branch in function.guards[eval_index]):
+                if not any(self._stable_within(function, loop, test, min(eval_index, step.index))
+                           for test in function.opposite_branch_tests(eval_index, step.index)):
                     return False
         return True
 
@@ -514,7 +512,7 @@ class SemanticModel:
         for scope in site.function.enclosing_functions():
             for name, indexes in self.facts.gradient_inputs.get(id(scope), {}).items():
                 if scope is not site.function or \
-                        not all(_exclusive(scope, index, site.index) for index in indexes):
+                        not all(scope.opposite_branch_tests(index, site.index) for index in indexes):
                     names.add(name)
         return names
 
@@ -755,7 +753,7 @@ class SemanticModel:
             else:
                 function = self._function_by_id.get(owner)
                 found = self.facts.model_class_of(function, name) if function else None
-            if found is not None and (found is cls or cls in _ancestors(found)):
+            if found is not None and any(ancestor is cls for ancestor in found.lineage()):
                 return True
         return False
 
@@ -803,36 +801,28 @@ class SemanticModel:
         is not enough: LoRA and adapter training freeze a network and train parts inside it.)"""
         if site.network is None or not self.feeds_training(site):
             return False
-        binding = self.binding(site.function, site.network)
-        if self._stepped_by_an_optimizer(binding):
-            return False
-        if any(other.network and self.binding(other.function, other.network) & binding and
-               not self.grad_is_off(other) and self.reaches_training(other) for other in self.forwards()):
-            return False  # a graph of it reaches a backward pass
-        return not self._weights_updated_in_place(site.function, site.network)
-
-    def _weights_updated_in_place(self, function: FunctionInfo, key: str) -> bool:
-        """``for t, s in zip(teacher.parameters(), student.parameters()): t.mul_(m).add_(...)``
-        (an EMA), or ``target.load_state_dict(online.state_dict())`` (a target network)."""
-        binding = self.binding(function, key)
-        known = self._updated_in_place.get(frozenset(binding))
+        binding = frozenset(self.binding(site.function, site.network))
+        known = self._inference_only.get(binding)
         if known is None:
-            known = self._updated_in_place[frozenset(binding)] = self._find_in_place_update(binding)
+            known = self._inference_only[binding] = not self._stepped_by_an_optimizer(binding) and \
+                not any(self.binding(other.function, other.network) & binding and
+                        not self.grad_is_off(other) and self.reaches_training(other)
+                        for other in self.forwards()) and \
+                not self._weights_updated_in_place(binding)
         return known
 
-    def _find_in_place_update(self, binding) -> bool:
+    def _weights_updated_in_place(self, binding) -> bool:
+        """``for t, s in zip(teacher.parameters(), student.parameters()): t.mul_(m).add_(...)``
+        (an EMA), or ``target.load_state_dict(online.state_dict())`` (a target network)."""
         for other in self.functions:
             for loop in other.loops:
                 iterable = getattr(loop.node, "iter", None)
-                owners = {dotted(node.func.value) for node in ast.walk(iterable)
-                          if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                          and node.func.attr in ("parameters", "named_parameters", "state_dict", "buffers")
-                          } if iterable is not None else set()
-                if any(owner and self.binding(other, owner) & binding for owner in owners) and (
+                owners = owners_of_calls(iterable, api.WEIGHT_READING_METHODS) if iterable is not None else ()
+                if any(self.binding(other, owner) & binding for owner in owners) and (
                         any(site.method in api.IN_PLACE_UPDATES for site in loop.sites) or any(
-                            isinstance(target, ast.Attribute) and target.attr == "data"
+                            type(target) is ast.Attribute and target.attr == "data"
                             for statement in other.statements[loop.first_index:loop.last_index + 1]
-                            if isinstance(statement, ast.Assign) for target in statement.targets)):
+                            for target in stored_targets(statement))):
                     return True
             for site in other.sites:
                 # ``target.load_state_dict(online.state_dict())``: copied from another model
@@ -1085,19 +1075,13 @@ class SemanticModel:
     def class_loads_no_weights(self, cls: ClassInfo) -> bool:
         """Building the class reads no checkpoint and builds no pretrained backbone (a class
         of another project module: as its own module's summary says)."""
-        seen, stack = set(), [cls]
-        while stack:
-            current = stack.pop()
-            if id(current) in seen:
-                continue
+        for current in cls.lineage():
             if getattr(current, "external", False):
                 if getattr(current, "loads_no_weights", False):
                     continue
                 return False  # built where we cannot see
-            seen.add(id(current))
             if any(self._loads_weights(method) for method in current.methods.values()):
                 return False
-            stack.extend(current.base_classes)
         return True
 
     def _constructed_without_weights(self, site: CallSite) -> bool:
@@ -1470,16 +1454,6 @@ def _truth(value, wanted) -> Optional[bool]:
     return (value == expected) == (op == "==")
 
 
-def _ancestors(cls: ClassInfo) -> List[ClassInfo]:
-    found, stack = [], list(cls.base_classes)
-    while stack and len(found) < 64:
-        base = stack.pop()
-        if base not in found:
-            found.append(base)
-            stack.extend(base.base_classes)
-    return found
-
-
 _PARAMETER_HOLDERS = {"Parameter", "ParameterList", "ParameterDict", "ModuleList", "ModuleDict",
                       "Module"}
 
@@ -1546,12 +1520,3 @@ def _written_like_tests(tree: ast.Module) -> bool:
         elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
             return True
     return False
-
-
-def _exclusive(function: FunctionInfo, first: int, second: int) -> bool:
-    """Statements ``first`` and ``second`` sit in opposite branches of one ``if``."""
-    guards = function.guards
-    if first >= len(guards) or second >= len(guards):
-        return False
-    other = {(ast.dump(test), branch) for test, branch in guards[second]}
-    return any((ast.dump(test), not branch) in other for test, branch in guards[first])

@@ -92,6 +92,26 @@ def child_fields(kind: type) -> Tuple[str, ...]:
     return fields
 
 
+def call_argument(call: ast.Call, name: str, position: int) -> Optional[ast.AST]:
+    """What a call passes as parameter ``name`` at ``position`` (None when it passes nothing
+    there, or a ``*args`` hides it)."""
+    if len(call.args) > position and not any(isinstance(a, ast.Starred) for a in call.args[:position + 1]):
+        return call.args[position]
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def owners_of_calls(expr: ast.AST, methods) -> Set[str]:
+    """The receivers of the calls of ``methods`` in ``expr``: ``{model, head}`` for
+    ``chain(model.parameters(), head.parameters())``."""
+    owners: Set[str] = set()
+    for node in ast.walk(expr):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in methods:
+            owner = dotted(node.func.value)
+            if owner:
+                owners.add(owner)
+    return owners
+
+
 def mode_argument(call: ast.Call) -> Optional[ast.AST]:
     """The flag of ``model.train(flag)``, ``set_grad_enabled(flag)``, ``inference_mode(flag)``:
     the first positional argument or ``mode=``; None when not given."""

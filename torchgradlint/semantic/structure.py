@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Set, Tuple, Union
 
 from .names import ImportTable, child_fields, dotted, stored_targets
 from .torch_api import SELF_RETURNING_METHODS as _SELF_RETURNING
@@ -145,18 +145,20 @@ class ClassInfo:
     external: bool = False
 
     def find_method(self, name: str) -> Optional["FunctionInfo"]:
-        """The method as Python would find it, depth first through the bases (no recursion:
-        inheritance chains can be long)."""
+        """The method as Python would find it, depth first through the bases."""
+        return next((cls.methods[name] for cls in self.lineage() if name in cls.methods), None)
+
+    def lineage(self) -> Iterator["ClassInfo"]:
+        """The class, then its bases depth first, left to right, each once (no recursion:
+        inheritance chains can be long; a cycle of bases ends)."""
         stack, seen = [self], set()
         while stack:
             cls = stack.pop()
             if id(cls) in seen:
                 continue
             seen.add(id(cls))
-            if name in cls.methods:
-                return cls.methods[name]
+            yield cls
             stack.extend(reversed(cls.base_classes))
-        return None
 
 
 # IR node kinds (tuples, for speed):
@@ -198,6 +200,14 @@ class FunctionInfo:
 
     def __repr__(self) -> str:
         return f"<function {self.qualname} line {self.line}>"
+
+    def opposite_branch_tests(self, first: int, second: int) -> List[ast.expr]:
+        """The ``if`` tests (compared by their text) under which statements ``first`` and
+        ``second`` sit in opposite branches: ``if phase == "train": ... else: ...``."""
+        if first >= len(self.guards) or second >= len(self.guards):
+            return []
+        other = {(ast.dump(test), branch) for test, branch in self.guards[second]}
+        return [test for test, branch in self.guards[first] if (ast.dump(test), not branch) in other]
 
     @property
     def is_module_scope(self) -> bool:
@@ -269,7 +279,9 @@ def binding_scope(function: FunctionInfo, name: str) -> FunctionInfo:
 
 def constants(body: List[ast.stmt], scope: ast.AST) -> Dict[str, Union[bool, int]]:
     """Names a block binds once, at its top level, to a bool or int literal, and that nothing
-    else in ``scope`` binds (assignment, parameter, import, definition, ``del``)."""
+    else in ``scope`` binds (assignment, parameter, import, definition, ``del``). Read off the
+    tree, not ``binding_counts``: the builder asks while it is still building the IR that
+    ``binding_counts`` reads, and a name any scope rebinds (``global``) is no constant."""
     candidates: Dict[str, Optional[Union[bool, int]]] = {}
     for statement in body:
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:

@@ -111,6 +111,9 @@ OPTIMIZER_NOT_CLASSES = re.compile(r"torch\.optim\.(lr_scheduler|swa_utils|Optim
 GRADIENT_STOPPING_METHODS = {"detach", "item", "tolist", "numpy", "detach_", "argmax", "argmin",
                              "long", "int", "bool", "size", "dim", "numel", "nelement", "eq", "ne",
                              "__len__", "ge", "gt", "le", "lt", "sign", "sample"}
+# What hands a module's parameters to an optimizer, and what else reads its weights.
+PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
+WEIGHT_READING_METHODS = PARAMETER_METHODS | {"state_dict", "buffers"}
 # In-place tensor updates an EMA or a soft target update writes weights with.
 IN_PLACE_UPDATES = frozenset({"mul_", "add_", "copy_", "lerp_", "sub_", "addcmul_"})
 # Of those, the ones that return the tensor itself without its history.
