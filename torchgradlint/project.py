@@ -389,6 +389,23 @@ class ProjectIndex:
                 found.setdefault(local, target)
         return found
 
+    def star_import_may_define(self, path: str, modules: List[str], name: str, depth: int = 0) -> bool:
+        """Whether ``from M import *`` of ``modules`` in ``path`` may bind ``name``: False only
+        when every M is a project file whose text never spells the name, binds no names at
+        run time, and whose own star imports bring nothing of that name either."""
+        current = module_name(self.root, path)
+        is_package = os.path.basename(path) == "__init__.py"
+        word = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b")
+        for module in modules:
+            source = self.path_of(self.absolute_module(current, module, is_package), path)
+            data = _read(source) if source is not None else None
+            if data is None or depth > 4 or word.search(data) or b"globals()" in data:
+                return True
+            stars = self.module_imports(source)[1]
+            if stars and self.star_import_may_define(source, stars, name, depth + 1):
+                return True
+        return False
+
     def resolve_member(self, module: str, name: str, near: Optional[str] = None,
                        depth: int = 0) -> Optional[Tuple[str, str]]:
         """The file and name that ``from module import name`` reaches, following re-exports

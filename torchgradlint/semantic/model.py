@@ -79,7 +79,11 @@ class SemanticModel:
         if project is not None and self.imports.star_modules and not self.imports.star_aliases_added:
             # ``from utils import *`` brings in what utils imports (``torch``, ``nn``) too.
             self.imports.add_star_aliases(project.star_aliases(filename, self.imports.star_modules))
-        structure = StructureBuilder(tree, self.imports).build()
+        star_import_may_define = None
+        if project is not None and self.imports.star_modules:
+            def star_import_may_define(name: str) -> bool:
+                return project.star_import_may_define(filename, self.imports.star_modules, name)
+        structure = StructureBuilder(tree, self.imports, star_import_may_define).build()
         self.structure = structure
         self.functions: List[FunctionInfo] = structure.functions
         self.classes: Dict[str, ClassInfo] = structure.classes

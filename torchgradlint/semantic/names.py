@@ -250,3 +250,36 @@ class ImportTable:
         """An absolute import of one of ``roots`` (``from .torch import x`` is a project module)."""
         return any(not target.startswith(".") and target.split(".")[0] in roots
                    for target in self.aliases.values())
+
+
+# ``globals()[name] = ...``, ``exec(code)``: a file that binds names only known at run time.
+RUN_TIME_BINDINGS: frozenset = frozenset({"*"})
+_RUN_TIME_BINDERS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__", "setattr"})
+
+
+def names_bound_anywhere(tree: ast.AST) -> frozenset:
+    """Every name the file binds in any scope (assignments, loop and ``with`` targets,
+    imports, definitions, parameters, ``except ... as``, ``global``, match captures), or
+    RUN_TIME_BINDINGS when it may bind names at run time."""
+    bound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            if not isinstance(node.ctx, ast.Load):
+                bound.add(node.id)
+            elif node.id in _RUN_TIME_BINDERS:
+                return RUN_TIME_BINDINGS
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            bound.update(node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        elif type(node).__name__ in ("MatchAs", "MatchStar") and getattr(node, "name", None):
+            bound.add(node.name)
+        elif type(node).__name__ == "MatchMapping" and getattr(node, "rest", None):
+            bound.add(node.rest)
+    return frozenset(bound)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Set, Tuple, Union
+import builtins
+from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
-from .names import ImportTable, child_fields, dotted, stored_targets
+from .names import RUN_TIME_BINDINGS, ImportTable, child_fields, dotted, names_bound_anywhere, stored_targets
 from .torch_api import SELF_RETURNING_METHODS as _SELF_RETURNING
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
@@ -84,6 +85,14 @@ class Loop:
 
 # ``exit``/``quit`` are the builtins unless imported or defined under that name in the file.
 PROGRAM_EXITS = frozenset({"sys.exit", "os._exit", "exit", "quit"})
+# Names a module can read without binding them: builtins of this Python and of Python 2 (a file
+# that runs there), a module's own attributes, and what IPython gives notebooks.
+ALWAYS_DEFINED = frozenset(dir(builtins)) | frozenset({
+    "__file__", "__name__", "__doc__", "__package__", "__spec__", "__loader__", "__path__",
+    "__builtins__", "__annotations__", "__cached__", "__class__", "__dict__",
+    "xrange", "raw_input", "unicode", "long", "unichr", "basestring", "reduce", "execfile",
+    "file", "reload", "cmp", "buffer", "apply", "intern", "coerce",
+    "get_ipython", "display", "In", "Out"})
 
 
 @dataclass(eq=False)
@@ -318,9 +327,15 @@ def constants(body: List[ast.stmt], scope: ast.AST) -> Dict[str, Union[bool, int
 class StructureBuilder:
     """Builds FunctionInfo/ClassInfo objects for a module."""
 
-    def __init__(self, tree: ast.Module, imports: ImportTable):
+    def __init__(self, tree: ast.Module, imports: ImportTable,
+                 star_import_may_define: Optional[Callable[[str], bool]] = None):
+        """``star_import_may_define(name)``: whether the file's ``from M import *`` lines may
+        bind ``name`` (None: unknown, so they may)."""
         self.tree = tree
         self.imports = imports
+        self._star_import_may_define = star_import_may_define
+        self._bound_anywhere: Optional[frozenset] = None
+        self._try_depth = 0
         self.functions: List[FunctionInfo] = []
         self.classes: Dict[str, ClassInfo] = {}
         self.module_function = FunctionInfo(tree, "<module>", "<module>", None, None)
@@ -456,7 +471,10 @@ class StructureBuilder:
             self._guards.pop()
             return ("if", statement, test_sites, body, orelse)
         if isinstance(statement, ast.Try) or type(statement).__name__ == "TryStar":
-            return ("try", statement, self._block(function, statement.body, chain, loops),
+            self._try_depth += 1
+            try_body = self._block(function, statement.body, chain, loops)
+            self._try_depth -= 1
+            return ("try", statement, try_body,
                     [self._block(function, handler.body, chain, loops) for handler in statement.handlers],
                     self._block(function, statement.orelse, chain, loops),
                     self._block(function, statement.finalbody, chain, loops))
@@ -529,13 +547,36 @@ class StructureBuilder:
         return None
 
     def _ends_the_program(self, statement: ast.stmt) -> bool:
-        """``sys.exit(1)``, ``exit()``: no statement after it runs on this path."""
-        if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)):
+        """``sys.exit(1)``, ``exit()``, or a call of a name nothing defines (``model =
+        CNNText(config)`` in a script whose star imports never bring it): no statement after
+        it runs on this path."""
+        value = getattr(statement, "value", None)
+        if not isinstance(value, ast.Call) or not isinstance(statement, (ast.Expr, ast.Assign, ast.AnnAssign)):
             return False
-        func = statement.value.func
+        func = value.func
         if isinstance(func, ast.Name) and func.id in self._module_defines:
             return False  # the file's own ``def exit()``
-        return self.imports.resolve(func) in PROGRAM_EXITS
+        if isinstance(func, ast.Name) and self._certainly_undefined(func.id):
+            return True
+        return isinstance(statement, ast.Expr) and self.imports.resolve(func) in PROGRAM_EXITS
+
+    def _certainly_undefined(self, name: str) -> bool:
+        """Calling ``name`` raises NameError in a script that expects its star imports to bring
+        it (``from utils import *`` then ``CNNText(config)``, which utils never defines): not a
+        builtin, bound nowhere in the file (no assignment, import, definition, ``global``, in
+        any scope), the file binds no names at run time (``globals()``, ``exec``), and every
+        star import is a project module that cannot bring it. A file without star imports
+        that calls an unbound name is more likely a fragment (an example, an exercise) whose
+        names are bound outside it, so its paths go on. A ``try`` may catch the error, so
+        calls inside one do not count."""
+        if self._try_depth or not self.imports.star_modules or self._star_import_may_define is None \
+                or name in ALWAYS_DEFINED or name in self.imports.aliases:
+            return False
+        if self._bound_anywhere is None:
+            self._bound_anywhere = names_bound_anywhere(self.tree)
+        if self._bound_anywhere is RUN_TIME_BINDINGS or name in self._bound_anywhere:
+            return False
+        return not self._star_import_may_define(name)
 
     # -- call sites -----------------------------------------------------------------------
     def _sites(self, function: FunctionInfo, exprs, loops, index: int, statement) -> List[CallSite]:
