@@ -107,7 +107,10 @@ class ProjectIndex:
         self._files: Optional[List[str]] = None
         self._in_progress: set = set()
         self._reading: List[Dict[str, str]] = []  # per summary being computed: what it read
-        self._importer_map: Optional[Dict[str, List[str]]] = None
+        self._import_text: Optional[Dict[str, bytes]] = None
+        self._importers_found: Dict[str, List[str]] = {}
+        self._imports_resolved: Dict[str, Set[str]] = {}
+        self._module_layout: Optional[tuple] = None  # module name -> file, packages, name parts
         self._star_importers: Set[str] = set()  # files with an ``import *`` line
         self._is_file: Dict[str, bool] = {}  # one stat per candidate path and run
         self._excludes = [pattern if isinstance(pattern, ExcludePattern)
@@ -435,31 +438,55 @@ class ProjectIndex:
         return re.search(pattern, data, re.MULTILINE) is not None
 
     # -- queries ----------------------------------------------------------------------------
-    def _importers(self) -> Dict[str, List[str]]:
-        """For every project file, the files whose import statements name it (``from .engine
-        import evaluate``, ``import pkg.engine``, ``from pkg import engine``, script-style
-        ``import engine``). Read once per index, with a regular expression, not a parse."""
-        if self._importer_map is None:
-            modules = self._module_files()
-            packages = {name.rsplit(".", depth)[0] for name in modules
-                        for depth in range(1, name.count(".") + 1)}
-            # An absolute import resolves (from the root or, script-style, beside the importer)
-            # only if its first name is a part of some module name of the project.
-            parts = {part.encode() for name in modules for part in name.split(".")}
-            mapping: Dict[str, List[str]] = {}
+    def _import_statements(self) -> Dict[str, bytes]:
+        """For every project file, the text of its import statements (a few percent of the
+        file). Read once per index, with a plain search and a regular expression, not a parse;
+        files with an ``import *`` line are noted on the way."""
+        if self._import_text is None:
+            texts: Dict[str, bytes] = {}
             for path in self.files():
                 data = _read(path)
                 if data is None:
                     continue
                 if b"import *" in data or b"import*" in data:
                     self._star_importers.add(path)
-                current = module_name(self.root, path)
-                is_package = os.path.basename(path) == "__init__.py"
-                for target in self._imported_files(data, current, is_package, modules, packages, parts):
-                    if target != path:
-                        mapping.setdefault(target, []).append(path)
-            self._importer_map = mapping
-        return self._importer_map
+                texts[path] = b"\n".join(match.group(0) for match in import_lines(data))
+            self._import_text = texts
+        return self._import_text
+
+    def _importers_of(self, target: str) -> List[str]:
+        """The files whose import statements name ``target`` (``from .engine import
+        evaluate``, ``import pkg.engine``, ``from pkg import engine``, script-style ``import
+        engine``). Every such statement spells the module's last name, except the relative
+        ``from . import x`` of a package's own files: only those files are resolved."""
+        found = self._importers_found.get(target)
+        if found is None:
+            leaf = module_name(self.root, target).rpartition(".")[2].encode()
+            word = re.compile(rb"\b%s\b" % re.escape(leaf))
+            package = os.path.dirname(target) + os.sep if os.path.basename(target) == "__init__.py" else None
+            found = [path for path, text in self._import_statements().items()
+                     if path != target and ((leaf in text and word.search(text)) or
+                                            (package and path.startswith(package)))
+                     and target in self._imported_by(path, text)]
+            self._importers_found[target] = found
+        return found
+
+    def _imported_by(self, path: str, text: bytes) -> Set[str]:
+        imported = self._imports_resolved.get(path)
+        if imported is None:
+            if self._module_layout is None:
+                modules = self._module_files()
+                packages = {name.rsplit(".", depth)[0] for name in modules
+                            for depth in range(1, name.count(".") + 1)}
+                # An absolute import resolves (from the root or, script-style, beside the
+                # importer) only if its first name is a part of some module name of the project.
+                parts = {part.encode() for name in modules for part in name.split(".")}
+                self._module_layout = (modules, packages, parts)
+            current = module_name(self.root, path)
+            is_package = os.path.basename(path) == "__init__.py"
+            imported = self._imports_resolved[path] = self._imported_files(
+                text, current, is_package, *self._module_layout)
+        return imported
 
     def _module_files(self) -> Dict[str, str]:
         """Module name -> file, for the project's files (``a.py`` wins over ``a/__init__.py``,
@@ -546,12 +573,11 @@ class ProjectIndex:
         """The files that import ``path``, and those that import it through a package's
         ``__init__.py`` or a module that star-imports it (re-exports). With ``limit``, the walk
         stops once it has found more than that many (the caller gives up on so many)."""
-        mapping = self._importers()
         found: List[str] = []
         stack, seen = [path], {path}
         while stack:
             current = stack.pop()
-            for other in mapping.get(current, ()):
+            for other in self._importers_of(current):
                 if other in seen:
                     continue
                 seen.add(other)
@@ -564,7 +590,7 @@ class ProjectIndex:
 
     def _star_imports(self, importer: str, path: str) -> bool:
         if importer not in self._star_importers:
-            return False  # (read off the importer scan: no ``import *`` in its text)
+            return False  # (read off the import scan: no ``import *`` in its text)
         _, stars = self.module_imports(importer)
         current = module_name(self.root, importer)
         is_package = os.path.basename(importer) == "__init__.py"
