@@ -104,3 +104,32 @@ def test_hub_entry_points_outside_pytorch_may_wrap_their_model():
     results.print()
     '''
     assert findings(source) == []
+
+
+def test_pytorch_fid_inception_is_built_in_training_mode():
+    # pytorch-fid's own fid_score.py calls model.eval() before computing features; a feature
+    # extractor that does not computes FID features with batch statistics.
+    source = '''
+    import torch
+    from pytorch_fid.inception import InceptionV3
+
+
+    class FID:
+        def __init__(self):
+            self.inception = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
+
+        @torch.no_grad()
+        def features(self, images):
+            return self.inception(images)[0]
+
+        @torch.no_grad()
+        def features_in_eval_mode(self, images):
+            self.inception.eval()
+            return self.inception(images)[0]
+
+
+    def score(images):
+        fid = FID()
+        return fid.features(images), fid.features_in_eval_mode(images)
+    '''
+    assert findings(source) == [(12, "TGL201")]

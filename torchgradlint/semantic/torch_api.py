@@ -47,7 +47,9 @@ TORCH_ROOTS = ("torch", "torchvision", "timm", "lightning", "pytorch_lightning",
                "diffusers", "peft", "accelerate", "ignite", "detectron2", "torchaudio", "torchtext")
 
 # Calls that return a module in training mode (fresh) or eval mode (pretrained loaders).
-FRESH_MODEL_CALLS = {"timm.create_model", "torch.hub.load"}
+# pytorch-fid's InceptionV3 loads its weights but, unlike torchmetrics' FID extractor, leaves
+# the module in training mode (its BatchNorm layers included); its own fid_score calls eval().
+FRESH_MODEL_CALLS = {"timm.create_model", "torch.hub.load", "pytorch_fid.inception.InceptionV3"}
 EVAL_MODE_SUFFIXES = (".from_pretrained",)
 UNKNOWN_MODE_CALLS = {"torch.load", "torch.jit.load", "torch.jit.script", "torch.jit.trace",
                       "torch.export.load"}
