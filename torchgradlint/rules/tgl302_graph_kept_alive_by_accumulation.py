@@ -43,6 +43,11 @@ def check(analysis):
             start = analysis.values.sources(function, index, value)
             local = _graph_forwards(analysis, analysis.values.upstream_within(start, function))
             written = source_text(value)
+            if not local and start and _each_iteration_steps(analysis, function, index) and \
+                    all(analysis.values.reaches_training(node) for node in start):
+                # The value is a term of this step's loss (``(value_loss * c + ...).backward()``):
+                # it carries the graph, whatever computed it (a method of a model handed in).
+                local = [None]
             if local:
                 if not analysis.is_loss_like(function, index, value):
                     continue  # lists of outputs or features are TGL101's business
@@ -72,10 +77,12 @@ def _finding(line, col, key, written, forward, value):
     fix = Fix("method", span(value), "detach") if scalar else None
     remedy = f"accumulate `{written}.item()` or `.detach()`" if scalar else \
         "store Python numbers (`.item()`) or detached tensors"
+    carried = f"carries the graph of `{forward.network}`, {line_ref(forward.line)}" if forward is not None \
+        else "is a term of the loss the step backpropagates: it carries the graph"
     return Finding(
         RULE.code, line, col,
         f"{key if key.endswith('`') else '`' + key + '`'} keeps every step's autograd graph: "
-        f"{remedy} (`{written}` carries the graph of `{forward.network}`, {line_ref(forward.line)})",
+        f"{remedy} (`{written}` {carried})",
         fix)
 
 
@@ -148,6 +155,13 @@ DATA_WORDS = {"loader", "dataloader", "data", "dataset", "batches", "batch", "dl
 def _walks_data(loop):
     """The loop goes over data (batches of a loader, epochs, episodes), one step each turn."""
     return any(set(words(name)) & DATA_WORDS for name in loop.iterable_identifiers)
+
+
+def _each_iteration_steps(analysis, function, index):
+    """The loop around the statement steps an optimizer each iteration (so its loss terms are
+    this iteration's, not gradient accumulation's or a closure's partial losses)."""
+    loop = _innermost_loop(function, index)
+    return loop is not None and analysis.loop_steps_an_optimizer(loop)
 
 
 def _innermost_loop(function, index):

@@ -490,6 +490,11 @@ class SemanticModel:
             known = self._loop_trains[id(loop)] = any(self.facts.site_trains(s) for s in loop.sites)
         return known
 
+    def loop_steps_an_optimizer(self, loop: Loop) -> bool:
+        """An ``optimizer.step()`` runs in the loop: each iteration is a step of its own."""
+        return any(site.method == "step" and site.receiver and self.facts.is_optimizer(site.function, site.receiver)
+                   for site in loop.sites)
+
     def function_trains(self, function: FunctionInfo) -> bool:
         return id(function) in self.facts.training_functions
 
