@@ -40,9 +40,12 @@ def check(analysis):
         flagged = None
         if analysis.is_training_context(site):
             flagged = analysis.evaluated_through_a_flag(site)
-            if flagged is None and analysis.computes_training_targets(site) and \
-                    analysis.known_composition(site.function, site.network) is True:
-                flagged = f"its output feeds training but nothing trains `{site.network}`"
+            if flagged is None and analysis.known_composition(site.function, site.network) is True:
+                if analysis.computes_training_targets(site):
+                    flagged = f"its output feeds training but nothing trains `{site.network}`"
+                elif analysis.fixed_while_its_routine_trains(site):
+                    flagged = f"its output feeds what `{site.function.name}()` trains, but no optimizer " \
+                              f"of `{site.function.name}()` steps `{site.network}`"
             if flagged is None:
                 continue
         evidence = flagged or analysis.evaluation_evidence(site, include_mode=False)

@@ -30,8 +30,9 @@ def check(analysis):
             continue  # a frozen encoder kept in eval on purpose
         if analysis.needs_input_gradients(site):
             continue  # input gradients of a model kept in eval on purpose (saliency, FGSM)
-        if analysis.computes_training_targets(site):
-            continue  # a teacher nothing trains, kept in eval on purpose (TGL201's fix)
+        if analysis.computes_training_targets(site) or analysis.fixed_while_its_routine_trains(site):
+            continue  # a teacher nothing (or nothing in this routine) trains, kept in eval on
+            # purpose (TGL201's fix)
         if not analysis.may_have_dropout_or_batchnorm(site, site.network):
             continue
         # Training resumes after an evaluation, rather than a model kept in eval on purpose:

@@ -219,6 +219,9 @@ class Facts:
                     return True
                 if inner is None:
                     verdict = None
+            elif api.features_behave_the_same_in_both_modes(qualified) and \
+                    id(node) in self._features_taken(info):
+                continue  # ``models.vgg16(pretrained=True).features``: convolutions only
             elif api.is_fresh_model_call(qualified) or self._names_model_factory(site.node):
                 return True  # torchvision / timm / torch.hub models hold BatchNorm or Dropout
             elif qualified.startswith(("transformers.", "diffusers.")) or qualified in self.constructors:
@@ -226,6 +229,12 @@ class Facts:
         if any(_is_self_training(test) for test in self._guard_tests(info)):
             return True  # ``if self.training:`` -- it behaves differently in training mode
         return verdict
+
+    def _features_taken(self, info: ClassInfo) -> Set[int]:
+        """The calls whose ``.features`` the class's building code reads
+        (``models.vgg16(pretrained=True).features``), by id."""
+        return {id(node.value) for function in self._building_functions(info) for node in ast.walk(function.node)
+                if type(node) is ast.Attribute and node.attr == "features" and type(node.value) is ast.Call}
 
     def _building_functions(self, info: ClassInfo) -> List[FunctionInfo]:
         """The class's methods, the functions nested in them (``def block(...)`` in

@@ -820,6 +820,31 @@ class SemanticModel:
                 not self._weights_updated_in_place(binding)
         return known
 
+    def fixed_while_its_routine_trains(self, site: CallSite) -> bool:
+        """A forward whose values feed the training step of a routine that builds and steps
+        its own optimizers, none of which holds the model (``distill(teacher, student)`` with
+        ``SGD(student.parameters())``; RepDistiller's ``init()`` fitting connectors on the
+        student's features): the model is not trained there, its forward is inference for that
+        routine, however it is trained elsewhere."""
+        function = site.function
+        if site.network is None or function.is_module_scope or not self.feeds_training(site):
+            return False
+        own = {key: owners for (scope, key), owners in self.facts.optimizers.items() if scope == id(function)}
+        steps = [other for other in function.sites if other.method == "step" and other.receiver
+                 and self.facts.is_optimizer(function, other.receiver)]
+        if not own or not steps or any(other.receiver not in own for other in steps) or \
+                not all(own.values()) or any(len(self.values.definitions(function, key)) != 1 for key in own):
+            return False  # no optimizer of its own, it steps one it was handed, what one steps
+            # is out of sight (``Adam(params)`` of a list built elsewhere), or a name is rebound
+        if any(other.target is not None and other.target is not function and self.function_trains(other.target)
+               for other in function.sites):
+            return False  # a helper it calls trains too, what it steps is not in sight
+        network = site.network
+        binding = frozenset(self.binding(function, network))
+        return not any(self.binding(function, owner) & binding or owner.startswith(network + ".")
+                       or network.startswith(owner + ".") or owner == network
+                       for owners in own.values() for owner in owners)
+
     def _weights_updated_in_place(self, binding) -> bool:
         """``for t, s in zip(teacher.parameters(), student.parameters()): t.mul_(m).add_(...)``
         (an EMA), or ``target.load_state_dict(online.state_dict())`` (a target network)."""

@@ -261,6 +261,16 @@ def is_fresh_model_call(qualified: str) -> bool:
     return False
 
 
+# The ``.features`` of these torchvision networks is convolutions, ReLUs and pooling: no
+# BatchNorm (the ``_bn`` variants have it) and no Dropout (only their classifier has it).
+PLAIN_FEATURE_NETWORKS = {"vgg11", "vgg13", "vgg16", "vgg19", "alexnet"}
+
+
+def features_behave_the_same_in_both_modes(qualified: str) -> bool:
+    """``torchvision.models.vgg16(...).features`` holds no layer that depends on the mode."""
+    return qualified.startswith("torchvision.models.") and qualified.rsplit(".", 1)[-1] in PLAIN_FEATURE_NETWORKS
+
+
 def is_optimizer_class(qualified: str) -> bool:
     return qualified.startswith(OPTIMIZER_PREFIXES) and not OPTIMIZER_NOT_CLASSES.match(qualified)
 
