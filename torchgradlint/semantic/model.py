@@ -1077,13 +1077,27 @@ class SemanticModel:
         if (id(site.function), site.network) in self.facts.model_origin and \
                 self.facts.origin(site.function, site.network) == "fresh" and \
                 self._built_from_scratch(site) and \
-                not self._trained_before(site) and not self._made_ready_for_use(site):
+                not self._trained_before(site) and not self._made_ready_for_use(site) and \
+                not self._walks_a_data_loader(site):
             # An untrained network with no weights loaded (nor switched to eval): its output
             # can only be looked at for its shape, in a loop or not. A notebook's
-            # `print(net(x).shape)` cell too.
+            # `print(net(x).shape)` cell too. Run over a whole DataLoader, it is evaluated (the
+            # accuracy of an untrained network, a baseline), whatever that is worth.
             return True
         return not self._runs_repeatedly(site) and self._fed_dummy_input(site) and \
             self._only_shape_is_read(site)
+
+    def _walks_a_data_loader(self, site: CallSite) -> bool:
+        """A loop around the forward iterates a ``torch.utils.data.DataLoader`` the code built
+        (``for images, labels in testloader``, through ``enumerate``/``tqdm``/``iter``)."""
+        for loop in site.loops:
+            for name in loop.iterable_identifiers:
+                for scope in site.function.enclosing_functions():
+                    for _, statement in self._assignments_of(scope, name):
+                        value = getattr(statement, "value", None)
+                        if isinstance(value, ast.Call) and self.imports.resolve(value.func) in api.DATA_LOADERS:
+                            return True
+        return False
 
     def _built_from_scratch(self, site: CallSite) -> bool:
         """The model's construction loads no trained weights: a torch.nn layer, or a class of

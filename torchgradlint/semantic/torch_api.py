@@ -46,6 +46,8 @@ def backward_run_by(site) -> Optional[str]:
 TORCH_ROOTS = ("torch", "torchvision", "timm", "lightning", "pytorch_lightning", "transformers",
                "diffusers", "peft", "accelerate", "ignite", "detectron2", "torchaudio", "torchtext")
 
+# A loop over one of these walks a dataset, batch by batch.
+DATA_LOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
 # Calls that return a module in training mode (fresh) or eval mode (pretrained loaders).
 # pytorch-fid's InceptionV3 loads its weights but, unlike torchmetrics' FID extractor, leaves
 # the module in training mode (its BatchNorm layers included); its own fid_score calls eval().
