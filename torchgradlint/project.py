@@ -33,6 +33,7 @@ SKIPPED_DIRS = {".torchgradlint_cache"}  # besides discovery's (VCS, caches, ven
 # A folder below the root holding one of these is another project (a cloned repository, a
 # vendored package with its own packaging): its files do not import the linted one.
 NESTED_PROJECT_MARKERS = (".git", ".hg", "pyproject.toml", "setup.py", "setup.cfg")
+PACKAGING_FILES = ("setup.py", "pyproject.toml", "setup.cfg")
 MAX_PROJECT_FILES = 5000
 # A module imported by more files than this is a library's utility: its callers are too many and
 # too varied to say anything about how it is called, and reading them all would make a lint slow.
@@ -77,6 +78,22 @@ def module_name(root: str, path: str) -> str:
     return ".".join(parts)
 
 
+def packaging_root(root: str) -> Optional[str]:
+    """The folder above ``root``, within its repository, that holds a packaging file
+    (``setup.py``, ``pyproject.toml``, ``setup.cfg``): the package there is installed, and a
+    script below it imports it. None when there is none (or it is ``root`` itself)."""
+    folder = os.path.abspath(root)
+    while True:
+        if any(os.path.isfile(os.path.join(folder, marker)) for marker in PACKAGING_FILES):
+            return folder if folder != os.path.abspath(root) else None
+        if any(os.path.lexists(os.path.join(folder, marker)) for marker in (".git", ".hg")):
+            return None
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
 def _read(path: str) -> Optional[bytes]:
     from .sourcefile import SourceError, read_bytes
 
@@ -100,6 +117,7 @@ class ProjectIndex:
 
         self.root = root
         self.real_root = os.path.realpath(root)
+        self.packaging_root = packaging_root(root)
         self.config = config
         self.cache = SummaryCache.for_root(root)
         # (path, kind) -> (digest of the module, summary, digests of the modules it read)
@@ -181,6 +199,11 @@ class ProjectIndex:
                 # a script's own folder comes first on sys.path: ``from utils import *`` in
                 # ``tools/train.py`` is ``tools/utils.py`` when there is one
                 folders.insert(0, beside)
+        if self.packaging_root is not None:
+            # a script below the repository imports the repository's own package, installed
+            # from its packaging file (minGPT's ``projects/chargpt/chargpt.py``: ``from mingpt
+            # import ...``, after ``pip install -e .``)
+            folders.append(self.packaging_root)
         for folder in folders:
             base = os.path.join(folder, *module.split("."))
             for candidate in (base + ".py", os.path.join(base, "__init__.py")):
@@ -195,8 +218,15 @@ class ProjectIndex:
         return found
 
     def module_of(self, path: str) -> str:
-        """The dotted name of the module at ``path`` (``pkg.utils``)."""
+        """The dotted name of the module at ``path`` (``pkg.utils``), also of a module of the
+        repository's installed package outside the root."""
+        if self.packaging_root is not None and not self._inside(path, self.root):
+            return module_name(self.packaging_root, path)
         return module_name(self.root, path)
+
+    @staticmethod
+    def _inside(path: str, folder: str) -> bool:
+        return os.path.abspath(path).startswith(os.path.join(os.path.abspath(folder), ""))
 
     def relative(self, path: str) -> str:
         return os.path.relpath(os.path.abspath(path), self.root).replace(os.sep, "/")
@@ -261,11 +291,17 @@ class ProjectIndex:
     def _confined(self, relative: str) -> Optional[str]:
         """The file a dependency names, if it is a plain path inside the root."""
         if not relative or "\0" in relative or "\\" in relative or relative.startswith("/") or \
-                os.path.isabs(relative) or ".." in relative.split("/"):
+                os.path.isabs(relative) or ".." in relative.split("/") and self.packaging_root is None:
             return None
-        path = os.path.join(self.root, *relative.split("/"))
+        if ".." in relative.split("/") and self.packaging_root is not None:
+            # a module of the repository's package, read by a script below the repository
+            path = os.path.normpath(os.path.join(self.root, *relative.split("/")))
+            confining = os.path.realpath(self.packaging_root)
+        else:
+            path = os.path.join(self.root, *relative.split("/"))
+            confining = self.real_root
         folder = os.path.realpath(os.path.dirname(path))
-        if os.path.commonpath([folder, self.real_root]) != self.real_root:
+        if os.path.commonpath([folder, confining]) != confining:
             return None  # through a linked folder that leads out of the project
         return path
 
@@ -315,13 +351,13 @@ class ProjectIndex:
         except SourceError:
             return None
         if not may_contain_findings(source):
-            return {"format": 1, "module": module_name(self.root, path), "functions": {},
+            return {"format": 1, "module": self.module_of(path), "functions": {},
                     "classes": {}, "calls": []}
         try:
             tree = ast.parse(source, path)
             model = SemanticModel(tree, path, self._config(), project=self if linked else None,
                                   for_summary=True, source=source)
-            return summarize(model, module_name(self.root, path))
+            return summarize(model, self.module_of(path))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
         except Exception:  # noqa: BLE001 -- a helper we cannot read is a helper we cannot see
@@ -349,7 +385,7 @@ class ProjectIndex:
         named: Dict[str, Tuple[str, str]] = {}
         stars: List[str] = []
         data = _read(path) or b""
-        current = module_name(self.root, path)
+        current = self.module_of(path)
         is_package = os.path.basename(path) == "__init__.py"
         for match in import_lines(data):
             origin, members, plain = match.groups()
@@ -378,7 +414,7 @@ class ProjectIndex:
         definitions: the imports of M (``torch``, ``nn`` -> ``torch.nn``), through M's own star
         imports, as qualified names."""
         found: Dict[str, str] = {}
-        current = module_name(self.root, path)
+        current = self.module_of(path)
         is_package = os.path.basename(path) == "__init__.py"
         for module in modules:
             source = self.path_of(self.absolute_module(current, module, is_package), path)
@@ -396,7 +432,7 @@ class ProjectIndex:
         """Whether ``from M import *`` of ``modules`` in ``path`` may bind ``name``: False only
         when every M is a project file whose text never spells the name, binds no names at
         run time, and whose own star imports bring nothing of that name either."""
-        current = module_name(self.root, path)
+        current = self.module_of(path)
         is_package = os.path.basename(path) == "__init__.py"
         word = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b")
         for module in modules:

@@ -45,12 +45,28 @@ def check(analysis):
             continue
         if analysis.training_excluded_by_guard(site, set(eval_lines)):
             continue  # ``if phase == "train": model.train() else: model.eval()`` ... backward likewise
+        trainer = analysis.trainer_loop_callbacks(site, site.network, EVAL)
+        if trainer is not None:
+            yield _in_a_trainer_loop(site, *trainer)
+            continue
         yield Finding(
             RULE.code, site.line, site.col,
             f"`{site.network}` may train in eval mode: call `{site.network}.train()` first "
             f"(eval mode set at {line_ref(eval_lines[0])})",
             Fix("insert-before", span(analysis.statement_of(site)), f"{site.network}.train()",
                 safe=_only_trains(analysis, site)))
+
+
+def _in_a_trainer_loop(site, runner, callbacks):
+    """The training step is the project trainer's, in another module: the place to act is the
+    callback that leaves the model in eval mode (no fix: where the callback ends, and whether
+    every path through it evaluates, is the user's to read)."""
+    named = ", ".join(f"`{name}`" + (f" (eval mode set at {line_ref(line)})" if line else "")
+                      for name, line in callbacks) or "a callback"
+    return Finding(
+        RULE.code, site.line, site.col,
+        f"`{site.network}` may train in eval mode: `{runner}` resumes training after the callback "
+        f"{named} left it in eval mode; call `{site.network}.train()` at the end of the callback")
 
 
 def _only_trains(analysis, site):

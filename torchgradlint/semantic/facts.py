@@ -356,6 +356,14 @@ class Facts:
                 site.target = self.frameworks.constructions.get(id(site.node))
                 site.registers = site.target is not None
                 site.target = site.target or self.frameworks.loop_run_by(site)
+            trainer_loop = self.frameworks.trainer_runs.get(id(site.node)) if self.frameworks else None
+            if trainer_loop is not None and trainer_loop not in site.targets():
+                # ``trainer.run()``: the project's run method, and its loop with our callbacks
+                if site.target is None:
+                    site.target = trainer_loop
+                else:
+                    site.alternatives += (trainer_loop,)
+                    trainer_loop.callers.append(site)
             if site.target is not None and not site.target.external:
                 site.target.callers.append(site)
 

@@ -557,7 +557,7 @@ class FlowAnalysis:
             if grad is not None:
                 return state.with_grad(grad)
         if site.method in ("eval", "train") and site.receiver and not self._own_method(site):
-            mode = self._switch_mode(site)
+            mode = self.switch_mode(site)
             value = frozenset({(mode, site.line)}) if mode else None
             return state.set_mode(self._key(site.receiver), value)
         if site.target is not None and not site.registers and site.constructs is None:
@@ -582,7 +582,9 @@ class FlowAnalysis:
         return target is not None and target.cls is not None and not target.cls.is_module
 
     @staticmethod
-    def _switch_mode(site: CallSite) -> Optional[str]:
+    def switch_mode(site: CallSite) -> Optional[str]:
+        """The mode ``model.eval()`` / ``model.train(flag)`` switches to (None: a flag nobody
+        can read)."""
         node = site.node
         if site.method == "eval":
             return EVAL if not node.args and not node.keywords else None
@@ -675,7 +677,7 @@ class FlowAnalysis:
                     inner = self._expression_mode(state, func.value)
                     if inner is None:
                         return None
-                    mode = self._switch_mode(site)
+                    mode = self.switch_mode(site)
                     return frozenset({(mode, site.line)}) if mode else UNKNOWN_MODE
                 return self._expression_mode(state, func.value)
             if expr.args and self.imports.resolve(func) in api.WRAPPERS_KEEPING_MODEL:
@@ -692,7 +694,7 @@ class FlowAnalysis:
         origin, _, same = found
         if same is not None:
             if site is not None and site.method in ("eval", "train"):
-                mode = self._switch_mode(site)
+                mode = self.switch_mode(site)
                 return frozenset({(mode, site.line)}) if mode else UNKNOWN_MODE
             return lookup_mode(state.modes, self._key(same))
         if origin == "fresh" or (site is not None and site.constructs is not None):

@@ -30,8 +30,10 @@ from __future__ import annotations
 import ast
 from typing import Dict, List, Optional, Tuple
 
+from .flow import EVAL, TRAIN, UNKNOWN_TAG
 from .names import ImportTable, call_argument, dotted
-from .structure import FunctionInfo, StructureBuilder, binding_scope
+from .structure import FunctionInfo, StructureBuilder, binding_counts, binding_scope
+from .trainers import arguments_of, bound_keys, keys_match
 
 ENGINES = {"ignite.engine.Engine", "ignite.engine.engine.Engine", "ignite.engine.DeterministicEngine",
            "ignite.engine.deterministic.DeterministicEngine"}
@@ -49,6 +51,7 @@ class FrameworkLoops:
         # (id of the scope binding the engine's name, name) -> the loop function
         self.loops: Dict[Tuple[int, str], FunctionInfo] = {}
         self.constructions: Dict[int, FunctionInfo] = {}  # id(ast.Call of Engine(...)) -> loop
+        self.trainer_runs: Dict[int, FunctionInfo] = {}  # id(ast.Call of trainer.run()) -> loop
 
     def build(self) -> List[FunctionInfo]:
         """The loop functions (to add to the file's functions); none without an engine."""
@@ -78,23 +81,132 @@ class FrameworkLoops:
             for handler, when in handlers.get((id(scope), name), ()):
                 at["after" if when == "sometimes" else when].append(handler)
             iteration = at["before"] + runs + at["after"]
-            node = ast.FunctionDef(
-                name=f"<ignite loop of {name}>", args=ast.arguments(
-                    posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[],
-                    kwarg=None, defaults=[]),
-                body=at["start"] + [ast.While(test=ast.Constant(value=True), body=iteration,
-                                              orelse=[])] + at["end"],
-                decorator_list=[], returns=None, type_comment=None)
-            for inner in ast.walk(node):
-                if "lineno" in inner._attributes:
-                    ast.copy_location(inner, call)
-            loop = StructureBuilder(self.tree, self.imports)._new_function(node, None, function)
-            loop.framework_loop = True
+            body = at["start"] + [ast.While(test=ast.Constant(value=True), body=iteration,
+                                            orelse=[])] + at["end"]
+            loop = self._loop_function(f"<ignite loop of {name}>", body, call, function)
             loop.loops[0].runs_at_least_once = True
             self.loops[(id(scope), name)] = loop
             self.constructions[id(call)] = loop
             created.append(loop)
         return created
+
+    def build_trainer_loops(self, classes) -> List[FunctionInfo]:
+        """The loops of the project's trainer classes (``trainers.py``) that this file builds
+        and runs with callbacks of its own, written out (to add to the file's functions)::
+
+            def <loop of trainer.run>():     # defined where trainer.run() is called
+                model.train()                # what the run method does before its loop
+                while True:
+                    model.train()            # ... or at the top of every iteration
+                    <output> = model()       # the training step
+                    <output>.backward()
+                    batch_end_callback()     # the callables the file registered
+
+        ``model`` is what the file handed the trainer (to its constructor or another method
+        that stores it where the run method finds its model), ``batch_end_callback`` an in-file
+        function the file handed a method that stores it where the loop calls it (under the
+        same key: ``set_callback('on_batch_end', f)`` and ``trigger_callbacks('on_batch_end')``).
+        A loop none of the file's functions is handed to is not written out."""
+        trainers = {written: info for written, info in classes.items()
+                    if info.external and any((method.external_facts or {}).get("trainer_loop")
+                                             for method in info.methods.values())}
+        if not trainers:
+            return []
+        instances = {}  # (id of the binding scope, name) -> (class, construction)
+        calls: Dict[Tuple[int, str], list] = {}  # (id of the binding scope, name) -> method calls
+        for function in self.functions:
+            if function.external:
+                continue
+            for site in function.sites:
+                if site.receiver is None and site.callee in trainers:
+                    name = self._bound_name(function.statements[site.index], site.node)
+                    scope = binding_scope(function, name) if name else None
+                    if name and binding_counts(scope).get(name, 1) == 1:
+                        instances[(id(scope), name)] = (trainers[site.callee], site)
+                elif site.receiver and "." not in site.receiver:
+                    calls.setdefault((id(binding_scope(function, site.receiver)), site.receiver), []).append(site)
+        defined = {function.name for function in self.functions if not function.external}
+        created = []
+        for key, (cls, construction) in instances.items():
+            # what the file handed the object: (attribute, key, argument) per stored parameter
+            held = []
+            for site in [construction] + calls.get(key, []):
+                method = cls.methods.get("__init__" if site is construction else site.method)
+                facts = method.external_facts if method is not None else None
+                if not facts:
+                    continue
+                arguments = arguments_of(site.node, facts["params"][1:])
+                for record in facts["stores"]:
+                    if record[0] in arguments:
+                        held.append((record[1], bound_keys(record, arguments), arguments[record[0]]))
+            for site in calls.get(key, []):
+                method = cls.methods.get(site.method)
+                loop_facts = (method.external_facts or {}).get("trainer_loop") if method is not None else None
+                if loop_facts:
+                    loop = self._trainer_loop(site, method, loop_facts, held, defined)
+                    if loop is not None:
+                        self.trainer_runs[id(site.node)] = loop
+                        created.append(loop)
+        return created
+
+    def _trainer_loop(self, site, method, facts: dict, held: list, defined) -> Optional[FunctionInfo]:
+        trained = facts["model"]
+        if trained.startswith("self."):
+            attribute, _, rest = trained[len("self."):].partition(".")
+            given = {dotted(argument) for held_attribute, key, argument in held
+                     if held_attribute == attribute and key is None}
+        else:
+            root, _, rest = trained.partition(".")
+            argument = arguments_of(site.node, method.external_facts["params"][1:]).get(root)
+            given = {dotted(argument)} if argument is not None else set()
+        if len(given) != 1 or None in given:
+            return None  # no model, or one of several
+        model = given.pop() + ("." + rest if rest else "")
+        callbacks: Dict[str, List[ast.stmt]] = {"before": [], "after": []}
+        for attribute, key, when in facts["callbacks"]:
+            for held_attribute, held_key, argument in held:
+                name = dotted(argument)
+                if held_attribute == attribute and keys_match(held_key, key) and name and \
+                        name.rsplit(".", 1)[-1] in defined:
+                    callbacks[when].append(self._call(name, site.node))
+        if not callbacks["before"] and not callbacks["after"]:
+            return None
+        before = {mode for mode, place in facts["modes"] if place == "before" and mode in (TRAIN, EVAL)}
+        every_iteration = {mode for mode, place in facts["modes"] if place == "loop"}
+        if len(every_iteration) > 1:
+            return None  # the trainer switches the model back and forth itself
+        # A switch inside the loop is taken to run before every forward: the callbacks' modes
+        # are then overwritten (a miss at worst, never a finding the trainer prevents).
+        top = [self._call(f"{model}.{mode}", site.node) for mode in every_iteration]
+        start = [self._call(f"{model}.{mode}", site.node) for mode in before] if len(before) == 1 else []
+        if start and [UNKNOWN_TAG, "before"] in facts["modes"]:
+            start = [ast.If(test=ast.Name(id="<the trainer switches>", ctx=ast.Load()), body=start, orelse=[])]
+        output = f"<output of {site.method}>"
+        step = [ast.Assign(targets=[ast.Name(id=output, ctx=ast.Store())],
+                           value=self._call(model, site.node).value, type_comment=None),
+                ast.Expr(value=ast.Call(func=ast.Attribute(value=ast.Name(id=output, ctx=ast.Load()),
+                                                           attr="backward", ctx=ast.Load()),
+                                        args=[], keywords=[]))]
+        iteration = top + callbacks["before"] + step + callbacks["after"]
+        test = ast.Constant(value=True) if facts["at_least_once"] else \
+            ast.Name(id="<the trainer iterates>", ctx=ast.Load())
+        body = start + [ast.While(test=test, body=iteration, orelse=[])]
+        loop = self._loop_function(f"<loop of {site.callee}>", body, site.node, site.function)
+        loop.loops[0].runs_at_least_once = facts["at_least_once"]
+        loop.framework_call = f"{site.callee}()"
+        return loop
+
+    def _loop_function(self, name: str, body: List[ast.stmt], where: ast.AST, parent: FunctionInfo) -> FunctionInfo:
+        node = ast.FunctionDef(
+            name=name, args=ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[],
+                                          kw_defaults=[], kwarg=None, defaults=[]),
+            body=body, decorator_list=[], returns=None, type_comment=None)
+        for inner in ast.walk(node):
+            if "lineno" in inner._attributes:
+                ast.copy_location(inner, where)
+        loop = StructureBuilder(self.tree, self.imports)._new_function(node, None, parent)
+        loop.framework_loop = True
+        return loop
 
     def loop_run_by(self, site) -> Optional[FunctionInfo]:
         """The loop that ``site`` starts: ``trainer.run(data)``; None for any other call."""

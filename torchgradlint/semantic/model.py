@@ -96,6 +96,7 @@ class SemanticModel:
 
             self.linker = ExternalLinker(self, project, for_summary)
             self.linker.link()
+            self.functions.extend(self.frameworks.build_trainer_loops(self.classes))
         self.facts = Facts(self.imports, self.functions, self.classes, self.module_function, config,
                            self.linker)
         self.facts.frameworks = self.frameworks
@@ -610,6 +611,27 @@ class SemanticModel:
             if target == "torch":
                 return local
         return "torch"
+
+    def trainer_loop_callbacks(self, site: CallSite, key: str, mode: str):
+        """For a forward of a project trainer's loop that ``frameworks.py`` wrote out (its
+        training step, located at ``trainer.run()``): the call that runs the loop, and the
+        callbacks of the loop that may leave ``key`` in ``mode``, each with the line of the
+        switch that does it (None when a helper does it). None for any other forward."""
+        function = site.function
+        runner = getattr(function, "framework_call", None)
+        if runner is None:
+            return None
+        found = []
+        for call in function.sites:
+            callback = call.target
+            if callback is None or callback.external or call is site:
+                continue
+            lines = [inner.line for inner in callback.sites if inner.receiver == key
+                     and inner.method in ("eval", "train") and self.flow.switch_mode(inner) == mode]
+            effect = self.flow.effects.get(id(callback), {}).get(key) or ()
+            if lines or any(value == mode for value, _ in effect):
+                found.append((callback.name, lines[-1] if lines else None))
+        return runner, found
 
     def statement_of(self, site: CallSite) -> ast.stmt:
         """The statement that holds the call."""

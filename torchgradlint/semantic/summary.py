@@ -20,9 +20,10 @@ from typing import Dict, List, Optional
 from . import torch_api as api
 from .flow import PASSED_IN, UNKNOWN, lookup_mode
 from .names import dotted
+from .trainers import is_stores, is_trainer_loop, stored_parameters, trainer_loop
 from .usage import ESCAPES
 
-SUMMARY_FORMAT = 9  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 10  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -74,6 +75,8 @@ def summarize(model, module_name: str) -> dict:
             "params_reaching_training": [
                 p for p in function.params if model.anything_trains
                 and ("param", id(function), p) in model.dataflow.reaches_training],
+            "stores": stored_parameters(function),
+            "trainer_loop": trainer_loop(model, function),
         }
     classes = {}
     for name, info in model.classes.items():
@@ -239,6 +242,8 @@ FUNCTION_FIELDS = {
     "params_run_as_models": _is_str_list,
     "params_run_forward": _is_str_list,
     "params_reaching_training": _is_str_list,
+    "stores": is_stores,
+    "trainer_loop": is_trainer_loop,
 }
 CLASS_FIELDS = {
     "is_module": _is(bool),
