@@ -189,8 +189,7 @@ def _stepped_between(analysis, consumer, index: int) -> bool:
     ``index``: a second forward would see other parameters."""
     binding = analysis.network_binding(consumer)
     for site in consumer.function.sites:
-        if consumer.index < site.index < index and site.method == "step" and site.receiver and \
-                analysis.is_optimizer(consumer.function, site.receiver):
+        if consumer.index < site.index < index and analysis.is_optimizer_step(site):
             stepped = analysis.stepped_models(site)
             if stepped is None or stepped & binding:
                 return True

@@ -491,10 +491,13 @@ class SemanticModel:
             known = self._loop_trains[id(loop)] = any(self.facts.site_trains(s) for s in loop.sites)
         return known
 
+    def is_optimizer_step(self, site: CallSite) -> bool:
+        """``optimizer.step()`` of a name that holds an optimizer."""
+        return site.method == "step" and bool(site.receiver) and self.facts.is_optimizer(site.function, site.receiver)
+
     def loop_steps_an_optimizer(self, loop: Loop) -> bool:
         """An ``optimizer.step()`` runs in the loop: each iteration is a step of its own."""
-        return any(site.method == "step" and site.receiver and self.facts.is_optimizer(site.function, site.receiver)
-                   for site in loop.sites)
+        return any(self.is_optimizer_step(site) for site in loop.sites)
 
     def function_trains(self, function: FunctionInfo) -> bool:
         return id(function) in self.facts.training_functions
@@ -685,7 +688,7 @@ class SemanticModel:
         for other in function.sites:
             if other.index < site.index or other is site:
                 continue
-            if other.method == "step" and other.receiver and self.facts.is_optimizer(function, other.receiver):
+            if self.is_optimizer_step(other):
                 return other
         if depth < 2:
             for caller in function.callers:
@@ -709,9 +712,7 @@ class SemanticModel:
 
     def later_steps(self, site: CallSite) -> List[CallSite]:
         """Optimizer steps after ``site`` in its function, in order."""
-        return [other for other in site.function.sites if other.index > site.index and
-                other.method == "step" and other.receiver and
-                self.facts.is_optimizer(site.function, other.receiver)]
+        return [other for other in site.function.sites if other.index > site.index and self.is_optimizer_step(other)]
 
     def gradients_used_later(self, backward: CallSite, binding: Set[tuple]) -> bool:
         """A later step in the same function updates the model, and nothing zeroes its
@@ -852,8 +853,7 @@ class SemanticModel:
         if site.network is None or function.is_module_scope or not self.feeds_training(site):
             return False
         own = {key: owners for (scope, key), owners in self.facts.optimizers.items() if scope == id(function)}
-        steps = [other for other in function.sites if other.method == "step" and other.receiver
-                 and self.facts.is_optimizer(function, other.receiver)]
+        steps = [other for other in function.sites if self.is_optimizer_step(other)]
         if not own or not steps or any(other.receiver not in own for other in steps) or \
                 not all(own.values()) or any(len(self.values.definitions(function, key)) != 1 for key in own):
             return False  # no optimizer of its own, it steps one it was handed, what one steps
@@ -975,8 +975,7 @@ class SemanticModel:
         root = key if key.startswith("self.") else key.split(".")[0]
         binding = self.binding(site.function, root)
         for step in self.sites():
-            if step.method == "step" and step.receiver and \
-                    self.facts.is_optimizer(step.function, step.receiver):
+            if self.is_optimizer_step(step):
                 stepped = self.stepped_models(step)
                 if stepped is None or stepped & binding:
                     return True
