@@ -1096,6 +1096,7 @@ class SemanticModel:
         if site.network is None:
             return False
         if (id(site.function), site.network) in self.facts.model_origin and \
+                self._binds_its_model(site) and \
                 self.facts.origin(site.function, site.network) == "fresh" and \
                 self._built_from_scratch(site) and \
                 not self._trained_before(site) and not self._made_ready_for_use(site) and \
@@ -1105,8 +1106,45 @@ class SemanticModel:
             # `print(net(x).shape)` cell too. Run over a whole DataLoader, it is evaluated (the
             # accuracy of an untrained network, a baseline), whatever that is worth.
             return True
+        if self._global_untrained_at_every_call(site):
+            return True
         return not self._runs_repeatedly(site) and self._fed_dummy_input(site) and \
             self._only_shape_is_read(site)
+
+    @staticmethod
+    def _binds_its_model(site: CallSite) -> bool:
+        """The forward's function builds the model itself (a module-level model used inside a
+        function may have been trained by the module before the call)."""
+        function = site.function
+        root = (site.network or "").split(".")[0]
+        return function.is_module_scope or root in function.local_names
+
+    def _global_untrained_at_every_call(self, site: CallSite) -> bool:
+        """The forward runs, inside a function, a model the module builds once from scratch,
+        and every call of that function is a module-level statement after the construction and
+        before any training or weight loading (``encoder = EncoderRNN(...); test(); ... train
+        loop``): the demo of an untrained architecture, as for a model built in the function."""
+        function = site.function
+        root = (site.network or "").split(".")[0]
+        module = self.module_function
+        if function.is_module_scope or not function.callers or root in function.local_names or \
+                root in function.params or self.function_trains(function) or self._walks_a_data_loader(site):
+            return False
+        if self.facts.origin(module, root) != "fresh":
+            return False
+        constructions = self._assignments_of(module, root)
+        cls = self.facts.model_class_of(module, root)
+        if len(constructions) != 1 or cls is None or not self.class_loads_no_weights(cls):
+            return False
+        built = constructions[0][0]
+        for caller in function.callers:
+            if caller.function is not module or caller.loops or caller.index < built:
+                return False
+            if any(built < other.index < caller.index and (self.facts.site_trains(other) or (
+                    other.receiver and other.receiver.split(".")[0] == root and other.method in _PREPARING_METHODS))
+                   for other in module.sites):
+                return False
+        return True
 
     def _walks_a_data_loader(self, site: CallSite) -> bool:
         """A loop around the forward iterates a ``torch.utils.data.DataLoader`` the code built
