@@ -113,3 +113,28 @@ def test_names_bound_anywhere_sees_every_kind_of_binding() -> None:
     assert names_bound_anywhere(tree) >= set("aefgijklmnoqr")
     assert not names_bound_anywhere(tree) & set("hps")
     assert names_bound_anywhere(ast.parse("exec('x = 1')\n")) is RUN_TIME_BINDINGS
+
+
+def grad_findings(tmp_path: Path, statement: str = ""):
+    (tmp_path / "utils.py").write_text(UTILS)
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT.format(binding="", statement=statement))
+    return [(finding.line, finding.code) for finding in lint_file(str(script)) if finding.code == "TGL101"]
+
+
+def test_a_helper_called_only_where_no_path_reaches_never_runs(tmp_path: Path) -> None:
+    # ``accuracy()`` evaluates with autograd on when the script gets there ...
+    assert grad_findings(tmp_path) == [(evaluation_line((tmp_path / "train.py").read_text()), "TGL101")]
+    # ... and never runs when a NameError ends the script first.
+    assert grad_findings(tmp_path, statement="helper = Missing()") == []
+
+
+def test_a_helper_called_only_after_sys_exit_never_runs() -> None:
+    source = ("import sys\nimport torch\nimport torch.nn as nn\n\n\ndef predict(model, x):\n"
+              "    return model(x).argmax(1)\n\n\nmodel = nn.Linear(4, 2)\n{exit}"
+              "print(predict(model, torch.randn(2, 4)))\n")
+    found = [(f.line, f.code) for f in lint_source(source.format(exit=""), config=Config(project=False))
+             if f.code == "TGL101"]
+    assert found == [(7, "TGL101")]
+    assert [f for f in lint_source(source.format(exit="sys.exit(0)\n"), config=Config(project=False))
+            if f.code == "TGL101"] == []

@@ -323,9 +323,17 @@ class FlowAnalysis:
             grad |= state.grad
         if decorated is not None:
             grad = decorated
-        elif not contributions:
+        elif not contributions and not self._called_where_it_never_runs(function):
             grad = GRAD_ON
         return State(grad, modes or {})
+
+    @staticmethod
+    def _called_where_it_never_runs(function: FunctionInfo) -> bool:
+        """The file calls the function, yet no call has contributed a state: every call stands
+        where no path reaches (after a ``sys.exit()`` or a NameError) and no other module's
+        call was linked, so it never runs -- under no grad mode at all, until a reached call
+        contributes one."""
+        return bool(function.callers)
 
     # -- one function ---------------------------------------------------------------------
     def _analyze(self, function: FunctionInfo, entry: State) -> None:
