@@ -9,7 +9,8 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from . import torch_api as api
 from .aliases import ElementAliases, subscript_key
-from .names import ImportTable, assigned_names, assignment_pairs, call_argument, dotted, owners_of_calls
+from .names import (ImportTable, arguments_by_parameter, assigned_names, assignment_pairs, call_argument, dotted,
+                    owners_of_calls)
 from .structure import CallSite, ClassInfo, FunctionInfo
 
 PRETRAINED_OWNER = re.compile(r"Model|Net|VAE|Encoder|Decoder|Transformer|For[A-Z]|GPT|Bert|"
@@ -1072,14 +1073,7 @@ class Facts:
         if target.cls is not None and params and (site.receiver is not None or site.constructs or
                                                   target.name == "__call__"):
             params = params[1:]  # self / cls
-        node = site.node
-        for param, arg in zip(params, node.args):
-            if isinstance(arg, ast.Starred):
-                break
-            yield param, arg
-        for keyword in node.keywords:
-            if keyword.arg and keyword.arg in target.params:
-                yield keyword.arg, keyword.value
+        return arguments_by_parameter(site.node, params, target.params)
 
     # -- optimizers and training evidence -------------------------------------------------
     def _find_optimizers_and_training(self, function: FunctionInfo) -> None:

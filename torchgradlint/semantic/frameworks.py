@@ -31,9 +31,9 @@ import ast
 from typing import Dict, List, Optional, Tuple
 
 from .flow import EVAL, TRAIN, UNKNOWN_TAG
-from .names import ImportTable, call_argument, dotted
+from .names import ImportTable, arguments_by_parameter, call_argument, dotted
 from .structure import FunctionInfo, StructureBuilder, binding_counts, binding_scope
-from .trainers import arguments_of, bound_keys, keys_match
+from .trainers import bound_keys, keys_match
 
 ENGINES = {"ignite.engine.Engine", "ignite.engine.engine.Engine", "ignite.engine.DeterministicEngine",
            "ignite.engine.deterministic.DeterministicEngine"}
@@ -135,7 +135,7 @@ class FrameworkLoops:
                 facts = method.external_facts if method is not None else None
                 if not facts:
                     continue
-                arguments = arguments_of(site.node, facts["params"][1:])
+                arguments = dict(arguments_by_parameter(site.node, facts["params"][1:]))
                 for record in facts["stores"]:
                     if record[0] in arguments:
                         held.append((record[1], bound_keys(record, arguments), arguments[record[0]]))
@@ -157,7 +157,7 @@ class FrameworkLoops:
                      if held_attribute == attribute and key is None}
         else:
             root, _, rest = trained.partition(".")
-            argument = arguments_of(site.node, method.external_facts["params"][1:]).get(root)
+            argument = dict(arguments_by_parameter(site.node, method.external_facts["params"][1:])).get(root)
             given = {dotted(argument)} if argument is not None else set()
         if len(given) != 1 or None in given:
             return None  # no model, or one of several

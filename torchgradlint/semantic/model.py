@@ -7,6 +7,7 @@ Rules ask it questions (``grad_at(site)``, ``mode_of(site, key)``, ``evaluation_
 from __future__ import annotations
 
 import ast
+import functools
 import os
 from typing import Dict, FrozenSet, Iterator, List, Optional, Set, Tuple, Union
 
@@ -81,8 +82,8 @@ class SemanticModel:
             self.imports.add_star_aliases(project.star_aliases(filename, self.imports.star_modules))
         star_import_may_define = None
         if project is not None and self.imports.star_modules:
-            def star_import_may_define(name: str) -> bool:
-                return project.star_import_may_define(filename, self.imports.star_modules, name)
+            star_import_may_define = functools.partial(
+                project.star_import_may_define, filename, self.imports.star_modules)
         structure = StructureBuilder(tree, self.imports, star_import_may_define).build()
         self.structure = structure
         self.functions: List[FunctionInfo] = structure.functions
@@ -1140,8 +1141,7 @@ class SemanticModel:
         for caller in function.callers:
             if caller.function is not module or caller.loops or caller.index < built:
                 return False
-            if any(built < other.index < caller.index and (self.facts.site_trains(other) or (
-                    other.receiver and other.receiver.split(".")[0] == root and other.method in _PREPARING_METHODS))
+            if any(built < other.index < caller.index and (self.facts.site_trains(other) or _prepares(other, root))
                    for other in module.sites):
                 return False
         return True
@@ -1281,9 +1281,7 @@ class SemanticModel:
     def _made_ready_for_use(self, site: CallSite) -> bool:
         """Before the forward, its function loads weights into the model or switches its mode."""
         root = (site.network or "").split(".")[0]
-        if any(other.index < site.index and other.receiver and
-               other.receiver.split(".")[0] == root and other.method in _PREPARING_METHODS
-               for other in site.function.sites):
+        if any(other.index < site.index and _prepares(other, root) for other in site.function.sites):
             return True
         # ``resnet50(pretrained=True)``: built with trained weights
         return any(k.arg in _WEIGHT_KEYWORDS | {"checkpoint_path"} and
@@ -1600,6 +1598,11 @@ def _holds_no_parameters(cls: ClassInfo, imports) -> bool:
 
 _WEIGHT_KEYWORDS = {"pretrained", "weights", "checkpoint"}
 _PREPARING_METHODS = {"load_state_dict", "load_weights", "eval", "train", "requires_grad_"}
+
+
+def _prepares(site: CallSite, root: str) -> bool:
+    """The call loads weights into the model named ``root`` or switches its mode."""
+    return bool(site.receiver) and site.receiver.split(".")[0] == root and site.method in _PREPARING_METHODS
 
 
 def _is_test_file(filename: str, tree: ast.Module) -> bool:

@@ -8,7 +8,7 @@ variables, parameters or functions of the file).
 from __future__ import annotations
 
 import ast
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 # Different spellings of the same torch object, mapped to one canonical name.
 CANONICAL = {
@@ -90,6 +90,19 @@ def child_fields(kind: type) -> Tuple[str, ...]:
     if fields is None:
         fields = _FIELDS[kind] = tuple(name for name in kind._fields if name != "ctx")
     return fields
+
+
+def arguments_by_parameter(call: ast.Call, params, keyword_params=None) -> Iterator[Tuple[str, ast.AST]]:
+    """(parameter, argument) for what a call passes: by position to ``params`` (up to a
+    ``*args``), by keyword to any of ``keyword_params`` (default: ``params``)."""
+    for param, argument in zip(params, call.args):
+        if isinstance(argument, ast.Starred):
+            break
+        yield param, argument
+    accepted = params if keyword_params is None else keyword_params
+    for keyword in call.keywords:
+        if keyword.arg and keyword.arg in accepted:
+            yield keyword.arg, keyword.value
 
 
 def call_argument(call: ast.Call, name: str, position: int) -> Optional[ast.AST]:
@@ -257,29 +270,40 @@ RUN_TIME_BINDINGS: frozenset = frozenset({"*"})
 _RUN_TIME_BINDERS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__", "setattr"})
 
 
+def name_bound_by(node: ast.AST) -> Optional[str]:
+    """The name a node binds in its scope: an assignment, loop, ``with`` or ``del`` target, a
+    parameter, a definition, an import (``import a.b`` binds ``a``), ``except ... as``, a match
+    capture; None for any other node."""
+    kind = type(node)
+    if kind is _Name:
+        return node.id if type(node.ctx) is not ast.Load else None
+    if kind is ast.arg:
+        return node.arg
+    if kind in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
+        return node.name
+    if kind is ast.alias:
+        return (node.asname or node.name).split(".")[0]
+    if kind is ast.ExceptHandler:
+        return node.name
+    if kind.__name__ in ("MatchAs", "MatchStar"):
+        return node.name
+    if kind.__name__ == "MatchMapping":
+        return node.rest
+    return None
+
+
 def names_bound_anywhere(tree: ast.AST) -> frozenset:
-    """Every name the file binds in any scope (assignments, loop and ``with`` targets,
-    imports, definitions, parameters, ``except ... as``, ``global``, match captures), or
-    RUN_TIME_BINDINGS when it may bind names at run time."""
+    """Every name the file binds in any scope (``name_bound_by``, and the names of ``global``
+    and ``nonlocal`` declarations), or RUN_TIME_BINDINGS when it may bind names at run time."""
     bound = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            if not isinstance(node.ctx, ast.Load):
-                bound.add(node.id)
-            elif node.id in _RUN_TIME_BINDERS:
+        if type(node) is _Name and type(node.ctx) is ast.Load:
+            if node.id in _RUN_TIME_BINDERS:
                 return RUN_TIME_BINDINGS
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, ast.alias):
-            bound.add((node.asname or node.name).split(".")[0])
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             bound.update(node.names)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-        elif type(node).__name__ in ("MatchAs", "MatchStar") and getattr(node, "name", None):
-            bound.add(node.name)
-        elif type(node).__name__ == "MatchMapping" and getattr(node, "rest", None):
-            bound.add(node.rest)
+        else:
+            name = name_bound_by(node)
+            if name:
+                bound.add(name)
     return frozenset(bound)

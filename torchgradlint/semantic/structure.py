@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import builtins
 from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
-from .names import RUN_TIME_BINDINGS, ImportTable, child_fields, dotted, names_bound_anywhere, stored_targets
+from .names import (RUN_TIME_BINDINGS, ImportTable, child_fields, dotted, name_bound_by, names_bound_anywhere,
+                    stored_targets)
 from .torch_api import SELF_RETURNING_METHODS as _SELF_RETURNING
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
@@ -307,18 +308,7 @@ def constants(body: List[ast.stmt], scope: ast.AST) -> Dict[str, Union[bool, int
         return found
     bindings: Dict[str, int] = {}
     for node in ast.walk(scope):
-        if isinstance(node, ast.Name):
-            name = node.id if not isinstance(node.ctx, ast.Load) else None
-        elif isinstance(node, ast.arg):
-            name = node.arg
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            name = node.name
-        elif isinstance(node, ast.alias):
-            name = node.asname or node.name
-        elif isinstance(node, ast.ExceptHandler):
-            name = node.name
-        else:
-            continue
+        name = name_bound_by(node)
         if name in found:
             bindings[name] = bindings.get(name, 0) + 1
     return {name: value for name, value in found.items() if bindings.get(name) == 1}

@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Tuple
 
 from . import torch_api as api
 from .flow import EVAL, TRAIN, UNKNOWN_TAG
-from .names import assignment_pairs, dotted
+from .names import arguments_by_parameter, assignment_pairs, dotted
 from .structure import CallSite, FunctionInfo, Loop
 
 # A key of a stored callable: None (the attribute itself, or a list of them), ["param", name]
@@ -151,21 +151,10 @@ def _callback_calls(loop: Loop, function: FunctionInfo) -> List[Tuple[CallSite, 
             continue
         for _, attribute, key in _called_slots(target):
             if key is not None and key[0] == "param":
-                argument = arguments_of(site.node, target.params[1:]).get(key[1])
+                argument = dict(arguments_by_parameter(site.node, target.params[1:])).get(key[1])
                 key = _key(argument, ()) if argument is not None else ["unknown", ""]
             found.append((site, attribute, key))
     return found
-
-
-def arguments_of(call: ast.Call, params: List[str]) -> Dict[str, ast.AST]:
-    """Each parameter's argument at a call of a method (``params`` without ``self``)."""
-    bound: Dict[str, ast.AST] = {}
-    for param, argument in zip(params, call.args):
-        if isinstance(argument, ast.Starred):
-            break
-        bound[param] = argument
-    bound.update((keyword.arg, keyword.value) for keyword in call.keywords if keyword.arg in params)
-    return bound
 
 
 def _trained_model(function: FunctionInfo, key: str) -> Optional[str]:
