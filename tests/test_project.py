@@ -185,6 +185,51 @@ def test_a_model_returned_by_an_imported_factory_is_a_model(fresh_cache):
     assert codes(main) == [(10, "TGL101"), (10, "TGL201")]
 
 
+def test_a_model_in_the_tuple_an_imported_builder_returns_is_a_model(fresh_cache):
+    """``model, _ = build()`` (nets.py returns the model with its optimizer): only the summary
+    of nets.py says which place of the tuple holds a fresh network with BatchNorm."""
+    from torchgradlint.config import Config
+
+    script = FIXTURES / "projects" / "builder_tuple" / "bad_predict.py"
+    assert codes(script) == [(12, "TGL101"), (12, "TGL201")]
+    assert lint_file(str(script), Config(project=False)) == []
+    summary = ProjectIndex.for_file(str(script)).summary(str(script.parent / "nets.py"))
+    assert summary["functions"]["build"]["returns_element_models"] == [["fresh", True, "Tagger"], None]
+
+
+def test_a_factory_module_that_never_mentions_torch_is_summarized(tmp_path, fresh_cache):
+    """A module the text screen would skip (no torch in it) that builds the project's models
+    and returns them: its importers still learn that they hold a model."""
+    write(tmp_path, "nets.py", """
+        import torch.nn as nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 2)
+
+            def forward(self, x):
+                return self.fc(x)
+    """)
+    write(tmp_path, "factory.py", """
+        from nets import Net
+
+
+        def create(width=4):
+            return Net(), width
+    """)
+    script = write(tmp_path, "predict.py", """
+        import torch
+        from factory import create
+
+        model, width = create()
+        model.load_state_dict(torch.load("net.pt"))
+        print(model(torch.randn(2, width)))
+    """)
+    assert codes(script) == [(7, "TGL101")]
+
+
 def test_summaries_that_record_calls_are_valid_cache_entries(fresh_cache):
     """A summary is read back from the disk cache only when it has exactly the shape
     ``summarize`` gives: calls on an object (a receiver) and calls from a method included."""

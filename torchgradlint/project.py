@@ -350,7 +350,7 @@ class ProjectIndex:
             source = decode_source(data, path)
         except SourceError:
             return None
-        if not may_contain_findings(source):
+        if not may_contain_findings(source) and not self._imports_project_modules(path):
             return {"format": 1, "module": self.module_of(path), "functions": {},
                     "classes": {}, "calls": []}
         try:
@@ -362,6 +362,14 @@ class ProjectIndex:
             return None
         except Exception:  # noqa: BLE001 -- a helper we cannot read is a helper we cannot see
             return None
+
+    def _imports_project_modules(self, path: str) -> bool:
+        """A module that never mentions torch but imports project modules may still build
+        their models and hand them on (a ``create_model_and_diffusion`` factory module)."""
+        named, stars = self.module_imports(path)
+        modules = {module for module, _ in named.values()} | set(stars)
+        modules |= {f"{module}.{member}" for module, member in named.values() if member}
+        return any(module and self.path_of(module, path) for module in modules)
 
     def _settings(self) -> list:
         """The settings a summary depends on, as part of its cache key."""

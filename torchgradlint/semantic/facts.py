@@ -91,6 +91,9 @@ class Facts:
         self.optimizers: Dict[Tuple[int, str], Set[str]] = {}
         self.returns_model: Dict[int, str] = {}
         self.returns_composition: Dict[int, Optional[bool]] = {}  # of the model it returns
+        # id(function) -> per element of the tuple it returns: (origin, class, composition) of
+        # the model at that place, or None (``return model, diffusion``)
+        self.returns_elements: Dict[int, Tuple[Optional[tuple], ...]] = {}
         # (function, name) -> element expressions of a list/dict/comprehension of models
         self.containers: Dict[Tuple[int, str], List[ast.AST]] = {}
         self.loop_bindings: Dict[int, List[tuple]] = {}  # id of a ``for`` -> loop_models()
@@ -830,6 +833,8 @@ class Facts:
                     function.local_names.add(key)
                 if key:
                     changed |= self._record_assigned(function, key, [(function, value)])
+                elif type(target) in (ast.Tuple, ast.List) and type(value) is ast.Call:
+                    changed |= self._record_unpacked(function, target.elts, value)
         for loop in function.loops:
             for target, sources, elements in self._loop_models(function, loop.node):
                 changed |= self._record_assigned(function, target, elements)
@@ -863,6 +868,10 @@ class Facts:
             if api.looks_like_model_name(key) and self._bound_in_sight(function, key) and \
                     not self._callers_pass_functions(function, key):
                 changed |= self._record_model(function, key, UNKNOWN_ORIGIN, None)
+        elements = self._returned_elements(function)
+        if elements != self.returns_elements.get(id(function)) and elements is not None:
+            self.returns_elements[id(function)] = elements
+            changed = True
         returned = self._returned_model(function)
         if returned and self.returns_model.get(id(function)) != returned:
             self.returns_model[id(function)] = returned
@@ -953,6 +962,68 @@ class Facts:
                     origin, _, same = found
                     return self.origin(function, same) or UNKNOWN_ORIGIN if same else origin
         return None
+
+    def _returned_elements(self, function: FunctionInfo) -> Optional[Tuple[Optional[tuple], ...]]:
+        """What a function returning a tuple written out (``return model, diffusion``) returns
+        at each place: (origin, class, composition) where every return puts a model there, else
+        None; None for the whole when no place holds a model or the returns disagree in length."""
+        if function.is_module_scope:
+            return None
+        returns = [statement.value for statement in function.statements
+                   if isinstance(statement, ast.Return) and statement.value is not None]
+        if not returns or any(type(value) is not ast.Tuple for value in returns) or \
+                len({len(value.elts) for value in returns}) != 1 or \
+                any(isinstance(element, ast.Starred) for value in returns for element in value.elts):
+            return None
+        elements = []
+        for place in zip(*(value.elts for value in returns)):
+            found = [self.model_expression(function, expr) for expr in place]
+            if any(result is None for result in found):
+                elements.append(None)
+                continue
+            origins, classes = set(), []
+            for origin, cls, same in found:
+                if same is not None:
+                    origin = self.origin(function, same) or UNKNOWN_ORIGIN
+                    cls = cls or self.model_class_of(function, same)
+                origins.add(origin)
+                classes.append(cls)
+            composition = join_compositions(self.expression_composition(function, expr) for expr in place)
+            elements.append((origins.pop() if len(origins) == 1 else UNKNOWN_ORIGIN,
+                             classes[0] if all(c is classes[0] for c in classes) else None, composition))
+        return tuple(elements) if any(elements) else None
+
+    def _record_unpacked(self, function: FunctionInfo, targets: List[ast.AST], call: ast.Call) -> bool:
+        """``model, diffusion = create_model_and_diffusion(...)``: the names take the models the
+        called function returns at their places."""
+        callee = self._called_function(function, call)
+        elements = self.returns_elements.get(id(callee)) if callee is not None else None
+        if not elements or len(elements) != len(targets):
+            return False
+        changed = False
+        for target, element in zip(targets, elements):
+            key = dotted(target)
+            if key is None or element is None:
+                continue
+            origin, cls, composition = element
+            changed |= self._record_model(function, key, origin, cls)
+            where = self._composition_key(function, key)
+            self.composition[where] = join_compositions([self.composition[where], composition]) \
+                if where in self.composition else composition
+        return changed
+
+    def _called_function(self, function: FunctionInfo, call: ast.Call) -> Optional[FunctionInfo]:
+        """The function of this file, or the imported project function, a call runs."""
+        text = dotted(call.func)
+        if not text:
+            return None
+        if "." not in text:
+            for scope in function.enclosing_functions():
+                target = scope.nested.get(text)
+                if target is not None:
+                    return target
+            return None
+        return self.linker.stubs.get(text) if self.linker is not None else None
 
     def _find_models_to_a_fixpoint(self) -> None:
         """Rounds of ``_find_models`` over the functions until nothing changes, whatever the

@@ -23,7 +23,7 @@ from .names import dotted
 from .trainers import is_stores, is_trainer_loop, stored_parameters, trainer_loop
 from .usage import ESCAPES
 
-SUMMARY_FORMAT = 10  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 11  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -67,6 +67,7 @@ def summarize(model, module_name: str) -> dict:
                         for key, value in model.flow.effects.get(id(function), {}).items()},
             "returns_model": model.facts.returns_model.get(id(function)),
             "returns_dropout_or_batchnorm": model.facts.returns_composition.get(id(function)),
+            "returns_element_models": _returned_elements(model, function),
             "return_mode": _mode_to_json(model.flow.return_modes.get(id(function))),
             "return_element_modes": [_mode_to_json(value) for value in
                                      model.flow.return_element_modes.get(id(function)) or ()],
@@ -90,6 +91,18 @@ def summarize(model, module_name: str) -> dict:
     imports = sorted(model.linker.imported_modules) if model.linker is not None else []
     return {"format": SUMMARY_FORMAT, "module": module_name, "functions": functions,
             "classes": classes, "calls": _calls_out(model), "imports": imports}
+
+
+def _returned_elements(model, function) -> Optional[list]:
+    """Per place of the tuple the function returns: [origin, holds Dropout/BatchNorm, the name
+    of its class when this module defines it] where a model stands, else None."""
+    elements = model.facts.returns_elements.get(id(function))
+    if not elements:
+        return None
+    return [None if element is None else
+            [element[0], element[2], element[1].name if element[1] is not None and
+             not getattr(element[1], "external", False) else None]
+            for element in elements]
 
 
 def _params_run_as_models(model, function) -> List[str]:
@@ -237,6 +250,9 @@ FUNCTION_FIELDS = {
     "effects": lambda v: type(v) is dict and all(type(k) is str and _is_mode(m) for k, m in v.items()),
     "returns_model": _optional(str, bool),
     "returns_dropout_or_batchnorm": _optional(bool),
+    "returns_element_models": lambda v: v is None or type(v) is list and all(
+        item is None or type(item) is list and len(item) == 3 and type(item[0]) is str and
+        item[1] in (None, True, False) and (item[2] is None or type(item[2]) is str) for item in v),
     "return_mode": _is_mode,
     "return_element_modes": lambda v: type(v) is list and all(_is_mode(item) for item in v),
     "params_run_as_models": _is_str_list,
@@ -308,6 +324,21 @@ def _words_of_a_call(function) -> tuple:
     if function.name == "__init__":
         return (function.cls.name,)
     return (function.cls.name, function.name)
+
+
+def _external_class(name: str, written: str, facts: dict):
+    """A class of another project module, as its summary describes it."""
+    from .structure import ClassInfo
+
+    node = ast.ClassDef(name=name, bases=[], keywords=[], body=[], decorator_list=[])
+    info = ClassInfo(node, written, [])
+    info.external = True
+    info.is_module = bool(facts.get("is_module"))
+    info.has_dropout_or_batchnorm = facts.get("dropout_or_batchnorm")
+    info.freezes_itself = bool(facts.get("freezes_itself"))
+    info.holds_no_parameters = bool(facts.get("holds_no_parameters"))
+    info.loads_no_weights = bool(facts.get("loads_no_weights"))
+    return info
 
 
 class ExternalLinker:
@@ -385,23 +416,13 @@ class ExternalLinker:
         return bound_names(module) | set(self.analysis.classes) | set(self.analysis.imports.aliases)
 
     def _install(self, written: str, source: str, name: str) -> None:
-        from .structure import ClassInfo
-
         owner = self.project.relative(source)
         # What the imported module's own file says: enough for the functions and classes a
         # file calls (on the study's 53 repositories, reading their imports too changed no
         # finding, and cost a tenth of the plugin's time on a sample of files).
         summary = self.project.summary(source, shallow=True)
         if summary is not None and name in summary.get("classes", {}):
-            facts = summary["classes"][name]
-            node = ast.ClassDef(name=name, bases=[], keywords=[], body=[], decorator_list=[])
-            info = ClassInfo(node, written, [])
-            info.external = True
-            info.is_module = bool(facts.get("is_module"))
-            info.has_dropout_or_batchnorm = facts.get("dropout_or_batchnorm")
-            info.freezes_itself = bool(facts.get("freezes_itself"))
-            info.holds_no_parameters = bool(facts.get("holds_no_parameters"))
-            info.loads_no_weights = bool(facts.get("loads_no_weights"))
+            info = _external_class(name, written, summary["classes"][name])
             if self.analysis.classes.setdefault(written, info) is info:
                 # Its methods, so that ``gan = GAN(); gan.train()`` links to GAN.train's summary.
                 for qualname, method_facts in summary.get("functions", {}).items():
@@ -416,6 +437,16 @@ class ExternalLinker:
         stub = self._stub(written, written.rsplit(".", 1)[-1], owner, name, function_facts, None)
         if "." not in written:
             self.analysis.module_function.nested.setdefault(written, stub)
+
+    def _class_of_module(self, owner: str, name: Optional[str]):
+        """The class ``name`` of the project module at ``owner`` (a path relative to the
+        project), as a class of this file knows it from the module's summary."""
+        if not name:
+            return None
+        path = self.project._confined(owner)
+        summary = self.project.summary(path, shallow=True) if path else None
+        facts = (summary or {}).get("classes", {}).get(name)
+        return _external_class(name, name, facts) if facts else None
 
     def _stub(self, written: str, local: str, owner: str, name: str, function_facts, cls):
         from .structure import FunctionInfo
@@ -468,6 +499,12 @@ class ExternalLinker:
             if info and info.get("returns_model"):
                 facts.returns_model[id(stub)] = info["returns_model"]
                 facts.returns_composition[id(stub)] = info.get("returns_dropout_or_batchnorm")
+            if info and info.get("returns_element_models"):
+                facts.returns_elements[id(stub)] = tuple(
+                    None if element is None else
+                    (element[0], self._class_of_module(stub.external_name.partition(":")[0], element[2]),
+                     element[1])
+                    for element in info["returns_element_models"])
 
     def preset_facts(self, facts) -> None:
         for stub in self.stubs.values():
