@@ -63,6 +63,19 @@ def _is_self_training(node: ast.AST) -> bool:
         isinstance(node.value, ast.Name) and node.value.id == "self"
 
 
+def _attribute_uses(tree: ast.AST, names: Set[str]):
+    """(attribute node, parent, grandparent, enclosing function definition) for every
+    ``x.name`` in the tree with ``name`` in ``names``."""
+    stack = [(tree, None, None, None)]
+    while stack:
+        node, parent, grandparent, function = stack.pop()
+        if type(node) is ast.Attribute and node.attr in names:
+            yield node, parent, grandparent, function
+        inner = node if type(node) in (ast.FunctionDef, ast.AsyncFunctionDef) else function
+        for child in ast.iter_child_nodes(node):
+            stack.append((child, node, parent, inner))
+
+
 class Facts:
     def __init__(self, imports: ImportTable, functions: List[FunctionInfo],
                  classes: Dict[str, ClassInfo], module_function: FunctionInfo, config, linker=None):
@@ -104,6 +117,7 @@ class Facts:
         # function id -> name made to require gradients -> the statements that do it
         self.gradient_inputs: Dict[int, Dict[str, List[int]]] = {}
         self._model_expressions: Optional[Dict[Tuple[int, int], object]] = None
+        self._fixed_mode_attributes: Dict[int, Set[str]] = {}
         # ``snet = nets['snet']``, ``nets = {'snet': snet}``: names of containers' elements
         self.aliases = ElementAliases(self.is_model)
 
@@ -1255,6 +1269,44 @@ class Facts:
         trainable layers, it records a graph."""
         prefix = key + "."
         return any(owner.startswith(prefix) for owners in self.optimizers.values() for owner in owners)
+
+    # What a use of ``self.net`` may do that leaves its mode as it was: run it, move it, load
+    # weights into it, read or freeze its parameters.
+    _MODE_KEEPING_METHODS = frozenset({"to", "cuda", "cpu", "float", "half", "double", "bfloat16",
+                                       "load_state_dict", "state_dict", "parameters",
+                                       "named_parameters", "requires_grad_"})
+
+    def attributes_of_fixed_mode(self, cls: ClassInfo) -> Set[str]:
+        """The models a plain object (no ``nn.Module``: nothing switches its attributes' modes
+        for it) builds in ``__init__`` and the file only runs, moves or loads afterwards: their
+        mode is the one ``__init__`` leaves them in, in every method (a FID evaluator's
+        ``self.inception_v3``). Any other use anywhere in the file -- a mode switch, an alias,
+        an argument, another object's ``.inception_v3`` -- and the attribute is not fixed."""
+        cached = self._fixed_mode_attributes.get(id(cls))
+        if cached is not None:
+            return cached
+        candidates = set() if cls.is_module or cls.external or cls.base_classes or \
+            cls.find_method("__init__") is None else set(cls.model_attributes)
+        if candidates:
+            init = cls.find_method("__init__").node
+            for node, parent, grandparent, method in _attribute_uses(self.module.node, candidates):
+                attribute = node.attr
+                owned = type(node.value) is ast.Name and node.value.id == "self" and method is not None \
+                    and method in cls.node.body
+                if owned and type(parent) is ast.Call and parent.func is node:
+                    continue  # ``self.net(x)``
+                if owned and type(parent) is ast.Attribute and parent.attr in self._MODE_KEEPING_METHODS \
+                        and type(grandparent) is ast.Call and grandparent.func is parent:
+                    continue  # ``self.net.to(device)``
+                if owned and method is init and type(parent) in (ast.Assign, ast.AnnAssign) and \
+                        type(node.ctx) is ast.Store:
+                    continue  # built in ``__init__``
+                if owned and method is init and type(parent) is ast.Attribute and \
+                        parent.attr in ("eval", "train") and type(grandparent) is ast.Call:
+                    continue  # switched once while built: ``__init__`` leaves the mode it chose
+                candidates.discard(attribute)
+        self._fixed_mode_attributes[id(cls)] = candidates
+        return candidates
 
     def class_freezes_itself(self, cls: ClassInfo) -> bool:
         return bool(getattr(cls, "freezes_itself", False)) or "self" in self._frozen_in_class(cls)

@@ -325,7 +325,26 @@ class FlowAnalysis:
             grad = decorated
         elif not contributions and not self._called_where_it_never_runs(function):
             grad = GRAD_ON
-        return State(grad, modes or {})
+        return State(grad, self._with_fixed_attribute_modes(function, modes or {}))
+
+    def _with_fixed_attribute_modes(self, function: FunctionInfo, modes: Modes) -> Modes:
+        """In a method of a plain object, the models ``__init__`` built and nothing switches
+        are in the mode ``__init__`` left them in, whatever the callers know of the object."""
+        cls = function.cls
+        if cls is None or cls.is_module or function.name == "__init__" or function.external:
+            return modes
+        fixed = self.facts.attributes_of_fixed_mode(cls)
+        if not fixed:
+            return modes
+        built = self.effects.get(id(cls.find_method("__init__")), {})
+        modes = dict(modes)
+        for attribute in fixed:
+            key = f"self.{attribute}"
+            mode = built.get(key)
+            if mode and all(tag in (TRAIN, EVAL) for tag, _ in mode) and \
+                    (key not in modes or UNKNOWN in modes[key]):
+                modes[key] = mode
+        return modes
 
     @staticmethod
     def _called_where_it_never_runs(function: FunctionInfo) -> bool:
