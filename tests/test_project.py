@@ -194,7 +194,7 @@ def test_a_model_in_the_tuple_an_imported_builder_returns_is_a_model(fresh_cache
     assert codes(script) == [(12, "TGL101"), (12, "TGL201")]
     assert lint_file(str(script), Config(project=False)) == []
     summary = ProjectIndex.for_file(str(script)).summary(str(script.parent / "nets.py"))
-    assert summary["functions"]["build"]["returns_element_models"] == [["fresh", True, "Tagger"], None]
+    assert summary["functions"]["build"]["returns_element_models"] == [["fresh", True, ["", "Tagger"]], None]
 
 
 def test_a_factory_module_that_never_mentions_torch_is_summarized(tmp_path, fresh_cache):

@@ -152,12 +152,17 @@ class Facts:
                 local = base.rsplit(".", 1)[-1]
                 if local in self.classes and self.classes[local].external and self.classes[local].is_module:
                     info.is_module = True
+        # classes taken for models only for the name of a base this file cannot see
+        self.modules_by_base_name: Set[int] = set()
         for info in self.classes.values():
             # A class with a ``forward`` is a model; so is one built on an imported base that is
             # named like one (``GeneralizedRCNN``, ``ModelMixin``, ``GaussianDiffusion``).
-            if "forward" in info.methods or any(
+            if "forward" in info.methods:
+                info.is_module = True
+            elif not info.is_module and any(
                     b not in self.classes and b and api.looks_like_model_base(b) for b in info.bases):
                 info.is_module = True
+                self.modules_by_base_name.add(id(info))
         changed = True
         while changed:
             changed = False
@@ -361,8 +366,19 @@ class Facts:
                 site.constructs = self.classes[site.callee]
                 site.target = site.constructs.find_method("__init__")
             else:
+                alias = self._bound_method_alias(site)
+                if alias is not None:
+                    # ``sample_fn = diffusion.p_sample_loop if a else diffusion.ddim_sample_loop``
+                    # then ``sample_fn(model, ...)``: the call runs one of those methods
+                    site.receiver, site.method, site.alternatives = alias
                 site.target = self.resolve_call(site)
-                if site.receiver not in (None, "self", "cls"):
+                if alias is not None:
+                    site.target = site.target or site.alternatives[0]
+                    for alternative in site.alternatives:
+                        if alternative is not site.target and not alternative.external:
+                            alternative.callers.append(site)
+                    site.alternatives = tuple(a for a in site.alternatives if a is not site.target)
+                elif site.receiver not in (None, "self", "cls"):
                     alternatives = self._alternative_targets(site)
                     if site.target is None and alternatives:
                         site.target, alternatives = alternatives[0], alternatives[1:]
@@ -384,6 +400,34 @@ class Facts:
                     trainer_loop.callers.append(site)
             if site.target is not None and not site.target.external:
                 site.target.callers.append(site)
+
+    def _bound_method_alias(self, site: CallSite) -> Optional[Tuple[str, str, Tuple[FunctionInfo, ...]]]:
+        """A call of a name the function binds once to a method of a project object, or to one
+        of two methods of it (``a.f if flag else a.g``): (receiver, first method, the methods)."""
+        name = site.callee
+        if site.receiver is not None or not name or "." in name or \
+                any(name in scope.nested for scope in site.function.enclosing_functions()):
+            return None
+        values = [value for statement in site.function.statements
+                  for target, value in assignment_pairs(statement)
+                  if type(target) is ast.Name and target.id == name]
+        if len(values) != 1:
+            return None
+        value = values[0]
+        branches = [value.body, value.orelse] if type(value) is ast.IfExp else [value]
+        if any(type(branch) is not ast.Attribute for branch in branches):
+            return None
+        receivers = {dotted(branch.value) for branch in branches}
+        receiver = receivers.pop() if len(receivers) == 1 else None
+        if not receiver or receiver in ("self", "cls"):
+            return None
+        cls = self.class_of_instance(site.function, receiver)
+        if cls is None or cls.is_module:
+            return None
+        methods = tuple(cls.find_method(branch.attr) for branch in branches)
+        if any(method is None for method in methods):
+            return None
+        return receiver, branches[0].attr, methods
 
     def _alternative_targets(self, site: CallSite) -> Tuple[FunctionInfo, ...]:
         for scope in site.function.enclosing_functions():
@@ -706,10 +750,15 @@ class Facts:
         return changed
 
     def _find_instances(self, function: FunctionInfo) -> None:
-        """``trainer = Trainer(...)``: names holding instances of the file's classes."""
+        """``trainer = Trainer(...)``: names holding instances of the file's classes; ``model,
+        diffusion = create_model_and_diffusion()``: of the classes an imported function returns
+        objects of."""
         for statement in function.statements:
             for target, value in assignment_pairs(statement):
                 if not isinstance(value, ast.Call):
+                    continue
+                if type(target) in (ast.Tuple, ast.List):
+                    self._record_unpacked_instances(function, target.elts, value)
                     continue
                 while isinstance(value.func, ast.Attribute) and value.func.attr in api.SELF_RETURNING_METHODS \
                         and isinstance(value.func.value, ast.Call):
@@ -729,6 +778,16 @@ class Facts:
                     owner = self.enclosing_class(function)
                     if owner is not None:
                         self.class_attr_class.setdefault((id(owner), key[5:]), self.classes[callee])
+
+    def _record_unpacked_instances(self, function: FunctionInfo, targets: List[ast.AST], call: ast.Call) -> None:
+        callee = self._called_function(function, call)
+        classes = getattr(callee, "element_classes", ()) if callee is not None else ()
+        if len(classes) != len(targets):
+            return
+        for target, cls in zip(targets, classes):
+            key = dotted(target)
+            if key and cls is not None and not cls.is_module:
+                self.instance_class.setdefault((id(function), key), cls)
 
     def _record_assigned(self, function: FunctionInfo, key: str, values: List[tuple]) -> bool:
         """``key`` holds what one of ``values`` ((scope, expression) pairs) evaluates to:
@@ -1338,7 +1397,35 @@ class Facts:
                 elif site.receiver and self._is_submodule_of_a_model(function, site.receiver, site.method):
                     site.network = site.callee  # ``model.decoder(h)``: a part of the model runs
                 elif site.target is not None and site.target.external:
-                    site.through_helper = self._model_run_by_helper(function, site)
+                    handed = self._model_handed_to_an_object(function, site)
+                    if handed is not None:
+                        site.network, site.handed_to = handed
+                    else:
+                        site.through_helper = self._model_run_by_helper(function, site)
+
+    def _model_handed_to_an_object(self, function: FunctionInfo, site: CallSite) -> Optional[Tuple[str, str]]:
+        """``diffusion.p_sample_loop(model, shape)``: a method of a plain object of another
+        module that runs the model it is handed (down its own chain of methods) is a forward
+        pass of that model here, in this caller's context; the called module cannot tell its
+        callers apart (the same chain runs the model for training). (key, "on" when the
+        method may run it with autograd on, else "off"), or None."""
+        if not site.receiver or site.receiver in ("self", "cls") or site.receiver.startswith("self."):
+            return None
+        handed, with_grad = set(), False
+        for target in site.targets():
+            facts = target.external_facts if target.external else None
+            if not facts or target.cls is None or target.cls.is_module or facts.get("trains"):
+                return None
+            runs, runs_with_grad = set(facts.get("params_run_forward") or ()), \
+                set(facts.get("params_run_as_models") or ())
+            for param, argument in self.bind_arguments(site, target):
+                key = dotted(argument)
+                if param in runs and key and self.is_model(function, key):
+                    handed.add(key)
+                    with_grad |= param in runs_with_grad
+        if len(handed) != 1:
+            return None
+        return handed.pop(), "on" if with_grad else "off"
 
     def _is_submodule_of_a_model(self, function: FunctionInfo, owner: str, attribute: str) -> bool:
         """``owner.attribute`` is a layer the model ``owner``'s class builds in ``__init__``."""

@@ -289,6 +289,8 @@ class SemanticModel:
             own = self.flow.grad_set_by(site.target)
             if own is not None:
                 return own
+            if site.handed_to == "off":
+                return frozenset({OFF})
         return self.flow.site_grad.get(id(site), frozenset({ON}))
 
     def grad_may_be_on(self, site: CallSite) -> bool:

@@ -113,6 +113,10 @@ class CallSite:
     # A call of a project helper (another module) that runs this one model of the caller's with
     # autograd on: ``discriminator_loss(netD, real, fake)``. A forward for graph questions only.
     through_helper: Optional[str] = None
+    # A forward pass of ``network`` run by a method of another module's object it is handed
+    # (``diffusion.p_sample_loop(model, ...)``): "on" when that method may run it with autograd
+    # on, "off" when only under no_grad.
+    handed_to: Optional[str] = None
     # A call into code we cannot see that is handed a loss and an optimizer (``loss_scaler(loss,
     # optimizer)``, MAE's NativeScaler): it runs the backward pass and the step.
     hidden_step: bool = False

@@ -15,15 +15,16 @@ another file uses exactly as it uses in-file ones.
 from __future__ import annotations
 
 import ast
+import os
 from typing import Dict, List, Optional
 
 from . import torch_api as api
-from .flow import PASSED_IN, UNKNOWN, lookup_mode
-from .names import dotted
+from .flow import PASSED_IN, TRAIN, UNKNOWN, UNKNOWN_MODE, lookup_mode
+from .names import assignment_pairs, dotted
 from .trainers import is_stores, is_trainer_loop, stored_parameters, trainer_loop
 from .usage import ESCAPES
 
-SUMMARY_FORMAT = 11  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 12  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -50,6 +51,8 @@ def _disables_grad(model, function) -> bool:
 
 def summarize(model, module_name: str) -> dict:
     functions: Dict[str, dict] = {}
+    handed_with_grad = params_handed_to_forwards(model, with_grad=True)
+    handed = params_handed_to_forwards(model, with_grad=False)
     for function in model.functions:
         if function.is_module_scope or getattr(function, "external", False):
             continue
@@ -71,8 +74,9 @@ def summarize(model, module_name: str) -> dict:
             "return_mode": _mode_to_json(model.flow.return_modes.get(id(function))),
             "return_element_modes": [_mode_to_json(value) for value in
                                      model.flow.return_element_modes.get(id(function)) or ()],
-            "params_run_as_models": _params_run_as_models(model, function),
-            "params_run_forward": _params_run_forward(function),
+            "params_run_as_models": sorted(set(_params_run_as_models(model, function)) |
+                                           set(handed_with_grad.get(id(function), ()))),
+            "params_run_forward": sorted(set(_params_run_forward(function)) | set(handed.get(id(function), ()))),
             "params_reaching_training": [
                 p for p in function.params if model.anything_trains
                 and ("param", id(function), p) in model.dataflow.reaches_training],
@@ -84,6 +88,8 @@ def summarize(model, module_name: str) -> dict:
         if getattr(info, "external", False):
             continue
         classes[name] = {"is_module": info.is_module,
+                         "module_by_base_name": id(info) in model.facts.modules_by_base_name,
+                         "bases": _base_classes(model, info),
                          "dropout_or_batchnorm": info.has_dropout_or_batchnorm,
                          "freezes_itself": model.facts.class_freezes_itself(info),
                          "holds_no_parameters": info.is_module and model.class_holds_no_parameters(info),
@@ -94,15 +100,81 @@ def summarize(model, module_name: str) -> dict:
 
 
 def _returned_elements(model, function) -> Optional[list]:
-    """Per place of the tuple the function returns: [origin, holds Dropout/BatchNorm, the name
-    of its class when this module defines it] where a model stands, else None."""
-    elements = model.facts.returns_elements.get(id(function))
-    if not elements:
+    """Per place of the tuple the function returns: [origin (None: no model), holds
+    Dropout/BatchNorm, the class it builds] where a model or an object of a project class
+    stands, else None. A class is [module, name]: "" for this module, else the module as this
+    one imports it (``.respace``), resolved by the reader."""
+    facts = model.facts.returns_elements.get(id(function))
+    returns = [statement.value for statement in function.statements
+               if isinstance(statement, ast.Return) and type(statement.value) is ast.Tuple]
+    if not returns or function.is_module_scope:
         return None
-    return [None if element is None else
-            [element[0], element[2], element[1].name if element[1] is not None and
-             not getattr(element[1], "external", False) else None]
-            for element in elements]
+    width = len(returns[0].elts)
+    if any(len(value.elts) != width for value in returns) or facts and len(facts) != width:
+        return None
+    elements = []
+    for place in range(width):
+        refs = {tuple(ref) if ref else None
+                for ref in (class_built_by(model, function, value.elts[place]) for value in returns)}
+        ref = list(refs.pop()) if len(refs) == 1 and None not in refs else None
+        fact = facts[place] if facts else None
+        if fact is not None:
+            elements.append([fact[0], fact[2], ref])
+        elif ref is not None:
+            elements.append([None, None, ref])
+        else:
+            elements.append(None)
+    return elements if any(elements) else None
+
+
+def class_built_by(model, function, expr: ast.AST, depth: int = 0) -> Optional[List[str]]:
+    """The project class whose instance an expression evaluates to, followed through names
+    bound once and through this module's functions that return one: [module, name], module ""
+    for this module, else as imported here (the reader resolves it). None if it cannot tell."""
+    while type(expr) is ast.Call and type(expr.func) is ast.Attribute and \
+            expr.func.attr in api.SELF_RETURNING_METHODS:
+        expr = expr.func.value  # ``UNetModel(...).to(device)``
+    if depth > 3:
+        return None
+    if type(expr) is ast.Name:
+        values = [value for statement in function.statements
+                  for target, value in assignment_pairs(statement)
+                  if type(target) is ast.Name and target.id == expr.id]
+        return class_built_by(model, function, values[0], depth + 1) if len(values) == 1 else None
+    if type(expr) is not ast.Call:
+        return None
+    text = dotted(expr.func) or ""
+    own = model.classes.get(text)
+    if own is not None and not getattr(own, "external", False):
+        return ["", text]
+    if "." not in text:
+        callee = model.module_function.nested.get(text)
+        if callee is not None and not callee.external:
+            returned = [statement.value for statement in callee.statements
+                        if isinstance(statement, ast.Return) and statement.value is not None]
+            refs = {tuple(ref) if ref else None
+                    for ref in (class_built_by(model, callee, value, depth + 1) for value in returned)}
+            return list(refs.pop()) if len(refs) == 1 and None not in refs else None
+    qualified = model.imports.resolve(expr.func) or ""
+    module, _, name = qualified.rpartition(".")
+    if module and api.is_class_like(name) and module.lstrip(".").split(".")[0] not in api.TORCH_ROOTS and \
+            model.imports.is_imported(text.split(".")[0]):
+        return [module, name]
+    return None
+
+
+def _base_classes(model, info) -> List[List[str]]:
+    """A class's bases that the project may define, as ``class_built_by`` spells classes."""
+    bases = []
+    for base in info.bases:
+        if base in model.classes and not getattr(model.classes[base], "external", False):
+            bases.append(["", base])
+            continue
+        qualified = model.imports.qualify(base) if base else None
+        module, _, name = (qualified or "").rpartition(".")
+        if module and module.lstrip(".").split(".")[0] not in api.TORCH_ROOTS:
+            bases.append([module, name])
+    return bases
 
 
 def _params_run_as_models(model, function) -> List[str]:
@@ -118,6 +190,41 @@ def _params_run_forward(function) -> List[str]:
     module mode, ``model.generate(x)`` of a project class is a forward of ``model``."""
     return sorted({site.network.split(".")[0] for site in function.sites
                    if site.network is not None and site.network.split(".")[0] in function.params})
+
+
+def params_handed_to_forwards(model, with_grad: bool) -> Dict[int, List[str]]:
+    """id(function) -> the parameters (not ``self``) it hands down a chain of this module's
+    functions to one that runs them forward: ``p_sample_loop(model)`` ->
+    ``p_sample_loop_progressive`` -> ``p_sample`` -> ``p_mean_variance``'s ``model(x, t)``.
+    For its callers in other modules, a call of it runs the model they pass. ``with_grad``:
+    only where autograd may be on, at the forward and at every call down the chain."""
+    handed: Dict[int, set] = {}
+    for function in model.functions:
+        if not function.external:
+            handed[id(function)] = {root for root in (site.network.split(".")[0] for site in function.sites
+                                                      if site.network is not None and
+                                                      (not with_grad or model.grad_may_be_on(site)))
+                                    if root in function.params and root != "self"}
+    changed = True
+    while changed:
+        changed = False
+        for function in model.functions:
+            found = handed.get(id(function))
+            if found is None:
+                continue
+            for site in function.sites:
+                if with_grad and not model.grad_may_be_on(site):
+                    continue
+                for target in site.targets():
+                    runs = handed.get(id(target))
+                    if not runs:
+                        continue
+                    for param, argument in model.facts.bind_arguments(site, target):
+                        root = dotted(argument)
+                        if param in runs and root in function.params and root != "self" and root not in found:
+                            found.add(root)
+                            changed = True
+    return {key: sorted(value) for key, value in handed.items() if value}
 
 
 def _passed_mode(model, site, key: str):
@@ -165,12 +272,16 @@ def _calls_out(model) -> List[dict]:
         targets = [t.external_name for t in site.targets() if getattr(t, "external_name", None)]
         if not targets:
             continue
+        # A model handed to an object's method is judged here, at the call (``handed_to``): its
+        # mode does not travel to the called module, which would judge the forward again.
+        judged_here = site.network if site.handed_to else None
         positional = []
         for arg in site.node.args:
             key = dotted(arg)
-            positional.append(_mode_to_json(_passed_mode(model, site, key), True) if key else None)
+            positional.append(_mode_to_json(_passed_mode(model, site, key), True)
+                              if key and key != judged_here else None)
         keywords = {k.arg: _mode_to_json(_passed_mode(model, site, dotted(k.value)), True)
-                    for k in site.node.keywords if k.arg and dotted(k.value)}
+                    for k in site.node.keywords if k.arg and dotted(k.value) and dotted(k.value) != judged_here}
         receiver = {}
         if site.target.cls is not None and site.receiver:
             # ``gan.visualize_results()``: the modes of ``gan`` and its attributes, as ``self``'s
@@ -214,6 +325,10 @@ def _is_list_of(value, kinds) -> bool:
     return type(value) is list and all(type(item) in kinds for item in value)
 
 
+def _is_class_ref(value) -> bool:
+    return type(value) is list and len(value) == 2 and all(type(part) is str for part in value)
+
+
 def _is_str_list(value) -> bool:
     return _is_list_of(value, (str,))
 
@@ -251,8 +366,9 @@ FUNCTION_FIELDS = {
     "returns_model": _optional(str, bool),
     "returns_dropout_or_batchnorm": _optional(bool),
     "returns_element_models": lambda v: v is None or type(v) is list and all(
-        item is None or type(item) is list and len(item) == 3 and type(item[0]) is str and
-        item[1] in (None, True, False) and (item[2] is None or type(item[2]) is str) for item in v),
+        item is None or (type(item) is list and len(item) == 3 and (item[0] is None or type(item[0]) is str) and
+                         item[1] in (None, True, False) and (item[2] is None or _is_class_ref(item[2])))
+        for item in v),
     "return_mode": _is_mode,
     "return_element_modes": lambda v: type(v) is list and all(_is_mode(item) for item in v),
     "params_run_as_models": _is_str_list,
@@ -263,6 +379,8 @@ FUNCTION_FIELDS = {
 }
 CLASS_FIELDS = {
     "is_module": _is(bool),
+    "module_by_base_name": _is(bool),
+    "bases": lambda v: type(v) is list and all(_is_class_ref(item) for item in v),
     "dropout_or_batchnorm": _optional(bool),
     "freezes_itself": _is(bool),
     "holds_no_parameters": _is(bool),
@@ -326,6 +444,14 @@ def _words_of_a_call(function) -> tuple:
     return (function.cls.name, function.name)
 
 
+def _built_fresh(mode, cls):
+    """The mode of a returned object whose summarizing module could not see its class (built
+    from an imported class): a module class of the project, built there, trains."""
+    if cls is not None and cls.is_module and mode == UNKNOWN_MODE:
+        return frozenset({(TRAIN, None)})
+    return mode
+
+
 def _external_class(name: str, written: str, facts: dict):
     """A class of another project module, as its summary describes it."""
     from .structure import ClassInfo
@@ -359,6 +485,7 @@ class ExternalLinker:
         self.presets: List[tuple] = []  # (stub, summary of the function)
         self._runs_models: Optional[set] = None  # ids of functions whose call closure runs a model
         self._passed_to_callers: Dict[tuple, Optional[List[tuple]]] = {}  # passed_to_the_caller's answers
+        self._classes_of_refs: Dict[tuple, object] = {}  # (file, class name) -> class_of_ref's answer
 
     # -- imports ------------------------------------------------------------------------------
     def link(self) -> None:
@@ -407,6 +534,58 @@ class ExternalLinker:
                     self.imported_modules.add(self.project.relative(source))
                     self._install(written, source, name)
                     break
+        for stub in list(self.stubs.values()):
+            self._resolve_returned_classes(stub)
+
+    def _resolve_returned_classes(self, stub) -> None:
+        """The project classes a stub's function returns objects of (``model, diffusion =
+        create_model_and_diffusion()``: a ``UNetModel``, a ``SpacedDiffusion``), as classes
+        of this file, with their methods and bases."""
+        info = stub.external_facts or {}
+        owner = stub.external_name.partition(":")[0]
+        stub.element_classes = tuple(
+            self.class_of_ref(owner, element[2]) if element else None
+            for element in info.get("returns_element_models") or ())
+
+    def class_of_ref(self, owner: str, ref: Optional[list], depth: int = 0):
+        """The class a summary names as [module, name] -- "" for the summarized module at
+        ``owner`` (a project-relative path), else as that module imports it -- as a class of
+        this file (its methods as stubs, its project bases too). None if it cannot be read."""
+        if not ref or depth > 3:
+            return None
+        owner_path = self.project._confined(owner)
+        if owner_path is None:
+            return None
+        module, name = ref
+        if module:
+            absolute = self.project.absolute_module(
+                self.project.module_of(owner_path), module, os.path.basename(owner_path) == "__init__.py")
+            found = self.project.resolve_member(absolute, name, owner_path)
+            if found is None:
+                return None
+            owner_path, name = found
+        key = (os.path.abspath(owner_path) if module else owner_path, name)
+        if key in self._classes_of_refs:
+            return self._classes_of_refs[key]
+        self._classes_of_refs[key] = None  # a cycle of bases ends here
+        summary = self.project.summary(owner_path, shallow=True)
+        facts = (summary or {}).get("classes", {}).get(name)
+        if not facts:
+            return None
+        relative = self.project.relative(owner_path)
+        info = _external_class(name, name, facts)
+        for qualname, method_facts in summary.get("functions", {}).items():
+            owner_name, _, method = qualname.partition(".")
+            if owner_name == name and method and "." not in method and method_facts.get("method"):
+                info.methods[method] = self._stub(f"<{relative}:{name}>.{method}", method, relative,
+                                                  qualname, method_facts, info)
+        bases = [self.class_of_ref(relative, list(ref), depth + 1) for ref in facts.get("bases", ())]
+        info.base_classes = [base for base in bases if base is not None]
+        if facts.get("module_by_base_name") and bases and None not in bases and \
+                not any(base.is_module for base in bases):
+            info.is_module = False  # ``SpacedDiffusion(GaussianDiffusion)``: no model after all
+        self._classes_of_refs[key] = info
+        return info
 
     def _defined_here(self) -> set:
         """Module-level names the file binds itself (a star import does not override them)."""
@@ -437,16 +616,6 @@ class ExternalLinker:
         stub = self._stub(written, written.rsplit(".", 1)[-1], owner, name, function_facts, None)
         if "." not in written:
             self.analysis.module_function.nested.setdefault(written, stub)
-
-    def _class_of_module(self, owner: str, name: Optional[str]):
-        """The class ``name`` of the project module at ``owner`` (a path relative to the
-        project), as a class of this file knows it from the module's summary."""
-        if not name:
-            return None
-        path = self.project._confined(owner)
-        summary = self.project.summary(path, shallow=True) if path else None
-        facts = (summary or {}).get("classes", {}).get(name)
-        return _external_class(name, name, facts) if facts else None
 
     def _stub(self, written: str, local: str, owner: str, name: str, function_facts, cls):
         from .structure import FunctionInfo
@@ -500,11 +669,12 @@ class ExternalLinker:
                 facts.returns_model[id(stub)] = info["returns_model"]
                 facts.returns_composition[id(stub)] = info.get("returns_dropout_or_batchnorm")
             if info and info.get("returns_element_models"):
+                classes = getattr(stub, "element_classes", ())
                 facts.returns_elements[id(stub)] = tuple(
-                    None if element is None else
-                    (element[0], self._class_of_module(stub.external_name.partition(":")[0], element[2]),
-                     element[1])
-                    for element in info["returns_element_models"])
+                    None if element is None or element[0] is None else
+                    (element[0], cls, element[1] if element[1] is not None or cls is None or not cls.is_module
+                     else cls.has_dropout_or_batchnorm)
+                    for element, cls in zip(info["returns_element_models"], classes))
 
     def preset_facts(self, facts) -> None:
         for stub in self.stubs.values():
@@ -520,8 +690,10 @@ class ExternalLinker:
             flow.effects[id(stub)] = {key: mode_from_json(value) for key, value in info["effects"].items()}
             flow.touched[id(stub)] = set(info["effects"])
             flow.return_modes[id(stub)] = mode_from_json(info.get("return_mode"))
+            modes = info.get("return_element_modes") or ()
+            classes = getattr(stub, "element_classes", ()) or (None,) * len(modes)
             flow.return_element_modes[id(stub)] = tuple(
-                mode_from_json(value) for value in info.get("return_element_modes") or ()) or None
+                _built_fresh(mode_from_json(value), cls) for value, cls in zip(modes, classes)) or None
             if info.get("no_grad_helper"):
                 flow.no_grad_helpers.add(id(stub))
 
