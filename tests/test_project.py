@@ -230,6 +230,87 @@ def test_a_factory_module_that_never_mentions_torch_is_summarized(tmp_path, fres
     assert codes(script) == [(7, "TGL101")]
 
 
+def test_a_model_handed_to_an_inherited_sampler_is_judged_at_the_call(tmp_path, fresh_cache):
+    """improved-diffusion's shape, through relative imports: a torch-free factory returns the
+    model and a ``SpacedDiffusion`` whose base (named like a model, in another module) defines
+    the sampling loop; the script hands the model to it without ``eval()``. The finding is at
+    the call, and the diffusion module, which cannot tell its callers apart, stays silent."""
+    write(tmp_path, "diff/__init__.py", "")
+    write(tmp_path, "diff/unet.py", """
+        import torch.nn as nn
+
+
+        class UNetModel(nn.Module):
+            def __init__(self, dropout=0.1):
+                super().__init__()
+                self.body = nn.Sequential(nn.Linear(4, 4), nn.Dropout(dropout))
+
+            def forward(self, x, t):
+                return self.body(x)
+    """)
+    gaussian = write(tmp_path, "diff/gaussian_diffusion.py", """
+        import torch
+
+
+        class GaussianDiffusion:
+            def p_mean_variance(self, model, x, t):
+                return model(x, t)
+
+            def p_sample_loop(self, model, shape):
+                x = torch.randn(shape)
+                with torch.no_grad():
+                    for t in range(3):
+                        x = self.p_mean_variance(model, x, t)
+                return x
+
+            def training_losses(self, model, x, t):
+                return (self.p_mean_variance(model, x, t) - x).pow(2).mean()
+    """)
+    write(tmp_path, "diff/respace.py", """
+        from .gaussian_diffusion import GaussianDiffusion
+
+
+        class SpacedDiffusion(GaussianDiffusion):
+            def __init__(self, steps):
+                self.steps = steps
+    """)
+    write(tmp_path, "diff/script_util.py", """
+        from .respace import SpacedDiffusion
+        from .unet import UNetModel
+
+
+        def create_model(dropout):
+            return UNetModel(dropout=dropout)
+
+
+        def create_model_and_diffusion(dropout=0.1, steps=10):
+            model = create_model(dropout)
+            diffusion = SpacedDiffusion(steps)
+            return model, diffusion
+    """)
+    script = write(tmp_path, "sample.py", """
+        import torch
+        from diff.script_util import create_model_and_diffusion
+
+        model, diffusion = create_model_and_diffusion()
+        model.load_state_dict(torch.load("model.pt"))
+        print(diffusion.p_sample_loop(model, (2, 4)).shape)
+    """)
+    findings = lint_file(str(script))
+    assert [(f.line, f.code) for f in findings] == [(7, "TGL201")]
+    assert "`model`" in findings[0].message
+    assert codes(gaussian) == []
+    calls = ProjectIndex.for_file(str(script)).summary(str(script))["calls"]
+    [sampling] = [call for call in calls if call["target"].endswith("GaussianDiffusion.p_sample_loop")]
+    assert sampling["args"][0] is None  # the model's mode stays with the call that judged it
+    # What the script reads: the factory module's own file alone cannot see UNetModel's layers,
+    # only which class each returned object is built from.
+    factory = str(tmp_path / "diff" / "script_util.py")
+    shallow = ProjectIndex.for_file(str(script)).summary(factory, shallow=True)
+    assert shallow["functions"]["create_model_and_diffusion"]["returns_element_models"] == [
+        ["unknown", None, [".unet", "UNetModel"]], [None, None, [".respace", "SpacedDiffusion"]]]
+
+
 def test_summaries_that_record_calls_are_valid_cache_entries(fresh_cache):
     """A summary is read back from the disk cache only when it has exactly the shape
     ``summarize`` gives: calls on an object (a receiver) and calls from a method included."""
