@@ -47,8 +47,8 @@ filename=<the real path>)``, so the project index reads the real neighbours (the
 imports and the modules importing it, from disk). Nothing is written into the corpus, and the
 linter's disk cache is off. The neighbours' own summaries are computed from the files on disk,
 so there a neighbour sees the *original* of the mutated file. A mutant the file's own findings
-miss is then looked for in its importers and in the project modules it imports (at most 8 of
-each, ``--file-only`` skips this): they are linted in a temporary copy of the project made of
+miss is then looked for in its importers, their importers, and the project modules it imports
+(at most 8 of each, ``--file-only`` skips this): they are linted in a temporary copy of the project made of
 symbolic links, where the mutated file is a real file holding the mutant, so a finding the
 linter reports at a caller, or in a helper the mutated file calls (an ``evaluate_model`` in
 utils.py whose ``model.eval()`` the caller deleted), counts too.
@@ -808,11 +808,15 @@ class Shadow:
         self.path = os.path.join(self.folder, os.path.relpath(full, root))
         self.write(original)
         index = ProjectIndex.for_file(self.path)
-        mapping = getattr(index, "_importers", lambda: {})()
-        importers = mapping.get(os.path.abspath(self.path), [])
-        imported = [path for path, users in mapping.items() if os.path.abspath(self.path) in users]
-        self.importers = sorted(importers)[:self.MAX_IMPORTERS] + \
-            sorted(set(imported) - set(importers))[:self.MAX_IMPORTERS]
+        itself = os.path.abspath(self.path)
+        importers = sorted(index.importers_of(itself))[:self.MAX_IMPORTERS]
+        imported = index.imported_files(itself)
+        # The importers' importers too: a script reads what its imports return, and the classes
+        # those are built from (``image_nll.py`` -> ``script_util.py`` -> ``gaussian_diffusion.py``)
+        further = sorted({user for path in importers for user in index.importers_of(path)} -
+                         set(importers) - {itself})[:self.MAX_IMPORTERS]
+        self.importers = importers + further + \
+            sorted(set(imported) - set(importers) - set(further))[:self.MAX_IMPORTERS]
         self.relative = {path: os.path.relpath(path, self.folder).replace(os.sep, "/")
                          for path in self.importers}
         self.baseline = {path: self._findings(path) for path in self.importers}

@@ -127,3 +127,28 @@ def test_a_form_feed_in_a_string_does_not_shift_the_edit():
               "    return model(x)\n")
     [mutant] = find_mutants(source)
     assert mutant.text == source.replace("    model.eval()\n", "")
+
+
+def test_a_mutant_is_looked_for_in_importers_and_their_importers(tmp_path):
+    """The study's shadow project lints, beside the mutated file, the files that import it,
+    the files importing those (a script reads the classes its factory module builds), and the
+    project modules the mutated file imports: the listing is the project index's own."""
+    from mutation_study import Shadow
+
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/process.py": "import torch\nfrom .nn import scale\n\n\ndef run(model, x):\n    return model(scale(x))\n",
+        "pkg/nn.py": "def scale(x):\n    return x * 2\n",
+        "pkg/factory.py": "from .process import run\n\n\ndef make():\n    return run\n",
+        "script.py": "import torch\nfrom pkg.factory import make\n\nprint(make())\n",
+        "other.py": "import torch\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    target = tmp_path / "pkg" / "process.py"
+    shadow = Shadow(str(target), target.read_text())
+    try:
+        assert sorted(shadow.relative.values()) == ["pkg/factory.py", "pkg/nn.py", "script.py"]
+    finally:
+        shadow.close()

@@ -498,6 +498,15 @@ class ProjectIndex:
             self._import_text = texts
         return self._import_text
 
+    def importers_of(self, path: str) -> List[str]:
+        """The project files that import the module at ``path``."""
+        return list(self._importers_of(os.path.abspath(path)))
+
+    def imported_files(self, path: str) -> Set[str]:
+        """The project files that the module at ``path`` imports."""
+        path = os.path.abspath(path)
+        return set(self._imported_by(path, self._import_statements().get(path, b"")))
+
     def _importers_of(self, target: str) -> List[str]:
         """The files whose import statements name ``target`` (``from .engine import
         evaluate``, ``import pkg.engine``, ``from pkg import engine``, script-style ``import
