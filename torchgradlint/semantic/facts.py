@@ -1464,6 +1464,8 @@ class Facts:
                         "self" in ((target.external_facts or {}).get("params_run_forward") or ()) and \
                         self.is_model(function, site.receiver):
                     site.network = site.receiver
+                    site.handed_to = "on" if "self" in (target.external_facts.get("params_run_as_models") or ()) \
+                        else "off"
         if not running:
             return
         # A model whose class is not known here (a parameter) calling a method that only the

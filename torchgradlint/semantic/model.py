@@ -111,6 +111,7 @@ class SemanticModel:
         self._runtime_questions: Optional[bool] = None
         self._in_test_file = _is_test_file(filename, tree)
         self._loop_trains: Dict[int, bool] = {}
+        self._runs_with_grad: Dict[int, Optional[bool]] = {}  # _runs_itself_with_grad per method
         self._assignments: Dict[tuple, List[Tuple[int, ast.stmt]]] = {}
         self._generators: Dict[frozenset, bool] = {}
         self._trained_bindings: Dict[frozenset, bool] = {}
@@ -289,9 +290,28 @@ class SemanticModel:
             own = self.flow.grad_set_by(site.target)
             if own is not None:
                 return own
-            if site.handed_to == "off":
-                return frozenset({OFF})
+            if site.handed_to == "off" or not site.target.external and site.network == site.receiver and \
+                    site.target.cls is not None and site.target.name not in ("forward", "__call__") and \
+                    self._runs_itself_with_grad(site.target) is False:
+                return frozenset({OFF})  # ``model.sample(x)`` whose loop runs under no_grad
         return self.flow.site_grad.get(id(site), frozenset({ON}))
+
+    def _runs_itself_with_grad(self, method: FunctionInfo) -> Optional[bool]:
+        """Whether a method of a model class runs the model's layers, itself or through the
+        methods it calls on ``self``, where autograd may be on: False when every such forward
+        it shows runs under no_grad, None when it shows none."""
+        if id(method) in self._runs_with_grad:
+            return self._runs_with_grad[id(method)]
+        self._runs_with_grad[id(method)] = None  # a cycle of methods adds nothing
+        verdicts = []
+        for site in method.sites:
+            if site.network is not None and (site.network == "self" or site.network.startswith("self.")):
+                verdicts.append(ON in self.flow.site_grad.get(id(site), frozenset({ON})))
+            elif site.receiver == "self" and site.target is not None and not site.target.external:
+                verdicts.append(self._runs_itself_with_grad(site.target))
+        found = True if True in verdicts else False if False in verdicts else None
+        self._runs_with_grad[id(method)] = found
+        return found
 
     def grad_may_be_on(self, site: CallSite) -> bool:
         """Autograd may be on at the call (on some path into it)."""

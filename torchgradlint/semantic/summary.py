@@ -193,9 +193,10 @@ def _params_run_forward(function) -> List[str]:
 
 
 def params_handed_to_forwards(model, with_grad: bool) -> Dict[int, List[str]]:
-    """id(function) -> the parameters (not ``self``) it hands down a chain of this module's
-    functions to one that runs them forward: ``p_sample_loop(model)`` ->
-    ``p_sample_loop_progressive`` -> ``p_sample`` -> ``p_mean_variance``'s ``model(x, t)``.
+    """id(function) -> the parameters it hands down a chain of this module's functions to one
+    that runs them forward: ``p_sample_loop(model)`` -> ``p_sample_loop_progressive`` ->
+    ``p_sample`` -> ``p_mean_variance``'s ``model(x, t)``; ``self`` of a method that calls one
+    that runs its layers (``translate_sentence`` -> ``self._model_decode``).
     For its callers in other modules, a call of it runs the model they pass. ``with_grad``:
     only where autograd may be on, at the forward and at every call down the chain."""
     handed: Dict[int, set] = {}
@@ -204,7 +205,7 @@ def params_handed_to_forwards(model, with_grad: bool) -> Dict[int, List[str]]:
             handed[id(function)] = {root for root in (site.network.split(".")[0] for site in function.sites
                                                       if site.network is not None and
                                                       (not with_grad or model.grad_may_be_on(site)))
-                                    if root in function.params and root != "self"}
+                                    if root in function.params}
     changed = True
     while changed:
         changed = False
@@ -219,9 +220,13 @@ def params_handed_to_forwards(model, with_grad: bool) -> Dict[int, List[str]]:
                     runs = handed.get(id(target))
                     if not runs:
                         continue
+                    if site.receiver == "self" and "self" in runs and "self" in function.params and \
+                            "self" not in found:
+                        found.add("self")  # ``self._model_decode(...)`` runs ``self.model``
+                        changed = True
                     for param, argument in model.facts.bind_arguments(site, target):
                         root = dotted(argument)
-                        if param in runs and root in function.params and root != "self" and root not in found:
+                        if param in runs and root in function.params and root not in found:
                             found.add(root)
                             changed = True
     return {key: sorted(value) for key, value in handed.items() if value}
