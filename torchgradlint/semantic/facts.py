@@ -764,6 +764,9 @@ class Facts:
                         and isinstance(value.func.value, ast.Call):
                     value = value.func.value  # ``Vgg16(requires_grad=False).to(device)``
                 callee = dotted(value.func)
+                if callee not in self.classes and isinstance(value.func, ast.Attribute) and \
+                        value.func.attr in api.ALTERNATIVE_CONSTRUCTORS:
+                    callee = dotted(value.func.value)  # ``GPT.from_pretrained("gpt2")`` builds a GPT
                 if callee not in self.classes:
                     continue
                 key = dotted(target)

@@ -517,6 +517,9 @@ class ExternalLinker:
                 return
             if name in members:
                 wanted.add((name, members[name]))
+            elif name.split(".")[0] in members:
+                head = name.split(".")[0]  # ``GPT.from_pretrained(...)``: the class GPT
+                wanted.add((head, members[head]))
             elif name.rpartition(".")[0] in modules:
                 wanted.add((name, (modules[name.rpartition(".")[0]], name.rpartition(".")[2])))
             elif stars and "." not in name and name not in self._defined_here():

@@ -43,6 +43,10 @@ def backward_run_by(site) -> Optional[str]:
 # Packages whose presence makes a file worth analysing.
 
 
+# Class methods that build an instance of their class, by the convention of torch libraries
+# (``GPT.from_pretrained("gpt2")``, Lightning's ``Model.load_from_checkpoint(path)``).
+ALTERNATIVE_CONSTRUCTORS = frozenset({"from_pretrained", "from_config", "load_from_checkpoint"})
+
 TORCH_ROOTS = ("torch", "torchvision", "timm", "lightning", "pytorch_lightning", "transformers",
                "diffusers", "peft", "accelerate", "ignite", "detectron2", "torchaudio", "torchtext")
 
