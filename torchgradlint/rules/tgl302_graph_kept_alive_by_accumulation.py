@@ -141,11 +141,35 @@ def _outlives_the_step(analysis, function, index, key):
         return False  # a loop over layers or timesteps inside one step: nothing outlives it
     if root == "self" or root in function.params:
         return True
+    if key == root and _element_of_a_lasting_container(analysis, function, loop, root):
+        return True
     definitions = analysis.values.definitions(function, key) or analysis.values.definitions(function, root)
     if any(loop.first_index < other < index and _assigns_fresh(analysis, function.statements[other], key)
            for other in definitions):
         return False  # reset earlier in the same iteration
     return not definitions or any(other < loop.first_index for other in definitions)
+
+
+def _element_of_a_lasting_container(analysis, function, loop, name):
+    """``for net, opt, history in zip(nets, optimizers, histories): history.append(loss)``: the
+    loop variable is an element of a container bound before the loop, and what is appended to
+    it stays there when the loop moves on."""
+    node = loop.node
+    if not isinstance(node, (ast.For, ast.AsyncFor)):
+        return False
+    iterable, target = node.iter, node.target
+    if isinstance(iterable, ast.Call) and dotted(iterable.func) == "zip" and isinstance(target, ast.Tuple) \
+            and len(target.elts) == len(iterable.args):
+        pairs = list(zip(target.elts, iterable.args))
+    elif isinstance(iterable, ast.Name):
+        pairs = [(target, iterable)]
+    else:
+        return False
+    for element, source in pairs:
+        if isinstance(element, ast.Name) and element.id == name and isinstance(source, ast.Name):
+            definitions = analysis.values.definitions(function, source.id)
+            return bool(definitions) and all(other < loop.first_index for other in definitions)
+    return False
 
 
 DATA_WORDS = {"loader", "dataloader", "data", "dataset", "batches", "batch", "dl", "iterator",
