@@ -15,7 +15,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 from .names import (RUN_TIME_BINDINGS, ImportTable, child_fields, dotted, name_bound_by, names_bound_anywhere,
                     stored_targets)
-from .torch_api import SELF_RETURNING_METHODS as _SELF_RETURNING
+from .torch_api import PROCESS_STARTERS, SELF_RETURNING_METHODS as _SELF_RETURNING
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
 
@@ -318,6 +318,30 @@ def constants(body: List[ast.stmt], scope: ast.AST) -> Dict[str, Union[bool, int
     return {name: value for name, value in found.items() if bindings.get(name) == 1}
 
 
+def _call_a_process_starts(node: ast.Call, qualified: Optional[str]) -> Optional[ast.Call]:
+    """``mp.Process(target=test, args=(global_model,))``, ``Thread(target=f, args=...)``,
+    ``torch.multiprocessing.spawn(f, args=(...))``: the call of the function the new process or
+    thread runs (``test(global_model)``; ``spawn`` passes the rank first), so that the analyses
+    see what it is given."""
+    if qualified not in PROCESS_STARTERS:
+        return None
+    keywords = {keyword.arg: keyword.value for keyword in node.keywords if keyword.arg}
+    if qualified.endswith(".spawn"):
+        target = node.args[0] if node.args else keywords.get("fn")
+        first = [ast.Constant(0)]  # the process index
+    else:
+        target = keywords.get("target")
+        first = []
+    arguments = keywords.get("args")
+    if not isinstance(target, (ast.Name, ast.Attribute)) or \
+            arguments is not None and not isinstance(arguments, (ast.Tuple, ast.List)):
+        return None
+    elements = list(arguments.elts) if arguments is not None else []
+    if any(isinstance(element, ast.Starred) for element in elements):
+        return None
+    return ast.copy_location(ast.Call(func=target, args=first + elements, keywords=[]), node)
+
+
 class StructureBuilder:
     """Builds FunctionInfo/ClassInfo objects for a module."""
 
@@ -594,7 +618,11 @@ class StructureBuilder:
         while stack:
             node, expanded = pop()
             if expanded:
-                found.append(self._site(node, function, loops, index, node is statement_call))
+                site = self._site(node, function, loops, index, node is statement_call)
+                found.append(site)
+                started = _call_a_process_starts(node, site.qualified)
+                if started is not None:
+                    found.append(self._site(started, function, loops, index, False))
                 continue
             kind = type(node)
             if kind is ast.Call:

@@ -43,6 +43,11 @@ def backward_run_by(site) -> Optional[str]:
 # Packages whose presence makes a file worth analysing.
 
 
+# Calls that run a function in a new process or thread with the arguments they are given.
+PROCESS_STARTERS = frozenset({"multiprocessing.Process", "torch.multiprocessing.Process",
+                              "threading.Thread", "torch.multiprocessing.spawn",
+                              "multiprocessing.context.Process"})
+
 # Class methods that build an instance of their class, by the convention of torch libraries
 # (``GPT.from_pretrained("gpt2")``, Lightning's ``Model.load_from_checkpoint(path)``).
 ALTERNATIVE_CONSTRUCTORS = frozenset({"from_pretrained", "from_config", "load_from_checkpoint"})
