@@ -589,6 +589,31 @@ class Facts:
         return any(root in scope.local_names or root in scope.params
                    for scope in function.enclosing_functions())
 
+    def _bound_to_a_loaded_object(self, function: FunctionInfo, key: str) -> bool:
+        """``rnn = torch.load("char-rnn.pt")`` and ``rnn`` is called: a whole pickled (or
+        TorchScript) model, in whatever mode it was saved. Every binding of the name must be
+        such a load."""
+        if "." in key:
+            return False
+        for scope in function.enclosing_functions():
+            if key in scope.params:
+                return False
+            if key not in scope.local_names:
+                continue
+            values = [value for statement in scope.statements
+                      for target, value in assignment_pairs(statement)
+                      if type(target) is ast.Name and target.id == key]
+            if not values:
+                return False
+            for value in values:
+                while type(value) is ast.Call and type(value.func) is ast.Attribute and \
+                        value.func.attr in api.SELF_RETURNING_METHODS and value.func.attr not in ("eval", "train"):
+                    value = value.func.value  # ``torch.load(path).to(device)``
+                if type(value) is not ast.Call or self.imports.resolve(value.func) not in api.WHOLE_MODEL_LOADS:
+                    return False
+            return True
+        return False
+
     def _bound_to_module_level_model(self, function: FunctionInfo, key: str) -> bool:
         return "." not in key and key not in function.local_names and key not in function.params \
             and key in self.models[id(self.module)]
@@ -941,7 +966,8 @@ class Facts:
                 owner = self.enclosing_class(function)
                 if owner is not None and owner.find_method(key[5:]) is not None:
                     continue  # ``self._swap_models(...)`` is a method, not a model
-            if api.looks_like_model_name(key) and self._bound_in_sight(function, key) and \
+            if (api.looks_like_model_name(key) and self._bound_in_sight(function, key) or
+                    self._bound_to_a_loaded_object(function, key)) and \
                     not self._callers_pass_functions(function, key):
                 changed |= self._record_model(function, key, UNKNOWN_ORIGIN, None)
         elements = self._returned_elements(function)

@@ -62,8 +62,9 @@ DATA_LOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.Data
 # the module in training mode (its BatchNorm layers included); its own fid_score calls eval().
 FRESH_MODEL_CALLS = {"timm.create_model", "torch.hub.load", "pytorch_fid.inception.InceptionV3"}
 EVAL_MODE_SUFFIXES = (".from_pretrained",)
-UNKNOWN_MODE_CALLS = {"torch.load", "torch.jit.load", "torch.jit.script", "torch.jit.trace",
-                      "torch.export.load"}
+# What restores a whole pickled or TorchScript model (or anything else that was saved: a name
+# bound to it is a model only where it is called).
+WHOLE_MODEL_LOADS = {"torch.load", "torch.jit.load", "torch.export.load"}
 WRAPPERS_KEEPING_MODEL = {
     "torch.nn.DataParallel", "torch.nn.DistributedDataParallel", "torch.compile",
     "torch.nn.parallel.DataParallel", "torch.nn.parallel.DistributedDataParallel",
