@@ -311,6 +311,53 @@ def test_a_model_handed_to_an_inherited_sampler_is_judged_at_the_call(tmp_path, 
         ["unknown", None, [".unet", "UNetModel"]], [None, None, [".respace", "SpacedDiffusion"]]]
 
 
+def test_what_a_method_returns_to_its_own_modules_training_does_not_train_other_callers(tmp_path, fresh_cache):
+    """``Agent.act(obs)`` returns what agent.py's training loop makes its loss of: its parameter
+    reaches a backward pass only through the return, in agent.py's own context. A playback
+    script that feeds the actions back as observations trains nothing: its forward is
+    reported (the summary no longer says that ``obs`` trains)."""
+    agent = write(tmp_path, "agent.py", """
+        import torch
+        import torch.nn as nn
+
+
+        class Agent(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = nn.Linear(4, 2)
+
+            def act(self, obs):
+                return self.body(obs).softmax(-1)
+
+
+        def train():
+            agent = Agent()
+            opt = torch.optim.SGD(agent.parameters(), lr=0.1)
+            for _ in range(3):
+                loss = -agent.act(torch.randn(8, 4)).log().mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            return agent
+    """)
+    play = write(tmp_path, "play.py", """
+        import torch
+        from agent import Agent
+
+        agent = Agent()
+        agent.load_state_dict(torch.load("agent.pt"))
+        agent.eval()
+        obs = torch.randn(1, 4)
+        for step in range(10):
+            probs = agent.act(obs)
+            obs = torch.cat([obs[:, 2:], probs], dim=1)
+        print(obs.tolist())
+    """)
+    summary = ProjectIndex.for_file(str(play)).summary(str(agent))
+    assert summary["functions"]["Agent.act"]["params_reaching_training"] == []
+    assert codes(play) == [(10, "TGL101")]
+
+
 def test_summaries_that_record_calls_are_valid_cache_entries(fresh_cache):
     """A summary is read back from the disk cache only when it has exactly the shape
     ``summarize`` gives: calls on an object (a receiver) and calls from a method included."""

@@ -389,6 +389,27 @@ class Dataflow:
                         stack.append(pred)
         return reached
 
+    def params_training_inside(self, function: FunctionInfo) -> List[str]:
+        """The parameters whose history reaches a backward pass while the function runs (a
+        step helper's ``loss.backward()``, a tensor stored for a later step), not only through
+        what it returns to this module's callers: ``agent.get_action_and_value(obs)`` returns
+        the values the training loop's loss is made of, yet calling it trains nothing."""
+        candidates = [param for param in function.params if ("param", id(function), param) in self.reaches_training]
+        returned = ("return", id(function))
+        if not candidates or returned not in self.reaches_training:
+            return candidates
+        reached = {TRAINING}
+        stack = [TRAINING]
+        while stack:
+            node = stack.pop()
+            if node == returned:
+                continue  # what the callers do with the result is theirs
+            for pred in self.preds.get(node, ()):
+                if pred not in reached:
+                    reached.add(pred)
+                    stack.append(pred)
+        return [param for param in candidates if ("param", id(function), param) in reached]
+
     def site_reaches_training(self, site: CallSite) -> bool:
         """The call's value carries autograd history into a backward pass."""
         return ("call", id(site)) in self.reaches_training

@@ -24,7 +24,7 @@ from .names import assignment_pairs, dotted
 from .trainers import is_stores, is_trainer_loop, stored_parameters, trainer_loop
 from .usage import ESCAPES
 
-SUMMARY_FORMAT = 12  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 13  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -77,9 +77,8 @@ def summarize(model, module_name: str) -> dict:
             "params_run_as_models": sorted(set(_params_run_as_models(model, function)) |
                                            set(handed_with_grad.get(id(function), ()))),
             "params_run_forward": sorted(set(_params_run_forward(function)) | set(handed.get(id(function), ()))),
-            "params_reaching_training": [
-                p for p in function.params if model.anything_trains
-                and ("param", id(function), p) in model.dataflow.reaches_training],
+            "params_reaching_training": model.dataflow.params_training_inside(function)
+            if model.anything_trains else [],
             "stores": stored_parameters(function),
             "trainer_loop": trainer_loop(model, function),
         }
