@@ -101,12 +101,36 @@ class UsageAnalysis:
         if known is None:
             if not self._prepared:
                 self._prepare()
-            if _result_dropped(site):
+            inside = _forwards_inside_a_method(site)
+            if inside and not self._graph_returned(inside, site.target):
+                # ``q.sample_action(obs)``: the graphs are those of the method's own forwards;
+                # what it returns (``out.argmax().item()``) may carry none of them
+                fates = {self._walk(("call", id(forward)), with_values, (id(site),)) for forward in inside}
+                known = TRAINS if TRAINS in fates else ESCAPES if ESCAPES in fates else UNUSED
+            elif _result_dropped(site):
                 known = ESCAPES  # whatever it did, it did by side effects (hooks, module state)
             else:
                 known = self._walk(("call", id(site)), with_values)
             self._memo[key] = known
         return known
+
+    def _graph_returned(self, forwards: List[CallSite], method: FunctionInfo) -> bool:
+        """Whether the history of one of the method's own forwards reaches what it returns
+        (``return self.fc_pi(x).softmax(-1)``; not ``return out.argmax().item()``)."""
+        goal = ("return", id(method))
+        seen: Set[tuple] = set()
+        stack = [("call", id(forward)) for forward in forwards]
+        while stack:
+            node = stack.pop()
+            if node == goal:
+                return True
+            if node in seen or len(seen) > _WALK_LIMIT:
+                continue
+            seen.add(node)
+            edges = self._successors.get(node)
+            if edges is not None:
+                stack.extend(edges[False])
+        return False
 
     def reaches_input_gradient(self, site: CallSite) -> bool:
         """The output's history reaches what an ``autograd.grad`` call differentiates."""
@@ -119,10 +143,11 @@ class UsageAnalysis:
             self._memo[key] = known
         return known == TRAINS
 
-    def _walk(self, start: tuple, with_values: Union[bool, str], goal: tuple = TRAINING) -> str:
+    def _walk(self, start: tuple, with_values: Union[bool, str], context: tuple = (),
+              goal: tuple = TRAINING) -> str:
         escapes = False
         seen: Set[Tuple[tuple, tuple]] = set()
-        stack: List[Tuple[tuple, tuple]] = [(start, ())]
+        stack: List[Tuple[tuple, tuple]] = [(start, context)]
         while stack:
             node, context = stack.pop()
             if (node, context) in seen:
@@ -198,6 +223,17 @@ class UsageAnalysis:
                         known.update(statement.names)
             self._outside_declared[id(function)] = known
         return known
+
+
+def _forwards_inside_a_method(site: CallSite) -> List[CallSite]:
+    """For ``model.method(x)`` of an in-file model class, the forwards of the model's layers the
+    method runs itself (``self.forward(obs)``, ``self.fc(x)``); empty for any other call."""
+    target = site.target
+    if site.network is None or site.network != site.receiver or target is None or target.external or \
+            target.cls is None or target.name in ("forward", "__call__"):
+        return []
+    return [inner for inner in target.sites
+            if inner.network is not None and (inner.network == "self" or inner.network.startswith("self."))]
 
 
 def _result_dropped(site: CallSite) -> bool:
