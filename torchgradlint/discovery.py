@@ -15,9 +15,10 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator, List, Sequence, Tuple
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 SKIPPED_DIRS = frozenset({
     ".git", ".hg", ".svn", ".bzr", "_darcs",
@@ -45,20 +46,46 @@ class ExcludePattern:
         """``path`` is absolute."""
         name = os.path.basename(path)
         if self.is_plain_name:  # ``.git``: equal to the base name (or to a relative path of one part)
-            return os.path.normcase(name) == os.path.normcase(self.pattern)
+            return os.path.normcase(name) == self._normcased_pattern
         if fnmatch.fnmatch(name, self.pattern):
             return True
         posix_path = path.replace(os.sep, "/")
         if os.path.isabs(self.pattern) or self.pattern.startswith("/"):
             return fnmatch.fnmatch(posix_path, self.pattern)
-        relative = os.path.relpath(path, self.base).replace(os.sep, "/")
+        relative = self._relative(path)
+        if relative is None:
+            return False
+        relative = relative.replace(os.sep, "/")
         if relative.startswith("../") or relative == "..":
             return False
         if self.pattern.startswith("./"):
             return fnmatch.fnmatch("./" + relative, self.pattern)
         return fnmatch.fnmatch(relative, self.pattern)
 
-    @property
+    def _relative(self, path: str) -> Optional[str]:
+        """``os.path.relpath(path, self.base)``; None for a path outside the base. A project's
+        walk asks for every file: a plain absolute path (no ``.`` or empty part) is read
+        without ``relpath``, which normalizes both paths each time."""
+        base = self._normalized_base
+        plain = os.path.isabs(path) and os.sep + "." not in path and os.sep * 2 not in path and \
+            (os.altsep is None or os.altsep not in path)
+        if not plain or base is None:
+            return os.path.relpath(path, self.base)
+        if path == base:
+            return "."
+        prefix = base if base.endswith(os.sep) else base + os.sep
+        return path[len(prefix):] if path.startswith(prefix) else None
+
+    @functools.cached_property
+    def _normalized_base(self) -> Optional[str]:
+        """The base when it is written as ``abspath`` writes it (None otherwise)."""
+        return self.base if os.path.isabs(self.base) and os.path.abspath(self.base) == self.base else None
+
+    @functools.cached_property
+    def _normcased_pattern(self) -> str:
+        return os.path.normcase(self.pattern)
+
+    @functools.cached_property
     def is_plain_name(self) -> bool:
         return not any(character in self.pattern for character in "*?[/")
 

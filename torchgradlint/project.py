@@ -135,6 +135,11 @@ class ProjectIndex:
                           else ExcludePattern.make(pattern, os.getcwd())
                           for pattern in getattr(config, "exclude", ()) or ()]
         self._module_imports: Dict[str, Tuple[Dict[str, Tuple[str, str]], List[str]]] = {}
+        # A plain name (``.git``) excludes an entry of that name: one set look-up for them all
+        # (every file of the project is tested).
+        self._excluded_names = {os.path.normcase(pattern.pattern) for pattern in self._excludes
+                                if pattern.is_plain_name}
+        self._exclude_globs = [pattern for pattern in self._excludes if not pattern.is_plain_name]
 
     @classmethod
     def for_file(cls, path: str, config=None) -> "ProjectIndex":
@@ -185,7 +190,8 @@ class ProjectIndex:
         return not self._excluded(entry.path)
 
     def _excluded(self, path: str) -> bool:
-        return any(pattern.matches(path) for pattern in self._excludes)
+        return os.path.normcase(os.path.basename(path)) in self._excluded_names or \
+            any(pattern.matches(path) for pattern in self._exclude_globs)
 
     def path_of(self, module: str, near: Optional[str] = None) -> Optional[str]:
         """The file of a module: under the root, or next to the importing file ``near`` (first,
@@ -492,9 +498,11 @@ class ProjectIndex:
                 data = _read(path)
                 if data is None:
                     continue
-                if b"import *" in data or b"import*" in data:
+                text = texts[path] = b"\n".join(match.group(0) for match in import_lines(data))
+                # (searched in the statements, not the whole file: a search costs as much as
+                # the read)
+                if b"import *" in text or b"import*" in text:
                     self._star_importers.add(path)
-                texts[path] = b"\n".join(match.group(0) for match in import_lines(data))
             self._import_text = texts
         return self._import_text
 
