@@ -120,6 +120,7 @@ class Facts:
         self._fixed_mode_attributes: Dict[int, Set[str]] = {}
         # ``snet = nets['snet']``, ``nets = {'snet': snet}``: names of containers' elements
         self.aliases = ElementAliases(self.is_model)
+        self._name_values: Dict[int, Dict[str, List[ast.AST]]] = {}  # _name_bindings per function
 
     # -- entry point ----------------------------------------------------------------------
     def compute(self) -> None:
@@ -408,9 +409,7 @@ class Facts:
         if site.receiver is not None or not name or "." in name or \
                 any(name in scope.nested for scope in site.function.enclosing_functions()):
             return None
-        values = [value for statement in site.function.statements
-                  for target, value in assignment_pairs(statement)
-                  if type(target) is ast.Name and target.id == name]
+        values = self._name_bindings(site.function).get(name, ())
         if len(values) != 1:
             return None
         value = values[0]
@@ -428,6 +427,18 @@ class Facts:
         if any(method is None for method in methods):
             return None
         return receiver, branches[0].attr, methods
+
+    def _name_bindings(self, function: FunctionInfo) -> Dict[str, List[ast.AST]]:
+        """name -> the values the function's assignments bind the name to, in statement order
+        (``name = value``): read once per function, for every call of a bare name asks."""
+        found = self._name_values.get(id(function))
+        if found is None:
+            found = self._name_values[id(function)] = {}
+            for statement in function.statements:
+                for target, value in assignment_pairs(statement):
+                    if type(target) is ast.Name:
+                        found.setdefault(target.id, []).append(value)
+        return found
 
     def _alternative_targets(self, site: CallSite) -> Tuple[FunctionInfo, ...]:
         for scope in site.function.enclosing_functions():
