@@ -611,9 +611,7 @@ class Facts:
                 return False
             if key not in scope.local_names:
                 continue
-            values = [value for statement in scope.statements
-                      for target, value in assignment_pairs(statement)
-                      if type(target) is ast.Name and target.id == key]
+            values = self._name_bindings(scope).get(key, ())
             if not values:
                 return False
             for value in values:
