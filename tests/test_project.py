@@ -194,7 +194,7 @@ def test_a_model_in_the_tuple_an_imported_builder_returns_is_a_model(fresh_cache
     assert codes(script) == [(12, "TGL101"), (12, "TGL201")]
     assert lint_file(str(script), Config(project=False)) == []
     summary = ProjectIndex.for_file(str(script)).summary(str(script.parent / "nets.py"))
-    assert summary["functions"]["build"]["returns_element_models"] == [["fresh", True, ["", "Tagger"]], None]
+    assert summary["functions"]["build"]["returned_elements"] == [["fresh", True, ["", "Tagger"]], None]
 
 
 def test_a_factory_module_that_never_mentions_torch_is_summarized(tmp_path, fresh_cache):
@@ -307,7 +307,7 @@ def test_a_model_handed_to_an_inherited_sampler_is_judged_at_the_call(tmp_path, 
     # only which class each returned object is built from.
     factory = str(tmp_path / "diff" / "script_util.py")
     shallow = ProjectIndex.for_file(str(script)).summary(factory, shallow=True)
-    assert shallow["functions"]["create_model_and_diffusion"]["returns_element_models"] == [
+    assert shallow["functions"]["create_model_and_diffusion"]["returned_elements"] == [
         ["unknown", None, [".unet", "UNetModel"]], [None, None, [".respace", "SpacedDiffusion"]]]
 
 

@@ -120,7 +120,7 @@ class Facts:
         self._fixed_mode_attributes: Dict[int, Set[str]] = {}
         # ``snet = nets['snet']``, ``nets = {'snet': snet}``: names of containers' elements
         self.aliases = ElementAliases(self.is_model)
-        self._name_values: Dict[int, Dict[str, List[ast.AST]]] = {}  # _name_bindings per function
+        self._name_values: Dict[int, Dict[str, List[ast.AST]]] = {}  # name_bindings per function
 
     # -- entry point ----------------------------------------------------------------------
     def compute(self) -> None:
@@ -409,7 +409,7 @@ class Facts:
         if site.receiver is not None or not name or "." in name or \
                 any(name in scope.nested for scope in site.function.enclosing_functions()):
             return None
-        values = self._name_bindings(site.function).get(name, ())
+        values = self.name_bindings(site.function).get(name, ())
         if len(values) != 1:
             return None
         value = values[0]
@@ -428,7 +428,7 @@ class Facts:
             return None
         return receiver, branches[0].attr, methods
 
-    def _name_bindings(self, function: FunctionInfo) -> Dict[str, List[ast.AST]]:
+    def name_bindings(self, function: FunctionInfo) -> Dict[str, List[ast.AST]]:
         """name -> the values the function's assignments bind the name to, in statement order
         (``name = value``): read once per function, for every call of a bare name asks."""
         found = self._name_values.get(id(function))
@@ -611,7 +611,7 @@ class Facts:
                 return False
             if key not in scope.local_names:
                 continue
-            values = self._name_bindings(scope).get(key, ())
+            values = self.name_bindings(scope).get(key, ())
             if not values:
                 return False
             for value in values:

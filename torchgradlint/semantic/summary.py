@@ -20,11 +20,11 @@ from typing import Dict, List, Optional
 
 from . import torch_api as api
 from .flow import PASSED_IN, TRAIN, UNKNOWN, UNKNOWN_MODE, lookup_mode
-from .names import assignment_pairs, dotted
+from .names import dotted
 from .trainers import is_stores, is_trainer_loop, stored_parameters, trainer_loop
 from .usage import ESCAPES
 
-SUMMARY_FORMAT = 13  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 14  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -70,7 +70,7 @@ def summarize(model, module_name: str) -> dict:
                         for key, value in model.flow.effects.get(id(function), {}).items()},
             "returns_model": model.facts.returns_model.get(id(function)),
             "returns_dropout_or_batchnorm": model.facts.returns_composition.get(id(function)),
-            "returns_element_models": _returned_elements(model, function),
+            "returned_elements": _returned_elements(model, function),
             "return_mode": _mode_to_json(model.flow.return_modes.get(id(function))),
             "return_element_modes": [_mode_to_json(value) for value in
                                      model.flow.return_element_modes.get(id(function)) or ()],
@@ -136,9 +136,7 @@ def class_built_by(model, function, expr: ast.AST, depth: int = 0) -> Optional[L
     if depth > 3:
         return None
     if type(expr) is ast.Name:
-        values = [value for statement in function.statements
-                  for target, value in assignment_pairs(statement)
-                  if type(target) is ast.Name and target.id == expr.id]
+        values = model.facts.name_bindings(function).get(expr.id, ())
         return class_built_by(model, function, values[0], depth + 1) if len(values) == 1 else None
     if type(expr) is not ast.Call:
         return None
@@ -369,7 +367,7 @@ FUNCTION_FIELDS = {
     "effects": lambda v: type(v) is dict and all(type(k) is str and _is_mode(m) for k, m in v.items()),
     "returns_model": _optional(str, bool),
     "returns_dropout_or_batchnorm": _optional(bool),
-    "returns_element_models": lambda v: v is None or type(v) is list and all(
+    "returned_elements": lambda v: v is None or type(v) is list and all(
         item is None or (type(item) is list and len(item) == 3 and (item[0] is None or type(item[0]) is str) and
                          item[1] in (None, True, False) and (item[2] is None or _is_class_ref(item[2])))
         for item in v),
@@ -552,7 +550,7 @@ class ExternalLinker:
         owner = stub.external_name.partition(":")[0]
         stub.element_classes = tuple(
             self.class_of_ref(owner, element[2]) if element else None
-            for element in info.get("returns_element_models") or ())
+            for element in info.get("returned_elements") or ())
 
     def class_of_ref(self, owner: str, ref: Optional[list], depth: int = 0):
         """The class a summary names as [module, name] -- "" for the summarized module at
@@ -675,13 +673,13 @@ class ExternalLinker:
             if info and info.get("returns_model"):
                 facts.returns_model[id(stub)] = info["returns_model"]
                 facts.returns_composition[id(stub)] = info.get("returns_dropout_or_batchnorm")
-            if info and info.get("returns_element_models"):
+            if info and info.get("returned_elements"):
                 classes = getattr(stub, "element_classes", ())
                 facts.returns_elements[id(stub)] = tuple(
                     None if element is None or element[0] is None else
                     (element[0], cls, element[1] if element[1] is not None or cls is None or not cls.is_module
                      else cls.has_dropout_or_batchnorm)
-                    for element, cls in zip(info["returns_element_models"], classes))
+                    for element, cls in zip(info["returned_elements"], classes))
 
     def preset_facts(self, facts) -> None:
         for stub in self.stubs.values():
