@@ -1354,6 +1354,11 @@ class Facts:
         a model whose class freezes its own parameters (``Vgg16(requires_grad=False)``)."""
         if key in self.frozen and not self._part_trained(key):
             return True
+        owner = key.rpartition(".")[0]
+        while owner and owner != "self":  # ``self.vae.encode`` of a frozen ``self.vae``
+            if owner in self.frozen and not self._part_trained(owner):
+                return True
+            owner = owner.rpartition(".")[0]
         if function is not None:
             cls = self.model_class_of(function, key)
             if cls is not None and self.class_freezes_itself(cls):
@@ -1434,6 +1439,8 @@ class Facts:
                     site.network = site.receiver
                 elif site.receiver and self._is_submodule_of_a_model(function, site.receiver, site.method):
                     site.network = site.callee  # ``model.decoder(h)``: a part of the model runs
+                elif site.receiver and self._part_of_a_held_model(function, site):
+                    site.network = site.callee  # ``self.model.decoder(h)`` in a wrapper
                 elif site.target is not None and site.target.external:
                     handed = self._model_handed_to_an_object(function, site)
                     if handed is not None:
@@ -1472,6 +1479,24 @@ class Facts:
         cls = self.model_class_of(function, owner)
         return cls is not None and attribute in cls.model_attributes and \
             cls.find_method(attribute) is None
+
+    def _part_of_a_held_model(self, function: FunctionInfo, site: CallSite) -> bool:
+        """``self.model.decoder(trg, mask, enc)`` in a class that was handed the model
+        (``Translator(model)``): a part of a model whose class is out of sight, called with
+        arguments -- a submodule, or one of the model's own methods, which runs its layers.
+        ``nn.Module``'s own methods (``.parameters()``, ``.to()``, ``.eval()``) are not."""
+        receiver = site.receiver
+        if not receiver.startswith("self.") or receiver.count(".") != 1 or not site.node.args or \
+                site.method in api.NN_MODULE_METHODS or site.method.startswith("_"):
+            return False
+        if not self.is_model(function, receiver) or self.model_class_of(function, receiver) is not None or \
+                self.class_of_instance(function, receiver) is not None:
+            return False
+        owner = self.enclosing_class(function)
+        # a module by what the class does with it (``self.model.eval()``), not by its name
+        return owner is not None and any(
+            other.receiver == receiver and other.method in api.MODULE_ONLY_METHODS | {"train"}
+            for method in owner.methods.values() for other in method.sites)
 
     def _mark_forwards_through_methods(self) -> None:
         """``model.encode(x)``: a method of the model's class that runs the model's layers is

@@ -65,6 +65,19 @@ class TooDeepToAnalyse(Exception):
     """A part of the model built on demand met a file nested deeper than the analysis goes."""
 
 
+def _arguments_along_the_chain(call: ast.Call) -> List[ast.expr]:
+    """The arguments of a construction and of the methods chained to it that return the module
+    itself: ``Translator(model=m).to(device)`` gives ``m`` and ``device``."""
+    found = []
+    while True:
+        found.extend(list(call.args) + [keyword.value for keyword in call.keywords])
+        func = call.func
+        if type(func) is ast.Attribute and func.attr in api.SELF_RETURNING_METHODS and type(func.value) is ast.Call:
+            call = func.value
+            continue
+        return found
+
+
 class SemanticModel:
     def __init__(self, tree: ast.Module, filename: str = "<string>", config: Config = DEFAULT_CONFIG,
                  project=None, for_summary: bool = False, imports: Optional[ImportTable] = None,
@@ -1184,10 +1197,12 @@ class SemanticModel:
         """The model's construction loads no trained weights: a torch.nn layer, or a class of
         the file whose construction reads no checkpoint and builds no pretrained backbone. A
         wrapper handed a model (``AutoShape(model)``) runs that model's weights."""
-        if any(self.facts.is_model(site.function, dotted(arg))
+        if any(self.facts.is_model(site.function, dotted(arg)) if dotted(arg) else
+               isinstance(arg, ast.Call) and not (self.imports.resolve(arg.func) or "").startswith("torch.") and
+               self.facts.model_expression(site.function, arg) is not None
                for _, call in self._constructions(site, before=True)
-               for arg in list(call.args) + [k.value for k in call.keywords] if dotted(arg)):
-            return False
+               for arg in _arguments_along_the_chain(call)):
+            return False  # also ``Translator(model=load_model(opt)).to(device)``
         cls = self.facts.model_class_of(site.function, site.network)
         if cls is None:
             return (id(site.function), site.network) in self.facts.model_origin and \

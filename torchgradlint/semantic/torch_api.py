@@ -127,6 +127,19 @@ GRADIENT_STOPPING_METHODS = {"detach", "item", "tolist", "numpy", "detach_", "ar
                              "__len__", "ge", "gt", "le", "lt", "sign", "sample"}
 # What hands a module's parameters to an optimizer, and what else reads its weights.
 PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
+# The methods every nn.Module has: none of them is a forward pass of a part of the model.
+NN_MODULE_METHODS = frozenset({
+    "add_module", "apply", "bfloat16", "buffers", "children", "compile", "cpu", "cuda", "double",
+    "eval", "extra_repr", "float", "get_buffer", "get_extra_state", "get_parameter",
+    "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers",
+    "named_children", "named_modules", "named_parameters", "parameters", "register_buffer",
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_module",
+    "register_parameter", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state",
+    "share_memory", "state_dict", "to", "to_empty", "train", "type", "xpu", "zero_grad",
+    "save_pretrained", "from_pretrained", "push_to_hub", "resize_token_embeddings",
+    "get_input_embeddings", "set_input_embeddings", "tie_weights", "init_weights", "reset_parameters",
+})
 WEIGHT_READING_METHODS = PARAMETER_METHODS | {"state_dict", "buffers"}
 # In-place tensor updates an EMA or a soft target update writes weights with.
 IN_PLACE_UPDATES = frozenset({"mul_", "add_", "copy_", "lerp_", "sub_", "addcmul_"})
