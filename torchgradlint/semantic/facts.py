@@ -1511,7 +1511,7 @@ class Facts:
                 if function.name in ("__init__", "forward", "__call__") or \
                         id(function) in self.training_functions:
                     continue  # construction, a plain call of the model, or a training routine
-                if any(site.network is not None and (site.network == "self" or site.network.startswith("self."))
+                if any(site.runs_own_layers
                        or site.target is not None and id(site.target) in running
                        for site in function.sites):
                     running.add(id(function))

@@ -318,7 +318,7 @@ class SemanticModel:
         self._runs_with_grad[id(method)] = None  # a cycle of methods adds nothing
         verdicts = []
         for site in method.sites:
-            if site.network is not None and (site.network == "self" or site.network.startswith("self.")):
+            if site.runs_own_layers:
                 verdicts.append(ON in self.flow.site_grad.get(id(site), frozenset({ON})))
             elif site.receiver == "self" and site.target is not None and not site.target.external:
                 verdicts.append(self._runs_itself_with_grad(site.target))
@@ -1382,7 +1382,7 @@ class SemanticModel:
         sampling or generation loop written as a method still counts (it has a loop), and so
         does a training routine written as a method of the model (it is no internal). Without
         ``callers_elsewhere``, calls from other modules are not read (and do not count)."""
-        if not site.network or not (site.network == "self" or site.network.startswith("self.")):
+        if not site.runs_own_layers:
             return False
         cls = self.facts.enclosing_class(site.function)
         if cls is None or not cls.is_module:

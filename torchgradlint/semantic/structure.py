@@ -137,6 +137,13 @@ class CallSite:
         return self.node.lineno
 
     @property
+    def runs_own_layers(self) -> bool:
+        """A forward of ``self`` or of one of its attributes (``self(x)``, ``self.fc1(x)``):
+        inside a model's method, the model running its own layers."""
+        network = self.network
+        return network is not None and (network == "self" or network.startswith("self."))
+
+    @property
     def col(self) -> int:
         return self.node.col_offset
 

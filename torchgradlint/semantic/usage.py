@@ -232,8 +232,7 @@ def _forwards_inside_a_method(site: CallSite) -> List[CallSite]:
     if site.network is None or site.network != site.receiver or target is None or target.external or \
             target.cls is None or target.name in ("forward", "__call__"):
         return []
-    return [inner for inner in target.sites
-            if inner.network is not None and (inner.network == "self" or inner.network.startswith("self."))]
+    return [inner for inner in target.sites if inner.runs_own_layers]
 
 
 def _result_dropped(site: CallSite) -> bool:
