@@ -524,11 +524,19 @@ def alive(pid: int) -> bool:
         return False
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_check(tmp_path: Path, command: str = "check"):
     tree = busy_tree(tmp_path / "tree")
+    # A test run started in the background of a non-interactive shell (``.ci/run &``) ignores
+    # SIGINT, and its children inherit that (Python then installs no Ctrl-C handler): the
+    # linter must meet Ctrl-C as a terminal user's run does.
     process = subprocess.Popen([sys.executable, "-m", "torchgradlint", command, "-j2", str(tree)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=env_for(tmp_path), start_new_session=True)
+                               env=env_for(tmp_path), start_new_session=True,
+                               preexec_fn=_default_sigint)
     deadline = time.monotonic() + 60
     while len(children_of(process.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
