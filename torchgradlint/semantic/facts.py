@@ -615,9 +615,7 @@ class Facts:
             if not values:
                 return False
             for value in values:
-                while type(value) is ast.Call and type(value.func) is ast.Attribute and \
-                        value.func.attr in api.SELF_RETURNING_METHODS and value.func.attr not in ("eval", "train"):
-                    value = value.func.value  # ``torch.load(path).to(device)``
+                value = api.module_chained_from(value, keeping=("eval", "train"))  # ``torch.load(p).to(d)``
                 if type(value) is not ast.Call or self.imports.resolve(value.func) not in api.WHOLE_MODEL_LOADS:
                     return False
             return True
@@ -837,6 +835,15 @@ class Facts:
                 if elements:
                     self.containers[(id(function), key)] = elements
             return False
+        origin, cls, verdict = self._joined_model(values, found)
+        changed = self._record_model(function, key, origin, cls)
+        self._add_composition(function, key, verdict)
+        return changed
+
+    def _joined_model(self, values: List[tuple], found: List[tuple]) -> tuple:
+        """(origin, class, holds Dropout/BatchNorm) of what one of ``values`` ((scope,
+        expression) pairs, each a model as ``found`` by ``model_expression``) evaluates to: the
+        origin and class they agree on, else unknown / None."""
         origins, classes = set(), []
         for (scope, _), (origin, cls, same) in zip(values, found):
             if same is not None:
@@ -844,15 +851,15 @@ class Facts:
                 cls = cls or self.model_class_of(scope, same)
             origins.add(origin)
             classes.append(cls)
-        origin = origins.pop() if len(origins) == 1 else UNKNOWN_ORIGIN
-        cls = classes[0] if all(c is classes[0] for c in classes) else None
-        changed = self._record_model(function, key, origin, cls)
-        where = self._composition_key(function, key)
-        verdict = join_compositions(self.expression_composition(scope, value) for scope, value in values)
+        return (origins.pop() if len(origins) == 1 else UNKNOWN_ORIGIN,
+                classes[0] if all(c is classes[0] for c in classes) else None,
+                join_compositions(self.expression_composition(scope, value) for scope, value in values))
+
+    def _add_composition(self, function: FunctionInfo, key: str, verdict: Optional[bool]) -> None:
         # One name assigned several models (``self.vq = EMA(...)`` / ``self.vq = Plain(...)``)
+        where = self._composition_key(function, key)
         self.composition[where] = join_compositions([self.composition[where], verdict]) \
             if where in self.composition else verdict
-        return changed
 
     def container_elements(self, function: FunctionInfo, value: ast.AST) -> List[ast.AST]:
         """The element expressions of a literal list/tuple/dict or a comprehension, when every
@@ -1089,19 +1096,8 @@ class Facts:
         elements = []
         for place in zip(*(value.elts for value in returns)):
             found = [self.model_expression(function, expr) for expr in place]
-            if any(result is None for result in found):
-                elements.append(None)
-                continue
-            origins, classes = set(), []
-            for origin, cls, same in found:
-                if same is not None:
-                    origin = self.origin(function, same) or UNKNOWN_ORIGIN
-                    cls = cls or self.model_class_of(function, same)
-                origins.add(origin)
-                classes.append(cls)
-            composition = join_compositions(self.expression_composition(function, expr) for expr in place)
-            elements.append((origins.pop() if len(origins) == 1 else UNKNOWN_ORIGIN,
-                             classes[0] if all(c is classes[0] for c in classes) else None, composition))
+            elements.append(None if any(result is None for result in found) else
+                            self._joined_model([(function, expr) for expr in place], found))
         return tuple(elements) if any(elements) else None
 
     def _record_unpacked(self, function: FunctionInfo, targets: List[ast.AST], call: ast.Call) -> bool:
@@ -1118,9 +1114,7 @@ class Facts:
                 continue
             origin, cls, composition = element
             changed |= self._record_model(function, key, origin, cls)
-            where = self._composition_key(function, key)
-            self.composition[where] = join_compositions([self.composition[where], composition]) \
-                if where in self.composition else composition
+            self._add_composition(function, key, composition)
         return changed
 
     def _called_function(self, function: FunctionInfo, call: ast.Call) -> Optional[FunctionInfo]:

@@ -130,9 +130,7 @@ def class_built_by(model, function, expr: ast.AST, depth: int = 0) -> Optional[L
     """The project class whose instance an expression evaluates to, followed through names
     bound once and through this module's functions that return one: [module, name], module ""
     for this module, else as imported here (the reader resolves it). None if it cannot tell."""
-    while type(expr) is ast.Call and type(expr.func) is ast.Attribute and \
-            expr.func.attr in api.SELF_RETURNING_METHODS:
-        expr = expr.func.value  # ``UNetModel(...).to(device)``
+    expr = api.module_chained_from(expr)  # ``UNetModel(...).to(device)``
     if depth > 3:
         return None
     if type(expr) is ast.Name:

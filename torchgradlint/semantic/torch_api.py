@@ -74,6 +74,16 @@ WRAPPERS_KEEPING_MODEL = {
 SELF_RETURNING_METHODS = {"to", "cuda", "cpu", "float", "half", "double", "bfloat16", "eval",
                           "train", "requires_grad_", "to_empty", "type"}
 
+
+def module_chained_from(expr, keeping=()):
+    """What a chain of methods returning the module itself starts from: ``Net().to(device)``
+    gives ``Net()``, ``model.cuda().half()`` gives ``model``; a method in ``keeping`` ends the
+    walk (``torch.load(path).eval()`` is no plain load when ``eval`` is kept)."""
+    while type(expr) is ast.Call and type(expr.func) is ast.Attribute and \
+            expr.func.attr in SELF_RETURNING_METHODS and expr.func.attr not in keeping:
+        expr = expr.func.value
+    return expr
+
 # torch.nn classes that hold no parameters: calling them never builds a graph of their own.
 PARAMETERLESS_NN = re.compile(
     r"(.*Loss(\dd)?|ReLU\d*|LeakyReLU|GELU|SiLU|Mish|ELU|SELU|CELU|Sigmoid|Tanh|Softmax\d*d?|LogSoftmax|"

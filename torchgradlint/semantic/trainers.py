@@ -71,9 +71,7 @@ def _stored_parameter(value: ast.AST, params) -> Optional[str]:
     """The parameter a stored value is: ``model``, ``[callback]``, ``model.to(device)``."""
     if isinstance(value, (ast.List, ast.Tuple)) and len(value.elts) == 1:
         value = value.elts[0]
-    while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and \
-            value.func.attr in api.SELF_RETURNING_METHODS:
-        value = value.func.value
+    value = api.module_chained_from(value)
     if isinstance(value, ast.Name) and value.id in params:
         return value.id
     return None
@@ -169,10 +167,7 @@ def _trained_model(function: FunctionInfo, key: str) -> Optional[str]:
               if isinstance(target, ast.Name) and target.id == root]
     origins = set()
     for value in values:
-        while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and \
-                value.func.attr in api.SELF_RETURNING_METHODS:
-            value = value.func.value
-        origins.add(dotted(value))
+        origins.add(dotted(api.module_chained_from(value)))
     if len(origins) != 1:
         return None
     origin = origins.pop()
