@@ -197,6 +197,22 @@ def test_a_model_in_the_tuple_an_imported_builder_returns_is_a_model(fresh_cache
     assert summary["functions"]["build"]["returned_elements"] == [["fresh", True, ["", "Tagger"]], None]
 
 
+def test_a_builder_forwarded_by_the_package_returns_what_the_builder_returns(fresh_cache):
+    """``models/__init__.py``'s ``build_model`` only returns ``build(...)`` of ``.tagger``: its
+    summary, computed from its own file, names the function it forwards to, and the reader
+    takes the tuple ``build`` returns from there (a fresh ``Tagger`` holding Dropout)."""
+    from torchgradlint.config import Config
+
+    folder = FIXTURES / "projects" / "builder_behind_package"
+    script = folder / "bad_train.py"
+    assert codes(script) == [(10, "TGL201")]
+    assert codes(folder / "good_train.py") == []
+    assert lint_file(str(script), Config(project=False)) == []
+    summary = ProjectIndex.for_file(str(script)).summary(str(folder / "models" / "__init__.py"), shallow=True)
+    assert summary["functions"]["build_model"]["forwards_to"] == [".tagger", "build"]
+    assert summary["functions"]["build_model"]["returned_elements"] is None
+
+
 def test_a_factory_module_that_never_mentions_torch_is_summarized(tmp_path, fresh_cache):
     """A module the text screen would skip (no torch in it) that builds the project's models
     and returns them: its importers still learn that they hold a model."""

@@ -1089,6 +1089,9 @@ class Facts:
             return None
         returns = [statement.value for statement in function.statements
                    if isinstance(statement, ast.Return) and statement.value is not None]
+        passed_through = {self._elements_returned_by_call(function, value) for value in returns}
+        if len(passed_through) == 1 and None not in passed_through:
+            return passed_through.pop()  # ``return build(args)``: what ``build`` returns
         if not returns or any(type(value) is not ast.Tuple for value in returns) or \
                 len({len(value.elts) for value in returns}) != 1 or \
                 any(isinstance(element, ast.Starred) for value in returns for element in value.elts):
@@ -1100,11 +1103,16 @@ class Facts:
                             self._joined_model([(function, expr) for expr in place], found))
         return tuple(elements) if any(elements) else None
 
+    def _elements_returned_by_call(self, function: FunctionInfo, value: ast.AST) -> Optional[tuple]:
+        if type(value) is not ast.Call:
+            return None
+        callee = self._called_function(function, value)
+        return self.returns_elements.get(id(callee)) if callee is not None else None
+
     def _record_unpacked(self, function: FunctionInfo, targets: List[ast.AST], call: ast.Call) -> bool:
         """``model, diffusion = create_model_and_diffusion(...)``: the names take the models the
         called function returns at their places."""
-        callee = self._called_function(function, call)
-        elements = self.returns_elements.get(id(callee)) if callee is not None else None
+        elements = self._elements_returned_by_call(function, call)
         if not elements or len(elements) != len(targets):
             return False
         changed = False

@@ -24,7 +24,7 @@ from .names import dotted
 from .trainers import is_stores, is_trainer_loop, stored_parameters, trainer_loop
 from .usage import ESCAPES
 
-SUMMARY_FORMAT = 14  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 15  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -71,6 +71,7 @@ def summarize(model, module_name: str) -> dict:
             "returns_model": model.facts.returns_model.get(id(function)),
             "returns_dropout_or_batchnorm": model.facts.returns_composition.get(id(function)),
             "returned_elements": _returned_elements(model, function),
+            "forwards_to": _forwarded_to(model, function),
             "return_mode": _mode_to_json(model.flow.return_modes.get(id(function))),
             "return_element_modes": [_mode_to_json(value) for value in
                                      model.flow.return_element_modes.get(id(function)) or ()],
@@ -104,9 +105,11 @@ def _returned_elements(model, function) -> Optional[list]:
     stands, else None. A class is [module, name]: "" for this module, else the module as this
     one imports it (``.respace``), resolved by the reader."""
     facts = model.facts.returns_elements.get(id(function))
+    if function.is_module_scope:
+        return None
     returns = [statement.value for statement in function.statements
                if isinstance(statement, ast.Return) and type(statement.value) is ast.Tuple]
-    if not returns or function.is_module_scope:
+    if not returns:
         return None
     width = len(returns[0].elts)
     if any(len(value.elts) != width for value in returns) or facts and len(facts) != width:
@@ -124,6 +127,23 @@ def _returned_elements(model, function) -> Optional[list]:
         else:
             elements.append(None)
     return elements if any(elements) else None
+
+
+def _forwarded_to(model, function) -> Optional[List[str]]:
+    """``def build_model(args): return build(args)`` with ``build`` imported (``from .detr
+    import build``): [module as imported here, name]. The reader follows it to learn what the
+    function returns, which a summary computed from this file alone cannot know."""
+    returns = [statement.value for statement in function.statements
+               if isinstance(statement, ast.Return) and statement.value is not None]
+    if len(returns) != 1 or type(returns[0]) is not ast.Call or function.is_module_scope:
+        return None
+    text = dotted(returns[0].func) or ""
+    if not text or not model.imports.is_imported(text.split(".")[0]):
+        return None
+    module, _, name = (model.imports.resolve(returns[0].func) or "").rpartition(".")
+    if not module or module.lstrip(".").split(".")[0] in api.TORCH_ROOTS:
+        return None
+    return [module, name]
 
 
 def class_built_by(model, function, expr: ast.AST, depth: int = 0) -> Optional[List[str]]:
@@ -348,6 +368,11 @@ def _has_exactly(value, fields: Dict[str, object]) -> bool:
     return all(check(value[name]) for name, check in fields.items())
 
 
+# What a forwarding function (``return build(args)``) takes over from the function it calls.
+FORWARDED_RETURN_FACTS = ("returns_model", "returns_dropout_or_batchnorm", "returned_elements",
+                          "return_mode", "return_element_modes")
+
+
 def _optional(*kinds):
     return lambda value: value is None or type(value) in kinds
 
@@ -369,6 +394,7 @@ FUNCTION_FIELDS = {
         item is None or (type(item) is list and len(item) == 3 and (item[0] is None or type(item[0]) is str) and
                          item[1] in (None, True, False) and (item[2] is None or _is_class_ref(item[2])))
         for item in v),
+    "forwards_to": lambda v: v is None or _is_class_ref(v),
     "return_mode": _is_mode,
     "return_element_modes": lambda v: type(v) is list and all(_is_mode(item) for item in v),
     "params_run_as_models": _is_str_list,
@@ -616,9 +642,44 @@ class ExternalLinker:
         function_facts = (summary or {}).get("functions", {}).get(name)
         if summary is not None and function_facts is None:
             return  # not a function of that module (a constant, a re-export we cannot follow)
+        if function_facts is not None and function_facts.get("forwards_to"):
+            function_facts = self._with_forwarded_returns(source, function_facts)
         stub = self._stub(written, written.rsplit(".", 1)[-1], owner, name, function_facts, None)
         if "." not in written:
             self.analysis.module_function.nested.setdefault(written, stub)
+
+    def _with_forwarded_returns(self, source: str, function_facts: dict, depth: int = 0) -> dict:
+        """A function that returns what an imported function returns (``return build(args)``),
+        with that function's return facts, its classes named by absolute module."""
+        if depth > 3 or any(function_facts.get(field) for field in ("returns_model", "returned_elements")):
+            return function_facts
+        module, name = function_facts["forwards_to"]
+        owner_module = self.project.module_of(source)
+        found = self.project.resolve_member(
+            self.project.absolute_module(owner_module, module, os.path.basename(source) == "__init__.py"),
+            name, source)
+        if found is None:
+            return function_facts
+        target, name = found
+        target_facts = ((self.project.summary(target, shallow=True) or {}).get("functions") or {}).get(name)
+        if not target_facts:
+            return function_facts
+        if target_facts.get("forwards_to"):
+            target_facts = self._with_forwarded_returns(target, target_facts, depth + 1)
+        target_module = self.project.module_of(target)
+        target_is_package = os.path.basename(target) == "__init__.py"
+
+        def absolute(ref):  # ["", name] or [".respace", name] as the target's module wrote it
+            return ref and [self.project.absolute_module(target_module, ref[0], target_is_package)
+                            if ref[0] else target_module, ref[1]]
+
+        merged = dict(function_facts)
+        for field in FORWARDED_RETURN_FACTS:
+            merged[field] = target_facts.get(field)
+        merged["returned_elements"] = [
+            None if element is None else [element[0], element[1], absolute(element[2])]
+            for element in target_facts.get("returned_elements") or ()] or None
+        return merged
 
     def _stub(self, written: str, local: str, owner: str, name: str, function_facts, cls):
         from .structure import FunctionInfo
