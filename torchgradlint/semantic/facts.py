@@ -1484,21 +1484,47 @@ class Facts:
 
     def _part_of_a_held_model(self, function: FunctionInfo, site: CallSite) -> bool:
         """``self.model.decoder(trg, mask, enc)`` in a class that was handed the model
-        (``Translator(model)``): a part of a model whose class is out of sight, called with
+        (``Translator(model)``), or ``net.encoder(X, valid_len)`` in a function handed ``net``
+        (d2l's ``predict_seq2seq``): a part of a model whose class is out of sight, called with
         arguments -- a submodule, or one of the model's own methods, which runs its layers.
         ``nn.Module``'s own methods (``.parameters()``, ``.to()``, ``.eval()``) are not."""
         receiver = site.receiver
-        if not receiver.startswith("self.") or receiver.count(".") != 1 or not site.node.args or \
+        held = receiver.startswith("self.") and receiver.count(".") == 1
+        if not (held or "." not in receiver) or not site.node.args or \
                 site.method in api.NN_MODULE_METHODS or site.method.startswith("_"):
             return False
         if not self.is_model(function, receiver) or self.model_class_of(function, receiver) is not None or \
                 self.class_of_instance(function, receiver) is not None:
             return False
-        owner = self.enclosing_class(function)
-        # a module by what the class does with it (``self.model.eval()``), not by its name
-        return owner is not None and any(
-            other.receiver == receiver and other.method in api.MODULE_ONLY_METHODS | {"train"}
-            for method in owner.methods.values() for other in method.sites)
+        if not held and not any(self._tensor_valued(function, argument) for argument in site.node.args):
+            return False  # ``net.init_hidden(batch_size)``: a method of the model's own, no forward
+        # a module by what the code does with it (``self.model.eval()``), not by its name: in
+        # any method of the class that holds it, or in the function itself
+        owner = self.enclosing_class(function) if held else None
+        functions = owner.methods.values() if owner is not None else (function,) if not held else ()
+        return any(other.receiver == receiver and other.method in api.MODULE_ONLY_METHODS | {"train"}
+                   for method in functions for other in method.sites)
+
+    def _tensor_valued(self, function: FunctionInfo, expr: ast.AST, depth: int = 0) -> bool:
+        """The expression is a tensor the code built with torch (``torch.unsqueeze(...)``,
+        ``torch.Tensor(obs).to(device)``), also through a name bound to one and through
+        methods and indexing of one."""
+        while depth < 4:
+            depth += 1
+            if type(expr) is ast.Subscript:
+                expr = expr.value
+            elif type(expr) is ast.Call:
+                if (self.imports.resolve(expr.func) or "").split(".")[0] == "torch":
+                    return True
+                if type(expr.func) is not ast.Attribute:
+                    return False
+                expr = expr.func.value  # ``x.float().to(device)``: the tensor it is called on
+            elif type(expr) is ast.Name:
+                return any(self._tensor_valued(function, value, depth)
+                           for value in self.name_bindings(function).get(expr.id, ()))
+            else:
+                return False
+        return False
 
     def _mark_forwards_through_methods(self) -> None:
         """``model.encode(x)``: a method of the model's class that runs the model's layers is
