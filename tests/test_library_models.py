@@ -133,3 +133,35 @@ def test_pytorch_fid_inception_is_built_in_training_mode():
         return fid.features(images), fid.features_in_eval_mode(images)
     '''
     assert findings(source) == [(12, "TGL201")]
+
+
+DIFFUSION_TRAINING = '''
+    import torch
+    from diffusers.models import AutoencoderKL
+    from torch.utils.data import DataLoader
+
+
+    def main(dataset, denoiser):
+        vae = AutoencoderKL.from_pretrained("stabilityai/sd-vae-ft-ema"){freeze}
+        optimizer = torch.optim.AdamW(denoiser.parameters(), lr=1e-4)
+        loader = DataLoader(dataset, batch_size=8)
+        for images, labels in loader:
+            latents = vae.encode(images).latent_dist.sample() * 0.18215
+            loss = (denoiser(latents) - latents).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+'''
+
+
+def test_a_pretrained_vae_left_trainable_receives_the_denoisers_gradients():
+    """diffusers' ``from_pretrained`` loads a model; ``vae.encode(images)`` on a DataLoader's
+    batch is its forward, and ``latent_dist.sample()`` is mean + std * noise (reparameterized,
+    unlike a torch distribution's ``sample()``): the denoiser's backward runs into the VAE,
+    which no optimizer steps."""
+    found = findings(DIFFUSION_TRAINING.format(freeze=""))
+    assert found == [(13, "TGL301")]
+
+
+def test_a_pretrained_vae_frozen_where_it_is_loaded_records_no_graph():
+    assert findings(DIFFUSION_TRAINING.format(freeze=".requires_grad_(False)")) == []

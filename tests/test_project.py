@@ -475,3 +475,41 @@ def test_a_loss_written_as_a_module_of_another_module_records_no_graph(tmp_path,
     assert codes(loop) == [(16, "TGL101")]
     write(tmp_path, "evaluation.py", loop.read_text().replace("FT() if kind == \"ft\" else Projector()", "FT()"))
     assert codes(loop) == []
+
+
+def test_an_object_a_factory_of_another_module_builds_runs_the_model_it_is_handed(tmp_path, fresh_cache):
+    """``process = create_process()`` (one object, no tuple: DiT's ``create_diffusion``
+    returns a ``SpacedDiffusion``) of a class defined in a third module: the summary names the
+    class, so ``process.sample(model, noise)`` is a forward of ``model`` in the caller."""
+    write(tmp_path, "sampling/process.py", """
+        import torch
+
+
+        class Process:
+            def __init__(self, steps):
+                self.steps = steps
+
+            def sample(self, model, x):
+                for _ in range(self.steps):
+                    x = torch.tanh(model(x))
+                return x
+    """)
+    write(tmp_path, "sampling/__init__.py", """
+        from .process import Process
+
+
+        def create_process(steps=4):
+            return Process(steps)
+    """)
+    script = write(tmp_path, "generate.py", """
+        import torch
+        from sampling import create_process
+
+        model = torch.nn.Linear(4, 4)
+        model.load_state_dict(torch.load("model.pt"))
+        process = create_process()
+        print(process.sample(model, torch.randn(2, 4)).tolist())
+    """)
+    summary = ProjectIndex.for_file(str(script)).summary(str(tmp_path / "sampling" / "__init__.py"), shallow=True)
+    assert summary["functions"]["create_process"]["returned_class"] == [".process", "Process"]
+    assert codes(script) == [(8, "TGL101")]

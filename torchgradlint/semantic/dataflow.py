@@ -216,7 +216,7 @@ class Dataflow:
         index = site.index
         inputs: Set[tuple] = set()
         bound = self._comprehension_bound.get(id(call))
-        stops = site.method in api.GRADIENT_STOPPING_METHODS or \
+        stops = api.stops_gradient(site.method, getattr(call.func, "value", None)) or \
             (site.qualified or "") in api.GRADIENT_STOPPING_FUNCTIONS
         target = site.target
         if target is not None and target.external and target.external_facts is None:

@@ -15,6 +15,9 @@ from .structure import CallSite, ClassInfo, FunctionInfo
 
 PRETRAINED_OWNER = re.compile(r"Model|Net|VAE|Encoder|Decoder|Transformer|For[A-Z]|GPT|Bert|"
                               r"Llama|T5|CLIP|ViT|Whisper")
+# ``from_pretrained`` of these libraries' classes loads a model, unless the class is one of these.
+PRETRAINED_MODEL_LIBRARIES = {"diffusers", "transformers", "peft"}
+NOT_PRETRAINED_MODEL = re.compile(r"Pipeline|Tokenizer|Processor|Scheduler|Config|FeatureExtractor")
 
 # How a model comes to exist, which decides its mode when created.
 FRESH, PRETRAINED, UNKNOWN_ORIGIN = "fresh", "pretrained", "unknown"
@@ -705,10 +708,10 @@ class Facts:
                     return ("same", None, receiver)
                 if func.attr == "from_pretrained" and receiver:
                     owner = receiver.rsplit(".", 1)[-1]
-                    if "Pipeline" in owner or "Tokenizer" in owner or "Processor" in owner:
+                    if NOT_PRETRAINED_MODEL.search(owner):
                         return None  # pipelines run under no_grad themselves; tokenizers are no models
-                    if PRETRAINED_OWNER.search(owner):
-                        return (PRETRAINED, None, None)
+                    if PRETRAINED_OWNER.search(owner) or qualified.split(".")[0] in PRETRAINED_MODEL_LIBRARIES:
+                        return (PRETRAINED, None, None)  # ``AutoencoderKL.from_pretrained``
                     if owner in self.classes and self.classes[owner].is_module:
                         return (PRETRAINED, self.classes[owner], None)
             if qualified in self.constructors or leaf in self.constructors:
@@ -799,9 +802,13 @@ class Facts:
                 if callee not in self.classes and isinstance(value.func, ast.Attribute) and \
                         value.func.attr in api.ALTERNATIVE_CONSTRUCTORS:
                     callee = dotted(value.func.value)  # ``GPT.from_pretrained("gpt2")`` builds a GPT
-                if callee not in self.classes:
-                    continue
                 key = dotted(target)
+                if callee not in self.classes:
+                    built = getattr(self._called_function(function, value), "returned_class", None)
+                    if key and built is not None and not built.is_module:
+                        # ``diffusion = create_diffusion(...)`` of another module: a SpacedDiffusion
+                        self.instance_class.setdefault((id(function), key), built)
+                    continue
                 if not key:
                     continue
                 built = self.classes[callee]
@@ -1303,8 +1310,11 @@ class Facts:
                     self.gradient_wanted.add(id(function))
                     self._wants_gradients_of(function, site.index, site.receiver, *assigned_names(
                         function.statements[site.index]))
-                elif isinstance(args[0], ast.Constant) and args[0].value is False and site.receiver:
-                    self.frozen.add(site.receiver)
+                elif isinstance(args[0], ast.Constant) and args[0].value is False:
+                    if site.receiver:
+                        self.frozen.add(site.receiver)
+                    else:  # ``vae = AutoencoderKL.from_pretrained(...).requires_grad_(False)``
+                        self.frozen.update(self._bound_to_the_chain(function.statements[site.index], site.node))
             if any(k.arg == "requires_grad" and isinstance(k.value, ast.Constant) and k.value.value
                    for k in site.node.keywords):  # ``x = torch.zeros(..., requires_grad=True)``
                 self._wants_gradients_of(function, site.index, *assigned_names(function.statements[site.index]))
@@ -1337,19 +1347,44 @@ class Facts:
         key = dotted(expr)
         return bool(key) and bool(set(api.words(key.rsplit(".", 1)[-1])) & api.LOSS_WORDS)
 
+    @staticmethod
+    def _bound_to_the_chain(statement: ast.stmt, call: ast.Call) -> Set[str]:
+        """The names an assignment binds to a chain of calls that holds ``call``
+        (``x = A.from_pretrained(p).requires_grad_(False).to(device)``)."""
+        if type(statement) is not ast.Assign:
+            return set()
+        value = statement.value
+        while type(value) is ast.Call and value is not call and type(value.func) is ast.Attribute:
+            value = value.func.value
+        return assigned_names(statement) if value is call else set()
+
     def _freeze_from_loop(self, function: FunctionInfo, target: ast.Attribute) -> None:
-        """``for p in model.parameters(): p.requires_grad = False`` freezes ``model``."""
+        """``for p in model.parameters(): p.requires_grad = False`` freezes ``model``; the same
+        loop over a parameter (``def freeze_params(params)``) freezes the models whose
+        ``.parameters()`` the file's calls of the function hand it."""
         variable = dotted(target.value)
         for loop in function.loops:
             node = loop.node
-            if isinstance(node, ast.For) and dotted(node.target) == variable and \
-                    isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Attribute) and \
+            if not isinstance(node, ast.For) or dotted(node.target) != variable:
+                continue
+            if type(node.iter) is ast.Name and node.iter.id in function.params:
+                self._freeze_what_callers_hand(function, node.iter.id)
+            elif isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Attribute) and \
                     node.iter.func.attr in ("parameters", "named_parameters"):
                 owner = dotted(node.iter.func.value)
                 if owner == "self":
                     self.frozen_by_function.setdefault(id(function), set()).add(owner)
                 elif owner:
                     self.frozen.add(owner)
+
+    def _freeze_what_callers_hand(self, function: FunctionInfo, param: str) -> None:
+        for caller in function.callers:
+            for name, argument in self.bind_arguments(caller, function):
+                if name == param and type(argument) is ast.Call and type(argument.func) is ast.Attribute and \
+                        argument.func.attr in ("parameters", "named_parameters"):
+                    owner = dotted(argument.func.value)
+                    if owner and owner != "self":
+                        self.frozen.add(owner)
 
     def is_frozen(self, key: str, function: Optional[FunctionInfo] = None) -> bool:
         """Parameters frozen anywhere in the file (by name: a frozen backbone stays frozen), or
@@ -1496,8 +1531,10 @@ class Facts:
         if not self.is_model(function, receiver) or self.model_class_of(function, receiver) is not None or \
                 self.class_of_instance(function, receiver) is not None:
             return False
-        if not held and not any(self._tensor_valued(function, argument) for argument in site.node.args):
+        if not held and not any(self._tensor_valued(site, argument) for argument in site.node.args):
             return False  # ``net.init_hidden(batch_size)``: a method of the model's own, no forward
+        if not held and self.origin(function, receiver) == PRETRAINED:
+            return True  # loaded as a module here (``AutoencoderKL.from_pretrained``)
         # a module by what the code does with it (``self.model.eval()``), not by its name: in
         # any method of the class that holds it, or in the function itself
         owner = self.enclosing_class(function) if held else None
@@ -1505,10 +1542,11 @@ class Facts:
         return any(other.receiver == receiver and other.method in api.MODULE_ONLY_METHODS | {"train"}
                    for method in functions for other in method.sites)
 
-    def _tensor_valued(self, function: FunctionInfo, expr: ast.AST, depth: int = 0) -> bool:
+    def _tensor_valued(self, site: CallSite, expr: ast.AST, depth: int = 0) -> bool:
         """The expression is a tensor the code built with torch (``torch.unsqueeze(...)``,
-        ``torch.Tensor(obs).to(device)``), also through a name bound to one and through
-        methods and indexing of one."""
+        ``torch.Tensor(obs).to(device)``) or a batch of a ``DataLoader`` a loop around the call
+        walks, also through a name bound to one and through methods and indexing of one."""
+        function = site.function
         while depth < 4:
             depth += 1
             if type(expr) is ast.Subscript:
@@ -1520,10 +1558,23 @@ class Facts:
                     return False
                 expr = expr.func.value  # ``x.float().to(device)``: the tensor it is called on
             elif type(expr) is ast.Name:
-                return any(self._tensor_valued(function, value, depth)
-                           for value in self.name_bindings(function).get(expr.id, ()))
+                return self._batch_of_a_data_loader(site, expr.id) or \
+                    any(self._tensor_valued(site, value, depth)
+                        for value in self.name_bindings(function).get(expr.id, ()))
             else:
                 return False
+        return False
+
+    def _batch_of_a_data_loader(self, site: CallSite, name: str) -> bool:
+        """``for x, y in loader`` around the call, ``loader = DataLoader(...)``."""
+        for loop in site.loops:
+            target = getattr(loop.node, "target", None)
+            if target is None or not any(type(node) is ast.Name and node.id == name for node in ast.walk(target)):
+                continue
+            return any(type(value) is ast.Call and self.imports.resolve(value.func) in api.DATA_LOADERS
+                       for identifier in loop.iterable_identifiers
+                       for scope in site.function.enclosing_functions()
+                       for value in self.name_bindings(scope).get(identifier, ()))
         return False
 
     def _mark_forwards_through_methods(self) -> None:

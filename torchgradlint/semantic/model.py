@@ -269,7 +269,7 @@ class SemanticModel:
         qualified = site.qualified or ""
         if qualified.startswith(api.PURE_ROOTS) or qualified in api.PURE_BUILTINS:
             return False
-        if site.method in api.REPORTING_METHODS or site.method in api.GRADIENT_STOPPING_METHODS:
+        if site.method in api.REPORTING_METHODS or api.stops_gradient(site.method, getattr(site.node.func, "value", None)):
             return False
         if site.method in MUTATING_METHODS and site.receiver:
             return False  # ``outputs.append(y)``: the dataflow follows the container

@@ -24,7 +24,7 @@ from .names import dotted
 from .trainers import is_stores, is_trainer_loop, stored_parameters, trainer_loop
 from .usage import ESCAPES
 
-SUMMARY_FORMAT = 15  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 16  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -71,6 +71,7 @@ def summarize(model, module_name: str) -> dict:
             "returns_model": model.facts.returns_model.get(id(function)),
             "returns_dropout_or_batchnorm": model.facts.returns_composition.get(id(function)),
             "returned_elements": _returned_elements(model, function),
+            "returned_class": _returned_class(model, function),
             "forwards_to": _forwarded_to(model, function),
             "return_mode": _mode_to_json(model.flow.return_modes.get(id(function))),
             "return_element_modes": [_mode_to_json(value) for value in
@@ -127,6 +128,17 @@ def _returned_elements(model, function) -> Optional[list]:
         else:
             elements.append(None)
     return elements if any(elements) else None
+
+
+def _returned_class(model, function) -> Optional[List[str]]:
+    """The project class of the one object every return builds (``return SpacedDiffusion(...)``
+    in ``create_diffusion``), as ``class_built_by`` names it; None for a tuple or if unsure."""
+    returns = [statement.value for statement in function.statements
+               if isinstance(statement, ast.Return) and statement.value is not None]
+    if not returns or function.is_module_scope or any(type(value) is ast.Tuple for value in returns):
+        return None
+    refs = {tuple(ref) if ref else None for ref in (class_built_by(model, function, value) for value in returns)}
+    return list(refs.pop()) if len(refs) == 1 and None not in refs else None
 
 
 def _forwarded_to(model, function) -> Optional[List[str]]:
@@ -395,6 +407,7 @@ FUNCTION_FIELDS = {
                          item[1] in (None, True, False) and (item[2] is None or _is_class_ref(item[2])))
         for item in v),
     "forwards_to": lambda v: v is None or _is_class_ref(v),
+    "returned_class": lambda v: v is None or _is_class_ref(v),
     "return_mode": _is_mode,
     "return_element_modes": lambda v: type(v) is list and all(_is_mode(item) for item in v),
     "params_run_as_models": _is_str_list,
@@ -575,6 +588,7 @@ class ExternalLinker:
         stub.element_classes = tuple(
             self.class_of_ref(owner, element[2]) if element else None
             for element in info.get("returned_elements") or ())
+        stub.returned_class = self.class_of_ref(owner, info.get("returned_class"))
 
     def class_of_ref(self, owner: str, ref: Optional[list], depth: int = 0):
         """The class a summary names as [module, name] -- "" for the summarized module at
@@ -651,7 +665,8 @@ class ExternalLinker:
     def _with_forwarded_returns(self, source: str, function_facts: dict, depth: int = 0) -> dict:
         """A function that returns what an imported function returns (``return build(args)``),
         with that function's return facts, its classes named by absolute module."""
-        if depth > 3 or any(function_facts.get(field) for field in ("returns_model", "returned_elements")):
+        if depth > 3 or any(function_facts.get(field) for field in ("returns_model", "returned_elements",
+                                                                     "returned_class")):
             return function_facts
         module, name = function_facts["forwards_to"]
         owner_module = self.project.module_of(source)
@@ -676,6 +691,7 @@ class ExternalLinker:
         merged = dict(function_facts)
         for field in FORWARDED_RETURN_FACTS:
             merged[field] = target_facts.get(field)
+        merged["returned_class"] = absolute(target_facts.get("returned_class"))
         merged["returned_elements"] = [
             None if element is None else [element[0], element[1], absolute(element[2])]
             for element in target_facts.get("returned_elements") or ()] or None

@@ -135,6 +135,16 @@ OPTIMIZER_NOT_CLASSES = re.compile(r"torch\.optim\.(lr_scheduler|swa_utils|Optim
 GRADIENT_STOPPING_METHODS = {"detach", "item", "tolist", "numpy", "detach_", "argmax", "argmin",
                              "long", "int", "bool", "size", "dim", "numel", "nelement", "eq", "ne",
                              "__len__", "ge", "gt", "le", "lt", "sign", "sample"}
+# ``sample()`` of a torch distribution records no graph, but these receivers' ``sample()`` is
+# reparameterized (diffusers' ``vae.encode(x).latent_dist.sample()`` is mean + std * noise).
+REPARAMETERIZED_SAMPLERS = {"latent_dist"}
+
+
+def stops_gradient(method: Optional[str], receiver: Optional[ast.AST]) -> bool:
+    """A method call whose result carries no autograd history of its receiver."""
+    if method == "sample" and type(receiver) is ast.Attribute and receiver.attr in REPARAMETERIZED_SAMPLERS:
+        return False
+    return method in GRADIENT_STOPPING_METHODS
 # What hands a module's parameters to an optimizer, and what else reads its weights.
 PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
 # The methods every nn.Module has: none of them is a forward pass of a part of the model.
