@@ -9,8 +9,8 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from . import torch_api as api
 from .aliases import ElementAliases, subscript_key
-from .names import (ImportTable, arguments_by_parameter, assigned_names, assignment_pairs, call_argument, dotted,
-                    owners_of_calls)
+from .names import (ImportTable, arguments_by_parameter, assigned_names, assignment_pairs, call_argument,
+                    child_fields, dotted, owners_of_calls, walk)
 from .structure import CallSite, ClassInfo, FunctionInfo
 
 PRETRAINED_OWNER = re.compile(r"Model|Net|VAE|Encoder|Decoder|Transformer|For[A-Z]|GPT|Bert|"
@@ -75,8 +75,11 @@ def _attribute_uses(tree: ast.AST, names: Set[str]):
         if type(node) is ast.Attribute and node.attr in names:
             yield node, parent, grandparent, function
         inner = node if type(node) in (ast.FunctionDef, ast.AsyncFunctionDef) else function
-        for child in ast.iter_child_nodes(node):
-            stack.append((child, node, parent, inner))
+        for name in child_fields(type(node)):
+            value = getattr(node, name, None)
+            for child in value if type(value) is list else (value,):
+                if isinstance(child, ast.AST):
+                    stack.append((child, node, parent, inner))
 
 
 class Facts:
@@ -260,7 +263,7 @@ class Facts:
     def _features_taken(self, info: ClassInfo) -> Set[int]:
         """The calls whose ``.features`` the class's building code reads
         (``models.vgg16(pretrained=True).features``), by id."""
-        return {id(node.value) for function in self._building_functions(info) for node in ast.walk(function.node)
+        return {id(node.value) for function in self._building_functions(info) for node in walk(function.node)
                 if type(node) is ast.Attribute and node.attr == "features" and type(node.value) is ast.Call}
 
     def _building_functions(self, info: ClassInfo) -> List[FunctionInfo]:
@@ -548,11 +551,12 @@ class Facts:
     def is_model(self, function: FunctionInfo, key: Optional[str]) -> bool:
         if not key:
             return False
-        if key in self.models[id(function)] and (not api.is_class_like(key) or key in function.local_names
+        class_like = api.is_class_like(key)
+        if key in self.models[id(function)] and (not class_like or key in function.local_names
                                                  or (id(function), key) in self.passed_models):
             return True  # bound to a model here, however it is spelled (``Enc1 = Encoder()``,
             # ``def train_a_gan(D_net, G_net)`` called with models)
-        if api.is_class_like(key) and key not in function.local_names and \
+        if class_like and key not in function.local_names and \
                 not self._bound_to_module_level_model(function, key):
             return False  # ``Model(envs)`` builds a model from a class, it runs none
         if key == "self":

@@ -57,26 +57,14 @@ class NameReferences:
         self.names: List[ast.Name] = []
         self.attributes: List[ast.Attribute] = []
         self.called: Set[int] = set()  # id of the ``func`` of every call
-        stack = [tree]
-        pop, push = stack.pop, stack.append
-        while stack:
-            node = pop()
+        for node in walk(tree):
             kind = type(node)
             if kind is _Name:
                 self.names.append(node)
-                continue
-            if kind is _Attribute:
+            elif kind is _Attribute:
                 self.attributes.append(node)
             elif kind is _Call:
                 self.called.add(id(node.func))
-            for name in child_fields(kind):
-                value = getattr(node, name, None)
-                if type(value) is list:
-                    for item in value:
-                        if isinstance(item, _AST):
-                            push(item)
-                elif isinstance(value, _AST):
-                    push(value)
 
 
 _FIELDS: Dict[type, Tuple[str, ...]] = {}
@@ -90,6 +78,25 @@ def child_fields(kind: type) -> Tuple[str, ...]:
     if fields is None:
         fields = _FIELDS[kind] = tuple(name for name in kind._fields if name != "ctx")
     return fields
+
+
+def walk(root: ast.AST) -> Iterator[ast.AST]:
+    """Every node under ``root``, ``root`` first, in no promised order: ``ast.walk`` without
+    its queue and ``iter_child_nodes`` (about twice as fast), for the walks that count or
+    collect and do not care in which order they meet the nodes."""
+    stack = [root]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node = pop()
+        yield node
+        for name in child_fields(type(node)):
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, _AST):
+                        push(item)
+            elif isinstance(value, _AST):
+                push(value)
 
 
 def arguments_by_parameter(call: ast.Call, params, keyword_params=None) -> Iterator[Tuple[str, ast.AST]]:
@@ -296,7 +303,7 @@ def names_bound_anywhere(tree: ast.AST) -> frozenset:
     """Every name the file binds in any scope (``name_bound_by``, and the names of ``global``
     and ``nonlocal`` declarations), or RUN_TIME_BINDINGS when it may bind names at run time."""
     bound = set()
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if type(node) is _Name and type(node.ctx) is ast.Load:
             if node.id in _RUN_TIME_BINDERS:
                 return RUN_TIME_BINDINGS

@@ -14,7 +14,7 @@ import builtins
 from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 from .names import (RUN_TIME_BINDINGS, ImportTable, child_fields, dotted, name_bound_by, names_bound_anywhere,
-                    stored_targets)
+                    stored_targets, walk)
 from .torch_api import PROCESS_STARTERS, SELF_RETURNING_METHODS as _SELF_RETURNING
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
@@ -36,6 +36,17 @@ class _VisitTable(dict):
 
 
 _VISIT = _VisitTable()
+
+
+class _FieldsBackwards(dict):
+    """Type of a node -> the fields that may hold child nodes, last first."""
+
+    def __missing__(self, kind: type) -> Tuple[str, ...]:
+        fields = self[kind] = tuple(reversed(child_fields(kind)))
+        return fields
+
+
+_FIELDS_BACKWARDS = _FieldsBackwards()
 
 
 @dataclass(eq=False, repr=False)
@@ -318,7 +329,7 @@ def constants(body: List[ast.stmt], scope: ast.AST) -> Dict[str, Union[bool, int
     if not found:
         return found
     bindings: Dict[str, int] = {}
-    for node in ast.walk(scope):
+    for node in walk(scope):
         name = name_bound_by(node)
         if name in found:
             bindings[name] = bindings.get(name, 0) + 1
@@ -617,34 +628,36 @@ class StructureBuilder:
         return found
 
     def _collect_calls(self, root, found, function, loops, index, statement_call) -> None:
-        # Post-order without recursion: arguments are evaluated before the call they feed.
+        # Post-order without recursion: arguments are evaluated before the call they feed. The
+        # stack holds nodes to visit, and 1-tuples of calls whose arguments have been visited.
         if not _VISIT[type(root)]:
             return
-        stack = [(root, False)]
-        pop, push, visit = stack.pop, stack.append, _VISIT
+        stack = [root]
+        pop, push, visit, fields_backwards = stack.pop, stack.append, _VISIT, _FIELDS_BACKWARDS
         while stack:
-            node, expanded = pop()
-            if expanded:
-                site = self._site(node, function, loops, index, node is statement_call)
+            node = pop()
+            kind = type(node)
+            if kind is tuple:
+                call = node[0]
+                site = self._site(call, function, loops, index, call is statement_call)
                 found.append(site)
-                started = _call_a_process_starts(node, site.qualified)
+                started = _call_a_process_starts(call, site.qualified)
                 if started is not None:
                     found.append(self._site(started, function, loops, index, False))
                 continue
-            kind = type(node)
             if kind is ast.Call:
-                push((node, True))
+                push((node,))
             elif kind in _COMPREHENSIONS:
                 function.comprehensions.add(index)
-            children = []
-            for name in child_fields(kind):
+            # Children pushed last field first, so that they are visited in source order.
+            for name in fields_backwards[kind]:
                 value = getattr(node, name, None)
                 if type(value) is list:
-                    children.extend(v for v in value if visit[type(v)])
+                    for child in reversed(value):
+                        if visit[type(child)]:
+                            push(child)
                 elif visit[type(value)]:
-                    children.append(value)
-            for child in reversed(children):
-                push((child, False))
+                    push(value)
 
     def _site(self, node: ast.Call, function, loops, index, is_statement) -> CallSite:
         callee = dotted(node.func)

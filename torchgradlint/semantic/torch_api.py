@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from typing import Optional
 
@@ -247,6 +248,7 @@ NOT_MODEL_NAME_WORDS = {
 }
 
 
+@functools.lru_cache(maxsize=1 << 16)  # asked about the same few names again and again
 def is_class_like(name: str) -> bool:
     """``Discriminator``, ``ResNet``: a CamelCase name is a class, not an instance."""
     last = name.split(".")[-1]
