@@ -43,6 +43,8 @@ MAX_IMPORTERS = 40
 IMPORT_LINE = re.compile(rb"[ \t]*(?:from[ \t]+([.\w]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)"
                          rb"|import[ \t]+([^\n]+))")
 NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+# The name a line's ``def``, ``async def`` or ``class`` defines (ASCII names: ``\w`` of bytes).
+DEFINITION = re.compile(rb"^(?:async[ \t]+def|def|class)[ \t]+(\w+)", re.MULTILINE)
 HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 UNREADABLE = ""  # the digest recorded for a module that could not be read
 
@@ -131,6 +133,8 @@ class ProjectIndex:
         self._module_layout: Optional[tuple] = None  # module name -> file, packages, name parts
         self._star_importers: Set[str] = set()  # files with an ``import *`` line
         self._is_file: Dict[str, bool] = {}  # one stat per candidate path and run
+        self._paths_of: Dict[Tuple[str, Optional[str]], Optional[str]] = {}  # path_of per question
+        self._defined_names: Dict[str, Set[str]] = {}  # per module: the ASCII names it defines
         self._excludes = [pattern if isinstance(pattern, ExcludePattern)
                           else ExcludePattern.make(pattern, os.getcwd())
                           for pattern in getattr(config, "exclude", ()) or ()]
@@ -196,6 +200,12 @@ class ProjectIndex:
     def path_of(self, module: str, near: Optional[str] = None) -> Optional[str]:
         """The file of a module: under the root, or next to the importing file ``near`` (first,
         as Python does for a script outside a package)."""
+        key = (module, near)
+        if key not in self._paths_of:  # (asked again for every file that imports the module)
+            self._paths_of[key] = self._find_path_of(module, near)
+        return self._paths_of[key]
+
+    def _find_path_of(self, module: str, near: Optional[str]) -> Optional[str]:
         folders = [self.root]
         if near is not None:
             beside = os.path.dirname(os.path.abspath(near))
@@ -481,11 +491,18 @@ class ProjectIndex:
         return None
 
     def _defines(self, path: str, name: str) -> bool:
-        data = _read(path)
-        if data is None:
-            return False
-        pattern = rb"^(?:async[ \t]+def|def|class)[ \t]+" + re.escape(name.encode()) + rb"\b"
-        return re.search(pattern, data, re.MULTILINE) is not None
+        """A line of the module starts a definition of ``name`` (at any depth)."""
+        if not name.isascii() or not name.isidentifier():
+            data = _read(path)
+            pattern = rb"^(?:async[ \t]+def|def|class)[ \t]+" + re.escape(name.encode()) + rb"\b"
+            return data is not None and re.search(pattern, data, re.MULTILINE) is not None
+        defined = self._defined_names.get(path)
+        if defined is None:
+            # One search of the module for every name asked of it (each name asked with a
+            # pattern of its own cost a compilation and a search of the whole file).
+            data = _read(path) or b""
+            defined = self._defined_names[path] = {match.decode() for match in DEFINITION.findall(data)}
+        return name in defined
 
     # -- queries ----------------------------------------------------------------------------
     def _import_statements(self) -> Dict[str, bytes]:
