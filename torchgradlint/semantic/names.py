@@ -69,14 +69,22 @@ class NameReferences:
 
 _FIELDS: Dict[type, Tuple[str, ...]] = {}
 _Call, _AST = ast.Call, ast.AST
+# Fields that hold names, numbers or strings in every node type that has them (Python's ast
+# grammar: ``Attribute.attr``, ``keyword.arg``, ``comprehension.is_async``...): never a node.
+# (Not ``name``: the name of a ``type X = ...`` alias is a node since Python 3.12.)
+_SCALAR_FIELDS = frozenset({"id", "attr", "arg", "asname", "module", "level", "kind",
+                            "type_comment", "conversion", "is_async", "simple", "rest",
+                            "kwd_attrs", "tag"})
 
 
 def child_fields(kind: type) -> Tuple[str, ...]:
-    """The fields of a node type that may hold child nodes (all but ``ctx``), looked up once
-    per type: the walks of the analysis go through them instead of ``ast.iter_child_nodes``."""
+    """The fields of a node type that may hold child nodes (not ``ctx``, not the scalars),
+    looked up once per type: the walks of the analysis go through them instead of
+    ``ast.iter_child_nodes``."""
     fields = _FIELDS.get(kind)
     if fields is None:
-        fields = _FIELDS[kind] = tuple(name for name in kind._fields if name != "ctx")
+        fields = _FIELDS[kind] = tuple(name for name in kind._fields
+                                       if name != "ctx" and name not in _SCALAR_FIELDS)
     return fields
 
 
@@ -199,16 +207,29 @@ def assignment_pairs(statement: ast.stmt) -> List[Tuple[ast.AST, ast.AST]]:
 _COMPOUND_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
+class _BodyFields(dict):
+    """Type of a statement -> the fields of ``_COMPOUND_BODIES`` it has (none for most)."""
+
+    def __missing__(self, kind: type) -> Tuple[str, ...]:
+        fields = self[kind] = tuple(field for field in _COMPOUND_BODIES if field in kind._fields)
+        return fields
+
+
+_BODY_FIELDS = _BodyFields()
+
+
 def import_statements(tree: ast.AST):
     """Every import statement, at any depth of statements (expressions are never visited)."""
     stack = list(getattr(tree, "body", ()))
+    body_fields = _BODY_FIELDS
     while stack:
         node = stack.pop()
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
+        kind = type(node)
+        if kind is ast.Import or kind is ast.ImportFrom:
             yield node
             continue
-        for field in _COMPOUND_BODIES:
-            children = getattr(node, field, None)
+        for field in body_fields[kind]:
+            children = getattr(node, field)
             if children:
                 stack.extend(children)
 

@@ -39,10 +39,11 @@ _VISIT = _VisitTable()
 
 
 class _FieldsBackwards(dict):
-    """Type of a node -> the fields that may hold child nodes, last first."""
+    """Type of a node -> the fields that may hold a call, last first (not the operators of
+    ``BinOp``, ``BoolOp``, ``UnaryOp``, ``AugAssign``, ``Compare``)."""
 
     def __missing__(self, kind: type) -> Tuple[str, ...]:
-        fields = self[kind] = tuple(reversed(child_fields(kind)))
+        fields = self[kind] = tuple(reversed([name for name in child_fields(kind) if name not in ("op", "ops")]))
         return fields
 
 
@@ -249,11 +250,18 @@ class FunctionInfo:
     def line(self) -> int:
         return getattr(self.node, "lineno", 1)
 
-    def enclosing_functions(self):
-        function = self
-        while function is not None:
-            yield function
-            function = function.parent
+    def enclosing_functions(self) -> Tuple["FunctionInfo", ...]:
+        """The function, the functions around it, out to the module (found once: the
+        analyses ask for every name they look up)."""
+        scopes = self.__dict__.get("_enclosing")
+        if scopes is None:
+            found = []
+            function = self
+            while function is not None:
+                found.append(function)
+                function = function.parent
+            scopes = self._enclosing = tuple(found)
+        return scopes
 
 
 def bound_names(function: FunctionInfo) -> Set[str]:
