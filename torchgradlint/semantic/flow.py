@@ -44,7 +44,8 @@ class State:
     def set_mode(self, key: str, value) -> "State":
         """Switch ``key`` and every submodule of it (None: the mode becomes unknown)."""
         value = UNKNOWN_MODE if value is None else value
-        modes = {k: v for k, v in self.modes.items() if not k.startswith(key + ".")}
+        submodule = key + "."
+        modes = {k: v for k, v in self.modes.items() if not k.startswith(submodule)}
         modes[key] = value
         return State(self.grad, modes)
 

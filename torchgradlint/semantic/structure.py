@@ -24,6 +24,10 @@ FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
 _NO_CALLS_INSIDE = frozenset({ast.Name, ast.Constant, ast.FunctionDef, ast.AsyncFunctionDef,
                               ast.ClassDef, ast.Lambda})
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+# Statements without a body, other than ``return`` and ``raise``.
+_SIMPLE_STATEMENTS = frozenset({ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr, ast.Import,
+                                ast.ImportFrom, ast.Pass, ast.Break, ast.Continue, ast.Delete,
+                                ast.Global, ast.Nonlocal, ast.Assert})
 
 
 class _VisitTable(dict):
@@ -478,6 +482,8 @@ class StructureBuilder:
             return None
         index = self._index(function, statement, chain)
         sites = lambda *exprs: self._sites(function, exprs, loops, index, statement)  # noqa: E731
+        if type(statement) in _SIMPLE_STATEMENTS:  # (most statements: no compound kind to test)
+            return self._simple(function, statement, sites)
         if isinstance(statement, (ast.For, ast.AsyncFor, ast.While)):
             loop = Loop(statement, loops[-1] if loops else None, first_index=index,
                         runs_at_least_once=self._runs_at_least_once(function, statement))
@@ -525,7 +531,13 @@ class StructureBuilder:
         if type(statement).__name__ == "Match":
             return ("branches", statement, sites(statement.subject),
                     [self._block(function, case.body, chain, loops) for case in statement.cases])
-        if isinstance(statement, (ast.Return, ast.Raise)) or self._ends_the_program(statement):
+        if isinstance(statement, (ast.Return, ast.Raise)):
+            return ("exit", statement, sites(*[c for c in ast.iter_child_nodes(statement)]))
+        return self._simple(function, statement, sites)
+
+    def _simple(self, function: FunctionInfo, statement: ast.stmt, sites):
+        """A statement without a body (or one of a kind the IR does not model)."""
+        if self._ends_the_program(statement):
             return ("exit", statement, sites(*[c for c in ast.iter_child_nodes(statement)]))
         if isinstance(statement, ast.Expr):
             self.expression_statements.append((statement, function))
