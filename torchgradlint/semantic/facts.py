@@ -1319,8 +1319,9 @@ class Facts:
                         self.frozen.add(site.receiver)
                     else:  # ``vae = AutoencoderKL.from_pretrained(...).requires_grad_(False)``
                         self.frozen.update(self._bound_to_the_chain(function.statements[site.index], site.node))
-            if any(k.arg == "requires_grad" and isinstance(k.value, ast.Constant) and k.value.value
-                   for k in site.node.keywords):  # ``x = torch.zeros(..., requires_grad=True)``
+            if site.node.keywords and any(k.arg == "requires_grad" and isinstance(k.value, ast.Constant) and
+                                          k.value.value for k in site.node.keywords):
+                # ``x = torch.zeros(..., requires_grad=True)``
                 self._wants_gradients_of(function, site.index, *assigned_names(function.statements[site.index]))
 
     def _wants_gradients_of(self, function: FunctionInfo, index: int, *names: Optional[str]) -> None:
@@ -1333,8 +1334,8 @@ class Facts:
         """A call of code we cannot see (a parameter, an object of an imported class) handed a
         loss first and an optimizer after it: ``loss_scaler(loss, optimizer, ...)``. A function
         or class we can read decides by its own code; a constructor or torch builds, not steps."""
-        if site.target is not None or site.constructs is not None or site.network is not None or \
-                site.callee is None or api.is_class_like(site.callee) or \
+        if len(site.node.args) < 2 or site.target is not None or site.constructs is not None or \
+                site.network is not None or site.callee is None or api.is_class_like(site.callee) or \
                 (site.qualified or "").split(".")[0] in api.TORCH_ROOTS:
             return False
         arguments = [arg for arg in site.node.args if not isinstance(arg, ast.Starred)]
