@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import Dict, List, Optional, Set, Tuple
 
 from . import torch_api as api
-from .names import dotted
+from .names import child_nodes, dotted
 from .structure import CallSite, FunctionInfo
 
 TRAINING = ("training",)
@@ -173,7 +173,7 @@ class Dataflow:
         """Record, for each call inside a comprehension, the names the comprehension binds (a
         ``state`` in ``[state.detach() for state in states]`` is an element of ``states``, not
         a variable of the enclosing scopes)."""
-        for child in ast.iter_child_nodes(node):
+        for child in child_nodes(node):
             if isinstance(child, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or \
                     (isinstance(child, ast.stmt) and child is not statement):
                 continue
@@ -310,7 +310,7 @@ class Dataflow:
                 for element in elements:
                     found |= self.sources(function, index, element, inner)
                 continue
-            stack.extend(ast.iter_child_nodes(node))
+            stack.extend(child_nodes(node))
         return found
 
     def _uses(self, function: FunctionInfo, index: int, key: str) -> Set[tuple]:

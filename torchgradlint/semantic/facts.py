@@ -10,7 +10,7 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 from . import torch_api as api
 from .aliases import ElementAliases, subscript_key
 from .names import (ImportTable, arguments_by_parameter, assigned_names, assignment_pairs, call_argument,
-                    child_fields, dotted, owners_of_calls, walk)
+                    child_nodes, dotted, owners_of_calls, walk)
 from .structure import CallSite, ClassInfo, FunctionInfo
 
 PRETRAINED_OWNER = re.compile(r"Model|Net|VAE|Encoder|Decoder|Transformer|For[A-Z]|GPT|Bert|"
@@ -75,11 +75,8 @@ def _attribute_uses(tree: ast.AST, names: Set[str]):
         if type(node) is ast.Attribute and node.attr in names:
             yield node, parent, grandparent, function
         inner = node if type(node) in (ast.FunctionDef, ast.AsyncFunctionDef) else function
-        for name in child_fields(type(node)):
-            value = getattr(node, name, None)
-            for child in value if type(value) is list else (value,):
-                if isinstance(child, ast.AST):
-                    stack.append((child, node, parent, inner))
+        for child in child_nodes(node):
+            stack.append((child, node, parent, inner))
 
 
 class Facts:
