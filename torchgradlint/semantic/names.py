@@ -242,7 +242,7 @@ def import_statements(tree: ast.AST):
             yield node
             continue
         for field in body_fields[kind]:
-            children = getattr(node, field)
+            children = getattr(node, field, None)
             if children:
                 stack.extend(children)
 
