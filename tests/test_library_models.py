@@ -165,3 +165,27 @@ def test_a_pretrained_vae_left_trainable_receives_the_denoisers_gradients():
 
 def test_a_pretrained_vae_frozen_where_it_is_loaded_records_no_graph():
     assert findings(DIFFUSION_TRAINING.format(freeze=".requires_grad_(False)")) == []
+
+
+def test_generate_of_a_model_out_of_sight_sets_its_own_grad_mode():
+    """Hugging Face's ``generate`` runs under ``no_grad`` itself (so do minGPT's and nanoGPT's):
+    handed a tensor, it is no forward with autograd on, whether the model is loaded with
+    ``from_pretrained`` or handed to a function that switches it to eval mode. A method a
+    library model does not document as a forward (``get_output_embeddings``) is none either."""
+    source = '''
+    import torch
+    from transformers import AutoModelForCausalLM
+
+
+    def complete(net, prompt_ids):
+        net.eval()
+        return net.generate(torch.tensor([prompt_ids]), max_new_tokens=5)
+
+
+    model = AutoModelForCausalLM.from_pretrained("gpt2")
+    input_ids = torch.tensor([[15496, 995]])
+    print(model.generate(input_ids, max_new_tokens=5).tolist())
+    print(model.get_output_embeddings(input_ids))
+    print(complete(model, [15496, 995]).tolist())
+    '''
+    assert findings(source) == []

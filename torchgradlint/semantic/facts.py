@@ -1533,10 +1533,12 @@ class Facts:
         if not self.is_model(function, receiver) or self.model_class_of(function, receiver) is not None or \
                 self.class_of_instance(function, receiver) is not None:
             return False
-        if not held and not any(self._tensor_valued(site, argument) for argument in site.node.args):
+        if not held and (site.method in api.SELF_GRAD_SETTING_METHODS or
+                         not any(self._tensor_valued(site, argument) for argument in site.node.args)):
             return False  # ``net.init_hidden(batch_size)``: a method of the model's own, no forward
         if not held and self.origin(function, receiver) == PRETRAINED:
-            return True  # loaded as a module here (``AutoencoderKL.from_pretrained``)
+            # loaded as a library module here: its documented forwards (``vae.encode(x)``)
+            return site.method in api.LIBRARY_MODEL_FORWARD_METHODS
         # a module by what the code does with it (``self.model.eval()``), not by its name: in
         # any method of the class that holds it, or in the function itself
         owner = self.enclosing_class(function) if held else None

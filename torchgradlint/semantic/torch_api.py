@@ -136,6 +136,14 @@ OPTIMIZER_NOT_CLASSES = re.compile(r"torch\.optim\.(lr_scheduler|swa_utils|Optim
 GRADIENT_STOPPING_METHODS = {"detach", "item", "tolist", "numpy", "detach_", "argmax", "argmin",
                              "long", "int", "bool", "size", "dim", "numel", "nelement", "eq", "ne",
                              "__len__", "ge", "gt", "le", "lt", "sign", "sample"}
+# Methods of library models (``from_pretrained``) that run the model: diffusers' autoencoders,
+# CLIP's feature extractors (transformers and OpenAI's package).
+LIBRARY_MODEL_FORWARD_METHODS = frozenset({"encode", "decode", "forward", "get_text_features",
+                                           "get_image_features", "encode_image", "encode_text"})
+# Methods that, by the convention of the libraries that define them, run under ``no_grad``
+# themselves (Hugging Face's, minGPT's and nanoGPT's ``generate``): of a model whose class is out
+# of sight, no forward with autograd on.
+SELF_GRAD_SETTING_METHODS = frozenset({"generate"})
 # ``sample()`` of a torch distribution records no graph, but these receivers' ``sample()`` is
 # reparameterized (diffusers' ``vae.encode(x).latent_dist.sample()`` is mean + std * noise).
 REPARAMETERIZED_SAMPLERS = {"latent_dist"}
