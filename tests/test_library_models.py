@@ -189,3 +189,22 @@ def test_generate_of_a_model_out_of_sight_sets_its_own_grad_mode():
     print(complete(model, [15496, 995]).tolist())
     '''
     assert findings(source) == []
+
+
+def test_a_context_a_model_provides_is_entered_not_run():
+    """peft's ``base_model_context = nullcontext if full else model.disable_adapter`` then
+    ``with base_model_context():``: the call makes a context manager, it runs no forward."""
+    source = '''
+    from contextlib import nullcontext
+
+    import torch
+
+
+    def evaluate(model, batches, full):
+        model.eval()
+        base_model_context = nullcontext if full else model.disable_adapter
+        with base_model_context():
+            with torch.no_grad():
+                return [model(batch).loss.item() for batch in batches]
+    '''
+    assert findings(source) == []

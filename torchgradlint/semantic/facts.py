@@ -84,6 +84,7 @@ class Facts:
                  classes: Dict[str, ClassInfo], module_function: FunctionInfo, config, linker=None):
         self.linker = linker
         self.frameworks = None  # FrameworkLoops: the functions a framework calls, and when
+        self.context_managers: Set[int] = set()  # ids of the expressions ``with`` statements enter
         self.imports = imports
         self.functions = functions
         self.classes = classes
@@ -1470,8 +1471,8 @@ class Facts:
     def _mark_forwards(self) -> None:
         for function in self.functions:
             for site in function.sites:
-                if site.callee is None:
-                    continue
+                if site.callee is None or id(site.node) in self.context_managers:
+                    continue  # ``with base_model_context():`` enters a context, it runs no model
                 if self.is_model(function, site.callee):
                     site.network = site.callee
                 elif site.method in ("forward", "__call__") and self.is_model(function, site.receiver):
@@ -1528,13 +1529,13 @@ class Facts:
         receiver = site.receiver
         held = receiver.startswith("self.") and receiver.count(".") == 1
         if not (held or "." not in receiver) or not site.node.args or \
-                site.method in api.NN_MODULE_METHODS or site.method.startswith("_"):
+                site.method in api.NN_MODULE_METHODS or site.method in api.SELF_GRAD_SETTING_METHODS or \
+                site.method.startswith("_"):
             return False
         if not self.is_model(function, receiver) or self.model_class_of(function, receiver) is not None or \
                 self.class_of_instance(function, receiver) is not None:
             return False
-        if not held and (site.method in api.SELF_GRAD_SETTING_METHODS or
-                         not any(self._tensor_valued(site, argument) for argument in site.node.args)):
+        if not held and not any(self._tensor_valued(site, argument) for argument in site.node.args):
             return False  # ``net.init_hidden(batch_size)``: a method of the model's own, no forward
         if not held and self.origin(function, receiver) == PRETRAINED:
             # loaded as a library module here: its documented forwards (``vae.encode(x)``)

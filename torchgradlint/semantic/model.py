@@ -114,6 +114,7 @@ class SemanticModel:
         self.facts = Facts(self.imports, self.functions, self.classes, self.module_function, config,
                            self.linker)
         self.facts.frameworks = self.frameworks
+        self.facts.context_managers = {id(expr) for expr, _ in self.structure.with_items}
         self.facts.compute()
         self._references: Optional[NameReferences] = None
         self._source = source
@@ -121,6 +122,7 @@ class SemanticModel:
         self._dataflow: Optional[Dataflow] = None
         self._usage: Optional[UsageAnalysis] = None
         self._anything_trains: Optional[bool] = None
+        self._grad_of_methods_named: Dict[str, Optional[FrozenSet[str]]] = {}
         self._runtime_questions: Optional[bool] = None
         self._in_test_file = _is_test_file(filename, tree)
         self._loop_trains: Dict[int, bool] = {}
@@ -307,7 +309,21 @@ class SemanticModel:
                     site.target.cls is not None and site.target.name not in ("forward", "__call__") and \
                     self._runs_itself_with_grad(site.target) is False:
                 return frozenset({OFF})  # ``model.sample(x)`` whose loop runs under no_grad
+        elif site.network is not None and site.network == site.receiver and site.method:
+            own = self._grad_set_by_methods_named(site.method)
+            if own is not None:
+                return own  # ``model.generate(x)`` of a parameter: every class's ``generate`` sets it
         return self.flow.site_grad.get(id(site), frozenset({ON}))
+
+    def _grad_set_by_methods_named(self, name: str) -> Optional[FrozenSet[str]]:
+        """The grad mode the file's network classes' methods called ``name`` set for their
+        bodies (``@torch.no_grad() def generate``), when every one of them sets one."""
+        if name not in self._grad_of_methods_named:
+            modes = [self.flow.grad_set_by(function) for function in self.functions
+                     if function.name == name and function.cls is not None and function.cls.is_module]
+            self._grad_of_methods_named[name] = frozenset().union(*modes) \
+                if modes and all(mode is not None for mode in modes) else None
+        return self._grad_of_methods_named[name]
 
     def _runs_itself_with_grad(self, method: FunctionInfo) -> Optional[bool]:
         """Whether a method of a model class runs the model's layers, itself or through the
