@@ -24,8 +24,8 @@ def check(analysis):
         if not mode:
             continue
         eval_lines = sorted(line for value, line in mode if value == EVAL and line)
-        if not eval_lines or not analysis.reaches_training(site):
-            continue
+        if not eval_lines or analysis.grad_is_off(site) or not analysis.reaches_training(site):
+            continue  # (under no_grad a forward trains nothing, whatever its values feed)
         if analysis.is_frozen(site):
             continue  # a frozen encoder kept in eval on purpose
         if analysis.needs_input_gradients(site):
