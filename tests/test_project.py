@@ -211,6 +211,10 @@ def test_a_builder_forwarded_by_the_package_returns_what_the_builder_returns(fre
     summary = ProjectIndex.for_file(str(script)).summary(str(folder / "models" / "__init__.py"), shallow=True)
     assert summary["functions"]["build_model"]["forwards_to"] == [".tagger", "build"]
     assert summary["functions"]["build_model"]["returned_elements"] is None
+    # ``build`` returns a Tagger, or a Tagger wrapped by ``Refined`` of models/heads.py: both
+    # classes are named, and the reader finds both are modules, so the model is fresh
+    builder = ProjectIndex.for_file(str(script)).summary(str(folder / "models" / "tagger.py"), shallow=True)
+    assert builder["functions"]["build"]["returned_elements"][0][2] == [["", "Tagger"], [".heads", "Refined"]]
 
 
 def test_a_factory_module_that_never_mentions_torch_is_summarized(tmp_path, fresh_cache):

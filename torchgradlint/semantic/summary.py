@@ -24,7 +24,7 @@ from .names import dotted
 from .trainers import is_stores, is_trainer_loop, stored_parameters, trainer_loop
 from .usage import ESCAPES
 
-SUMMARY_FORMAT = 16  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 17  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -117,9 +117,13 @@ def _returned_elements(model, function) -> Optional[list]:
         return None
     elements = []
     for place in range(width):
-        refs = {tuple(ref) if ref else None
-                for ref in (class_built_by(model, function, value.elts[place]) for value in returns)}
-        ref = list(refs.pop()) if len(refs) == 1 and None not in refs else None
+        refs: Optional[set] = set()
+        for value in returns:
+            built = _classes_built_by(model, function, value.elts[place])
+            refs = refs | built if built is not None and refs is not None else None
+        # one class, or the classes of every binding (``model = DETR(...)``, then under a
+        # condition ``model = DETRsegm(model)``): the reader knows then that a module is fresh
+        ref = (list(next(iter(refs))) if len(refs) == 1 else sorted(list(r) for r in refs)) if refs else None
         fact = facts[place] if facts else None
         if fact is not None:
             elements.append([fact[0], fact[2], ref])
@@ -128,6 +132,18 @@ def _returned_elements(model, function) -> Optional[list]:
         else:
             elements.append(None)
     return elements if any(elements) else None
+
+
+def _classes_built_by(model, function, expr: ast.AST) -> Optional[set]:
+    """The project classes an expression may evaluate to an instance of, as ``class_built_by``
+    names them: one, or one per binding of a name bound several times; None if unsure."""
+    if type(expr) is ast.Name:
+        values = model.facts.name_bindings(function).get(expr.id, ())
+        if len(values) > 1:
+            refs = [class_built_by(model, function, value, 1) for value in values]
+            return None if None in refs else {tuple(ref) for ref in refs}
+    ref = class_built_by(model, function, expr)
+    return {tuple(ref)} if ref else None
 
 
 def _returned_class(model, function) -> Optional[List[str]]:
@@ -404,7 +420,8 @@ FUNCTION_FIELDS = {
     "returns_dropout_or_batchnorm": _optional(bool),
     "returned_elements": lambda v: v is None or type(v) is list and all(
         item is None or (type(item) is list and len(item) == 3 and (item[0] is None or type(item[0]) is str) and
-                         item[1] in (None, True, False) and (item[2] is None or _is_class_ref(item[2])))
+                         item[1] in (None, True, False) and (item[2] is None or _is_class_ref(item[2]) or (
+                             type(item[2]) is list and len(item[2]) > 1 and all(_is_class_ref(r) for r in item[2]))))
         for item in v),
     "forwards_to": lambda v: v is None or _is_class_ref(v),
     "returned_class": lambda v: v is None or _is_class_ref(v),
@@ -483,11 +500,22 @@ def _words_of_a_call(function) -> tuple:
     return (function.cls.name, function.name)
 
 
-def _built_fresh(mode, cls):
+def _joined_composition(classes) -> Optional[bool]:
+    """Whether the model one of ``classes`` builds holds Dropout/BatchNorm: yes if one does,
+    no if none does, else unknown (the summarizing module could not see every class)."""
+    found = [cls.has_dropout_or_batchnorm if cls is not None and cls.is_module else None for cls in classes]
+    return True if True in found else None if None in found else False
+
+
+def _built_fresh(mode, cls, fresh_modules: bool = False):
     """The mode of a returned object whose summarizing module could not see its class (built
-    from an imported class): a module class of the project, built there, trains."""
+    from an imported class): a module class of the project, built there, trains. When each
+    binding builds a module of the project (``fresh_modules``), the paths whose mode the
+    summarizing module could not tell train too."""
     if cls is not None and cls.is_module and mode == UNKNOWN_MODE:
         return frozenset({(TRAIN, None)})
+    if fresh_modules and mode is not None and UNKNOWN_MODE <= mode:
+        return (mode - UNKNOWN_MODE) | frozenset({(TRAIN, None)})
     return mode
 
 
@@ -585,9 +613,19 @@ class ExternalLinker:
         of this file, with their methods and bases."""
         info = stub.external_facts or {}
         owner = stub.external_name.partition(":")[0]
+        elements = info.get("returned_elements") or ()
         stub.element_classes = tuple(
-            self.class_of_ref(owner, element[2]) if element else None
-            for element in info.get("returned_elements") or ())
+            self.class_of_ref(owner, element[2]) if element and _is_class_ref(element[2]) else None
+            for element in elements)
+        # a place whose bindings build different project classes (``DETR``, ``DETRsegm``)
+        stub.element_alternatives = tuple(
+            [self.class_of_ref(owner, ref) for ref in element[2]]
+            if element and element[2] and not _is_class_ref(element[2]) else None
+            for element in elements)
+        # ... every one a module: a fresh module whichever is built
+        stub.element_fresh_modules = tuple(
+            classes is not None and all(cls is not None and cls.is_module for cls in classes)
+            for classes in stub.element_alternatives)
         stub.returned_class = self.class_of_ref(owner, info.get("returned_class"))
 
     def class_of_ref(self, owner: str, ref: Optional[list], depth: int = 0):
@@ -685,6 +723,8 @@ class ExternalLinker:
         target_is_package = os.path.basename(target) == "__init__.py"
 
         def absolute(ref):  # ["", name] or [".respace", name] as the target's module wrote it
+            if ref and not _is_class_ref(ref):
+                return [absolute(one) for one in ref]  # the classes of several bindings
             return ref and [self.project.absolute_module(target_module, ref[0], target_is_package)
                             if ref[0] else target_module, ref[1]]
 
@@ -750,11 +790,13 @@ class ExternalLinker:
                 facts.returns_composition[id(stub)] = info.get("returns_dropout_or_batchnorm")
             if info and info.get("returned_elements"):
                 classes = getattr(stub, "element_classes", ())
+                alternatives = getattr(stub, "element_alternatives", ()) or (None,) * len(classes)
                 facts.returns_elements[id(stub)] = tuple(
                     None if element is None or element[0] is None else
-                    (element[0], cls, element[1] if element[1] is not None or cls is None or not cls.is_module
+                    (element[0], cls, _joined_composition(others) if others else
+                     element[1] if element[1] is not None or cls is None or not cls.is_module
                      else cls.has_dropout_or_batchnorm)
-                    for element, cls in zip(info["returned_elements"], classes))
+                    for element, cls, others in zip(info["returned_elements"], classes, alternatives))
 
     def preset_facts(self, facts) -> None:
         for stub in self.stubs.values():
@@ -772,8 +814,10 @@ class ExternalLinker:
             flow.return_modes[id(stub)] = mode_from_json(info.get("return_mode"))
             modes = info.get("return_element_modes") or ()
             classes = getattr(stub, "element_classes", ()) or (None,) * len(modes)
+            fresh = getattr(stub, "element_fresh_modules", ()) or (False,) * len(modes)
             flow.return_element_modes[id(stub)] = tuple(
-                _built_fresh(mode_from_json(value), cls) for value, cls in zip(modes, classes)) or None
+                _built_fresh(mode_from_json(value), cls, modules)
+                for value, cls, modules in zip(modes, classes, fresh)) or None
             if info.get("no_grad_helper"):
                 flow.no_grad_helpers.add(id(stub))
 
