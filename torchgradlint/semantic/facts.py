@@ -1574,13 +1574,17 @@ class Facts:
         """``for x, y in loader`` around the call, ``loader = DataLoader(...)``."""
         for loop in site.loops:
             target = getattr(loop.node, "target", None)
-            if target is None or not any(type(node) is ast.Name and node.id == name for node in ast.walk(target)):
-                continue
-            return any(type(value) is ast.Call and self.imports.resolve(value.func) in api.DATA_LOADERS
-                       for identifier in loop.iterable_identifiers
-                       for scope in site.function.enclosing_functions()
-                       for value in self.name_bindings(scope).get(identifier, ()))
+            if target is not None and any(type(node) is ast.Name and node.id == name for node in ast.walk(target)):
+                return self.walks_a_data_loader(site.function, loop)
         return False
+
+    def walks_a_data_loader(self, function: FunctionInfo, loop) -> bool:
+        """The loop iterates a ``torch.utils.data.DataLoader`` the code built (``for images,
+        labels in testloader``, through ``enumerate``/``tqdm``/``iter``)."""
+        return any(type(value) is ast.Call and self.imports.resolve(value.func) in api.DATA_LOADERS
+                   for identifier in loop.iterable_identifiers
+                   for scope in function.enclosing_functions()
+                   for value in self.name_bindings(scope).get(identifier, ()))
 
     def _mark_forwards_through_methods(self) -> None:
         """``model.encode(x)``: a method of the model's class that runs the model's layers is

@@ -1200,14 +1200,7 @@ class SemanticModel:
     def _walks_a_data_loader(self, site: CallSite) -> bool:
         """A loop around the forward iterates a ``torch.utils.data.DataLoader`` the code built
         (``for images, labels in testloader``, through ``enumerate``/``tqdm``/``iter``)."""
-        for loop in site.loops:
-            for name in loop.iterable_identifiers:
-                for scope in site.function.enclosing_functions():
-                    for _, statement in self._assignments_of(scope, name):
-                        value = getattr(statement, "value", None)
-                        if isinstance(value, ast.Call) and self.imports.resolve(value.func) in api.DATA_LOADERS:
-                            return True
-        return False
+        return any(self.facts.walks_a_data_loader(site.function, loop) for loop in site.loops)
 
     def _built_from_scratch(self, site: CallSite) -> bool:
         """The model's construction loads no trained weights: a torch.nn layer, or a class of
