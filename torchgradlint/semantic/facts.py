@@ -1005,8 +1005,7 @@ class Facts:
             changed = True
         if returned:
             composition = join_compositions(
-                self.expression_composition(function, statement.value) for statement in function.statements
-                if isinstance(statement, ast.Return) and statement.value is not None)
+                self.expression_composition(function, value) for value in function.returned_values)
             if self.returns_composition.get(id(function)) != composition:
                 self.returns_composition[id(function)] = composition
                 changed = True
@@ -1082,12 +1081,11 @@ class Facts:
     def _returned_model(self, function: FunctionInfo) -> Optional[str]:
         if function.is_module_scope:
             return None
-        for statement in function.statements:
-            if isinstance(statement, ast.Return) and statement.value is not None:
-                found = self.model_expression(function, statement.value)
-                if found:
-                    origin, _, same = found
-                    return self.origin(function, same) or UNKNOWN_ORIGIN if same else origin
+        for value in function.returned_values:
+            found = self.model_expression(function, value)
+            if found:
+                origin, _, same = found
+                return self.origin(function, same) or UNKNOWN_ORIGIN if same else origin
         return None
 
     def _returned_elements(self, function: FunctionInfo) -> Optional[Tuple[Optional[tuple], ...]]:
@@ -1096,8 +1094,7 @@ class Facts:
         None; None for the whole when no place holds a model or the returns disagree in length."""
         if function.is_module_scope:
             return None
-        returns = [statement.value for statement in function.statements
-                   if isinstance(statement, ast.Return) and statement.value is not None]
+        returns = function.returned_values
         passed_through = {self._elements_returned_by_call(function, value) for value in returns}
         if len(passed_through) == 1 and None not in passed_through:
             return passed_through.pop()  # ``return build(args)``: what ``build`` returns
@@ -1574,7 +1571,7 @@ class Facts:
         """``for x, y in loader`` around the call, ``loader = DataLoader(...)``."""
         for loop in site.loops:
             target = getattr(loop.node, "target", None)
-            if target is not None and any(type(node) is ast.Name and node.id == name for node in ast.walk(target)):
+            if target is not None and any(type(node) is ast.Name and node.id == name for node in walk(target)):
                 return self.walks_a_data_loader(site.function, loop)
         return False
 

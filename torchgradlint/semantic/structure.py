@@ -254,6 +254,12 @@ class FunctionInfo:
     def line(self) -> int:
         return getattr(self.node, "lineno", 1)
 
+    @property
+    def returned_values(self) -> List[ast.expr]:
+        """The expressions the function's ``return`` statements return (bare returns left out)."""
+        return [statement.value for statement in self.statements
+                if type(statement) is ast.Return and statement.value is not None]
+
     def enclosing_functions(self) -> Tuple["FunctionInfo", ...]:
         """The function, the functions around it, out to the module (found once: the
         analyses ask for every name they look up)."""

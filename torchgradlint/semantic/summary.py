@@ -108,8 +108,7 @@ def _returned_elements(model, function) -> Optional[list]:
     facts = model.facts.returns_elements.get(id(function))
     if function.is_module_scope:
         return None
-    returns = [statement.value for statement in function.statements
-               if isinstance(statement, ast.Return) and type(statement.value) is ast.Tuple]
+    returns = [value for value in function.returned_values if type(value) is ast.Tuple]
     if not returns:
         return None
     width = len(returns[0].elts)
@@ -149,8 +148,7 @@ def _classes_built_by(model, function, expr: ast.AST) -> Optional[set]:
 def _returned_class(model, function) -> Optional[List[str]]:
     """The project class of the one object every return builds (``return SpacedDiffusion(...)``
     in ``create_diffusion``), as ``class_built_by`` names it; None for a tuple or if unsure."""
-    returns = [statement.value for statement in function.statements
-               if isinstance(statement, ast.Return) and statement.value is not None]
+    returns = function.returned_values
     if not returns or function.is_module_scope or any(type(value) is ast.Tuple for value in returns):
         return None
     refs = {tuple(ref) if ref else None for ref in (class_built_by(model, function, value) for value in returns)}
@@ -161,8 +159,7 @@ def _forwarded_to(model, function) -> Optional[List[str]]:
     """``def build_model(args): return build(args)`` with ``build`` imported (``from .detr
     import build``): [module as imported here, name]. The reader follows it to learn what the
     function returns, which a summary computed from this file alone cannot know."""
-    returns = [statement.value for statement in function.statements
-               if isinstance(statement, ast.Return) and statement.value is not None]
+    returns = function.returned_values
     if len(returns) != 1 or type(returns[0]) is not ast.Call or function.is_module_scope:
         return None
     text = dotted(returns[0].func) or ""
@@ -193,8 +190,7 @@ def class_built_by(model, function, expr: ast.AST, depth: int = 0) -> Optional[L
     if "." not in text:
         callee = model.module_function.nested.get(text)
         if callee is not None and not callee.external:
-            returned = [statement.value for statement in callee.statements
-                        if isinstance(statement, ast.Return) and statement.value is not None]
+            returned = callee.returned_values
             refs = {tuple(ref) if ref else None
                     for ref in (class_built_by(model, callee, value, depth + 1) for value in returned)}
             return list(refs.pop()) if len(refs) == 1 and None not in refs else None
