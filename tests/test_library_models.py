@@ -208,3 +208,50 @@ def test_a_context_a_model_provides_is_entered_not_run():
                 return [model(batch).loss.item() for batch in batches]
     '''
     assert findings(source) == []
+
+
+DETECTRON2_PREDICTOR = '''
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.modeling import build_model
+
+
+class Predictor:
+    def __init__(self, cfg):
+        self.model = build_model(cfg)
+        checkpointer = DetectionCheckpointer(self.model)
+        checkpointer.load(cfg.MODEL.WEIGHTS)
+        {switch}
+
+    def __call__(self, inputs):
+        with torch.no_grad():
+            return self.model([inputs])[0]
+
+
+def benchmark(cfg, inputs):
+    model = build_model(cfg)
+    DetectionCheckpointer(model).resume_or_load(cfg.MODEL.WEIGHTS)
+    {local_switch}
+    with torch.no_grad():
+        for batch in inputs:
+            model(batch)
+'''
+
+
+def test_detectron2_models_are_built_in_training_mode():
+    # detectron2's build_model builds the configured meta-architecture without weights, in
+    # training mode (its forward then expects ground truth); DefaultPredictor calls eval().
+    source = DETECTRON2_PREDICTOR.format(switch="pass", local_switch="pass")
+    assert findings(source) == [(16, "TGL201"), (25, "TGL201")]
+
+
+def test_detectron2_models_switched_to_eval_mode():
+    source = DETECTRON2_PREDICTOR.format(switch="self.model.eval()", local_switch="model.eval()")
+    assert findings(source) == []
+
+
+def test_a_checkpointer_used_otherwise_may_switch_the_mode():
+    # Handed to an object that does more than load weights, the model's mode is no longer the
+    # one __init__ left: the linter stays silent rather than guess.
+    source = DETECTRON2_PREDICTOR.format(switch="checkpointer.prepare_for_inference()", local_switch="pass")
+    assert findings(source) == [(25, "TGL201")]

@@ -79,6 +79,27 @@ def _attribute_uses(tree: ast.AST, names: Set[str]):
             stack.append((child, node, parent, inner))
 
 
+def _only_loads_weights_through(call: ast.Call, parent: Optional[ast.AST], function: ast.AST) -> bool:
+    """A checkpointer handed the model, used for nothing but loading weights into it:
+    ``Checkpointer(model).load(path)``, or ``checkpointer = Checkpointer(model)`` followed only by
+    ``checkpointer.resume_or_load(path)`` calls in ``function``. Loading weights keeps the mode."""
+    if type(parent) is ast.Attribute:
+        return parent.attr in api.CHECKPOINT_LOADING_METHODS
+    if type(parent) is not ast.Assign or len(parent.targets) != 1 or type(parent.targets[0]) is not ast.Name:
+        return False
+    name = parent.targets[0].id
+    uses = 0
+    for node in ast.walk(function):
+        if type(node) is ast.Attribute and type(node.value) is ast.Name and node.value.id == name:
+            if node.attr not in api.CHECKPOINT_LOADING_METHODS:
+                return False
+            uses += 1
+    loads = sum(1 for node in ast.walk(function) if type(node) is ast.Call and type(node.func) is ast.Attribute
+                and type(node.func.value) is ast.Name and node.func.value.id == name)
+    names = sum(1 for node in ast.walk(function) if type(node) is ast.Name and node.id == name)
+    return uses > 0 and uses == loads == names - 1  # every other mention of the name is a load
+
+
 class Facts:
     def __init__(self, imports: ImportTable, functions: List[FunctionInfo],
                  classes: Dict[str, ClassInfo], module_function: FunctionInfo, config, linker=None):
@@ -185,6 +206,12 @@ class Facts:
             if info.is_module and not info.external:
                 verdict = self._class_has_dropout_or_batchnorm(info, set())
                 info.has_dropout_or_batchnorm = self._composition_verdicts[id(info)] = verdict
+
+    def _plain_object_class(self, info: ClassInfo) -> bool:
+        """No ``nn.Module``, and every base in sight: calling an instance runs its ``__call__``,
+        whose forwards are judged where they are written."""
+        return not info.is_module and all(
+            base in self.classes or base == "object" for cls in info.lineage() for base in cls.bases)
 
     def _class_has_dropout_or_batchnorm(self, info: ClassInfo, seen: Set[int]) -> Optional[bool]:
         """True/False when every submodule the class builds is visible, None when unsure.
@@ -693,6 +720,8 @@ class Facts:
             if text in self.classes and self.classes[text].is_module:
                 # ``Net()``, or ``nets.Net()`` of a project module (a dotted name is a stub's)
                 return (FRESH, self.classes[text], None)
+            if text in self.classes and self._plain_object_class(self.classes[text]):
+                return None  # ``Predictor(cfg)``: an object that may hold models, and runs them itself
             if qualified in api.WRAPPERS_KEEPING_MODEL and expr.args:
                 # ``nn.DataParallel(net)`` runs ``net``: its mode and layers are the wrapped model's
                 inner = expr.args[0]
@@ -987,6 +1016,9 @@ class Facts:
                 continue
             if key in self.classes:
                 continue
+            instance_of = self.class_of_instance(function, key)
+            if instance_of is not None and self._plain_object_class(instance_of):
+                continue  # ``predictor(image)`` of a ``Predictor`` of the file: its ``__call__`` runs
             if key.startswith("self."):
                 owner = self.enclosing_class(function)
                 if owner is not None and owner.find_method(key[5:]) is not None:
@@ -1428,10 +1460,18 @@ class Facts:
             cls.find_method("__init__") is None else set(cls.model_attributes)
         if candidates:
             init = cls.find_method("__init__").node
+            unrelated_methods = {id(inner) for other in self.classes.values()
+                                 if other is not cls and all(c is not cls for c in other.lineage())
+                                 for statement in other.node.body
+                                 if type(statement) in (ast.FunctionDef, ast.AsyncFunctionDef)
+                                 for inner in ast.walk(statement)
+                                 if type(inner) in (ast.FunctionDef, ast.AsyncFunctionDef)}
             for node, parent, grandparent, method in _attribute_uses(self.module.node, candidates):
                 attribute = node.attr
-                owned = type(node.value) is ast.Name and node.value.id == "self" and method is not None \
-                    and method in cls.node.body
+                on_self = type(node.value) is ast.Name and node.value.id == "self" and method is not None
+                if on_self and id(method) in unrelated_methods:
+                    continue  # another class's own ``self.model``
+                owned = on_self and method in cls.node.body
                 if owned and type(parent) is ast.Call and parent.func is node:
                     continue  # ``self.net(x)``
                 if owned and type(parent) is ast.Attribute and parent.attr in self._MODE_KEEPING_METHODS \
@@ -1443,6 +1483,9 @@ class Facts:
                 if owned and method is init and type(parent) is ast.Attribute and \
                         parent.attr in ("eval", "train") and type(grandparent) is ast.Call:
                     continue  # switched once while built: ``__init__`` leaves the mode it chose
+                if owned and method is init and type(parent) is ast.Call and node in parent.args and \
+                        _only_loads_weights_through(parent, grandparent, init):
+                    continue  # ``DetectionCheckpointer(self.model).load(path)``
                 candidates.discard(attribute)
         self._fixed_mode_attributes[id(cls)] = candidates
         return candidates

@@ -1647,8 +1647,26 @@ _PREPARING_METHODS = {"load_state_dict", "load_weights", "eval", "train", "requi
 
 
 def _prepares(site: CallSite, root: str) -> bool:
-    """The call loads weights into the model named ``root`` or switches its mode."""
+    """The call loads weights into the model named ``root`` or switches its mode, itself or
+    through a checkpointer handed the model (``DetectionCheckpointer(model).load(path)``)."""
+    if site.method in api.CHECKPOINT_LOADING_METHODS and _loads_through_a_checkpointer(site, root):
+        return True
     return bool(site.receiver) and site.receiver.split(".")[0] == root and site.method in _PREPARING_METHODS
+
+
+def _loads_through_a_checkpointer(site: CallSite, root: str) -> bool:
+    def handed_the_model(call) -> bool:
+        return type(call) is ast.Call and any(type(arg) is ast.Name and arg.id == root for arg in call.args)
+
+    func = site.node.func
+    receiver = func.value if type(func) is ast.Attribute else None
+    if handed_the_model(receiver):
+        return True
+    if type(receiver) is not ast.Name:
+        return False
+    return any(type(statement) is ast.Assign and handed_the_model(statement.value) and
+               any(type(target) is ast.Name and target.id == receiver.id for target in statement.targets)
+               for statement in site.function.statements[:site.index])
 
 
 def _is_test_file(filename: str, tree: ast.Module) -> bool:

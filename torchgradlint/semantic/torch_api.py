@@ -62,7 +62,15 @@ DATA_LOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.Data
 # pytorch-fid's InceptionV3 loads its weights but, unlike torchmetrics' FID extractor, leaves
 # the module in training mode (its BatchNorm layers included); its own fid_score calls eval().
 FRESH_MODEL_CALLS = {"timm.create_model", "torch.hub.load", "pytorch_fid.inception.InceptionV3"}
+# detectron2's ``build_model(cfg)`` builds the meta-architecture its config names with no weights
+# loaded, in training mode (its documentation says to call ``eval()`` before inference): every
+# meta-architecture branches on ``self.training`` (training needs ground truth) and its backbones
+# hold BatchNorm.
+FRESH_MODEL_CALLS |= {f"detectron2.modeling.{path}build_model" for path in ("", "meta_arch.", "meta_arch.build.")}
 EVAL_MODE_SUFFIXES = (".from_pretrained",)
+# Methods of a checkpointer handed a model (fvcore's and detectron2's ``Checkpointer``) that load
+# weights into it: they leave its mode alone.
+CHECKPOINT_LOADING_METHODS = frozenset({"load", "resume_or_load", "load_checkpoint", "load_weights"})
 # What restores a whole pickled or TorchScript model (or anything else that was saved: a name
 # bound to it is a model only where it is called).
 WHOLE_MODEL_LOADS = {"torch.load", "torch.jit.load", "torch.export.load"}
