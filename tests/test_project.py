@@ -517,3 +517,56 @@ def test_an_object_a_factory_of_another_module_builds_runs_the_model_it_is_hande
     summary = ProjectIndex.for_file(str(script)).summary(str(tmp_path / "sampling" / "__init__.py"), shallow=True)
     assert summary["functions"]["create_process"]["returned_class"] == [".process", "Process"]
     assert codes(script) == [(8, "TGL101")]
+
+
+def test_a_wrapper_whose_forward_an_imported_helper_decorates(tmp_path, fresh_cache):
+    # YOLOv5's AutoShape: ``@smart_inference_mode()`` (a helper of another module that returns
+    # torch.inference_mode) decorates the wrapper's forward, so calling the wrapper records no
+    # graph; a wrapper without it does.
+    write(tmp_path, "torch_utils.py", """
+        import torch
+
+
+        def smart_inference_mode():
+            def decorate(fn):
+                return torch.inference_mode()(fn)
+            return decorate
+    """)
+    write(tmp_path, "common.py", """
+        import torch.nn as nn
+        from torch_utils import smart_inference_mode
+
+
+        class AutoShape(nn.Module):
+            def __init__(self, model):
+                super().__init__()
+                self.model = model
+
+            @smart_inference_mode()
+            def forward(self, ims):
+                return self.model(ims)
+
+
+        class Plain(nn.Module):
+            def __init__(self, model):
+                super().__init__()
+                self.model = model
+
+            def forward(self, ims):
+                return self.model(ims)
+    """)
+    check = write(tmp_path, "check.py", """
+        import torch
+        import torch.nn as nn
+        from common import AutoShape, Plain
+
+
+        def main():
+            net = nn.Linear(4, 2)
+            net.load_state_dict(torch.load("weights.pt"))
+            wrapped = AutoShape(net)
+            print(wrapped(torch.randn(2, 4)).sum().item())
+            plain = Plain(net)
+            print(plain(torch.randn(2, 4)).sum().item())
+    """)
+    assert codes(check) == [(13, "TGL101")]

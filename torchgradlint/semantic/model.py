@@ -313,6 +313,12 @@ class SemanticModel:
             own = self._grad_set_by_methods_named(site.method)
             if own is not None:
                 return own  # ``model.generate(x)`` of a parameter: every class's ``generate`` sets it
+        elif site.network is not None and site.method is None:
+            cls = self.facts.model_class_of(site.function, site.network)
+            forward = cls.find_method("forward") if cls is not None else None
+            own = self.flow.grad_set_by(forward) if forward is not None else None
+            if own is not None:
+                return own  # ``m(im)`` of a class whose ``forward`` is decorated (YOLOv5's AutoShape)
         return self.flow.site_grad.get(id(site), frozenset({ON}))
 
     def _grad_set_by_methods_named(self, name: str) -> Optional[FrozenSet[str]]:
