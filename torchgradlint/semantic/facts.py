@@ -1343,7 +1343,7 @@ class Facts:
                         function.statements[site.index]))
                 elif isinstance(args[0], ast.Constant) and args[0].value is False:
                     if site.receiver:
-                        self.frozen.add(site.receiver)
+                        self._freeze(function, site.receiver)
                     else:  # ``vae = AutoencoderKL.from_pretrained(...).requires_grad_(False)``
                         self.frozen.update(self._bound_to_the_chain(function.statements[site.index], site.node))
             if site.node.keywords and any(k.arg == "requires_grad" and isinstance(k.value, ast.Constant) and
@@ -1403,11 +1403,18 @@ class Facts:
                 self._freeze_what_callers_hand(function, node.iter.id)
             elif isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Attribute) and \
                     node.iter.func.attr in ("parameters", "named_parameters"):
-                owner = dotted(node.iter.func.value)
-                if owner == "self":
-                    self.frozen_by_function.setdefault(id(function), set()).add(owner)
-                elif owner:
-                    self.frozen.add(owner)
+                self._freeze(function, dotted(node.iter.func.value))
+
+    def _freeze(self, function: FunctionInfo, key: Optional[str]) -> None:
+        """``key``'s parameters are frozen in ``function``: by name for the file, and, for
+        ``self`` or a part of it, for the function's class (``RNDModel`` freezes ``self.target``;
+        ``rnd_model.target`` of another function is that part)."""
+        if not key:
+            return
+        if key == "self" or key.startswith("self."):
+            self.frozen_by_function.setdefault(id(function), set()).add(key)
+        if key != "self":
+            self.frozen.add(key)
 
     def _freeze_what_callers_hand(self, function: FunctionInfo, param: str) -> None:
         for caller in function.callers:
@@ -1432,6 +1439,12 @@ class Facts:
             cls = self.model_class_of(function, key)
             if cls is not None and self.class_freezes_itself(cls):
                 return True
+            owner, _, attribute = key.rpartition(".")
+            if owner and "." not in owner and owner != "self" and not self._part_trained(key):
+                # ``rnd_model.target(x)`` where RNDModel freezes ``self.target`` when it builds it
+                cls = self.model_class_of(function, owner)
+                if cls is not None and f"self.{attribute}" in self._frozen_in_class(cls):
+                    return True
         return False
 
     def _part_trained(self, key: str) -> bool:
