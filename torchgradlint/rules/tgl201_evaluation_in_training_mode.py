@@ -29,7 +29,8 @@ def check(analysis):
         if not analysis.may_have_dropout_or_batchnorm(site, site.network):
             continue
         if not all(value in (TRAIN, EVAL) for value, _ in mode) and \
-                analysis.known_composition(site.function, site.network) is not True:
+                analysis.known_composition(site.function, site.network) is not True and \
+                not analysis.training_mode_comes_with_dropout_or_batchnorm(site, site.network):
             # Unknown on some path: only a model whose construction shows Dropout/BatchNorm
             # (the training-mode paths may hand in models that hold neither).
             continue

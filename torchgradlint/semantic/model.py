@@ -17,7 +17,7 @@ from . import torch_api as api
 from .dataflow import MUTATING_METHODS, TRAINING, Dataflow, may_reach_training
 from .facts import Facts
 from .frameworks import FrameworkLoops
-from .flow import EVAL, OFF, ON, PASSED_IN, UNKNOWN, FlowAnalysis, lookup_mode
+from .flow import EVAL, OFF, ON, PASSED_IN, TRAIN, UNKNOWN, FlowAnalysis, lookup_mode
 from .names import ImportTable, NameReferences, assigned_names, dotted, owners_of_calls, stored_targets
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 from .summary import bind_record, mode_from_json
@@ -54,6 +54,15 @@ class _CallsFromOtherModules:
                                  "arg_compositions", "kwarg_compositions", receiver=None)
             for param, verdict in passed.items():
                 self.compositions.setdefault((id(function), param), []).append(verdict)
+        # (function, parameter) -> (modes, composition) of the model each call passes
+        self.passed_models: Dict[Tuple[int, str], List[Tuple[frozenset, Optional[bool]]]] = {}
+        for function, call in incoming:
+            modes = bind_record(call, list(function.params), function.cls is not None, receiver=None)
+            compositions = bind_record(call, list(function.params), function.cls is not None,
+                                       "arg_compositions", "kwarg_compositions", receiver=None)
+            for param, mode in modes.items():
+                self.passed_models.setdefault((id(function), param), []).append(
+                    (mode_from_json(mode) or frozenset(), compositions.get(param)))
         self.evaluation_grad: Dict[int, FrozenSet[str]] = {}
         for function, call in incoming:
             if call.get("evaluation") and not call.get("feeds_training"):
@@ -472,6 +481,32 @@ class SemanticModel:
             passed = self._calls_in().compositions.get((id(site.function), root))
             return not passed or root != key or any(v is not False for v in passed)
         return self.trains_model(site.function, key)
+
+    def training_mode_comes_with_dropout_or_batchnorm(self, site: CallSite, key: str) -> bool:
+        """Every call that hands the function ``key`` in training mode hands it a model whose
+        construction shows Dropout/BatchNorm (``evaluate(loader, model)`` called after
+        ``train_one_epoch`` with a timm model, and with an EMA copy the linter cannot follow):
+        the paths of unknown mode do not make the training-mode ones harmless."""
+        function = site.function
+        if key not in function.params:
+            return False
+        found = False
+        for caller_id, state in self.flow.contributions(function).items():
+            caller = self._site_by_id.get(caller_id)
+            if caller is None:
+                continue  # another module's call: its record below
+            if not any(mode == TRAIN for mode, _ in lookup_mode(state.modes, key) or ()):
+                continue
+            argument = next((arg for param, arg in self.facts.bind_arguments(caller, function) if param == key), None)
+            if argument is None or self.facts.expression_composition(caller.function, argument) is not True:
+                return False
+            found = True
+        for modes, composition in self._calls_in().passed_models.get((id(function), key), ()):
+            if any(mode == TRAIN for mode, _ in modes):
+                if composition is not True:
+                    return False
+                found = True
+        return found
 
     def known_composition(self, function: FunctionInfo, key: str) -> Optional[bool]:
         """Whether the model holds Dropout/BatchNorm as far as its construction shows (its
