@@ -1490,6 +1490,9 @@ class Facts:
                 if owned and type(parent) is ast.Attribute and parent.attr in self._MODE_KEEPING_METHODS \
                         and type(grandparent) is ast.Call and grandparent.func is parent:
                     continue  # ``self.net.to(device)``
+                if owned and type(parent) is ast.Attribute and parent.attr in ("device", "dtype") and \
+                        type(parent.ctx) is ast.Load:
+                    continue  # ``images.to(self.model.device)``
                 if owned and method is init and type(parent) in (ast.Assign, ast.AnnAssign) and \
                         type(node.ctx) is ast.Store:
                     continue  # built in ``__init__``
