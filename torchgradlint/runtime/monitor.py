@@ -146,6 +146,8 @@ def _tensors_in(obj, depth=0, out=None):
 def _is_stochastic(sub) -> bool:
     if isinstance(sub, _DropoutNd):
         return sub.p > 0
+    if isinstance(sub, torch.nn.MultiheadAttention):
+        return sub.dropout > 0  # dropout on the attention weights, a float, not a submodule
     return isinstance(sub, _BatchNorm)
 
 

@@ -327,7 +327,12 @@ class Facts:
     @staticmethod
     def _layer_depends_on_mode(leaf: str, call: ast.Call) -> bool:
         """A torch.nn layer that behaves differently in training mode."""
-        if leaf.startswith(("Transformer", "MultiheadAttention")):
+        if leaf == "MultiheadAttention":
+            return _may_be_nonzero(call_argument(call, "dropout", 2))  # no dropout unless asked
+        if leaf in ("TransformerEncoderLayer", "TransformerDecoderLayer"):
+            dropout = call_argument(call, "dropout", 3)  # 0.1 unless given
+            return dropout is None or _may_be_nonzero(dropout)
+        if leaf.startswith("Transformer"):
             return True
         if api.DROPOUT_OR_BATCHNORM.fullmatch(leaf):
             # Without running statistics a norm layer normalises each batch in both modes
