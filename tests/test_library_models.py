@@ -255,3 +255,32 @@ def test_a_checkpointer_used_otherwise_may_switch_the_mode():
     # one __init__ left: the linter stays silent rather than guess.
     source = DETECTRON2_PREDICTOR.format(switch="checkpointer.prepare_for_inference()", local_switch="pass")
     assert findings(source) == [(25, "TGL201")]
+
+
+SAFETY_CHECK = '''
+import torch
+from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+from transformers import CLIPVisionModelWithProjection
+
+safety_checker = StableDiffusionSafetyChecker.from_pretrained("CompVis/stable-diffusion-safety-checker")
+image_encoder = CLIPVisionModelWithProjection.from_pretrained("openai/clip-vit-base-patch32")
+
+
+def check_safety(images, clip_input):
+    checked, has_nsfw = safety_checker(images=images, clip_input=clip_input)
+    return checked.cpu().numpy(), has_nsfw
+
+
+def embed(pixels):
+    return image_encoder(pixels).image_embeds.cpu().numpy()
+
+
+def main(images, pixels):
+    print(check_safety(images, pixels), embed(pixels))
+'''
+
+
+def test_a_library_model_whose_forward_runs_under_no_grad():
+    # diffusers' StableDiffusionSafetyChecker.forward is decorated with @torch.no_grad(): calling
+    # it records no graph; a CLIP image encoder of transformers records one.
+    assert findings(SAFETY_CHECK) == [(16, "TGL101")]

@@ -328,7 +328,26 @@ class SemanticModel:
             own = self.flow.grad_set_by(forward) if forward is not None else None
             if own is not None:
                 return own  # ``m(im)`` of a class whose ``forward`` is decorated (YOLOv5's AutoShape)
+            if self._built_from_library_classes_without_grad(site):
+                return frozenset({OFF})
         return self.flow.site_grad.get(id(site), frozenset({ON}))
+
+    def _built_from_library_classes_without_grad(self, site: CallSite) -> bool:
+        """Every construction of the model in sight is of a library class whose ``forward``
+        runs under no_grad (diffusers' ``StableDiffusionSafetyChecker.from_pretrained(...)``)."""
+        root = (site.network or "").split(".")[0]
+        calls = [statement.value for scope in site.function.enclosing_functions()
+                 for _, statement in self._assignments_of(scope, root)
+                 if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)]
+        if not calls:
+            return False
+        for call in calls:
+            func = call.func
+            if isinstance(func, ast.Attribute) and func.attr == "from_pretrained":
+                func = func.value
+            if (self.imports.resolve(func) or "") not in api.LIBRARY_CLASSES_FORWARD_WITHOUT_GRAD:
+                return False
+        return True
 
     def _grad_set_by_methods_named(self, name: str) -> Optional[FrozenSet[str]]:
         """The grad mode the file's network classes' methods called ``name`` set for their

@@ -152,6 +152,14 @@ LIBRARY_MODEL_FORWARD_METHODS = frozenset({"encode", "decode", "forward", "get_t
 # themselves (Hugging Face's, minGPT's and nanoGPT's ``generate``): of a model whose class is out
 # of sight, no forward with autograd on.
 SELF_GRAD_SETTING_METHODS = frozenset({"generate"})
+# Library models whose ``forward`` is decorated with ``@torch.no_grad()``: diffusers' safety checkers.
+LIBRARY_CLASSES_FORWARD_WITHOUT_GRAD = frozenset(
+    f"diffusers.pipelines.{path}" for path in (
+        "stable_diffusion.safety_checker.StableDiffusionSafetyChecker",
+        "stable_diffusion.StableDiffusionSafetyChecker",
+        "deepfloyd_if.safety_checker.IFSafetyChecker",
+        "deepfloyd_if.IFSafetyChecker",
+    )) | {"diffusers.StableDiffusionSafetyChecker"}
 # ``sample()`` of a torch distribution records no graph, but these receivers' ``sample()`` is
 # reparameterized (diffusers' ``vae.encode(x).latent_dist.sample()`` is mean + std * noise).
 REPARAMETERIZED_SAMPLERS = {"latent_dist"}
