@@ -148,6 +148,8 @@ def _is_stochastic(sub) -> bool:
         return sub.p > 0
     if isinstance(sub, torch.nn.MultiheadAttention):
         return sub.dropout > 0  # dropout on the attention weights, a float, not a submodule
+    if isinstance(sub, torch.nn.RNNBase):
+        return sub.dropout > 0 and sub.num_layers > 1  # between stacked layers only
     return isinstance(sub, _BatchNorm)
 
 

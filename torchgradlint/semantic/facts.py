@@ -45,18 +45,22 @@ def _walked_by_a_loop(site: CallSite) -> bool:
 def _keeps_what_it_is_handed(info: ClassInfo) -> bool:
     """The class's ``__init__`` stores one of its parameters on ``self``, unchanged: a module
     built elsewhere and handed in (``Seq2Seq(encoder, decoder)``)."""
+    return bool(_handed_modules(info))
+
+
+def _handed_modules(info: ClassInfo) -> Set[str]:
+    """The parameters of ``__init__`` it stores on ``self`` unchanged and that a method then
+    calls: modules built elsewhere and handed in, not hyper-parameters."""
     init = info.methods.get("__init__")
     if init is None:
-        return False
+        return set()
     params = set(init.params) - {"self"}
     called = {site.callee for method in info.methods.values() for site in method.sites}
-    for statement in init.statements:
-        if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Name) and \
-                statement.value.id in params and any(
-                    isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
-                    and f"self.{t.attr}" in called for t in statement.targets):
-            return True  # stored and then called: a module, not a hyper-parameter
-    return False
+    return {statement.value.id for statement in init.statements
+            if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Name) and
+            statement.value.id in params and any(
+                isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                and f"self.{t.attr}" in called for t in statement.targets)}
 
 
 def _is_self_training(node: ast.AST) -> bool:
@@ -231,9 +235,9 @@ class Facts:
         finally:
             self._judging.discard(id(info))
 
-    def _judge_class(self, info: ClassInfo, seen: Set[int]) -> Optional[bool]:
+    def _judge_class(self, info: ClassInfo, seen: Set[int], count_handed: bool = True) -> Optional[bool]:
         verdict: Optional[bool] = False
-        if _keeps_what_it_is_handed(info):
+        if count_handed and _keeps_what_it_is_handed(info):
             verdict = None  # ``self.encoder = encoder``: layers built by the caller
         if any(b not in api.MODULE_BASES and b not in self.classes for b in info.bases):
             verdict = None  # inherits from something we cannot see
@@ -1099,7 +1103,10 @@ class Facts:
             return self.expression_composition(function, expr.args[0])
         text = dotted(func) or ""
         if text in self.classes and self.classes[text].is_module:
-            return self.class_composition(self.classes[text])
+            verdict = self.class_composition(self.classes[text])
+            if verdict is None and not self.classes[text].external:
+                return self._composition_with_handed_modules(function, expr, self.classes[text])
+            return verdict
         if "." not in text:
             for scope in function.enclosing_functions():
                 target = scope.nested.get(text)
@@ -1113,7 +1120,29 @@ class Facts:
 
     def key_composition(self, function: FunctionInfo, key: str) -> Optional[bool]:
         cls = self.model_class_of(function, key)
-        return self.class_composition(cls) if cls is not None else self.composition_of(function, key)
+        verdict = self.class_composition(cls) if cls is not None else None
+        return verdict if verdict is not None else self.composition_of(function, key)
+
+    def _composition_with_handed_modules(self, function: FunctionInfo, call: ast.Call,
+                                         cls: ClassInfo) -> Optional[bool]:
+        """``RNNModel(rnn_layer, vocab_size)`` of a class that keeps the modules it is handed:
+        its own layers joined with those of the modules this construction hands it."""
+        handed = _handed_modules(cls)
+        init = cls.methods.get("__init__")
+        if not handed or init is None or cls.base_classes or \
+                any(b not in api.MODULE_BASES for b in cls.bases):
+            return None
+        key = ("own", id(cls))
+        if key not in self._composition_verdicts:
+            self._composition_verdicts[key] = self._judge_class(cls, set(), count_handed=False)
+        verdicts = [self._composition_verdicts[key]]
+        bound = dict(arguments_by_parameter(call, list(init.params)[1:], init.params))
+        for param in handed:
+            argument = bound.get(param)
+            if argument is None:
+                return None  # left to its default
+            verdicts.append(self.expression_composition(function, argument))
+        return join_compositions(verdicts)
 
     def _returned_model(self, function: FunctionInfo) -> Optional[str]:
         if function.is_module_scope:
@@ -1266,20 +1295,34 @@ class Facts:
         return changed
 
     def _propagate_compositions(self) -> None:
-        """A parameter holds Dropout/BatchNorm if any caller passes a model that does."""
-        for function in self.functions:
-            verdicts: Dict[str, List[Optional[bool]]] = {}
-            for site in function.callers:
-                for param, arg in self.bind_arguments(site, function):
-                    key = dotted(arg)
-                    if key and self.is_model(site.function, key) or \
-                            key is None and self.model_expression(site.function, arg) is not None:
-                        verdicts.setdefault(param, []).append(self.expression_composition(site.function, arg))
-                for element, caller_key in self._elements_passed(site, function):
-                    if self.is_model(site.function, caller_key):
-                        verdicts.setdefault(element, []).append(self.key_composition(site.function, caller_key))
-            for param, found in verdicts.items():
-                self.composition.setdefault((id(function), param), join_compositions(found))
+        """A parameter holds Dropout/BatchNorm if any caller passes a model that does; a caller
+        that passes on its own parameter (``train_and_predict(model)`` calling
+        ``predict(model)``) passes what its callers pass, so the verdicts settle in a few rounds."""
+        settled: Set[Tuple[int, str]] = set()
+        for _ in range(4):
+            changed = False
+            for function in self.functions:
+                verdicts: Dict[str, List[Optional[bool]]] = {}
+                for site in function.callers:
+                    for param, arg in self.bind_arguments(site, function):
+                        key = dotted(arg)
+                        if key and self.is_model(site.function, key) or \
+                                key is None and self.model_expression(site.function, arg) is not None:
+                            verdicts.setdefault(param, []).append(self.expression_composition(site.function, arg))
+                    for element, caller_key in self._elements_passed(site, function):
+                        if self.is_model(site.function, caller_key):
+                            verdicts.setdefault(element, []).append(self.key_composition(site.function, caller_key))
+                for param, found in verdicts.items():
+                    where = (id(function), param)
+                    if where in self.composition and where not in settled:
+                        continue  # set otherwise (an annotation, a default): not the callers' to change
+                    verdict = join_compositions(found)
+                    if self.composition.get(where, "unset") != verdict:
+                        self.composition[where] = verdict
+                        settled.add(where)
+                        changed = True
+            if not changed:
+                break
 
     def _elements_passed(self, site: CallSite, function: FunctionInfo) -> Iterable[Tuple[str, str]]:
         """(element key of ``function``, the caller's key for it): ``nets.['snet']`` of

@@ -531,9 +531,9 @@ class SemanticModel:
         """Whether the model holds Dropout/BatchNorm as far as its construction shows (its
         class, or how it was built here); None when that cannot be seen."""
         cls = self.facts.model_class_of(function, key) or self._part_class(function, key)
-        if cls is None:
-            return self.facts.composition_of(function, key)
-        return self.facts.class_composition(cls)
+        verdict = self.facts.class_composition(cls) if cls is not None else None
+        # a class that keeps the modules it is handed: what the constructions here hand it
+        return verdict if verdict is not None else self.facts.composition_of(function, key)
 
     def trains_model(self, function: FunctionInfo, key: str) -> bool:
         """Some forward of the model (or of the model it is a part of: ``model.encoder``)
