@@ -884,7 +884,9 @@ class Facts:
             return False
         origin, cls, verdict = self._joined_model(values, found)
         changed = self._record_model(function, key, origin, cls)
-        self._add_composition(function, key, verdict)
+        if not all(same == key for _, _, same in found):
+            # (``net = net.float()`` is the object the name held: it keeps its composition)
+            self._add_composition(function, key, verdict)
         return changed
 
     def _joined_model(self, values: List[tuple], found: List[tuple]) -> tuple:
