@@ -187,7 +187,10 @@ class Facts:
         for info in self.classes.values():
             # A class with a ``forward`` is a model; so is one built on an imported base that is
             # named like one (``GeneralizedRCNN``, ``ModelMixin``, ``GaussianDiffusion``).
-            if "forward" in info.methods:
+            if "forward" in info.methods and (any(b not in self.classes and b != "object" for b in info.bases)
+                                              or self._builds_trainable_tensors(info)):
+                # (``class LogisticRegression():`` whose ``forward`` computes on plain tensors
+                # that need no gradient is no model: its methods are plain calls)
                 info.is_module = True
             elif not info.is_module and any(
                     b not in self.classes and b and api.looks_like_model_base(b) for b in info.bases):
@@ -210,6 +213,23 @@ class Facts:
             if info.is_module and not info.external:
                 verdict = self._class_has_dropout_or_batchnorm(info, set())
                 info.has_dropout_or_batchnorm = self._composition_verdicts[id(info)] = verdict
+
+    def _builds_trainable_tensors(self, info: ClassInfo) -> bool:
+        """The class's ``__init__`` builds something autograd records: a tensor made with
+        ``requires_grad=True`` (or ``.requires_grad_()``), an ``nn.Parameter`` or a torch.nn layer."""
+        init = info.methods.get("__init__")
+        if init is None:
+            return False
+        for node in ast.walk(init.node):
+            if type(node) is not ast.Call:
+                continue
+            if any(k.arg == "requires_grad" and _may_be_nonzero(k.value) for k in node.keywords):
+                return True
+            if type(node.func) is ast.Attribute and node.func.attr == "requires_grad_":
+                return True
+            if (self.imports.resolve(node.func) or "").startswith("torch.nn."):
+                return True
+        return False
 
     def _plain_object_class(self, info: ClassInfo) -> bool:
         """No ``nn.Module``, and every base in sight: calling an instance runs its ``__call__``,
