@@ -20,6 +20,7 @@ project are left alone: the analysis stays silent about what it cannot see.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
@@ -113,6 +114,11 @@ class ProjectIndex:
     """Summaries of a project's modules, computed lazily and cached (in memory and on disk)."""
 
     _instances: Dict[Tuple[str, object], "ProjectIndex"] = {}
+    # The import statements of a file, by (path, size, modification time, inode): shared by
+    # the indexes of one process, since the roots of a repository's sub-folders (``src``,
+    # ``examples/community``) scan files that its own root scans too; read again once the file
+    # has changed.
+    _import_texts_by_stamp: Dict[Tuple[str, int, int, int], bytes] = {}
 
     def __init__(self, root: str, config=None):
         from .cache import SummaryCache
@@ -125,9 +131,13 @@ class ProjectIndex:
         # (path, kind) -> (digest of the module, summary, digests of the modules it read)
         self._summaries: Dict[Tuple[str, str], Tuple[str, Optional[dict], Dict[str, str]]] = {}
         self._files: Optional[List[str]] = None
+        self._stamps: Dict[str, Tuple[int, int, int]] = {}  # file -> size, modified, inode
         self._in_progress: set = set()
         self._reading: List[Dict[str, str]] = []  # per summary being computed: what it read
         self._import_text: Optional[Dict[str, bytes]] = None
+        # every file's import statements in one text, where each file's start, which file
+        self._statements_together: Optional[Tuple[bytes, List[int], List[str]]] = None
+        self._scan_order: Dict[str, int] = {}  # file -> its place among the import statements
         self._importers_found: Dict[str, List[str]] = {}
         self._imports_resolved: Dict[str, Set[str]] = {}
         self._module_layout: Optional[tuple] = None  # module name -> file, packages, name parts
@@ -177,9 +187,12 @@ class ProjectIndex:
                         if entry.is_dir(follow_symlinks=False):
                             if self._walks_into(entry):
                                 folders.append(entry.path)
-                        elif entry.name.endswith(".py") and entry.is_file() and \
-                                entry.stat().st_size <= limit and not self._excluded(entry.path):
-                            found.append(entry.path)
+                        elif entry.name.endswith(".py") and entry.is_file():
+                            status = entry.stat()
+                            if status.st_size <= limit and not self._excluded(entry.path):
+                                found.append(entry.path)
+                                self._stamps[entry.path] = (status.st_size, status.st_mtime_ns,
+                                                            status.st_ino)
                     except OSError:
                         continue
                 pending.extend(reversed(folders))
@@ -511,11 +524,16 @@ class ProjectIndex:
         files with an ``import *`` line are noted on the way."""
         if self._import_text is None:
             texts: Dict[str, bytes] = {}
+            shared = ProjectIndex._import_texts_by_stamp
             for path in self.files():
-                data = _read(path)
-                if data is None:
-                    continue
-                text = texts[path] = b"\n".join(match.group(0) for match in import_lines(data))
+                stamp = (path,) + self._stamps[path]
+                text = shared.get(stamp)
+                if text is None:
+                    data = _read(path)
+                    if data is None:
+                        continue
+                    text = shared[stamp] = b"\n".join(match.group(0) for match in import_lines(data))
+                texts[path] = text
                 # (searched in the statements, not the whole file: a search costs as much as
                 # the read)
                 if b"import *" in text or b"import*" in text:
@@ -542,11 +560,39 @@ class ProjectIndex:
             leaf = module_name(self.root, target).rpartition(".")[2].encode()
             word = re.compile(rb"\b%s\b" % re.escape(leaf))
             package = os.path.dirname(target) + os.sep if os.path.basename(target) == "__init__.py" else None
-            found = [path for path, text in self._import_statements().items()
-                     if path != target and ((leaf in text and word.search(text)) or
-                                            (package and path.startswith(package)))
-                     and target in self._imported_by(path, text)]
+            texts = self._import_statements()
+            spelling = self._files_spelling(leaf, word)
+            candidates = [path for path in texts if path in spelling or path.startswith(package)] \
+                if package else sorted(spelling, key=self._scan_order.__getitem__)
+            found = [path for path in candidates
+                     if path != target and target in self._imported_by(path, texts[path])]
             self._importers_found[target] = found
+        return found
+
+    def _files_spelling(self, leaf: bytes, word) -> Set[str]:
+        """The files whose import statements hold a match of ``word``, a word search of
+        ``leaf``: ``leaf`` looked for in the statements of all the files at once (a search per
+        file that holds it, not one per file of the project), each file's set apart by a NUL
+        byte, which no name holds."""
+        if self._statements_together is None:
+            texts = self._import_statements()
+            starts, offset = [], 0
+            for text in texts.values():
+                starts.append(offset)
+                offset += len(text) + 1
+            self._statements_together = (b"\0".join(texts.values()), starts, list(texts))
+            self._scan_order = {path: number for number, path in enumerate(texts)}
+        together, starts, paths = self._statements_together
+        texts = self._import_text
+        found = set()
+        position = together.find(leaf)
+        while position != -1:
+            number = bisect.bisect_right(starts, position) - 1
+            if word.search(texts[paths[number]]):
+                found.add(paths[number])
+            if number + 1 == len(starts):
+                break
+            position = together.find(leaf, starts[number + 1])
         return found
 
     def _imported_by(self, path: str, text: bytes) -> Set[str]:
