@@ -47,6 +47,9 @@ class ExcludePattern:
         name = os.path.basename(path)
         if self.is_plain_name:  # ``.git``: equal to the base name (or to a relative path of one part)
             return os.path.normcase(name) == self._normcased_pattern
+        if self._name_suffix is not None:
+            # ``*.egg``: a path whose base name does not end so does not either
+            return os.path.normcase(name).endswith(self._name_suffix)
         if fnmatch.fnmatch(name, self.pattern):
             return True
         posix_path = path.replace(os.sep, "/")
@@ -84,6 +87,16 @@ class ExcludePattern:
     @functools.cached_property
     def _normcased_pattern(self) -> str:
         return os.path.normcase(self.pattern)
+
+    @functools.cached_property
+    def _name_suffix(self) -> Optional[str]:
+        """What the names that ``*`` and a plain ending (``*.egg``) matches end with; None for
+        other patterns. (Each file of a project walk is tested: a string test, not two
+        ``fnmatch`` calls and a relative path.)"""
+        rest = self.pattern[1:]
+        if self.pattern[:1] != "*" or not rest or any(character in rest for character in "*?[/\\"):
+            return None
+        return os.path.normcase(rest)
 
     @functools.cached_property
     def is_plain_name(self) -> bool:
