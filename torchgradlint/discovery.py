@@ -139,11 +139,13 @@ def is_excluded(path: str, patterns: Sequence[ExcludePattern], folders: bool = F
 
 def is_skipped_dir(path: str, name: str) -> bool:
     """A directory met while walking that holds no project source."""
-    if name in SKIPPED_DIRS:
-        return True
-    if any(fnmatch.fnmatch(name, glob) for glob in SKIPPED_DIR_GLOBS):
-        return True
-    return os.path.isfile(os.path.join(path, VENV_MARKER))
+    return is_skipped_dir_name(name) or os.path.isfile(os.path.join(path, VENV_MARKER))
+
+
+def is_skipped_dir_name(name: str) -> bool:
+    """A directory whose name says it holds no project source (a virtual environment, which
+    ``is_skipped_dir`` recognizes too, may have any name)."""
+    return name in SKIPPED_DIRS or any(fnmatch.fnmatch(name, glob) for glob in SKIPPED_DIR_GLOBS)
 
 
 @dataclass

@@ -28,12 +28,15 @@ import re
 from typing import Dict, List, Optional, Set, Tuple
 
 from . import __version__
-from .discovery import ExcludePattern, find_root, is_skipped_dir
+from .discovery import VENV_MARKER, ExcludePattern, find_root, is_skipped_dir_name
 
 SKIPPED_DIRS = {".torchgradlint_cache"}  # besides discovery's (VCS, caches, venvs, builds)
 # A folder below the root holding one of these is another project (a cloned repository, a
 # vendored package with its own packaging): its files do not import the linted one.
 NESTED_PROJECT_MARKERS = (".git", ".hg", "pyproject.toml", "setup.py", "setup.cfg")
+# the names (case folded) of the entries that make a folder another project or a virtual
+# environment, a folder that is not walked
+FOLDER_MARKERS = frozenset(name.casefold() for name in NESTED_PROJECT_MARKERS + (VENV_MARKER,))
 PACKAGING_FILES = ("setup.py", "pyproject.toml", "setup.cfg")
 MAX_PROJECT_FILES = 5000
 # A module imported by more files than this is a library's utility: its callers are too many and
@@ -181,11 +184,13 @@ class ProjectIndex:
                         entries = sorted(listing, key=lambda entry: entry.name)
                 except OSError:
                     continue
+                if folder != self.root and self._holds_another_project(folder, entries):
+                    continue
                 folders = []
                 for entry in entries:
                     try:
                         if entry.is_dir(follow_symlinks=False):
-                            if self._walks_into(entry):
+                            if self._may_walk_into(entry):
                                 folders.append(entry.path)
                         elif entry.name.endswith(".py") and entry.is_file():
                             status = entry.stat()
@@ -199,12 +204,23 @@ class ProjectIndex:
             self._files = found[:MAX_PROJECT_FILES]
         return self._files
 
-    def _walks_into(self, entry) -> bool:
-        if entry.name in SKIPPED_DIRS or is_skipped_dir(entry.path, entry.name):
+    def _may_walk_into(self, entry) -> bool:
+        """A folder the walk enters, as far as its name and the exclude patterns tell (what it
+        holds is looked at when it is listed: ``_holds_another_project``)."""
+        return entry.name not in SKIPPED_DIRS and not is_skipped_dir_name(entry.name) and \
+            not self._excluded(entry.path)
+
+    @staticmethod
+    def _holds_another_project(folder: str, entries) -> bool:
+        """The folder (below the root) is a nested project or a virtual environment: read off
+        its listing, which the walk makes anyway, instead of a look-up per marker and folder.
+        A name equal to a marker but for case is looked up, for case-insensitive file
+        systems."""
+        names = {entry.name.casefold() for entry in entries}
+        if not names & FOLDER_MARKERS:
             return False
-        if any(os.path.lexists(os.path.join(entry.path, marker)) for marker in NESTED_PROJECT_MARKERS):
-            return False
-        return not self._excluded(entry.path)
+        return any(os.path.lexists(os.path.join(folder, marker)) for marker in NESTED_PROJECT_MARKERS) or \
+            os.path.isfile(os.path.join(folder, VENV_MARKER))
 
     def _excluded(self, path: str) -> bool:
         return os.path.normcase(os.path.basename(path)) in self._excluded_names or \
