@@ -117,11 +117,11 @@ class ProjectIndex:
     """Summaries of a project's modules, computed lazily and cached (in memory and on disk)."""
 
     _instances: Dict[Tuple[str, object], "ProjectIndex"] = {}
-    # The import statements of a file, by (path, size, modification time, inode): shared by
-    # the indexes of one process, since the roots of a repository's sub-folders (``src``,
-    # ``examples/community``) scan files that its own root scans too; read again once the file
-    # has changed.
-    _import_texts_by_stamp: Dict[Tuple[str, int, int, int], bytes] = {}
+    # The import statements of a file, by path, with the (size, modification time, inode) they
+    # were read at: shared by the indexes of one process, since the roots of a repository's
+    # sub-folders (``src``, ``examples/community``) scan files that its own root scans too; read
+    # again once the file has changed (one entry a file, however long the process lives).
+    _import_texts_by_path: Dict[str, Tuple[Tuple[int, int, int], bytes]] = {}
 
     def __init__(self, root: str, config=None):
         from .cache import SummaryCache
@@ -540,15 +540,18 @@ class ProjectIndex:
         files with an ``import *`` line are noted on the way."""
         if self._import_text is None:
             texts: Dict[str, bytes] = {}
-            shared = ProjectIndex._import_texts_by_stamp
+            shared = ProjectIndex._import_texts_by_path
             for path in self.files():
-                stamp = (path,) + self._stamps[path]
-                text = shared.get(stamp)
-                if text is None:
+                stamp = self._stamps[path]
+                known = shared.get(path)
+                if known is not None and known[0] == stamp:
+                    text = known[1]
+                else:
                     data = _read(path)
                     if data is None:
                         continue
-                    text = shared[stamp] = b"\n".join(match.group(0) for match in import_lines(data))
+                    text = b"\n".join(match.group(0) for match in import_lines(data))
+                    shared[path] = (stamp, text)
                 texts[path] = text
                 # (searched in the statements, not the whole file: a search costs as much as
                 # the read)
