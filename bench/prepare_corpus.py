@@ -26,7 +26,9 @@ from typing import List
 KEEP_TEXT = {".md", ".rst", ".txt", ".cfg", ".toml", ".ini", ".yaml", ".yml", ".sh", ".json"}
 MAX_TEXT_BYTES = 256 * 1024
 MAX_NOTEBOOK_BYTES = 4 * 1024 * 1024
-LINE_MAGIC = re.compile(r"^\s*(%|!)")
+# ``%matplotlib inline``, ``%%time``, ``!pip install x``; not a continuation line that starts
+# with the formatting operator (``% (epoch, loss))``) or with ``!=``
+LINE_MAGIC = re.compile(r"^\s*(%%?[A-Za-z_]|!(?!=))")
 HELP_QUERY = re.compile(r"^\s*[\w.]+\?{1,2}\s*$")
 PASSIVE_CELL_MAGICS = ("%%time", "%%timeit", "%%capture")
 
