@@ -395,6 +395,37 @@ class Facts:
     def _names_model_factory(self, call: ast.Call) -> bool:
         return self.model_factory(call) == LIBRARY_FACTORY
 
+    def registered_builders(self, func: ast.AST) -> Optional[list]:
+        """``MODELS[arch]`` where the module binds ``MODELS`` once to a dict literal whose values
+        are all model classes of the file or functions of the file that return a model
+        (``sam_model_registry = {"vit_h": build_sam_vit_h, ...}``): those classes and functions."""
+        if type(func) is not ast.Subscript or type(func.value) is not ast.Name:
+            return None
+        name = func.value.id
+        bound = [value for statement in self.module.statements
+                 for target, value in assignment_pairs(statement) if dotted(target) == name]
+        if len(bound) != 1 or type(bound[0]) is not ast.Dict or not bound[0].values:
+            return None
+        builders = []
+        for value in bound[0].values:
+            key = dotted(value) if value is not None else None
+            if key in self.classes and self.classes[key].is_module:
+                builders.append(self.classes[key])
+            elif key in self.module.nested and self.returns_model.get(id(self.module.nested[key])):
+                builders.append(self.module.nested[key])
+            else:
+                return None
+        return builders
+
+    def _built_by_one_of(self, builders: list) -> tuple:
+        """(origin, class, None) of what one of a registry's classes or functions builds."""
+        origins = {FRESH if isinstance(builder, ClassInfo) else self.returns_model[id(builder)]
+                   for builder in builders}
+        classes = {id(builder): builder for builder in builders if isinstance(builder, ClassInfo)}
+        cls = next(iter(classes.values())) if len(classes) == 1 and len(builders) == len(
+            [b for b in builders if isinstance(b, ClassInfo)]) else None
+        return (origins.pop() if len(origins) == 1 else UNKNOWN_ORIGIN, cls, None)
+
     def model_factory(self, call: ast.Call) -> Optional[str]:
         """``getattr(models, arch)(...)``, ``models.__dict__[arch](...)``: a model class looked
         up by name in a module of models -- torchvision's or timm's (LIBRARY_FACTORY: they hold
@@ -762,6 +793,9 @@ class Facts:
                 return ("same", None, key)
             if self.model_factory(expr) is not None:
                 return (FRESH, None, None)  # ``getattr(models, arch)()``: a new module trains
+            registered = self.registered_builders(func)
+            if registered is not None:
+                return self._built_by_one_of(registered)  # ``MODELS[arch]()``
             if isinstance(func, ast.Attribute):
                 receiver = dotted(func.value)
                 if func.attr in api.SELF_RETURNING_METHODS and self.is_model(function, receiver):
@@ -1123,6 +1157,10 @@ class Facts:
         qualified = self.imports.resolve(func) or ""
         if qualified in api.WRAPPERS_KEEPING_MODEL and expr.args:
             return self.expression_composition(function, expr.args[0])
+        registered = self.registered_builders(func)
+        if registered is not None:
+            return join_compositions(self.class_composition(builder) if isinstance(builder, ClassInfo)
+                                     else self.returns_composition.get(id(builder)) for builder in registered)
         text = dotted(func) or ""
         if text in self.classes and self.classes[text].is_module:
             verdict = self.class_composition(self.classes[text])

@@ -681,6 +681,20 @@ class FlowAnalysis:
                 state = state.set_mode(key, mode)
         return state
 
+    def _registry_mode(self, builders: list):
+        """``MODELS[arch](...)``: a class builds a module in training mode, a builder function
+        returns what its returns say (``build_sam()`` may switch to eval first)."""
+        modes = []
+        for builder in builders:
+            if getattr(builder, "methods", None) is not None:  # a class
+                modes.append(frozenset({(TRAIN, None)}))
+                continue
+            returned = self.return_modes.get(id(builder))
+            if not returned or any(mode in (PASSED_IN, UNKNOWN_TAG) for mode, _ in returned):
+                return UNKNOWN_MODE
+            modes.append(returned)
+        return frozenset().union(*modes)
+
     def _expression_mode(self, state: State, expr: ast.AST):
         """The mode of the model an expression evaluates to, or None when it is not one we
         know: a fresh module trains, ``from_pretrained`` evaluates, ``m.to(dev)`` is ``m``."""
@@ -716,6 +730,9 @@ class FlowAnalysis:
             returned = self.return_modes.get(id(site.target))
             if returned is not None:
                 return self._resolve(site, returned, state)
+        registered = self.facts.registered_builders(expr.func) if isinstance(expr, ast.Call) else None
+        if registered is not None:
+            return self._registry_mode(registered)
         found = self.facts.model_expression(self._function, expr)
         if found is None:
             return None
