@@ -110,6 +110,7 @@ class Facts:
         self.linker = linker
         self.frameworks = None  # FrameworkLoops: the functions a framework calls, and when
         self.context_managers: Set[int] = set()  # ids of the expressions ``with`` statements enter
+        self._module_dicts: Optional[Dict[str, ast.Dict]] = None  # module-level registries by name
         self.imports = imports
         self.functions = functions
         self.classes = classes
@@ -401,13 +402,11 @@ class Facts:
         (``sam_model_registry = {"vit_h": build_sam_vit_h, ...}``): those classes and functions."""
         if type(func) is not ast.Subscript or type(func.value) is not ast.Name:
             return None
-        name = func.value.id
-        bound = [value for statement in self.module.statements
-                 for target, value in assignment_pairs(statement) if dotted(target) == name]
-        if len(bound) != 1 or type(bound[0]) is not ast.Dict or not bound[0].values:
+        registry = self._module_dict(func.value.id)
+        if registry is None:
             return None
         builders = []
-        for value in bound[0].values:
+        for value in registry.values:
             key = dotted(value) if value is not None else None
             if key in self.classes and self.classes[key].is_module:
                 builders.append(self.classes[key])
@@ -416,6 +415,19 @@ class Facts:
             else:
                 return None
         return builders
+
+    def _module_dict(self, name: str) -> Optional[ast.Dict]:
+        """The non-empty dict literal the module binds ``name`` to, once and only once."""
+        if self._module_dicts is None:
+            bindings: Dict[str, list] = {}
+            for statement in self.module.statements:
+                for target, value in assignment_pairs(statement):
+                    key = dotted(target)
+                    if key:
+                        bindings.setdefault(key, []).append(value)
+            self._module_dicts = {key: values[0] for key, values in bindings.items()
+                                  if len(values) == 1 and type(values[0]) is ast.Dict and values[0].values}
+        return self._module_dicts.get(name)
 
     def _built_by_one_of(self, builders: list) -> tuple:
         """(origin, class, None) of what one of a registry's classes or functions builds."""

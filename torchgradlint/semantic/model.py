@@ -47,20 +47,16 @@ class _CallsFromOtherModules:
             id(function): f"called from evaluation code at {_caller_file(call)}:{call['line']}"
             for function, call in incoming if call.get("evaluation") and not call.get("feeds_training")}
         # (function, parameter) -> whether the models other modules pass hold Dropout or
-        # BatchNorm, per call (None: that call cannot tell)
+        # BatchNorm, per call (None: that call cannot tell); and the modes with them
         self.compositions: Dict[Tuple[int, str], List[Optional[bool]]] = {}
-        for function, call in incoming:
-            passed = bind_record(call, list(function.params), function.cls is not None,
-                                 "arg_compositions", "kwarg_compositions", receiver=None)
-            for param, verdict in passed.items():
-                self.compositions.setdefault((id(function), param), []).append(verdict)
-        # (function, parameter) -> (modes, composition) of the model each call passes
         self.passed_models: Dict[Tuple[int, str], List[Tuple[frozenset, Optional[bool]]]] = {}
         for function, call in incoming:
-            modes = bind_record(call, list(function.params), function.cls is not None, receiver=None)
-            compositions = bind_record(call, list(function.params), function.cls is not None,
-                                       "arg_compositions", "kwarg_compositions", receiver=None)
-            for param, mode in modes.items():
+            params, method = list(function.params), function.cls is not None
+            compositions = bind_record(call, params, method, "arg_compositions", "kwarg_compositions",
+                                       receiver=None)
+            for param, verdict in compositions.items():
+                self.compositions.setdefault((id(function), param), []).append(verdict)
+            for param, mode in bind_record(call, params, method, receiver=None).items():
                 self.passed_models.setdefault((id(function), param), []).append(
                     (mode_from_json(mode) or frozenset(), compositions.get(param)))
         self.evaluation_grad: Dict[int, FrozenSet[str]] = {}
@@ -335,10 +331,7 @@ class SemanticModel:
     def _built_from_library_classes_without_grad(self, site: CallSite) -> bool:
         """Every construction of the model in sight is of a library class whose ``forward``
         runs under no_grad (diffusers' ``StableDiffusionSafetyChecker.from_pretrained(...)``)."""
-        root = (site.network or "").split(".")[0]
-        calls = [statement.value for scope in site.function.enclosing_functions()
-                 for _, statement in self._assignments_of(scope, root)
-                 if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)]
+        calls = self._constructions_in_sight(site)
         if not calls:
             return False
         for call in calls:
@@ -1071,13 +1064,18 @@ class SemanticModel:
                 if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)
                 and (not before or index < site.index)]
 
-    def _loaded_from_a_hub_wrapper(self, site: CallSite) -> bool:
+    def _constructions_in_sight(self, site: CallSite) -> List[ast.Call]:
+        """The calls whose result the forward's model name is bound to, in its function and the
+        scopes around it (a module-level model used inside a function)."""
         root = (site.network or "").split(".")[0]
-        for scope in site.function.enclosing_functions():
-            for _, statement in self._assignments_of(scope, root):
-                if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call) and \
-                        self.imports.resolve(statement.value.func) == "torch.hub.load":
-                    return not api.plain_hub_module(statement.value)
+        return [statement.value for scope in site.function.enclosing_functions()
+                for _, statement in self._assignments_of(scope, root)
+                if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)]
+
+    def _loaded_from_a_hub_wrapper(self, site: CallSite) -> bool:
+        for call in self._constructions_in_sight(site):
+            if self.imports.resolve(call.func) == "torch.hub.load":
+                return not api.plain_hub_module(call)
         return False
 
     def _trained_by_a_step(self, site: CallSite) -> bool:
