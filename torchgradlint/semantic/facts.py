@@ -1717,16 +1717,19 @@ class Facts:
             # loaded as a library module here: its documented forwards (``vae.encode(x)``)
             return site.method in api.LIBRARY_MODEL_FORWARD_METHODS
         # a module by what the code does with it (``self.model.eval()``), not by its name: in
-        # any method of the class that holds it, or in the function itself
+        # any method of the class that holds it, in the function itself, and for a module-level
+        # model (CLIP's ``model.encode_text(tokens)`` in a notebook's helper) at module level
         owner = self.enclosing_class(function) if held else None
-        functions = owner.methods.values() if owner is not None else (function,) if not held else ()
+        functions = owner.methods.values() if owner is not None else () if held else \
+            (function, self.module) if self._bound_to_module_level_model(function, receiver) else (function,)
         return any(other.receiver == receiver and other.method in api.MODULE_ONLY_METHODS | {"train"}
                    for method in functions for other in method.sites)
 
     def _tensor_valued(self, site: CallSite, expr: ast.AST, depth: int = 0) -> bool:
         """The expression is a tensor the code built with torch (``torch.unsqueeze(...)``,
-        ``torch.Tensor(obs).to(device)``) or a batch of a ``DataLoader`` a loop around the call
-        walks, also through a name bound to one and through methods and indexing of one."""
+        ``torch.Tensor(obs).to(device)``), data moved to a device (``tokenize(texts).cuda()``) or
+        a batch of a ``DataLoader`` a loop around the call walks, also through a name bound to
+        one and through methods and indexing of one."""
         function = site.function
         while depth < 4:
             depth += 1
@@ -1737,6 +1740,8 @@ class Facts:
                     return True
                 if type(expr.func) is not ast.Attribute:
                     return False
+                if expr.func.attr in ("cuda", "to"):
+                    return True  # ``clip.tokenize(texts).cuda()``: data moved to the model's device
                 expr = expr.func.value  # ``x.float().to(device)``: the tensor it is called on
             elif type(expr) is ast.Name:
                 return self._batch_of_a_data_loader(site, expr.id) or \
