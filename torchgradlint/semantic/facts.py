@@ -11,7 +11,7 @@ from . import torch_api as api
 from .aliases import ElementAliases, subscript_key
 from .names import (ImportTable, arguments_by_parameter, assigned_names, assignment_pairs, call_argument,
                     child_nodes, dotted, owners_of_calls, walk)
-from .structure import CallSite, ClassInfo, FunctionInfo
+from .structure import CallSite, ClassInfo, FunctionInfo, parameter_default
 
 PRETRAINED_OWNER = re.compile(r"Model|Net|VAE|Encoder|Decoder|Transformer|For[A-Z]|GPT|Bert|"
                               r"Llama|T5|CLIP|ViT|Whisper")
@@ -1438,7 +1438,7 @@ class Facts:
                         self._wants_gradients_of(function, index, dotted(target.value))
                     elif not (isinstance(value, ast.Constant) and value.value):
                         # ``= False`` or ``= requires_grad`` (a flag the caller sets False)
-                        self._freeze_from_loop(function, target)
+                        self._freeze_from_loop(function, target, value)
         for site in function.sites:
             backward = api.backward_run_by(site)
             if backward == api.RUNS_BACKWARD_ON_LOSS:
@@ -1510,11 +1510,14 @@ class Facts:
             value = value.func.value
         return assigned_names(statement) if value is call else set()
 
-    def _freeze_from_loop(self, function: FunctionInfo, target: ast.Attribute) -> None:
+    def _freeze_from_loop(self, function: FunctionInfo, target: ast.Attribute, value: ast.AST) -> None:
         """``for p in model.parameters(): p.requires_grad = False`` freezes ``model``; the same
         loop over a parameter (``def freeze_params(params)``) freezes the models whose
-        ``.parameters()`` the file's calls of the function hand it."""
+        ``.parameters()`` the file's calls of the function hand it, and a helper's loop over a
+        model it is handed, setting a flag (stylegan2's ``requires_grad(model, flag)``),
+        freezes the models of the calls that pass the flag False."""
         variable = dotted(target.value)
+        flag = value.id if type(value) is ast.Name and value.id in function.params else None
         for loop in function.loops:
             node = loop.node
             if not isinstance(node, ast.For) or dotted(node.target) != variable:
@@ -1523,7 +1526,21 @@ class Facts:
                 self._freeze_what_callers_hand(function, node.iter.id)
             elif isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Attribute) and \
                     node.iter.func.attr in ("parameters", "named_parameters"):
-                self._freeze(function, dotted(node.iter.func.value))
+                owner = dotted(node.iter.func.value)
+                if owner in function.params and owner not in ("self", "cls"):
+                    self._freeze_models_callers_hand(function, owner, flag)
+                else:
+                    self._freeze(function, owner)
+
+    def _freeze_models_callers_hand(self, function: FunctionInfo, param: str, flag: Optional[str]) -> None:
+        """The models the file's calls hand ``param`` of a freezing helper, for the calls that
+        pass its ``flag`` parameter False (every call, when the helper sets a constant)."""
+        for caller in function.callers:
+            bound = dict(self.bind_arguments(caller, function))
+            model = dotted(bound[param]) if param in bound else None
+            setting = bound.get(flag, parameter_default(function, flag)) if flag else None
+            if model and (flag is None or type(setting) is ast.Constant and setting.value is False):
+                self._freeze(caller.function, model)
 
     def _freeze(self, function: FunctionInfo, key: Optional[str]) -> None:
         """``key``'s parameters are frozen in ``function``: by name for the file, and, for

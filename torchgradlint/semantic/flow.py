@@ -18,7 +18,7 @@ from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 from . import torch_api as api
 from .names import NameReferences, assignment_pairs, dotted, mode_argument
-from .structure import CallSite, FunctionInfo, binding_counts, binding_scope
+from .structure import CallSite, FunctionInfo, binding_counts, binding_scope, parameter_default
 
 ON, OFF, DYNAMIC = "on", "off", "dynamic"
 # While a function's effects are summarized, its grad mode is "whatever the caller's was": a
@@ -894,23 +894,12 @@ class FlowAnalysis:
             bound = dict(self.facts.bind_arguments(site, function))
             value = bound.get(argument.id)
             if value is None:
-                default = self._default(function, argument.id)
+                default = parameter_default(function, argument.id)
                 value = default
             if not isinstance(value, ast.Constant) or not isinstance(value.value, bool):
                 return None
             values.add(bool(value.value) != negate)
         return values
-
-    @staticmethod
-    def _default(function: FunctionInfo, param: str):
-        args = function.node.args
-        positional = list(getattr(args, "posonlyargs", [])) + list(args.args)
-        defaults = dict(zip([a.arg for a in positional[len(positional) - len(args.defaults):]],
-                            args.defaults))
-        for arg, default in zip(args.kwonlyargs, args.kw_defaults):
-            if default is not None:
-                defaults[arg.arg] = default
-        return defaults.get(param)
 
     def _context_grad(self, expr: ast.AST) -> Optional[FrozenSet[str]]:
         """The grad mode inside ``with expr:``, or None when it does not change it."""

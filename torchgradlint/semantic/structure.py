@@ -318,6 +318,18 @@ def binding_counts(function: FunctionInfo) -> Dict[str, int]:
     return counts
 
 
+def parameter_default(function: FunctionInfo, param: str) -> Optional[ast.AST]:
+    """The default value expression of a parameter of ``function``, or None."""
+    args = function.node.args
+    positional = list(getattr(args, "posonlyargs", [])) + list(args.args)
+    defaults = dict(zip([a.arg for a in positional[len(positional) - len(args.defaults):]],
+                        args.defaults))
+    for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+        if default is not None:
+            defaults[arg.arg] = default
+    return defaults.get(param)
+
+
 def binding_scope(function: FunctionInfo, name: str) -> FunctionInfo:
     """The scope whose variable ``name`` is, seen from ``function`` (Python's LEGB without
     builtins: the function itself, an enclosing function, else the module)."""
