@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import Dict, List, Optional, Set, Tuple
 
 from . import torch_api as api
-from .names import child_nodes, dotted
+from .names import child_nodes, dotted, written_tensor
 from .structure import CallSite, FunctionInfo
 
 TRAINING = ("training",)
@@ -106,7 +106,7 @@ class Dataflow:
         elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
             func = statement.value.func
             if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
-                key = dotted(func.value)
+                key = written_tensor(func.value, api.TENSOR_VIEW_METHODS)
                 if key:
                     keys.append(key)
         for target in targets:
@@ -150,7 +150,7 @@ class Dataflow:
             if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
                 func = statement.value.func
                 if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
-                    key = dotted(func.value)
+                    key = written_tensor(func.value, api.TENSOR_VIEW_METHODS)
                     if key:
                         node = self.def_node(function, index, key)
                         self.preds[node] |= self._uses(function, index, key)

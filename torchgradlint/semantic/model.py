@@ -18,7 +18,7 @@ from .dataflow import MUTATING_METHODS, TRAINING, Dataflow, may_reach_training
 from .facts import Facts
 from .frameworks import FrameworkLoops
 from .flow import EVAL, OFF, ON, PASSED_IN, TRAIN, UNKNOWN, FlowAnalysis, lookup_mode
-from .names import ImportTable, NameReferences, assigned_names, dotted, owners_of_calls, stored_targets
+from .names import ImportTable, NameReferences, assigned_names, dotted, owners_of_calls, stored_targets, written_tensor
 from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
 from .summary import bind_record, mode_from_json
 from .usage import DETACHED, TRAINS, UNUSED, UsageAnalysis
@@ -278,8 +278,9 @@ class SemanticModel:
             return False
         if site.method in api.REPORTING_METHODS or api.stops_gradient(site.method, getattr(site.node.func, "value", None)):
             return False
-        if site.method in MUTATING_METHODS and site.receiver:
-            return False  # ``outputs.append(y)``: the dataflow follows the container
+        if site.method in MUTATING_METHODS and \
+                written_tensor(site.node.func.value, api.TENSOR_VIEW_METHODS):
+            return False  # ``outputs.append(y)``, ``m.view(-1).add_(y)``: the dataflow follows the container
         arguments = list(site.node.args) + [k.value for k in site.node.keywords]
         if any(self.facts.is_optimizer(site.function, dotted(arg) or "") for arg in arguments):
             return True  # ``loss_scaler(loss, optimizer)``: a training step in disguise

@@ -44,6 +44,19 @@ def dotted(node: ast.AST) -> Optional[str]:
     return None
 
 
+def written_tensor(node: ast.AST, view_methods) -> Optional[str]:
+    """The dotted name an in-place write through ``node`` writes: ``m`` for ``m``,
+    ``m.view(-1)`` or ``m[0]`` (views share the tensor's storage), else None."""
+    while True:
+        kind = type(node)
+        if kind is ast.Subscript:
+            node = node.value
+        elif kind is ast.Call and type(node.func) is _Attribute and node.func.attr in view_methods:
+            node = node.func.value
+        else:
+            return dotted(node)
+
+
 _Name, _Attribute = ast.Name, ast.Attribute
 _Assign, _AnnAssign, _SEQUENCES = ast.Assign, ast.AnnAssign, (ast.Tuple, ast.List)
 

@@ -21,7 +21,13 @@ BACKWARD_METHODS = ("backward", "manual_backward")
 LIST_APPENDING_METHODS = frozenset({"append", "extend", "insert", "appendleft"})
 CONTAINER_ADDING_METHODS = LIST_APPENDING_METHODS | {"add", "setdefault", "update"}
 # ... and that write into a tensor in place.
-IN_PLACE_WRITING_METHODS = frozenset({"add_", "copy_", "put", "__setitem__"})
+IN_PLACE_WRITING_METHODS = frozenset({"add_", "copy_", "put", "__setitem__", "sub_", "mul_", "div_", "addcmul_",
+                                      "addcdiv_", "lerp_", "index_add_", "index_copy_", "index_put_",
+                                      "scatter_", "scatter_add_", "scatter_reduce_", "masked_scatter_"})
+# Methods whose result shares the tensor's storage: an in-place write into it writes the tensor
+# (``m.view(-1).index_add_(0, index, values)``).
+TENSOR_VIEW_METHODS = frozenset({"view", "view_as", "reshape", "flatten", "unflatten", "narrow", "select",
+                                 "t", "transpose", "permute", "squeeze", "unsqueeze", "diagonal"})
 # Methods after which a list or dict may hold other things than it was built with.
 CONTAINER_CHANGING_METHODS = CONTAINER_ADDING_METHODS | {
     "pop", "popitem", "clear", "remove", "sort", "reverse", "__setitem__", "__delitem__"}
