@@ -453,7 +453,8 @@ class SemanticModel:
         if loop is None or not switches:
             return False  # an eval() before the loop holds for every iteration
         eval_indexes = switches
-        steps = [other for other in loop.sites if self.facts.site_trains(other)]
+        steps = [other for other in loop.sites if self.facts.site_trains(other) and
+                 not self._trains_only_what_else_it_is_handed(other, site.network)]
         if not steps:
             return False
         for eval_index in eval_indexes:
@@ -462,6 +463,22 @@ class SemanticModel:
                            for test in function.opposite_branch_tests(eval_index, step.index)):
                     return False
         return True
+
+    def _trains_only_what_else_it_is_handed(self, step: CallSite, key: Optional[str]) -> bool:
+        """``ODFA(model, inputs)``: a helper handed the model whose backward reaches only its
+        other arguments (an adversarial example's input gradients, on a copy of the model) is
+        no training step of the model."""
+        target = step.target
+        if target is None or not key:
+            return False
+        bound = [(param, dotted(argument)) for param, argument in self.facts.bind_arguments(step, target)]
+        handed = [param for param, argument in bound if argument == key]
+        if not handed:
+            return False
+        facts = target.external_facts if target.external else None
+        reaching = set(facts.get("params_reaching_training") or ()) if facts is not None else \
+            set(self.dataflow.params_training_inside(target))
+        return bool(reaching) and not reaching & set(handed)
 
     @staticmethod
     def _stable_within(function: FunctionInfo, loop: Loop, test: ast.expr, first_use: int) -> bool:
