@@ -8,6 +8,7 @@ BatchNorm), and so do models that hold neither.
 
 from ..findings import Finding, Fix, RuleInfo, line_ref, span
 from ..semantic.flow import EVAL, TRAIN
+from ..semantic.usage import TRAINS
 
 RULE = RuleInfo(
     "TGL201", "evaluation-in-training-mode",
@@ -55,7 +56,9 @@ def check(analysis):
             # a progress picture); switching to eval on another path shows evaluation intent.
             if any(value == EVAL for value, _ in mode):
                 evidence = "evaluated in eval mode on another path"
-        elif evidence is None and analysis.grad_is_off(site) and analysis.judged_by_its_caller(site):
+        elif evidence is None and analysis.grad_is_off(site) and analysis.judged_by_its_caller(site) and \
+                analysis.output_fate(site, with_values=True) != TRAINS:
+            # (a no-grad forward whose values feed a loss is a target: DQN's, a teacher's)
             evidence = "under no_grad"
         if evidence is None and not analysis.drawn_during_training(site):
             # Sampling in training mode during training is a deliberate GAN convention: only

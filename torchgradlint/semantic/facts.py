@@ -181,7 +181,11 @@ class Facts:
             info.base_classes = [self.classes[b] for b in info.bases if b in self.classes]
             for base in info.bases:  # ``class Net(BaseNet)`` with BaseNet imported from the project
                 local = base.rsplit(".", 1)[-1]
-                if local in self.classes and self.classes[local].external and self.classes[local].is_module:
+                imported = self.classes.get(local) if base not in self.classes else None
+                if imported is None or not imported.external or imported is info:
+                    continue
+                info.base_classes.append(imported)  # its methods are inherited: ``self.step(loss)``
+                if imported.is_module:
                     info.is_module = True
         # classes taken for models only for the name of a base this file cannot see
         self.modules_by_base_name: Set[int] = set()

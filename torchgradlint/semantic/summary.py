@@ -585,6 +585,9 @@ class ExternalLinker:
 
         for site in self.analysis.sites():
             want(site.callee)
+        for info in list(self.analysis.classes.values()):
+            for base in info.node.bases:  # ``class Agent(Base_Agent)``: its inherited methods
+                want(dotted(base))
         for function in self.analysis.functions:
             for decorator in function.decorators:
                 want(dotted(decorator.func if isinstance(decorator, ast.Call) else decorator))
