@@ -19,7 +19,7 @@ from .facts import Facts
 from .frameworks import FrameworkLoops
 from .flow import EVAL, OFF, ON, PASSED_IN, TRAIN, UNKNOWN, FlowAnalysis, lookup_mode
 from .names import ImportTable, NameReferences, assigned_names, dotted, owners_of_calls, stored_targets, written_tensor
-from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder
+from .structure import CallSite, ClassInfo, FunctionInfo, Loop, StructureBuilder, binding_counts
 from .summary import bind_record, mode_from_json
 from .usage import DETACHED, TRAINS, UNUSED, UsageAnalysis
 from .value_graph import ValueGraph
@@ -448,21 +448,36 @@ class SemanticModel:
                     if statement.lineno in eval_lines]
         if len(switches) < len(set(eval_lines)):
             return False  # an eval() in a helper is not guarded here
+        if not switches:
+            return False
         loop = next((loop for loop in reversed(site.loops)
                      if all(loop.contains_index(index) for index in switches)), None)
-        if loop is None or not switches:
-            return False  # an eval() before the loop holds for every iteration
-        eval_indexes = switches
-        steps = [other for other in loop.sites if self.facts.site_trains(other) and
+        if loop is not None:
+            def stable(test, first_use):
+                return self._stable_within(function, loop, test, first_use)
+        else:
+            # ``def run_epoch(is_train): if is_train: model.train() else: model.eval()`` before
+            # the batch loop, the step under ``if is_train:``: a flag the function never rebinds
+            # holds for the whole call (an unguarded eval() before the loop holds for every step)
+            def stable(test, first_use):
+                return self._parameter_never_rebound(function, test)
+        steps = [other for other in (loop or function).sites if self.facts.site_trains(other) and
                  not self._trains_only_what_else_it_is_handed(other, site.network)]
         if not steps:
             return False
-        for eval_index in eval_indexes:
+        for eval_index in switches:
             for step in steps:
-                if not any(self._stable_within(function, loop, test, min(eval_index, step.index))
+                if not any(stable(test, min(eval_index, step.index))
                            for test in function.opposite_branch_tests(eval_index, step.index)):
                     return False
         return True
+
+    @staticmethod
+    def _parameter_never_rebound(function: FunctionInfo, test: ast.expr) -> bool:
+        """The test reads only parameters of the function that nothing in it binds again."""
+        names = {node.id for node in ast.walk(test) if isinstance(node, ast.Name)}
+        counts = binding_counts(function)
+        return bool(names) and all(name in function.params and counts.get(name, 0) == 1 for name in names)
 
     def _trains_only_what_else_it_is_handed(self, step: CallSite, key: Optional[str]) -> bool:
         """``ODFA(model, inputs)``: a helper handed the model whose backward reaches only its
