@@ -310,6 +310,10 @@ class Facts:
                 return True  # torchvision / timm / torch.hub models hold BatchNorm or Dropout
             elif qualified.startswith(("transformers.", "diffusers.")) or qualified in self.constructors:
                 verdict = None
+            elif self.linker is None and api.is_class_like(leaf) and site.callee and \
+                    self.imports.is_imported(site.callee.split(".")[0]) and \
+                    qualified.split(".")[0] not in api.TORCH_ROOTS:
+                verdict = None  # ``ConvBlock(3, 8)`` of a module this summary does not read
         if any(_is_self_training(test) for test in self._guard_tests(info)):
             return True  # ``if self.training:`` -- it behaves differently in training mode
         return verdict

@@ -681,7 +681,13 @@ class ExternalLinker:
         # finding, and cost a tenth of the plugin's time on a sample of files).
         summary = self.project.summary(source, shallow=True)
         if summary is not None and name in summary.get("classes", {}):
-            info = _external_class(name, written, summary["classes"][name])
+            facts = summary["classes"][name]
+            if facts.get("is_module") and facts.get("dropout_or_batchnorm") is None:
+                # ``class UNet(nn.Module)`` built of ``DoubleConv`` layers from ``unet_parts``:
+                # whether it holds Dropout/BatchNorm is in the modules it imports
+                deeper = ((self.project.summary(source) or {}).get("classes") or {}).get(name) or {}
+                facts = dict(facts, dropout_or_batchnorm=deeper.get("dropout_or_batchnorm"))
+            info = _external_class(name, written, facts)
             if self.analysis.classes.setdefault(written, info) is info:
                 # Its methods, so that ``gan = GAN(); gan.train()`` links to GAN.train's summary.
                 for qualname, method_facts in summary.get("functions", {}).items():
