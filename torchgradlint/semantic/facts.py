@@ -250,7 +250,7 @@ class Facts:
         if id(info) in self._composition_verdicts:
             return self._composition_verdicts[id(info)]
         if info.external:
-            return info.has_dropout_or_batchnorm
+            return info.composition()
         if id(info) in seen or id(info) in self._judging:
             return False
         seen.add(id(info))
@@ -1154,7 +1154,7 @@ class Facts:
 
     def class_composition(self, cls: ClassInfo) -> Optional[bool]:
         if cls.external or id(cls) in self._composition_verdicts:
-            return cls.has_dropout_or_batchnorm
+            return cls.composition()
         return self._class_has_dropout_or_batchnorm(cls, set())
 
     def expression_composition(self, function: FunctionInfo, expr: ast.AST) -> Optional[bool]:

@@ -180,6 +180,16 @@ class ClassInfo:
     # None: unknown (built from something we cannot see into).
     has_dropout_or_batchnorm: Optional[bool] = None
     external: bool = False
+    # A class of another module whose composition is read from that module's imports when
+    # first asked (it costs a summary of the module): a function returning the verdict.
+    composition_resolver: Optional[Callable[[], Optional[bool]]] = None
+
+    def composition(self) -> Optional[bool]:
+        """``has_dropout_or_batchnorm``, resolved first if it waits for another module."""
+        if self.composition_resolver is not None:
+            resolve, self.composition_resolver = self.composition_resolver, None
+            self.has_dropout_or_batchnorm = resolve()
+        return self.has_dropout_or_batchnorm
 
     def find_method(self, name: str) -> Optional["FunctionInfo"]:
         """The method as Python would find it, depth first through the bases."""

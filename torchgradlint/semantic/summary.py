@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import os
+from functools import partial
 from typing import Dict, List, Optional
 
 from . import torch_api as api
@@ -91,7 +92,7 @@ def summarize(model, module_name: str) -> dict:
         classes[name] = {"is_module": info.is_module,
                          "module_by_base_name": id(info) in model.facts.modules_by_base_name,
                          "bases": _base_classes(model, info),
-                         "dropout_or_batchnorm": info.has_dropout_or_batchnorm,
+                         "dropout_or_batchnorm": info.composition(),
                          "freezes_itself": model.facts.class_freezes_itself(info),
                          "holds_no_parameters": info.is_module and model.class_holds_no_parameters(info),
                          "loads_no_weights": info.is_module and model.class_loads_no_weights(info)}
@@ -499,7 +500,7 @@ def _words_of_a_call(function) -> tuple:
 def _joined_composition(classes) -> Optional[bool]:
     """Whether the model one of ``classes`` builds holds Dropout/BatchNorm: yes if one does,
     no if none does, else unknown (the summarizing module could not see every class)."""
-    found = [cls.has_dropout_or_batchnorm if cls is not None and cls.is_module else None for cls in classes]
+    found = [cls.composition() if cls is not None and cls.is_module else None for cls in classes]
     return True if True in found else None if None in found else False
 
 
@@ -682,12 +683,11 @@ class ExternalLinker:
         summary = self.project.summary(source, shallow=True)
         if summary is not None and name in summary.get("classes", {}):
             facts = summary["classes"][name]
-            if facts.get("is_module") and facts.get("dropout_or_batchnorm") is None:
+            info = _external_class(name, written, facts)
+            if info.is_module and info.has_dropout_or_batchnorm is None:
                 # ``class UNet(nn.Module)`` built of ``DoubleConv`` layers from ``unet_parts``:
                 # whether it holds Dropout/BatchNorm is in the modules it imports
-                deeper = ((self.project.summary(source) or {}).get("classes") or {}).get(name) or {}
-                facts = dict(facts, dropout_or_batchnorm=deeper.get("dropout_or_batchnorm"))
-            info = _external_class(name, written, facts)
+                info.composition_resolver = partial(self._composition_read_deeper, source, name)
             if self.analysis.classes.setdefault(written, info) is info:
                 # Its methods, so that ``gan = GAN(); gan.train()`` links to GAN.train's summary.
                 for qualname, method_facts in summary.get("functions", {}).items():
@@ -704,6 +704,10 @@ class ExternalLinker:
         stub = self._stub(written, written.rsplit(".", 1)[-1], owner, name, function_facts, None)
         if "." not in written:
             self.analysis.module_function.nested.setdefault(written, stub)
+
+    def _composition_read_deeper(self, source: str, name: str) -> Optional[bool]:
+        deeper = ((self.project.summary(source) or {}).get("classes") or {}).get(name) or {}
+        return deeper.get("dropout_or_batchnorm")
 
     def _with_forwarded_returns(self, source: str, function_facts: dict, depth: int = 0) -> dict:
         """A function that returns what an imported function returns (``return build(args)``),
@@ -800,7 +804,7 @@ class ExternalLinker:
                     None if element is None or element[0] is None else
                     (element[0], cls, _joined_composition(others) if others else
                      element[1] if element[1] is not None or cls is None or not cls.is_module
-                     else cls.has_dropout_or_batchnorm)
+                     else cls.composition())
                     for element, cls, others in zip(info["returned_elements"], classes, alternatives))
 
     def preset_facts(self, facts) -> None:
