@@ -25,7 +25,7 @@ def check(analysis):
         return  # tests run models in whatever mode they test (equivalence checks, shapes)
     for site in analysis.forwards():
         mode = analysis.mode_of(site, site.network)
-        if not mode or not any(value == TRAIN for value, _ in mode):
+        if not mode or not any(value == TRAIN for value, _ in mode) or analysis.switched_to_eval_by_its_method(site):
             continue
         if not analysis.may_have_dropout_or_batchnorm(site, site.network):
             continue

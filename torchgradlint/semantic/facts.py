@@ -1872,6 +1872,34 @@ class Facts:
                     changed = True
         self.training_functions = trains
 
+    def switched_to_eval_by_a_decorator(self, function: FunctionInfo) -> bool:
+        """A decorator of the file wraps the function in code that puts the model it is called
+        on in eval mode first (lucidrains' ``eval_decorator``: ``def inner(model, *args):
+        model.eval(); out = fn(model, *args); model.train(was_training)``)."""
+        if function.external:
+            return bool((function.external_facts or {}).get("decorated_eval"))
+        for decorator in function.decorators:
+            name = dotted(decorator.func if isinstance(decorator, ast.Call) else decorator)
+            wrapper = self.module.nested.get(name) if name else None
+            if wrapper is None:
+                continue
+            if wrapper.external:
+                if (wrapper.external_facts or {}).get("switches_to_eval"):
+                    return True
+                continue
+            if self.wraps_with_eval(wrapper):
+                return True
+        return False
+
+    @staticmethod
+    def wraps_with_eval(decorator: FunctionInfo) -> bool:
+        """The function returns an inner function that switches its first argument to eval."""
+        for inner in decorator.nested.values():
+            first = inner.params[0] if inner.params else None
+            if first and any(site.receiver == first and site.method == "eval" for site in inner.sites):
+                return True
+        return False
+
     def site_trains(self, site: CallSite) -> bool:
         """The call is a backward/step itself, or runs one through in-file helpers."""
         return id(site) in self.training_sites or (

@@ -414,6 +414,13 @@ class SemanticModel:
         """The file is a test module (named like one and written like one)."""
         return self._in_test_file
 
+    def switched_to_eval_by_its_method(self, site: CallSite) -> bool:
+        """The call runs a method of the model that a decorator puts in eval mode first
+        (``@eval_decorator def generate_images(self, ...)``): the forwards inside are not in
+        the caller's mode."""
+        targets = site.targets()
+        return bool(targets) and all(self.facts.switched_to_eval_by_a_decorator(target) for target in targets)
+
     def eval_switch_correlates(self, site: CallSite, lines) -> bool:
         """The ``eval()`` that makes the mode mixed sits under a guard that the forward shares
         (``if encoder is not None: encoder.eval()`` ... ``if encoder is not None: encoder(x)``)

@@ -25,7 +25,7 @@ from .names import dotted
 from .trainers import is_stores, is_trainer_loop, stored_parameters, trainer_loop
 from .usage import ESCAPES
 
-SUMMARY_FORMAT = 17  # part of the cache key: bump it when summaries change shape or meaning
+SUMMARY_FORMAT = 18  # part of the cache key: bump it when summaries change shape or meaning
 
 
 def _mode_to_json(value, keep_lines: bool = False) -> Optional[list]:
@@ -66,6 +66,8 @@ def summarize(model, module_name: str) -> dict:
             "method": function.cls is not None,
             "no_grad_helper": _disables_grad(model, function),
             "decorated_grad": sorted(decorated) if decorated else None,
+            "decorated_eval": model.facts.switched_to_eval_by_a_decorator(function),
+            "switches_to_eval": model.facts.wraps_with_eval(function),
             "trains": model.function_trains(function),
             "effects": {key: _mode_to_json(value)
                         for key, value in model.flow.effects.get(id(function), {}).items()},
@@ -411,6 +413,8 @@ FUNCTION_FIELDS = {
     "method": _is(bool),
     "no_grad_helper": _is(bool),
     "decorated_grad": lambda v: v is None or (_is_str_list(v) and set(v) <= GRAD_MODES),
+    "decorated_eval": _is(bool),
+    "switches_to_eval": _is(bool),
     "trains": _is(bool),
     "effects": lambda v: type(v) is dict and all(type(k) is str and _is_mode(m) for k, m in v.items()),
     "returns_model": _optional(str, bool),
