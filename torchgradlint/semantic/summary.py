@@ -520,6 +520,23 @@ def _built_fresh(mode, cls, fresh_modules: bool = False):
     return mode
 
 
+def _calls_methods_it_does_not_define(info) -> bool:
+    """A method of the class calls ``self.name(...)`` where ``name`` is neither a method of the
+    class nor an attribute it assigns (``self.conv1 = ...``): a method it inherits."""
+    assigned = None
+    for method in info.methods.values():
+        for site in method.sites:
+            if site.receiver != "self" or not site.method or site.method in info.methods or \
+                    site.method in api.NN_MODULE_METHODS:
+                continue
+            if assigned is None:
+                assigned = {node.attr for node in ast.walk(info.node) if type(node) is ast.Attribute and
+                            type(node.ctx) is ast.Store and type(node.value) is ast.Name and node.value.id == "self"}
+            if site.method not in assigned:
+                return True
+    return False
+
+
 def _external_class(name: str, written: str, facts: dict):
     """A class of another project module, as its summary describes it."""
     from .structure import ClassInfo
@@ -591,8 +608,9 @@ class ExternalLinker:
         for site in self.analysis.sites():
             want(site.callee)
         for info in list(self.analysis.classes.values()):
-            for base in info.node.bases:  # ``class Agent(Base_Agent)``: its inherited methods
-                want(dotted(base))
+            if info.node.bases and _calls_methods_it_does_not_define(info):
+                for base in info.node.bases:  # ``class Agent(Base_Agent)``: its inherited methods
+                    want(dotted(base))
         for function in self.analysis.functions:
             for decorator in function.decorators:
                 want(dotted(decorator.func if isinstance(decorator, ast.Call) else decorator))
