@@ -42,7 +42,8 @@ def check(analysis):
         flagged = None
         if analysis.is_training_context(site):
             flagged = analysis.evaluated_through_a_flag(site)
-            if flagged is None and analysis.known_composition(site.function, site.network) is True:
+            if flagged is None and analysis.known_composition(site.function, site.network) is True and \
+                    not analysis.runs_a_module_without_parameters(site):
                 if analysis.computes_training_targets(site):
                     flagged = f"its output feeds training but nothing trains `{site.network}`"
                 elif analysis.fixed_while_its_routine_trains(site):

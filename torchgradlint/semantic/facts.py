@@ -1429,8 +1429,9 @@ class Facts:
     def _find_optimizers_and_training(self, function: FunctionInfo) -> None:
         for index, statement in enumerate(function.statements):
             if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call):
-                qualified = self.imports.resolve(statement.value.func) or ""
-                if api.is_optimizer_class(qualified) or qualified.rsplit(".", 1)[-1] in api.OPTIMIZER_NAMES:
+                if self._builds_an_optimizer(statement.value) or any(
+                        isinstance(arg, ast.Call) and self._builds_an_optimizer(arg) for arg in statement.value.args):
+                    # (``CustomLRAdamOptimizer(Adam(model.parameters()), ...)``: a wrapper that steps it)
                     models = owners_of_calls(statement.value, api.PARAMETER_METHODS)
                     for target in statement.targets:
                         key = dotted(target)
@@ -1478,6 +1479,10 @@ class Facts:
                                           k.value.value for k in site.node.keywords):
                 # ``x = torch.zeros(..., requires_grad=True)``
                 self._wants_gradients_of(function, site.index, *assigned_names(function.statements[site.index]))
+
+    def _builds_an_optimizer(self, call: ast.Call) -> bool:
+        qualified = self.imports.resolve(call.func) or ""
+        return api.is_optimizer_class(qualified) or qualified.rsplit(".", 1)[-1] in api.OPTIMIZER_NAMES
 
     def _wants_gradients_of(self, function: FunctionInfo, index: int, *names: Optional[str]) -> None:
         wanted = self.gradient_inputs.setdefault(id(function), {})

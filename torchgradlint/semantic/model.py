@@ -601,6 +601,12 @@ class SemanticModel:
         """Instances of the class build no graph of their own (for the module's summary)."""
         return _holds_no_parameters(cls, self.imports)
 
+    def runs_a_module_without_parameters(self, site: CallSite) -> bool:
+        """The forward runs a module of a class that holds no parameters (a positional encoding
+        of a buffer and a Dropout): nothing can train it, whatever trains the model around it."""
+        cls = self.facts.model_class_of(site.function, site.network) if site.network else None
+        return cls is not None and _holds_no_parameters(cls, self.imports)
+
     def is_frozen(self, site: CallSite) -> bool:
         """The model a forward runs has its parameters frozen, or has none (an activation
         written as a module): it builds no graph of its own."""
@@ -1736,6 +1742,12 @@ def _holds_no_parameters(cls: ClassInfo, imports) -> bool:
             continue
         if site.callee == "super" or site.callee in ("float", "int", "str", "bool", "tuple", "list"):
             continue
+        qualified = site.qualified or ""
+        if qualified.startswith("torch.") and not qualified.startswith("torch.nn.") and \
+                not any(k.arg == "requires_grad" for k in site.node.keywords):
+            continue  # ``torch.arange(n)``, ``torch.zeros(...)``: a table for a buffer
+        if site.callee is None and site.method and type(site.node.func.value) is ast.Call:
+            continue  # ``torch.arange(n).unsqueeze(1)``: the inner call is judged on its own
         return False
     return True
 
