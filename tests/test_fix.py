@@ -46,6 +46,10 @@ WRONG_FIXES = {
         "the fix (marked unsafe: the loop also runs the val phase under no_grad) puts "
         "`model.train()` before the forward both phases share: the val phase runs in training "
         "mode (TGL201)",
+    "TGL202/bad_flag_rebound_after_the_switch.py":
+        "the fix (marked unsafe: the loop is shared by training and validation) puts "
+        "`model.train()` before the forward of every batch: the validation batches now run in "
+        "training mode (TGL201)",
 }
 
 RUNNER = r"""
