@@ -100,11 +100,13 @@ def packaging_root(root: str) -> Optional[str]:
         folder = parent
 
 
-def _read(path: str) -> Optional[bytes]:
+def _read(path: str, limit: Optional[int] = None) -> Optional[bytes]:
+    """The file's bytes (``sourcefile.read_bytes``: ``limit`` defaults to the configured size
+    limit), None when it cannot be read."""
     from .sourcefile import SourceError, read_bytes
 
     try:
-        return read_bytes(path)
+        return read_bytes(path, limit)
     except SourceError:
         return None
 
@@ -539,15 +541,18 @@ class ProjectIndex:
         file). Read once per index, with a plain search and a regular expression, not a parse;
         files with an ``import *`` line are noted on the way."""
         if self._import_text is None:
+            from .sourcefile import max_file_size
+
             texts: Dict[str, bytes] = {}
             shared = ProjectIndex._import_texts_by_path
+            limit = max_file_size()  # (read from the environment once, not once per file)
             for path in self.files():
                 stamp = self._stamps[path]
                 known = shared.get(path)
                 if known is not None and known[0] == stamp:
                     text = known[1]
                 else:
-                    data = _read(path)
+                    data = _read(path, limit)
                     if data is None:
                         continue
                     text = b"\n".join(match.group(0) for match in import_lines(data))

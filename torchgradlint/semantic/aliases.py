@@ -26,7 +26,7 @@ from __future__ import annotations
 import ast
 from typing import Callable, Dict, List, Optional
 
-from .names import assignment_pairs, dotted, stored_targets
+from .names import dotted, stored_targets
 from .structure import FunctionInfo, binding_counts, binding_scope
 from .torch_api import CONTAINER_CHANGING_METHODS
 
@@ -101,22 +101,19 @@ class ElementAliases:
 
     def _find(self, function: FunctionInfo) -> Dict[str, tuple]:
         candidates = []
-        for statement in function.statements:
-            if type(statement) not in (ast.Assign, ast.AnnAssign):
+        for target, value in function.assignments():
+            if type(target) is not ast.Name:
                 continue
-            for target, value in assignment_pairs(statement):
-                if type(target) is not ast.Name:
-                    continue
-                if type(value) is ast.Subscript:
-                    key = subscript_key(value)
-                    if key is not None:
-                        candidates.append((target.id, key, dotted(value.value)))
-                elif type(value) in (ast.Dict, ast.List, ast.Tuple):
-                    elements = _literal_elements(value)
-                    for index, element in elements or ():
-                        name = dotted(element)
-                        if name is not None:
-                            candidates.append((element_key(target.id, index), name, target.id))
+            if type(value) is ast.Subscript:
+                key = subscript_key(value)
+                if key is not None:
+                    candidates.append((target.id, key, dotted(value.value)))
+            elif type(value) in (ast.Dict, ast.List, ast.Tuple):
+                elements = _literal_elements(value)
+                for index, element in elements or ():
+                    name = dotted(element)
+                    if name is not None:
+                        candidates.append((element_key(target.id, index), name, target.id))
         if not candidates:
             return {}
         counts = binding_counts(function)

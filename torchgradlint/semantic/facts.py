@@ -9,7 +9,7 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from . import torch_api as api
 from .aliases import ElementAliases, subscript_key
-from .names import (ImportTable, arguments_by_parameter, assigned_names, assignment_pairs, call_argument,
+from .names import (ImportTable, arguments_by_parameter, assigned_names, call_argument,
                     child_nodes, dotted, owners_of_calls, walk)
 from .structure import CallSite, ClassInfo, FunctionInfo, parameter_default
 
@@ -397,8 +397,7 @@ class Facts:
         if not key or "." in key:
             return None
         verdicts = [self.expression_composition(self.module, value)
-                    for statement in self.module.statements
-                    for target, value in assignment_pairs(statement) if dotted(target) == key]
+                    for target, value in self.module.assignments() if dotted(target) == key]
         return join_compositions(verdicts) if verdicts else None
 
     def _names_model_factory(self, call: ast.Call) -> bool:
@@ -428,11 +427,10 @@ class Facts:
         """The non-empty dict literal the module binds ``name`` to, once and only once."""
         if self._module_dicts is None:
             bindings: Dict[str, list] = {}
-            for statement in self.module.statements:
-                for target, value in assignment_pairs(statement):
-                    key = dotted(target)
-                    if key:
-                        bindings.setdefault(key, []).append(value)
+            for target, value in self.module.assignments():
+                key = dotted(target)
+                if key:
+                    bindings.setdefault(key, []).append(value)
             self._module_dicts = {key: values[0] for key, values in bindings.items()
                                   if len(values) == 1 and type(values[0]) is ast.Dict and values[0].values}
         return self._module_dicts.get(name)
@@ -545,10 +543,9 @@ class Facts:
         found = self._name_values.get(id(function))
         if found is None:
             found = self._name_values[id(function)] = {}
-            for statement in function.statements:
-                for target, value in assignment_pairs(statement):
-                    if type(target) is ast.Name:
-                        found.setdefault(target.id, []).append(value)
+            for target, value in function.assignments():
+                if type(target) is ast.Name:
+                    found.setdefault(target.id, []).append(value)
         return found
 
     def _alternative_targets(self, site: CallSite) -> Tuple[FunctionInfo, ...]:
@@ -794,9 +791,8 @@ class Facts:
             if isinstance(func, ast.Attribute) and func.attr in api.SELF_RETURNING_METHODS and \
                     isinstance(func.value, ast.Call):
                 return self.model_expression(function, func.value)  # ``Net().to(device)``
-            qualified = self.imports.resolve(func) or ""
             text = dotted(func) or ""
-            leaf = text.rsplit(".", 1)[-1]
+            qualified = self.imports.qualify(text) or ""
             if text in self.classes and self.classes[text].is_module:
                 # ``Net()``, or ``nets.Net()`` of a project module (a dotted name is a stub's)
                 return (FRESH, self.classes[text], None)
@@ -828,7 +824,7 @@ class Facts:
                         return (PRETRAINED, None, None)  # ``AutoencoderKL.from_pretrained``
                     if owner in self.classes and self.classes[owner].is_module:
                         return (PRETRAINED, self.classes[owner], None)
-            if qualified in self.constructors or leaf in self.constructors:
+            if qualified in self.constructors or text.rsplit(".", 1)[-1] in self.constructors:
                 return (UNKNOWN_ORIGIN, None, None)
             if qualified == "torch.hub.load" and not api.plain_hub_module(expr):
                 return (UNKNOWN_ORIGIN, None, None)  # the hub's entry point may wrap it
@@ -902,38 +898,37 @@ class Facts:
         """``trainer = Trainer(...)``: names holding instances of the file's classes; ``model,
         diffusion = create_model_and_diffusion()``: of the classes an imported function returns
         objects of."""
-        for statement in function.statements:
-            for target, value in assignment_pairs(statement):
-                if not isinstance(value, ast.Call):
-                    continue
-                if type(target) in (ast.Tuple, ast.List):
-                    self._record_unpacked_instances(function, target.elts, value)
-                    continue
-                while isinstance(value.func, ast.Attribute) and value.func.attr in api.SELF_RETURNING_METHODS \
-                        and isinstance(value.func.value, ast.Call):
-                    value = value.func.value  # ``Vgg16(requires_grad=False).to(device)``
-                callee = dotted(value.func)
-                if callee not in self.classes and isinstance(value.func, ast.Attribute) and \
-                        value.func.attr in api.ALTERNATIVE_CONSTRUCTORS:
-                    callee = dotted(value.func.value)  # ``GPT.from_pretrained("gpt2")`` builds a GPT
-                key = dotted(target)
-                if callee not in self.classes:
-                    built = getattr(self._called_function(function, value), "returned_class", None)
-                    if key and built is not None and not built.is_module:
-                        # ``diffusion = create_diffusion(...)`` of another module: a SpacedDiffusion
-                        self.instance_class.setdefault((id(function), key), built)
-                    continue
-                if not key:
-                    continue
-                built = self.classes[callee]
-                first = self.instance_class.setdefault((id(function), key), built)
-                others = self.instance_alternatives.setdefault((id(function), key), [])
-                if built is not first and built not in others:
-                    others.append(built)
-                if key.startswith("self."):
-                    owner = self.enclosing_class(function)
-                    if owner is not None:
-                        self.class_attr_class.setdefault((id(owner), key[5:]), self.classes[callee])
+        for target, value in function.assignments():
+            if not isinstance(value, ast.Call):
+                continue
+            if type(target) in (ast.Tuple, ast.List):
+                self._record_unpacked_instances(function, target.elts, value)
+                continue
+            while isinstance(value.func, ast.Attribute) and value.func.attr in api.SELF_RETURNING_METHODS \
+                    and isinstance(value.func.value, ast.Call):
+                value = value.func.value  # ``Vgg16(requires_grad=False).to(device)``
+            callee = dotted(value.func)
+            if callee not in self.classes and isinstance(value.func, ast.Attribute) and \
+                    value.func.attr in api.ALTERNATIVE_CONSTRUCTORS:
+                callee = dotted(value.func.value)  # ``GPT.from_pretrained("gpt2")`` builds a GPT
+            key = dotted(target)
+            if callee not in self.classes:
+                built = getattr(self._called_function(function, value), "returned_class", None)
+                if key and built is not None and not built.is_module:
+                    # ``diffusion = create_diffusion(...)`` of another module: a SpacedDiffusion
+                    self.instance_class.setdefault((id(function), key), built)
+                continue
+            if not key:
+                continue
+            built = self.classes[callee]
+            first = self.instance_class.setdefault((id(function), key), built)
+            others = self.instance_alternatives.setdefault((id(function), key), [])
+            if built is not first and built not in others:
+                others.append(built)
+            if key.startswith("self."):
+                owner = self.enclosing_class(function)
+                if owner is not None:
+                    self.class_attr_class.setdefault((id(owner), key[5:]), self.classes[callee])
 
     def _record_unpacked_instances(self, function: FunctionInfo, targets: List[ast.AST], call: ast.Call) -> None:
         callee = self._called_function(function, call)
@@ -1066,15 +1061,14 @@ class Facts:
 
     def _find_models(self, function: FunctionInfo) -> bool:
         changed = False
-        for statement in function.statements:
-            for target, value in assignment_pairs(statement):
-                key = dotted(target)
-                if key and "." not in key:
-                    function.local_names.add(key)
-                if key:
-                    changed |= self._record_assigned(function, key, [(function, value)])
-                elif type(target) in (ast.Tuple, ast.List) and type(value) is ast.Call:
-                    changed |= self._record_unpacked(function, target.elts, value)
+        for target, value in function.assignments():
+            key = dotted(target)
+            if key and "." not in key:
+                function.local_names.add(key)
+            if key:
+                changed |= self._record_assigned(function, key, [(function, value)])
+            elif type(target) in (ast.Tuple, ast.List) and type(value) is ast.Call:
+                changed |= self._record_unpacked(function, target.elts, value)
         for loop in function.loops:
             for target, sources, elements in self._loop_models(function, loop.node):
                 changed |= self._record_assigned(function, target, elements)

@@ -18,7 +18,8 @@ from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 from . import torch_api as api
 from .names import NameReferences, assignment_pairs, dotted, mode_argument
-from .structure import CallSite, FunctionInfo, binding_counts, binding_scope, parameter_default
+from .structure import (ASSIGNMENT_STATEMENTS, CallSite, FunctionInfo, binding_counts, binding_scope,
+                        parameter_default)
 
 ON, OFF, DYNAMIC = "on", "off", "dynamic"
 # While a function's effects are summarized, its grad mode is "whatever the caller's was": a
@@ -153,6 +154,8 @@ def join(a: Optional[State], b: Optional[State]) -> Optional[State]:
 def join_modes(a: Optional[Modes], b: Modes) -> Modes:
     if a is None:
         return dict(b)
+    if a is b:  # (branches that switched nothing share their map: every key is its own)
+        return {key: value or UNKNOWN_MODE for key, value in a.items()}
     modes = {}
     for key in a.keys() | b.keys():
         left = _stored_mode(a, key) or UNKNOWN_MODE
@@ -462,7 +465,7 @@ class FlowAnalysis:
                 key = id(node[1])
                 previous = self.statement_grad.get(key)
                 self.statement_grad[key] = state.grad if previous is None else previous | state.grad
-            return self._assign(node[1], state)
+            return self._assign(node[1], state) if type(node[1]) in ASSIGNMENT_STATEMENTS else state
         if kind == "exit":
             state = self._sites(node[2], state)
             if isinstance(node[1], ast.Return):

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import builtins
 from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
-from .names import (RUN_TIME_BINDINGS, ImportTable, child_fields, dotted, name_bound_by, names_bound_anywhere,
-                    stored_targets, walk)
+from .names import (RUN_TIME_BINDINGS, ImportTable, assignment_pairs, child_fields, dotted, name_bound_by,
+                    names_bound_anywhere, stored_targets, walk)
 from .torch_api import PROCESS_STARTERS, SELF_RETURNING_METHODS as _SELF_RETURNING
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
@@ -24,6 +24,8 @@ FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Module]
 _NO_CALLS_INSIDE = frozenset({ast.Name, ast.Constant, ast.FunctionDef, ast.AsyncFunctionDef,
                               ast.ClassDef, ast.Lambda})
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+# The statements ``names.assignment_pairs`` reads (it finds no pair in any other).
+ASSIGNMENT_STATEMENTS = frozenset({ast.Assign, ast.AnnAssign})
 # Statements without a body, other than ``return`` and ``raise``.
 _SIMPLE_STATEMENTS = frozenset({ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr, ast.Import,
                                 ast.ImportFrom, ast.Pass, ast.Break, ast.Continue, ast.Delete,
@@ -270,6 +272,17 @@ class FunctionInfo:
         return [statement.value for statement in self.statements
                 if type(statement) is ast.Return and statement.value is not None]
 
+    def assignments(self) -> Tuple[Tuple[ast.AST, ast.AST], ...]:
+        """(target, value) of every assignment of the function, in statement order, tuples
+        written out element by element (``names.assignment_pairs``): found once, on the first
+        question after the build (the facts look at a function several times)."""
+        pairs = self.__dict__.get("_assignments")
+        if pairs is None:
+            pairs = self._assignments = tuple(
+                pair for statement in self.statements if type(statement) in ASSIGNMENT_STATEMENTS
+                for pair in assignment_pairs(statement))
+        return pairs
+
     def enclosing_functions(self) -> Tuple["FunctionInfo", ...]:
         """The function, the functions around it, out to the module (found once: the
         analyses ask for every name they look up)."""
@@ -509,9 +522,9 @@ class StructureBuilder:
             self._class(statement, function)
             return None
         index = self._index(function, statement, chain)
-        sites = lambda *exprs: self._sites(function, exprs, loops, index, statement)  # noqa: E731
         if type(statement) in _SIMPLE_STATEMENTS:  # (most statements: no compound kind to test)
-            return self._simple(function, statement, sites)
+            return self._simple(function, statement, loops, index)
+        sites = lambda *exprs: self._sites(function, exprs, loops, index, statement)  # noqa: E731
         if isinstance(statement, (ast.For, ast.AsyncFor, ast.While)):
             loop = Loop(statement, loops[-1] if loops else None, first_index=index,
                         runs_at_least_once=self._runs_at_least_once(function, statement))
@@ -561,15 +574,16 @@ class StructureBuilder:
                     [self._block(function, case.body, chain, loops) for case in statement.cases])
         if isinstance(statement, (ast.Return, ast.Raise)):
             return ("exit", statement, sites(*[c for c in ast.iter_child_nodes(statement)]))
-        return self._simple(function, statement, sites)
+        return self._simple(function, statement, loops, index)
 
-    def _simple(self, function: FunctionInfo, statement: ast.stmt, sites):
+    def _simple(self, function: FunctionInfo, statement: ast.stmt, loops, index: int):
         """A statement without a body (or one of a kind the IR does not model)."""
         if self._ends_the_program(statement):
-            return ("exit", statement, sites(*[c for c in ast.iter_child_nodes(statement)]))
-        if isinstance(statement, ast.Expr):
+            return ("exit", statement, self._sites(function, list(ast.iter_child_nodes(statement)), loops,
+                                                   index, statement))
+        if type(statement) is ast.Expr:
             self.expression_statements.append((statement, function))
-        return ("simple", statement, sites(statement))
+        return ("simple", statement, self._sites(function, (statement,), loops, index, statement))
 
     def _truth(self, test: ast.expr) -> Optional[bool]:
         """The value of an ``if`` test known before the program runs: ``True``/``False``, a
@@ -682,6 +696,7 @@ class StructureBuilder:
             return
         stack = [root]
         pop, push, visit, fields_backwards = stack.pop, stack.append, _VISIT, _FIELDS_BACKWARDS
+        call_kind, comprehensions = ast.Call, _COMPREHENSIONS
         while stack:
             node = pop()
             kind = type(node)
@@ -689,13 +704,14 @@ class StructureBuilder:
                 call = node[0]
                 site = self._site(call, function, loops, index, call is statement_call)
                 found.append(site)
-                started = _call_a_process_starts(call, site.qualified)
-                if started is not None:
-                    found.append(self._site(started, function, loops, index, False))
+                if site.qualified in PROCESS_STARTERS:
+                    started = _call_a_process_starts(call, site.qualified)
+                    if started is not None:
+                        found.append(self._site(started, function, loops, index, False))
                 continue
-            if kind is ast.Call:
+            if kind is call_kind:
                 push((node,))
-            elif kind in _COMPREHENSIONS:
+            elif kind in comprehensions:
                 function.comprehensions.add(index)
             # Children pushed last field first, so that they are visited in source order.
             for name in fields_backwards[kind]:
@@ -712,11 +728,14 @@ class StructureBuilder:
         receiver = method = None
         if isinstance(node.func, ast.Attribute):
             method = node.func.attr
-            receiver_node = node.func.value
-            # ``model.to(device).train()`` switches ``model``: those methods return the module.
-            while isinstance(receiver_node, ast.Call) and isinstance(receiver_node.func, ast.Attribute) \
-                    and receiver_node.func.attr in _SELF_RETURNING:
-                receiver_node = receiver_node.func.value
-            receiver = dotted(receiver_node)
+            if callee is not None:
+                receiver = callee[:-len(method) - 1]  # (``a.b`` of ``a.b.m``: no call on the way)
+            else:
+                receiver_node = node.func.value
+                # ``model.to(device).train()`` switches ``model``: those methods return the module.
+                while isinstance(receiver_node, ast.Call) and isinstance(receiver_node.func, ast.Attribute) \
+                        and receiver_node.func.attr in _SELF_RETURNING:
+                    receiver_node = receiver_node.func.value
+                receiver = dotted(receiver_node)
         return CallSite(node, function, loops, index, callee, self.imports.qualify(callee),
                         receiver, method, is_statement)

@@ -281,8 +281,8 @@ NOT_MODEL_NAME_WORDS = {
 @functools.lru_cache(maxsize=1 << 16)  # asked about the same few names again and again
 def is_class_like(name: str) -> bool:
     """``Discriminator``, ``ResNet``: a CamelCase name is a class, not an instance."""
-    last = name.split(".")[-1]
-    return last[:1].isupper() and any(c.islower() for c in last)
+    last = name.rpartition(".")[2]
+    return last[:1].isupper() and any(map(str.islower, last))
 
 
 def looks_like_model_name(name: str) -> bool:

@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Tuple
 
 from . import torch_api as api
 from .flow import EVAL, TRAIN, UNKNOWN_TAG
-from .names import arguments_by_parameter, assignment_pairs, dotted
+from .names import arguments_by_parameter, dotted
 from .structure import CallSite, FunctionInfo, Loop
 
 # A key of a stored callable: None (the attribute itself, or a list of them), ["param", name]
@@ -88,12 +88,11 @@ def stored_parameters(function: FunctionInfo) -> List[list]:
         return known
     params = set(function.params[1:])
     found = function._stored_parameters = []
-    for statement in function.statements:
-        for target, value in assignment_pairs(statement):
-            param = _stored_parameter(value, params)
-            attribute, key = _self_slot(target, params) if param else (None, None)
-            if attribute:
-                found.append([param, attribute, key])
+    for target, value in function.assignments():
+        param = _stored_parameter(value, params)
+        attribute, key = _self_slot(target, params) if param else (None, None)
+        if attribute:
+            found.append([param, attribute, key])
     for site in function.sites:
         if site.method in ("append", "add", "insert") and site.node.args and \
                 isinstance(site.node.func, ast.Attribute):
@@ -163,7 +162,7 @@ def _trained_model(function: FunctionInfo, key: str) -> Optional[str]:
         return key
     if root in function.params:
         return key if function.params[0] != root or function.cls is None else None
-    values = [value for statement in function.statements for target, value in assignment_pairs(statement)
+    values = [value for target, value in function.assignments()
               if isinstance(target, ast.Name) and target.id == root]
     origins = set()
     for value in values:
