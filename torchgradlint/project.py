@@ -404,7 +404,10 @@ class ProjectIndex:
             tree = ast.parse(source, path)
             model = SemanticModel(tree, path, self._config(), project=self if linked else None,
                                   for_summary=True, source=source)
-            return summarize(model, self.module_of(path))
+            try:
+                return summarize(model, self.module_of(path))
+            finally:
+                model.release()
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
         except Exception:  # noqa: BLE001 -- a helper we cannot read is a helper we cannot see
