@@ -148,6 +148,7 @@ class ProjectIndex:
         self._module_layout: Optional[tuple] = None  # module name -> file, packages, name parts
         self._star_importers: Set[str] = set()  # files with an ``import *`` line
         self._is_file: Dict[str, bool] = {}  # one stat per candidate path and run
+        self._digests: Dict[str, Tuple[Tuple[int, int, int], str]] = {}  # path -> stamp, digest
         self._paths_of: Dict[Tuple[str, Optional[str]], Optional[str]] = {}  # path_of per question
         self._defined_names: Dict[str, Set[str]] = {}  # per module: the ASCII names it defines
         self._excludes = [pattern if isinstance(pattern, ExcludePattern)
@@ -294,17 +295,22 @@ class ProjectIndex:
         """The summary of the module at ``path``; None when it cannot be read or is being
         summarized already (an import cycle). ``shallow``: computed from its own file alone."""
         path = os.path.abspath(path)
-        data = _read(path)
-        digest = _digest(data)
-        if self._reading:  # a summary being computed reads this module: it depends on it
-            self._reading[-1][self.relative(path)] = digest
-        if data is None:
-            return None
+        digest = self._current_digest(path)
         # A summary reads the summaries of what its module imports, and those are "shallow":
         # computed from their own file alone. Two levels, never the whole project.
         kind = "shallow" if shallow or self._in_progress else "full"
         cached = self._summaries.get((path, kind))
-        if cached is not None and cached[0] == digest and self._unchanged(cached[2]):
+        known = digest != UNREADABLE and cached is not None and cached[0] == digest and \
+            self._unchanged(cached[2])
+        data = None
+        if not known and digest != UNREADABLE:
+            data = _read(path)  # the very bytes the summary is computed from, and their digest
+            digest = _digest(data)
+        if self._reading:  # a summary being computed reads this module: it depends on it
+            self._reading[-1][self.relative(path)] = digest
+        if digest == UNREADABLE:
+            return None
+        if known:
             return cached[1]
         if path in self._in_progress:
             return None
@@ -355,9 +361,25 @@ class ProjectIndex:
     def _unchanged(self, depends_on: Dict[str, str]) -> bool:
         for relative, digest in depends_on.items():
             path = self._confined(relative)
-            if path is None or _digest(_read(path)) != digest:
+            if path is None or self._current_digest(path) != digest:
                 return False
         return True
+
+    def _current_digest(self, path: str) -> str:
+        """The digest of the file's content, read and hashed again only when its size,
+        modification time or inode changed since (a summary asked again is checked against its
+        module and every module it read, at every question)."""
+        try:
+            status = os.stat(path)
+        except OSError:
+            return _digest(_read(path))
+        stamp = (status.st_size, status.st_mtime_ns, status.st_ino)
+        known = self._digests.get(path)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        digest = _digest(_read(path))
+        self._digests[path] = (stamp, digest)
+        return digest
 
     def _load_cached(self, key: Optional[str]) -> Optional[Tuple[dict, Dict[str, str]]]:
         """A cached summary and what it depends on, if the entry is well formed and every
