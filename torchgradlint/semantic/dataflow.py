@@ -140,14 +140,15 @@ class Dataflow:
 
     def _link(self, function: FunctionInfo) -> None:
         for index, statement in enumerate(function.statements):
-            for target, value in self._assignments(statement):
+            kind = type(statement)
+            for target, value in self._assignments(statement) if kind in _BINDING_STATEMENTS else ():
                 sources = self.sources(function, index, value) if value is not None else set()
                 for key in self._target_keys(target):
                     node = self.def_node(function, index, key)
                     self.preds[node] |= sources
-                    if isinstance(statement, ast.AugAssign) or isinstance(target, ast.Subscript):
+                    if kind is ast.AugAssign or isinstance(target, ast.Subscript):
                         self.preds[node] |= self._uses(function, index, key)
-            if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+            if kind is ast.Expr and isinstance(statement.value, ast.Call):
                 func = statement.value.func
                 if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
                     key = written_tensor(func.value, api.TENSOR_VIEW_METHODS)
@@ -156,9 +157,9 @@ class Dataflow:
                         self.preds[node] |= self._uses(function, index, key)
                         for arg in statement.value.args:
                             self.preds[node] |= self.sources(function, index, arg)
-            if isinstance(statement, ast.Return) and statement.value is not None:
+            if kind is ast.Return and statement.value is not None:
                 self.preds[("return", id(function))] |= self.sources(function, index, statement.value)
-            for node in _yields_in(statement):
+            for node in _yields_in(statement) if kind in _YIELDING_STATEMENTS else ():
                 if node.value is not None:
                     self.preds[ESCAPE] |= self.sources(function, index, node.value)
             if index in function.comprehensions:
@@ -265,20 +266,23 @@ class Dataflow:
         stack = [expr]
         while stack:
             node = stack.pop()
-            if isinstance(node, ast.Call):
+            kind = type(node)  # (exact types: every node is looked at, and none is subclassed)
+            if kind is ast.Constant:
+                continue  # (the commonest leaf: no child, no history)
+            if kind is ast.Call:
                 site = self._site_by_node.get(id(node))
                 if site is not None:
                     found.add(("call", id(site)))
                 continue
-            if isinstance(node, ast.Subscript) and _indices_of_a_selection(node):
+            if kind is ast.Subscript and _indices_of_a_selection(node):
                 continue  # ``torch.sort(x)[1]``, ``x.max(1)[1]``: integer indices, no history
-            if isinstance(node, ast.Attribute) and node.attr == "grad":
+            if kind is ast.Attribute and node.attr == "grad":
                 # a gradient tensor: its history (``create_graph=True``) is its own, not the
                 # grad mode's where it is read
                 found.add(("grad", id(node)))
                 continue
-            if isinstance(node, (ast.Name, ast.Attribute)):
-                if isinstance(node, ast.Attribute) and node.attr in api.GRADIENT_STOPPING_ATTRIBUTES \
+            if kind is ast.Name or kind is ast.Attribute:
+                if kind is ast.Attribute and node.attr in api.GRADIENT_STOPPING_ATTRIBUTES \
                         and not _is_self(node.value):  # ``self.data`` is the object's own list
                     # ``x.data``: the value flows on, its autograd history does not.
                     cut = ("cut", id(node))
@@ -461,11 +465,16 @@ def _is_self(node: ast.AST) -> bool:
     return isinstance(node, ast.Name) and node.id in ("self", "cls")
 
 
+# The statements ``Dataflow._assignments`` reads, and those whose value may be a ``yield``.
+_BINDING_STATEMENTS = frozenset({ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor,
+                                 ast.With, ast.AsyncWith})
+_YIELDING_STATEMENTS = (ast.Expr, ast.Assign, ast.AnnAssign, ast.AugAssign)
+
+
 def _yields_in(statement: ast.stmt):
     """The ``yield`` of a statement that is one (``yield x``, ``y = yield x``): where a
     generator hands values to code the analysis does not see."""
-    value = getattr(statement, "value", None) if isinstance(
-        statement, (ast.Expr, ast.Assign, ast.AnnAssign, ast.AugAssign)) else None
+    value = getattr(statement, "value", None) if isinstance(statement, _YIELDING_STATEMENTS) else None
     if isinstance(value, (ast.Yield, ast.YieldFrom)):
         yield value
 

@@ -639,10 +639,11 @@ class Facts:
         return None
 
     def class_of_instance(self, function: FunctionInfo, key: str) -> Optional[ClassInfo]:
-        for scope in function.enclosing_functions():
-            found = self.instance_class.get((id(scope), key))
-            if found is not None:
-                return found
+        if self.instance_class:  # (most files hold no object of a class of their own)
+            for scope in function.enclosing_functions():
+                found = self.instance_class.get((id(scope), key))
+                if found is not None:
+                    return found
         if key.startswith("self."):
             cls = self.enclosing_class(function)
             if cls is not None:
@@ -667,7 +668,7 @@ class Facts:
         if key.startswith("self.") and key.count(".") == 1:
             cls = self.enclosing_class(function)
             return bool(cls and key[5:] in cls.model_attributes)
-        if key.count(".") == 1:
+        if self.instance_class and key.count(".") == 1:
             # ``agent.policy``: a model an object of a class of the file holds
             owner, attribute = key.split(".")
             cls = self.class_of_instance(function, owner)
@@ -1422,26 +1423,27 @@ class Facts:
     # -- optimizers and training evidence -------------------------------------------------
     def _find_optimizers_and_training(self, function: FunctionInfo) -> None:
         for index, statement in enumerate(function.statements):
-            if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call):
+            if type(statement) is not ast.Assign:
+                continue
+            if type(statement.value) is ast.Call:
                 if self._builds_an_optimizer(statement.value) or any(
-                        isinstance(arg, ast.Call) and self._builds_an_optimizer(arg) for arg in statement.value.args):
+                        type(arg) is ast.Call and self._builds_an_optimizer(arg) for arg in statement.value.args):
                     # (``CustomLRAdamOptimizer(Adam(model.parameters()), ...)``: a wrapper that steps it)
                     models = owners_of_calls(statement.value, api.PARAMETER_METHODS)
                     for target in statement.targets:
                         key = dotted(target)
                         if key:
                             self.optimizers[(id(function), key)] = models
-            if isinstance(statement, ast.Assign):
-                for target in statement.targets:
-                    if not isinstance(target, ast.Attribute) or target.attr != "requires_grad":
-                        continue
-                    value = statement.value
-                    if isinstance(value, ast.Constant) and value.value is True:
-                        self.gradient_wanted.add(id(function))
-                        self._wants_gradients_of(function, index, dotted(target.value))
-                    elif not (isinstance(value, ast.Constant) and value.value):
-                        # ``= False`` or ``= requires_grad`` (a flag the caller sets False)
-                        self._freeze_from_loop(function, target, value)
+            for target in statement.targets:
+                if not isinstance(target, ast.Attribute) or target.attr != "requires_grad":
+                    continue
+                value = statement.value
+                if isinstance(value, ast.Constant) and value.value is True:
+                    self.gradient_wanted.add(id(function))
+                    self._wants_gradients_of(function, index, dotted(target.value))
+                elif not (isinstance(value, ast.Constant) and value.value):
+                    # ``= False`` or ``= requires_grad`` (a flag the caller sets False)
+                    self._freeze_from_loop(function, target, value)
         for site in function.sites:
             backward = api.backward_run_by(site)
             if backward == api.RUNS_BACKWARD_ON_LOSS:
@@ -1455,7 +1457,7 @@ class Facts:
                 self.training_sites.add(id(site))
             elif site.method == "step" and site.receiver and "scaler" in site.receiver.lower():
                 self.training_sites.add(id(site))
-            elif self._hands_loss_to_unknown_step(function, site):
+            elif len(site.node.args) >= 2 and self._hands_loss_to_unknown_step(function, site):
                 site.hidden_step = True
                 self.training_sites.add(id(site))
             elif site.method == "requires_grad_":

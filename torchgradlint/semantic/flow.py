@@ -91,6 +91,8 @@ def _stored_mode(modes: Modes, key: Optional[str]):
 
 
 GRAD_SWITCHES = (api.NO_GRAD, api.INFERENCE_MODE, api.ENABLE_GRAD)
+# The methods whose calls may change the state (``_effect``) without a target in sight.
+_SWITCHING_METHODS = frozenset({"enter_context", "eval", "train"})
 
 
 class GradSwitchReferences:
@@ -569,7 +571,9 @@ class FlowAnalysis:
                         if previous_modes is not None else dict(state.modes)
                 for target in site.targets():
                     self._contribute(site, state, target)
-            state = self._effect(site, state)
+            if site.target is not None or site.method in _SWITCHING_METHODS or \
+                    site.qualified == api.SET_GRAD_ENABLED:  # (what ``_effect`` looks at)
+                state = self._effect(site, state)
         return state
 
     def _from_caller(self, site: CallSite, state: State) -> bool:

@@ -104,6 +104,7 @@ class Loop:
 
 # ``exit``/``quit`` are the builtins unless imported or defined under that name in the file.
 PROGRAM_EXITS = frozenset({"sys.exit", "os._exit", "exit", "quit"})
+_EXIT_LEAVES = frozenset(name.rpartition(".")[2] for name in PROGRAM_EXITS)
 # Names a module can read without binding them: builtins of this Python and of Python 2 (a file
 # that runs there), a module's own attributes, and what IPython gives notebooks.
 ALWAYS_DEFINED = frozenset(dir(builtins)) | frozenset({
@@ -656,6 +657,8 @@ class StructureBuilder:
             return False  # the file's own ``def exit()``
         if isinstance(func, ast.Name) and self._certainly_undefined(func.id):
             return True
+        if type(func) is ast.Attribute and func.attr not in _EXIT_LEAVES:
+            return False  # (``outputs.append(y)``: its name through the imports ends as written)
         return isinstance(statement, ast.Expr) and self.imports.resolve(func) in PROGRAM_EXITS
 
     def _certainly_undefined(self, name: str) -> bool:
