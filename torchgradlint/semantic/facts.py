@@ -1537,19 +1537,9 @@ class Facts:
                     node.iter.func.attr in ("parameters", "named_parameters"):
                 owner = dotted(node.iter.func.value)
                 if owner in function.params and owner not in ("self", "cls"):
-                    self._freeze_models_callers_hand(function, owner, flag)
+                    self._freeze_what_callers_hand(function, owner, flag)
                 else:
                     self._freeze(function, owner)
-
-    def _freeze_models_callers_hand(self, function: FunctionInfo, param: str, flag: Optional[str]) -> None:
-        """The models the file's calls hand ``param`` of a freezing helper, for the calls that
-        pass its ``flag`` parameter False (every call, when the helper sets a constant)."""
-        for caller in function.callers:
-            bound = dict(self.bind_arguments(caller, function))
-            model = dotted(bound[param]) if param in bound else None
-            setting = bound.get(flag, parameter_default(function, flag)) if flag else None
-            if model and (flag is None or type(setting) is ast.Constant and setting.value is False):
-                self._freeze(caller.function, model)
 
     def _freeze(self, function: FunctionInfo, key: Optional[str]) -> None:
         """``key``'s parameters are frozen in ``function``: by name for the file, and, for
@@ -1562,14 +1552,24 @@ class Facts:
         if key != "self":
             self.frozen.add(key)
 
-    def _freeze_what_callers_hand(self, function: FunctionInfo, param: str) -> None:
+    def _freeze_what_callers_hand(self, function: FunctionInfo, param: str, flag: Optional[str] = None) -> None:
+        """The models the file's calls hand ``param`` of a freezing helper -- the model itself
+        (``requires_grad(generator, False)``) or its ``.parameters()`` (``freeze(net.parameters())``)
+        -- for the calls that pass the helper's ``flag`` parameter False (every call, when the
+        helper sets a constant)."""
         for caller in function.callers:
-            for name, argument in self.bind_arguments(caller, function):
-                if name == param and type(argument) is ast.Call and type(argument.func) is ast.Attribute and \
-                        argument.func.attr in ("parameters", "named_parameters"):
-                    owner = dotted(argument.func.value)
-                    if owner and owner != "self":
-                        self.frozen.add(owner)
+            bound = dict(self.bind_arguments(caller, function))
+            if flag is not None:
+                setting = bound.get(flag, parameter_default(function, flag))
+                if not (type(setting) is ast.Constant and setting.value is False):
+                    continue
+            argument = bound.get(param)
+            if type(argument) is ast.Call and type(argument.func) is ast.Attribute and \
+                    argument.func.attr in ("parameters", "named_parameters"):
+                argument = argument.func.value
+            model = dotted(argument) if argument is not None else None
+            if model and model != "self":
+                self._freeze(caller.function, model)
 
     def is_frozen(self, key: str, function: Optional[FunctionInfo] = None) -> bool:
         """Parameters frozen anywhere in the file (by name: a frozen backbone stays frozen), or

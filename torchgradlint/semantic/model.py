@@ -636,9 +636,7 @@ class SemanticModel:
         written as a module): it builds no graph of its own."""
         if self.facts.is_frozen(forwarded_network(site), site.function):
             return True
-        cls = self.facts.model_class_of(site.function, site.network) if site.network else None
-        return cls is not None and _holds_no_parameters(cls, self.imports) or \
-            self._built_without_parameters(site)
+        return self.runs_a_module_without_parameters(site) or self._built_without_parameters(site)
 
     # -- training -------------------------------------------------------------------------
     def reaches_training(self, site: CallSite) -> bool:
